@@ -1,0 +1,35 @@
+"""The errors of ``spider.core``: one base class, flat subclasses, messages that say what to do."""
+
+from __future__ import annotations
+
+
+class SpiderError(Exception):
+    """Base class of every error Spider-py raises on purpose."""
+
+
+class CodecError(SpiderError, ValueError):
+    """Bytes that do not decode as the format they claim to be."""
+
+
+class WireFormatError(CodecError):
+    """A malformed wire frame (``[count u32 LE]([len u32 LE][payload])*``)."""
+
+
+class TaskOutputsFormatError(CodecError):
+    """A malformed ``SerializedTaskOutputs`` buffer (option byte, then a wire frame)."""
+
+
+class CompressionError(CodecError):
+    """A zstd stream that does not decompress, or decompresses beyond the allowed size."""
+
+
+class TaskContextError(CodecError):
+    """A ``TaskContext`` that does not decode, or violates its invariants."""
+
+
+class TaskGraphError(CodecError):
+    """A task graph that is malformed or breaks one of Spider's graph rules."""
+
+
+class SessionRegressionError(SpiderError):
+    """A storage session id went backwards: an invariant violation, fatal to the process."""

@@ -1,0 +1,1 @@
+"""Generated betterproto code for Spider's protocol. Run `nox -s proto` to regenerate."""
