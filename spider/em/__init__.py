@@ -1,0 +1,1 @@
+"""The execution manager: pulls assignments, runs tasks in executor subprocesses, reports."""
