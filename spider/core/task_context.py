@@ -27,7 +27,10 @@ _FIELDS = (
     "resource_group_id",
     "serialized_task_graph_outputs",
 )
-_VARIANTS_BY_INDEX = (TaskKind.INDEX, TaskKind.COMMIT, TaskKind.CLEANUP)
+# rmp-serde accepts a variant by name or by its index in declaration order.
+_VARIANTS: dict[Any, TaskKind] = {kind.value: kind for kind in TaskKind} | dict(
+    enumerate((TaskKind.INDEX, TaskKind.COMMIT, TaskKind.CLEANUP))
+)
 
 
 @attrs.frozen
@@ -125,12 +128,10 @@ def _decode_task_id(raw: Any) -> TaskId:
 
 
 def _variant(key: Any) -> TaskKind:
-    if isinstance(key, str):
-        for kind in TaskKind:
-            if kind.value == key:
-                return kind
-    elif isinstance(key, int) and not isinstance(key, bool) and 0 <= key < len(_VARIANTS_BY_INDEX):
-        return _VARIANTS_BY_INDEX[key]
+    # Exact types only: True and 1.0 compare equal to 1 but are not variant indices.
+    kind = _VARIANTS.get(key) if type(key) in (str, int) else None
+    if kind is not None:
+        return kind
     raise TaskContextError(f"invalid task id: unknown variant {key!r}")
 
 
