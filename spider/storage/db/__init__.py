@@ -1,0 +1,1 @@
+"""Persistence for the storage service: one interface, SQLite and MariaDB/MySQL backends."""
