@@ -42,7 +42,7 @@ class TdlSerializationError(TdlValueError):
     kind = "serialization"
 
 
-class TaskNotFound(TdlError):  # noqa: N818 (a name in the executor contract)
+class TaskNotFound(TdlError):
     """A task name that the package does not register."""
 
     kind = "task_not_found"
@@ -88,13 +88,13 @@ class PackageInitError(TdlError):
         super().__init__(f"failed to {stage} TDL package {package!r}: {detail}")
 
 
-class PackageNotFound(TdlError):  # noqa: N818 (a name in the executor contract)
+class PackageNotFound(TdlError):
     """No ``<package_dir>/<name>/__init__.py``."""
 
     kind = "package_not_found"
 
 
-class InvalidPackageName(TdlError):  # noqa: N818 (a name in the executor contract)
+class InvalidPackageName(TdlError):
     """A package name with forbidden characters, or whose path leaves ``package_dir``."""
 
     kind = "invalid_package_name"

@@ -1,0 +1,7 @@
+"""``python -m executor_bin``."""
+
+import sys
+
+from executor_bin import main
+
+sys.exit(main())

@@ -1,0 +1,72 @@
+"""``spider-task-executor``: validate the environment, say Ready, serve."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from executor_bin._channel import FrameChannel
+from executor_bin._runner import PackageCache, TaskRunner
+from executor_bin._serve import serve
+from executor_bin._settings import (
+    DEFAULT_LOG_LEVEL,
+    Settings,
+    SettingsError,
+    log_level_from_environment,
+)
+from executor_bin._stdio import claim_protocol_fds
+from spider.core.logging import configure_logging
+from spider.executor.exit_status import (
+    EXIT_CONFIG_ERROR,
+    EXIT_INTERNAL_ERROR,
+    EXIT_PROTOCOL_ERROR,
+)
+from spider.executor.protocol import PROTOCOL_VERSION, Ready, encode_response
+
+_LOG = logging.getLogger("spider.executor")
+
+
+def main() -> int:
+    """Run the task executor on stdin/stdout; returns the process exit code.
+
+    0 after ``Shutdown`` or end-of-file on stdin, 2 for an invalid environment, 3 for a
+    protocol error or a failed pipe, 1 for an executor bug.
+    """
+    try:
+        settings = Settings.from_environment(os.environ)
+    except SettingsError as exc:
+        configure_logging(level=_fallback_log_level())
+        _LOG.critical("Invalid executor environment: %s", exc)
+        return EXIT_CONFIG_ERROR
+    configure_logging(level=settings.log_level)
+    request_fd, reply_fd = claim_protocol_fds()
+    channel = FrameChannel(request_fd, reply_fd, settings.max_frame_bytes)
+    runner = TaskRunner(PackageCache(settings.package_dir), settings.max_frame_bytes)
+    pid = os.getpid()
+    _LOG.info(
+        "Executor starts.",
+        extra={
+            "pid": pid,
+            "package_dir": str(settings.package_dir),
+            "max_frame_bytes": settings.max_frame_bytes,
+            "protocol_version": PROTOCOL_VERSION,
+        },
+    )
+    try:
+        channel.write_frame(encode_response(Ready(PROTOCOL_VERSION, pid, settings.max_frame_bytes)))
+        code = serve(channel, runner)
+    except OSError as exc:
+        _LOG.error("A protocol pipe failed; exiting.", extra={"error": str(exc)})
+        code = EXIT_PROTOCOL_ERROR
+    except Exception:
+        _LOG.exception("Internal executor error; exiting.")
+        code = EXIT_INTERNAL_ERROR
+    _LOG.info("Executor exits.", extra={"exit_code": code})
+    return code
+
+
+def _fallback_log_level() -> int:
+    try:
+        return log_level_from_environment(os.environ)
+    except SettingsError:
+        return DEFAULT_LOG_LEVEL
