@@ -7,38 +7,69 @@ hostile input cannot expand without bound.
 
 from __future__ import annotations
 
+import threading
+
 import zstandard
 
 from spider.core.errors import CompressionError
 
 DEFAULT_DECOMPRESSED_LIMIT = 1 << 30
+_INPUT_STEP = 1 << 10
 
-_COMPRESSOR = zstandard.ZstdCompressor()
-_DECOMPRESSOR = zstandard.ZstdDecompressor()
+
+class _Contexts(threading.local):
+    """One compressor and one decompressor per thread.
+
+    zstd contexts must not be used by two threads at once, and building one per call costs
+    twenty times the work of compressing a small payload.
+    """
+
+    def __init__(self) -> None:
+        self.compressor = zstandard.ZstdCompressor()
+        self.decompressor = zstandard.ZstdDecompressor()
+
+
+_CONTEXTS = _Contexts()
 
 
 def compress(data: bytes) -> bytes:
     """zstd-compress ``data`` at the library default level."""
-    return _COMPRESSOR.compress(data)
+    return _CONTEXTS.compressor.compress(data)
 
 
 def decompress(data: bytes, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT) -> bytes:
-    """Decompress one or more concatenated zstd frames, refusing output over ``limit`` bytes."""
+    """Decompress one or more concatenated zstd frames, refusing output over ``limit`` bytes.
+
+    Input that ends inside a frame is an error (a plain stream reader would return the data
+    decoded so far and say nothing).
+    """
     if not data:
         raise CompressionError("invalid zstd data: the input is empty")
+    view = memoryview(data)
+    chunks: list[bytes] = []
+    total = 0
+    offset = 0
     try:
-        reader = _DECOMPRESSOR.stream_reader(data, read_across_frames=True)
-        with reader:
-            out = reader.read(limit + 1)
-            # A stream_reader's read() may return short; keep reading until EOF or over limit.
-            chunks = [out]
-            total = len(out)
-            while out and total <= limit:
-                out = reader.read(limit + 1 - total)
-                chunks.append(out)
-                total += len(out)
+        while offset < len(view):
+            # One decompressobj per frame: its `eof` tells whether the frame was complete.
+            frame = _CONTEXTS.decompressor.decompressobj()
+            while not frame.eof:
+                if offset >= len(view):
+                    raise CompressionError(
+                        "invalid zstd data: the input ends inside a frame (truncated?)"
+                    )
+                # Small input steps bound how far one call can overshoot the limit: a zstd
+                # block may expand 32768-fold.
+                step = view[offset : offset + _INPUT_STEP]
+                offset += len(step)
+                chunk = frame.decompress(step)
+                total += len(chunk)
+                if total > limit:
+                    raise CompressionError(
+                        f"zstd data decompresses to more than the {limit}-byte limit"
+                    )
+                chunks.append(chunk)
+            offset -= len(frame.unused_data)
     except zstandard.ZstdError as exc:
         raise CompressionError(f"invalid zstd data: {exc}") from exc
-    if total > limit:
-        raise CompressionError(f"zstd data decompresses to more than the {limit}-byte limit")
     return b"".join(chunks)
