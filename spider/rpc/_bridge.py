@@ -1,0 +1,165 @@
+"""The Trio-asyncio bridge: the one place where an asyncio event loop exists.
+
+grpclib is asyncio-only. ``open_rpc_bridge`` runs a plain asyncio event loop in a thread of its
+own for the duration of a block; Trio code reaches it through ``AsyncioBridge.run`` (Trio waits
+for an asyncio task) and asyncio code reaches Trio through ``AsyncioBridge.to_trio`` (a callback
+in the Trio thread). Cancelling the Trio caller cancels the asyncio task and waits for it to
+finish. docs/rpc.md compares this design with trio-asyncio, with numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, TypeVarTuple
+
+import attrs
+import outcome
+import trio
+
+LOGGER = logging.getLogger("spider.rpc")
+
+BRIDGE_CLOSE_TIMEOUT = 10.0
+"""Seconds ``open_rpc_bridge`` waits, on exit, for the asyncio thread to cancel what is left."""
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+_current_bridge: contextvars.ContextVar[AsyncioBridge | None] = contextvars.ContextVar(
+    "spider_rpc_bridge", default=None
+)
+
+
+@attrs.define(eq=False)
+class AsyncioBridge:
+    """An asyncio event loop running in its own thread, and the two ways across."""
+
+    _loop: asyncio.AbstractEventLoop
+    _trio_token: trio.lowlevel.TrioToken
+
+    async def run(self, fn: Callable[[*_Ts], Coroutine[Any, Any, _T]], *args: *_Ts) -> _T:
+        """Run ``await fn(*args)`` as a task on the asyncio loop and return its result.
+
+        Trio-flavoured; call it from the Trio thread. Cancelling the caller cancels the asyncio
+        task (raising ``CancelledError`` in it) and waits for the task to finish before
+        ``trio.Cancelled`` propagates, so nothing outlives the call.
+        """
+        trio_task = trio.lowlevel.current_task()
+        started: list[asyncio.Task[_T]] = []
+
+        def deliver(result: outcome.Outcome[_T]) -> None:
+            self._trio_token.run_sync_soon(trio.lowlevel.reschedule, trio_task, result)
+
+        def submit() -> None:
+            try:
+                aio_task = self._loop.create_task(fn(*args))
+            except BaseException as exc:
+                deliver(outcome.Error(exc))
+                return
+            started.append(aio_task)
+            aio_task.add_done_callback(lambda done: deliver(outcome.capture(done.result)))
+
+        def cancel() -> None:
+            # Runs after submit(): the loop runs call_soon_threadsafe callbacks in order.
+            if started:
+                started[0].cancel()
+
+        raise_cancel: Callable[[], trio.lowlevel.RaiseCancelT] | None = None
+
+        def abort(
+            raise_cancel_arg: Callable[[], trio.lowlevel.RaiseCancelT],
+        ) -> trio.lowlevel.Abort:
+            nonlocal raise_cancel
+            raise_cancel = raise_cancel_arg
+            self.call_soon(cancel)
+            # Keep waiting: the task reports back once it has handled the cancellation.
+            return trio.lowlevel.Abort.FAILED
+
+        self._loop.call_soon_threadsafe(submit)
+        try:
+            result: _T = await trio.lowlevel.wait_task_rescheduled(abort)
+        except asyncio.CancelledError:
+            if raise_cancel is None:
+                raise
+            raise_cancel()
+        return result
+
+    def call_soon(self, fn: Callable[[*_Ts], object], *args: *_Ts) -> None:
+        """Schedule ``fn(*args)`` in the asyncio thread; a no-op once the loop is closed."""
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def to_trio(self, fn: Callable[[*_Ts], object], *args: *_Ts) -> None:
+        """Schedule the synchronous ``fn(*args)`` in the Trio thread; callable from any thread.
+
+        ``fn`` must not raise: an exception from it crashes the Trio run.
+        """
+        self._trio_token.run_sync_soon(fn, *args)
+
+
+@asynccontextmanager
+async def open_rpc_bridge() -> AsyncIterator[None]:
+    """Run the asyncio loop that ``spider.rpc`` clients and servers use, for the block.
+
+    Open it once, near ``trio.run``, around everything that makes or serves calls::
+
+        async def main() -> None:
+            async with open_rpc_bridge():
+                await run_execution_manager(config)
+
+    Leaving the block stops the loop, cancels whatever asyncio work is left (calls still
+    running raise ``CallCancelledError``), and joins the thread, waiting at most
+    ``BRIDGE_CLOSE_TIMEOUT`` seconds.
+    """
+    # A SelectorEventLoop built directly, not asyncio.new_event_loop(): whatever event loop
+    # policy the process has installed must not choose the loop grpclib runs on.
+    loop = asyncio.SelectorEventLoop()
+    thread = threading.Thread(
+        target=_run_until_stopped, args=(loop,), name="spider.rpc asyncio loop", daemon=True
+    )
+    thread.start()
+    reset_token = _current_bridge.set(AsyncioBridge(loop, trio.lowlevel.current_trio_token()))
+    try:
+        yield
+    finally:
+        _current_bridge.reset(reset_token)
+        loop.call_soon_threadsafe(loop.stop)
+        with trio.move_on_after(BRIDGE_CLOSE_TIMEOUT, shield=True):
+            await trio.to_thread.run_sync(thread.join, abandon_on_cancel=True)
+        if thread.is_alive():
+            LOGGER.warning(
+                "the asyncio thread did not stop within %g s; abandoning it",
+                BRIDGE_CLOSE_TIMEOUT,
+                extra={"bridge_close_timeout_s": BRIDGE_CLOSE_TIMEOUT},
+            )
+
+
+def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        # What asyncio.run does on the way out: cancel what is left and let it finish, so
+        # that every Trio caller still waiting is woken up.
+        leftovers = asyncio.all_tasks(loop)
+        for task in leftovers:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+def current_bridge() -> AsyncioBridge:
+    """The innermost open bridge, or a ``RuntimeError`` that says how to open one."""
+    bridge = _current_bridge.get()
+    if bridge is None:
+        raise RuntimeError(
+            "spider.rpc needs the RPC bridge: run the code that makes or serves gRPC calls "
+            "inside `async with spider.rpc.open_rpc_bridge():`"
+        )
+    return bridge

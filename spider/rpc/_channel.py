@@ -1,0 +1,186 @@
+"""``Channel``: call any generated stub method from Trio, with a deadline, over a connection pool."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import math
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVar, cast
+
+import attrs
+import grpclib.client
+import trio
+from betterproto.grpc.grpclib_client import ServiceStub
+
+from spider.core.backoff import Backoff
+from spider.rpc._bridge import AsyncioBridge, current_bridge
+from spider.rpc._config import Endpoint, RpcConfig
+from spider.rpc._mapping import error_for_call_failure
+from spider.rpc._retry import retry_transient
+from spider.rpc.errors import DeadlineExceededError
+
+_StubT_contra = TypeVar("_StubT_contra", bound=ServiceStub, contravariant=True)
+_RequestT_contra = TypeVar("_RequestT_contra", contravariant=True)
+_ResponseT_co = TypeVar("_ResponseT_co", covariant=True)
+_StubT = TypeVar("_StubT", bound=ServiceStub)
+_RequestT = TypeVar("_RequestT")
+_ResponseT = TypeVar("_ResponseT")
+
+
+class UnaryMethod(Protocol[_StubT_contra, _RequestT_contra, _ResponseT_co]):
+    """A unary method of a generated betterproto stub, unbound: ``SchedulerServiceStub.next_task``."""
+
+    def __call__(
+        self, stub: _StubT_contra, request: _RequestT_contra, /, *, timeout: float | None = ...
+    ) -> Coroutine[Any, Any, _ResponseT_co]: ...
+
+
+DEFAULT_RPC_CONFIG = RpcConfig()
+
+CHANNEL_CLOSE_TIMEOUT = 5.0
+"""Seconds leaving ``connect_channel`` may spend closing connections (closing does not wait on
+the network; this only bounds a wedged asyncio thread)."""
+
+
+@asynccontextmanager
+async def connect_channel(
+    endpoint: Endpoint, config: RpcConfig = DEFAULT_RPC_CONFIG
+) -> AsyncIterator[Channel]:
+    """Open a ``Channel`` to ``endpoint`` for the block; needs an open RPC bridge.
+
+    Connections are made lazily, on the first call that uses them, and remade after they are
+    lost, so opening a channel to a server that is not up yet succeeds and the first call fails
+    with ``UnavailableError`` (transient) instead. Leaving the block closes every connection.
+    """
+    bridge = current_bridge()
+    connections = await bridge.run(_make_connections, endpoint, config)
+    try:
+        yield Channel(endpoint, config, bridge, connections)
+    finally:
+        with trio.move_on_after(CHANNEL_CLOSE_TIMEOUT, shield=True):
+            await bridge.run(_close_connections, connections)
+
+
+async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpclib.client.Channel]:
+    # grpclib binds a channel to the running asyncio loop when it is built, so build it there.
+    return [
+        grpclib.client.Channel(endpoint.host, endpoint.port)
+        for _ in range(config.connection_pool_size)
+    ]
+
+
+async def _close_connections(connections: list[grpclib.client.Channel]) -> None:
+    for connection in connections:
+        connection.close()
+
+
+@attrs.define(eq=False)
+class Channel:
+    """A Trio-facing gRPC client channel: ``config.connection_pool_size`` HTTP/2 connections to
+    one server, used round-robin.
+
+    Build it with ``connect_channel``. Any task inside the bridge may call it concurrently.
+    """
+
+    endpoint: Endpoint
+    """The server this channel talks to."""
+    config: RpcConfig
+    """Deadline default, pool size and recommended retry policy."""
+    _bridge: AsyncioBridge
+    _connections: list[grpclib.client.Channel]
+    _stubs: dict[type[ServiceStub], list[ServiceStub]] = attrs.field(factory=dict, init=False)
+    _next_connection: int = attrs.field(default=0, init=False)
+
+    async def call(
+        self,
+        method: UnaryMethod[_StubT, _RequestT, _ResponseT],
+        request: _RequestT,
+        *,
+        deadline: float | None = None,
+        retry: Backoff | None = None,
+    ) -> _ResponseT:
+        """Call ``method`` (e.g. ``SchedulerServiceStub.next_task``) with ``request``.
+
+        ``deadline`` is the seconds each attempt may take (default ``config.default_deadline``);
+        it is sent to the server as ``grpc-timeout`` and enforced here, and its expiry raises
+        ``DeadlineExceededError``. With ``retry``, transient failures are retried with that
+        policy (see ``retry_transient``); pass ``retry=channel.config.retry`` for calls that are
+        safe to repeat.
+
+        Returns the response message; raises an ``RpcError`` subclass for a non-OK status or a
+        transport failure. Cancelling the caller cancels the call: the stream is reset and the
+        server's handler is cancelled.
+        """
+        budget = self.config.default_deadline if deadline is None else deadline
+        if not (budget > 0 and math.isfinite(budget)):
+            raise ValueError(
+                f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
+            )
+        if retry is None:
+            return await self._call_once(method, request, budget)
+        return await retry_transient(
+            self._call_once, method, request, budget, backoff=retry, what=_name_of(method)
+        )
+
+    async def _call_once(
+        self,
+        method: UnaryMethod[_StubT, _RequestT, _ResponseT],
+        request: _RequestT,
+        budget: float,
+    ) -> _ResponseT:
+        stub = self._next_stub(method)
+        name = _name_of(method)
+        # The Trio scope is the authority on the deadline; grpclib gets the same timeout so the
+        # server learns it (grpc-timeout) and cancels its handler when it passes.
+        with trio.move_on_after(budget):
+            try:
+                return await self._bridge.run(
+                    functools.partial(method, stub, request, timeout=budget)
+                )
+            except (Exception, asyncio.CancelledError) as exc:
+                error = error_for_call_failure(exc, method=name)
+                if error is None:
+                    raise
+                raise error from exc
+        raise DeadlineExceededError(f"no answer within the {budget:g} s deadline", method=name)
+
+    def _next_stub(self, method: UnaryMethod[_StubT, _RequestT, _ResponseT]) -> _StubT:
+        stub_class = _stub_class_of(method)
+        stubs = self._stubs.get(stub_class)
+        if stubs is None:
+            stubs = self._stubs[stub_class] = [stub_class(c) for c in self._connections]
+        index = self._next_connection
+        self._next_connection = (index + 1) % len(stubs)
+        return cast(_StubT, stubs[index])
+
+
+def _name_of(method: object) -> str:
+    return getattr(method, "__qualname__", repr(method))
+
+
+_STUB_CLASSES: dict[object, type[ServiceStub]] = {}
+
+
+def _stub_class_of(method: object) -> type[ServiceStub]:
+    """The generated stub class that defines ``method``, found through its qualified name."""
+    known = _STUB_CLASSES.get(method)
+    if known is not None:
+        return known
+    owner_path, _, attribute = getattr(method, "__qualname__", "").rpartition(".")
+    owner: object = sys.modules.get(getattr(method, "__module__", ""), None)
+    for part in owner_path.split(".") if owner_path else ():
+        owner = getattr(owner, part, None)
+    if (
+        isinstance(owner, type)
+        and issubclass(owner, ServiceStub)
+        and owner.__dict__.get(attribute) is method
+    ):
+        _STUB_CLASSES[method] = owner
+        return owner
+    raise TypeError(
+        f"Channel.call takes a method of a generated stub class, such as "
+        f"SchedulerServiceStub.next_task; got {method!r}"
+    )

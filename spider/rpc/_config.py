@@ -1,0 +1,82 @@
+"""Where to connect and the edge timeouts of gRPC calls and servers, as named defaults."""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from spider.core.backoff import Backoff
+
+DEFAULT_DEADLINE = 10.0
+"""Seconds a call may take when its caller names no deadline. Never unbounded: upstream Spider
+sets no deadlines, so a hung peer could hang an EM's shutdown forever (upstream-em.md §5.3)."""
+
+RPC_RETRY_BACKOFF = Backoff(initial=0.1, multiplier=2.0, cap=3.0, jitter=0.02, max_attempts=11)
+"""Upstream Spider's retry helper: 100 ms doubling to 3 s, plus 0-20 ms, 10 retries after the
+first attempt (upstream-em.md §5.3)."""
+
+SHUTDOWN_GRACE = 5.0
+"""Seconds a stopping server waits for cancelled handlers to finish before closing connections."""
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(
+            f"{type(instance).__name__}.{attribute.name} must be a positive, finite number of "
+            f"seconds, got {value!r}"
+        )
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{type(instance).__name__}.{attribute.name} must be >= 1, got {value!r}")
+
+
+def _valid_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not 0 <= value <= 65535:
+        raise ValueError(f"port {value!r} is outside 0..65535")
+
+
+@attrs.frozen
+class Endpoint:
+    """A gRPC server's address: host name or IP, and TCP port."""
+
+    host: str
+    port: int = attrs.field(validator=_valid_port)
+
+    @classmethod
+    def parse(cls, text: str) -> Endpoint:
+        """Parse ``host:port`` (``[v6addr]:port`` for IPv6), as upstream config files write it."""
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdecimal():
+            raise ValueError(
+                f"endpoint {text!r} is not of the form host:port (e.g. 127.0.0.1:50051)"
+            )
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        return cls(host, int(port))
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@attrs.frozen
+class RpcConfig:
+    """How a client talks to one server."""
+
+    default_deadline: float = attrs.field(default=DEFAULT_DEADLINE, validator=_positive_seconds)
+    """Seconds a call may take when the caller passes no ``deadline``."""
+    connection_pool_size: int = attrs.field(default=1, validator=_at_least_one)
+    """HTTP/2 connections per channel, used round-robin; more than one avoids the single
+    connection bottleneck under many concurrent calls (upstream's ``connection_pool_size``)."""
+    retry: Backoff = RPC_RETRY_BACKOFF
+    """The policy to pass as ``retry=`` to calls that are safe to repeat."""
+
+
+@attrs.frozen
+class ServerConfig:
+    """How a server shuts down."""
+
+    shutdown_grace: float = attrs.field(default=SHUTDOWN_GRACE, validator=_positive_seconds)
+    """Seconds to wait for cancelled handlers to finish when the server stops."""

@@ -1,0 +1,363 @@
+"""``serve``: run gRPC services whose handlers are plain Trio code.
+
+A service is an instance of a generated betterproto base class (``SchedulerServiceBase``...)
+whose methods are overridden with Trio ``async def`` s. grpclib parses and answers the stream in
+the bridge's asyncio thread; each handler runs as a Trio task in a nursery ``serve`` owns and may
+use any Trio primitive. ``serve`` translates
+what a handler raises: an ``RpcError`` becomes its status and message, anything else becomes
+``INTERNAL`` (logged with its traceback) and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import functools
+import logging
+import socket
+import weakref
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, NoReturn, Protocol
+
+import attrs
+import grpclib.const
+import grpclib.server
+import outcome
+import trio
+from grpclib.exceptions import GRPCError
+from grpclib.protocol import H2Protocol
+
+from spider.rpc._bridge import AsyncioBridge, current_bridge
+from spider.rpc._config import ServerConfig
+from spider.rpc.errors import ListenError, RpcError, Status
+
+LOGGER = logging.getLogger("spider.rpc")
+
+DEFAULT_SERVER_CONFIG = ServerConfig()
+
+_TrioHandler = Callable[[Any], Awaitable[Any]]
+
+# betterproto names the stream-level wrapper of method ``x`` ``__rpc_x``; the wrapper is what
+# the service mapping holds, and ``x`` is the Trio code we run instead.
+_RPC_WRAPPER_PREFIX = "__rpc_"
+
+_current_peer: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
+    "spider_rpc_current_peer", default=None
+)
+
+
+class GeneratedService(Protocol):
+    """An instance of a generated betterproto service base class, e.g. ``SchedulerServiceBase``,
+    with its methods overridden by Trio code."""
+
+    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
+        """Route -> stream-level handler, as betterproto generates it."""
+        ...
+
+
+def current_peer() -> tuple[str, int] | None:
+    """The client's ``(address, port)`` inside a handler started by ``serve``, else ``None``."""
+    return _current_peer.get()
+
+
+async def serve(
+    services: Sequence[GeneratedService],
+    host: str,
+    port: int,
+    *,
+    config: ServerConfig = DEFAULT_SERVER_CONFIG,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve ``services`` on ``host:port`` until cancelled; needs an open RPC bridge.
+
+    Start it with ``port = await nursery.start(serve, services, host, port)``:
+    ``task_status.started`` reports the bound port once the server accepts connections
+    (``port=0`` picks a free one). Every method of every service must be unary-unary, as all of
+    Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``.
+
+    Each call runs its handler as a task in a nursery that ``serve`` owns; the handler is
+    cancelled if the client cancels the call or its deadline passes.
+
+    Raises ``ListenError`` (before ``started``) if the address cannot be bound.
+
+    On cancellation the running handlers are cancelled (they see ``trio.Cancelled``), new calls
+    are refused with ``UNAVAILABLE``, the listener and every client connection are closed
+    (callers get ``UnavailableError``, which is transient), and ``serve`` returns once the
+    handlers have finished. Closing the asyncio side is bounded by ``config.shutdown_grace``.
+    """
+    bridge = current_bridge()
+    # Check the services and bind before opening the handlers' nursery, so that these errors
+    # reach the starter as themselves rather than inside an exception group.
+    methods = [_trio_methods(service) for service in services]
+    listener = await _listen(host, port)
+    async with trio.open_nursery() as handlers:
+        launcher = _HandlerLauncher(bridge, handlers)
+        servables = [_TrioService(_adapt(service_methods, launcher)) for service_methods in methods]
+        try:
+            server = await bridge.run(_start_server, servables, listener)
+        except BaseException:
+            listener.close()
+            raise
+        bound_port: int = listener.getsockname()[1]
+        names = ", ".join(type(service).__name__ for service in services)
+        LOGGER.info(
+            "serving %s on %s port %d",
+            names,
+            host,
+            bound_port,
+            extra={"rpc_services": names, "rpc_host": host, "rpc_port": bound_port},
+        )
+        try:
+            task_status.started(bound_port)
+            await trio.sleep_forever()
+        finally:
+            launcher.refuse_new_calls()
+            with trio.move_on_after(config.shutdown_grace, shield=True) as stopping:
+                await bridge.run(_stop_server, server)
+            if stopping.cancelled_caught:
+                LOGGER.warning(
+                    "the server on port %d did not close within %g s",
+                    bound_port,
+                    config.shutdown_grace,
+                    extra={"rpc_port": bound_port, "shutdown_grace_s": config.shutdown_grace},
+                )
+            LOGGER.info("stopped serving on port %d", bound_port, extra={"rpc_port": bound_port})
+
+
+async def _listen(host: str, port: int) -> socket.socket:
+    """A bound, non-blocking TCP socket for ``host:port`` (asyncio calls ``listen`` on it)."""
+    try:
+        infos = await trio.socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, _, _, _, address = infos[0]
+        # grpclib sets TCP_NODELAY on accepted connections only if the listener's proto is
+        # IPPROTO_TCP; with proto 0, Nagle and delayed ACKs add 40 ms to every call.
+        listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    except OSError as exc:
+        raise ListenError(
+            f"cannot listen for gRPC on {host}:{port}: {exc}; check the host name"
+        ) from exc
+    try:
+        # What asyncio's create_server does on POSIX: rebind right after a restart even while
+        # the previous server's connections sit in TIME_WAIT.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.setblocking(False)
+    except OSError as exc:
+        listener.close()
+        raise ListenError(
+            f"cannot listen for gRPC on {host}:{port}: {exc.strerror or exc}; check that the "
+            "address is local and that no other process uses the port"
+        ) from exc
+    return listener
+
+
+async def _start_server(
+    servables: Collection[_TrioService], listener: socket.socket
+) -> _ConnectionTrackingServer:
+    # grpclib binds the server to the running asyncio loop when it is built, so build it there.
+    server = _ConnectionTrackingServer(servables)
+    await server.start(sock=listener)
+    return server
+
+
+async def _stop_server(server: _ConnectionTrackingServer) -> None:
+    # close() stops the listener and cancels grpclib's handler tasks (which cancel their Trio
+    # handlers); open connections must be closed too, or grpclib keeps serving new streams on
+    # them. A connection accepted just before the listener closed may come up while we wait.
+    server.close()
+    server.close_connections()
+    await server.wait_closed()
+    server.close_connections()
+
+
+class _TrioService:
+    """An ``IServable`` whose handlers call Trio code."""
+
+    def __init__(self, mapping: dict[str, grpclib.const.Handler]) -> None:
+        self._mapping = mapping
+
+    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
+        return self._mapping
+
+
+class _ConnectionTrackingServer(grpclib.server.Server):
+    """A grpclib server that can close its client connections.
+
+    grpclib's ``close()`` only stops the listener and cancels running handlers; open HTTP/2
+    connections stay up and keep being served. ``_protocol_factory`` is grpclib's (0.4.9)
+    hook for every accepted connection.
+    """
+
+    def __init__(self, servables: Collection[_TrioService]) -> None:
+        super().__init__(servables)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close_connections(self) -> None:
+        for protocol in list(self._protocols):
+            # ``processor`` exists once asyncio has called ``connection_made``.
+            processor = getattr(protocol, "processor", None)
+            if processor is not None:
+                processor.close("server is shutting down")
+        self._protocols.clear()
+
+
+@attrs.define(eq=False)
+class _HandlerLauncher:
+    """Runs Trio handlers in ``serve``'s nursery on behalf of grpclib's asyncio handler tasks."""
+
+    _bridge: AsyncioBridge
+    _nursery: trio.Nursery
+    _refusing: bool = False
+
+    def refuse_new_calls(self) -> None:
+        """From now on, answer new calls ``UNAVAILABLE`` (the server is stopping)."""
+        self._refusing = True
+
+    async def call(self, handler: Callable[[], Awaitable[object]]) -> Any:
+        """Asyncio-flavoured: run ``await handler()`` in Trio and return or raise its outcome.
+
+        Cancelling the calling asyncio task cancels the Trio task and waits for it to end.
+        """
+        done: asyncio.Future[outcome.Outcome[Any]] = asyncio.get_running_loop().create_future()
+        scope = trio.CancelScope()
+
+        def settle(result: outcome.Outcome[Any]) -> None:  # asyncio thread
+            if not done.done():
+                done.set_result(result)
+
+        async def run() -> None:  # Trio task in serve's nursery
+            result: outcome.Outcome[Any] = outcome.Error(asyncio.CancelledError())
+            try:
+                with scope:
+                    result = outcome.Value(await handler())
+            except GRPCError as error:
+                result = outcome.Error(error)
+            finally:
+                self._bridge.call_soon(settle, result)
+
+        def launch() -> None:  # Trio thread; must not raise
+            if self._refusing:
+                refusal = GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry")
+                self._bridge.call_soon(settle, outcome.Error(refusal))
+                return
+            self._nursery.start_soon(run)
+
+        self._bridge.to_trio(launch)
+        try:
+            result = await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # grpclib cancelled us: the client reset the stream, the deadline passed or the
+            # server is closing. Cancel the Trio handler and wait until it has finished.
+            self._bridge.to_trio(scope.cancel)
+            while not done.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(done)
+            raise
+        return result.unwrap()
+
+
+@attrs.frozen
+class _TrioMethod:
+    route: str
+    handle: _TrioHandler
+    grpc: grpclib.const.Handler
+
+
+def _trio_methods(service: GeneratedService) -> list[_TrioMethod]:
+    """The Trio method behind each route of ``service``, or a ``TypeError`` saying what is wrong."""
+    methods: list[_TrioMethod] = []
+    for route, handler in service.__mapping__().items():
+        wrapper_name: str = getattr(handler.func, "__name__", "")
+        if handler.cardinality is not grpclib.const.Cardinality.UNARY_UNARY or not (
+            wrapper_name.startswith(_RPC_WRAPPER_PREFIX)
+        ):
+            raise TypeError(
+                f"{type(service).__name__} serves {route} as {handler.cardinality.name}; "
+                "spider.rpc.serve only runs unary-unary methods of generated betterproto services"
+            )
+        trio_method = getattr(service, wrapper_name.removeprefix(_RPC_WRAPPER_PREFIX))
+        methods.append(_TrioMethod(route, trio_method, handler))
+    return methods
+
+
+def _adapt(
+    methods: list[_TrioMethod], launcher: _HandlerLauncher
+) -> dict[str, grpclib.const.Handler]:
+    """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``."""
+    return {
+        method.route: grpclib.const.Handler(
+            _stream_handler(method.route, method.handle, method.grpc.reply_type, launcher),
+            method.grpc.cardinality,
+            method.grpc.request_type,
+            method.grpc.reply_type,
+        )
+        for method in methods
+    }
+
+
+def _stream_handler(
+    route: str, trio_method: _TrioHandler, reply_type: type[Any], launcher: _HandlerLauncher
+) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
+    async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
+        request = await stream.recv_message()
+        peer = stream.peer.addr() if stream.peer is not None else None
+        response = await launcher.call(
+            functools.partial(_run_trio_handler, route, trio_method, request, reply_type, peer)
+        )
+        await stream.send_message(response)
+
+    return handle
+
+
+async def _run_trio_handler(
+    route: str,
+    trio_method: _TrioHandler,
+    request: object,
+    reply_type: type[Any],
+    peer: tuple[str, int] | None,
+) -> object:
+    """Run one Trio handler; every ``Exception`` leaves as the ``GRPCError`` to answer with."""
+    _current_peer.set(peer)
+    try:
+        response = await trio_method(request)
+    except RpcError as exc:
+        LOGGER.debug(
+            "%s answered %s: %s",
+            route,
+            exc.status.name,
+            exc.message,
+            extra={"rpc_method": route, "rpc_status": exc.status.name, "rpc_peer": peer},
+        )
+        raise GRPCError(exc.status, exc.message) from exc
+    except GRPCError:
+        # The generated base class answers UNIMPLEMENTED for methods that were not overridden.
+        raise
+    except Exception as exc:
+        LOGGER.exception(
+            "handler for %s failed; answering INTERNAL",
+            route,
+            extra={"rpc_method": route, "rpc_peer": peer},
+        )
+        raise GRPCError(
+            Status.INTERNAL, f"internal error while handling {route}; see the server's log"
+        ) from exc
+    if not isinstance(response, reply_type):
+        LOGGER.error(
+            "handler for %s returned %r instead of a %s; answering INTERNAL",
+            route,
+            response,
+            reply_type.__name__,
+            extra={"rpc_method": route, "rpc_peer": peer},
+        )
+        raise GRPCError(
+            Status.INTERNAL, f"internal error while handling {route}; see the server's log"
+        )
+    return response

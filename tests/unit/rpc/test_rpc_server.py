@@ -1,0 +1,181 @@
+"""``serve``: readiness, shutdown, restart on the same port, and what it refuses to serve.
+
+Real loopback sockets, so Trio's real clock; time only bounds waits (see test_rpc_calls.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import grpclib.const
+import pytest
+import trio
+
+from spider import rpc
+from spider.core.backoff import Backoff
+from spider.proto.common import Void
+from spider.proto.scheduler import HeartbeatRequest, NextTaskRequest, SchedulerServiceStub
+from spider.proto.storage import SessionManagementServiceStub
+from spider.rpc._server import _listen
+
+from .rpc_services import LOOPBACK, FixedSession, RecordingScheduler, event_on_warning
+
+TEST_BOUND = 10.0
+FAST_RETRY = Backoff(initial=0.01, multiplier=2.0, cap=0.1, max_attempts=1000)
+
+
+@pytest.fixture
+async def bridge() -> AsyncIterator[None]:
+    async with rpc.open_rpc_bridge():
+        yield
+
+
+async def test_started_reports_the_port_picked_for_port_zero(bridge: None) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(rpc.serve, [RecordingScheduler()], LOOPBACK, 0)
+        assert isinstance(port, int)
+        assert port > 0
+        async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+            assert await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1)) == Void()
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_server_serves_several_services(bridge: None) -> None:
+    async with trio.open_nursery() as nursery:
+        services: list[rpc.GeneratedService] = [RecordingScheduler(), FixedSession(4)]
+        port = await nursery.start(rpc.serve, services, LOOPBACK, 0)
+        async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+            session = await channel.call(SessionManagementServiceStub.get_session, Void())
+            beat = await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+        nursery.cancel_scope.cancel()
+
+    assert session.session_id == 4
+    assert beat == Void()
+
+
+async def test_stopping_cancels_running_handlers_and_drops_connections(bridge: None) -> None:
+    scheduler = RecordingScheduler()
+    with trio.fail_after(TEST_BOUND):
+        async with trio.open_nursery() as outer:
+            server_scope = trio.CancelScope()
+
+            async def serve_until_stopped(task_status: trio.TaskStatus[int]) -> None:
+                with server_scope:
+                    await rpc.serve([scheduler], LOOPBACK, 0, task_status=task_status)
+
+            port = await outer.start(serve_until_stopped)
+            async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+                # Warm the connection up, so that what follows uses an established connection.
+                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+                in_flight: list[BaseException] = []
+
+                async def call_next_task() -> None:
+                    try:
+                        await channel.call(SchedulerServiceStub.next_task, NextTaskRequest())
+                    except rpc.RpcError as error:
+                        in_flight.append(error)
+
+                async with trio.open_nursery() as callers:
+                    callers.start_soon(call_next_task)
+                    await scheduler.next_task_entered.wait()
+                    server_scope.cancel(reason="the test stops the server")
+                await scheduler.next_task_cancelled.wait()
+
+                # The old connection must not be served by a stopped server.
+                with pytest.raises(rpc.UnavailableError):
+                    await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(2))
+
+    [error] = in_flight
+    assert isinstance(error, rpc.UnavailableError)
+    assert len(scheduler.heartbeat_peers) == 1
+
+
+async def test_a_client_retrying_survives_a_server_restart_on_the_same_port(bridge: None) -> None:
+    with trio.fail_after(TEST_BOUND):
+        async with trio.open_nursery() as outer:
+            first_scope = trio.CancelScope()
+
+            async def serve_first(task_status: trio.TaskStatus[int]) -> None:
+                with first_scope:
+                    await rpc.serve([FixedSession(1)], LOOPBACK, 0, task_status=task_status)
+
+            port = await outer.start(serve_first)
+            endpoint = rpc.Endpoint(LOOPBACK, port)
+            async with rpc.connect_channel(endpoint) as channel:
+                before = await channel.call(SessionManagementServiceStub.get_session, Void())
+                first_scope.cancel(reason="the first server goes down")
+
+                sessions: list[int] = []
+
+                async def get_session_with_retry() -> None:
+                    reply = await channel.call(
+                        SessionManagementServiceStub.get_session, Void(), retry=FAST_RETRY
+                    )
+                    sessions.append(reply.session_id)
+
+                with event_on_warning("spider.rpc") as retrying:
+                    async with trio.open_nursery() as callers:
+                        callers.start_soon(get_session_with_retry)
+                        # Restart only once the client has failed at least once.
+                        await retrying.wait()
+                        await outer.start(rpc.serve, [FixedSession(2)], LOOPBACK, port)
+            outer.cancel_scope.cancel()
+
+    assert before.session_id == 1
+    assert sessions == [2]
+
+
+async def test_a_busy_port_is_a_listen_error(bridge: None) -> None:
+    with socket.socket() as taken:
+        taken.bind((LOOPBACK, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(rpc.ListenError, match=f"{LOOPBACK}:{port}"):
+            await rpc.serve([RecordingScheduler()], LOOPBACK, port)
+
+
+async def test_an_unresolvable_host_is_a_listen_error(bridge: None) -> None:
+    with pytest.raises(rpc.ListenError, match=r"no-such-host\.invalid"):
+        await rpc.serve([RecordingScheduler()], "no-such-host.invalid", 0)
+
+
+class _StreamingService:
+    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
+        async def handle(stream: object) -> None:  # pragma: no cover - never served
+            pass
+
+        return {
+            "/test.Streaming/Watch": grpclib.const.Handler(
+                handle, grpclib.const.Cardinality.UNARY_STREAM, Void, Void
+            )
+        }
+
+
+async def test_only_unary_generated_methods_are_served(bridge: None) -> None:
+    with pytest.raises(TypeError, match="unary-unary"):
+        await rpc.serve([_StreamingService()], LOOPBACK, 0)
+
+
+async def test_serving_and_stopping_are_logged(
+    bridge: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="spider.rpc")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(rpc.serve, [RecordingScheduler()], LOOPBACK, 0)
+        nursery.cancel_scope.cancel()
+
+    messages = [record for record in caplog.records if record.name == "spider.rpc"]
+    assert [record.getMessage() for record in messages] == [
+        f"serving RecordingScheduler on {LOOPBACK} port {port}",
+        f"stopped serving on port {port}",
+    ]
+    assert messages[0].__dict__["rpc_port"] == port
+
+
+async def test_the_listener_is_tcp_so_that_grpclib_turns_nagle_off() -> None:
+    # grpclib sets TCP_NODELAY on accepted sockets only when the listener's proto is TCP;
+    # otherwise Nagle's algorithm and delayed ACKs add 40 ms to every call.
+    with await _listen(LOOPBACK, 0) as listener:
+        assert listener.proto == socket.IPPROTO_TCP
