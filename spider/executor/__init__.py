@@ -4,6 +4,9 @@
 ``ExecutorProcess`` spawns, talks to and ends one executor from Trio.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from spider.executor.errors import (
     ExecutorError,
     ExecutorExited,
@@ -13,8 +16,6 @@ from spider.executor.errors import (
     FrameTooLargeError,
 )
 from spider.executor.exit_status import ExitStatus
-from spider.executor.pipe import FramedPipe
-from spider.executor.process import ExecutorConfig, ExecutorProcess, default_executor_command
 from spider.executor.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -29,6 +30,27 @@ from spider.executor.protocol import (
     TaskOutcome,
     TooLarge,
 )
+
+if TYPE_CHECKING:
+    from spider.executor.pipe import FramedPipe
+    from spider.executor.process import ExecutorConfig, ExecutorProcess, default_executor_command
+
+# The parent-side names need trio; the executor program imports this package for the protocol
+# only, and importing trio there costs a large share of every executor's start-up.
+_LAZY = {
+    "FramedPipe": "spider.executor.pipe",
+    "ExecutorConfig": "spider.executor.process",
+    "ExecutorProcess": "spider.executor.process",
+    "default_executor_command": "spider.executor.process",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
