@@ -7,7 +7,7 @@ bad value at once, e.g. ``task_executor.max_log_line_bytes: must be >= 1, got 0`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +20,25 @@ from spider.core.errors import SpiderError
 T = TypeVar("T")
 
 _CONVERTER = make_converter(forbid_extra_keys=True)
+
+
+def register_union(union: Any, choose: Callable[[Mapping[str, Any]], type]) -> None:
+    """Build values of the config-class ``union`` as the class ``choose(data)`` names.
+
+    cattrs would otherwise guess the member by a key of its own choosing, so a half-written
+    block could be reported against either class. ``T | None`` is registered too.
+    """
+
+    def structure(data: Any, _type: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a mapping, got {type(data).__name__}")
+        return _CONVERTER.structure(data, choose(data))
+
+    def structure_optional(data: Any, type_: Any) -> Any:
+        return None if data is None else structure(data, type_)
+
+    _CONVERTER.register_structure_hook(union, structure)
+    _CONVERTER.register_structure_hook(union | None, structure_optional)
 
 
 class ConfigError(SpiderError):

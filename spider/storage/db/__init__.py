@@ -1,1 +1,53 @@
 """Persistence for the storage service: one interface, SQLite and MariaDB/MySQL backends."""
+
+from spider.storage.db._open import open_database
+from spider.storage.db.config import (
+    DatabaseConfig,
+    DatabaseCredentials,
+    MariaDbConfig,
+    SqliteConfig,
+)
+from spider.storage.db.interface import (
+    LEGAL_TRANSITIONS,
+    RECOVERABLE_STATES,
+    DatabaseError,
+    DatabaseUnavailable,
+    DuplicateResourceGroup,
+    ExecutionManagerDead,
+    IllegalJobTransition,
+    JobNotFound,
+    JobRecord,
+    JobState,
+    JobStatus,
+    PayloadTooLarge,
+    StorageDatabase,
+    UnknownExecutionManager,
+    UnknownResourceGroup,
+)
+from spider.storage.db.mariadb import MariaDbDatabase
+from spider.storage.db.sqlite import SqliteDatabase
+
+__all__ = [
+    "LEGAL_TRANSITIONS",
+    "RECOVERABLE_STATES",
+    "DatabaseConfig",
+    "DatabaseCredentials",
+    "DatabaseError",
+    "DatabaseUnavailable",
+    "DuplicateResourceGroup",
+    "ExecutionManagerDead",
+    "IllegalJobTransition",
+    "JobNotFound",
+    "JobRecord",
+    "JobState",
+    "JobStatus",
+    "MariaDbConfig",
+    "MariaDbDatabase",
+    "PayloadTooLarge",
+    "SqliteConfig",
+    "SqliteDatabase",
+    "StorageDatabase",
+    "UnknownExecutionManager",
+    "UnknownResourceGroup",
+    "open_database",
+]

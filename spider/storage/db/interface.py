@@ -95,6 +95,13 @@ class ExecutionManagerDead(DatabaseError):
     pass
 
 
+class PayloadTooLarge(DatabaseError):
+    """A blob the database refuses for its size (e.g. over MariaDB's ``max_allowed_packet``).
+
+    Permanent for that request: retrying the same bytes fails the same way.
+    """
+
+
 @attrs.frozen
 class JobRecord:
     """A job row. Blobs are stored verbatim as the client sent them."""

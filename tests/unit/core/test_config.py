@@ -9,6 +9,7 @@ from spider.core.config import (
     ConfigError,
     load_config_file,
     merge_overrides,
+    register_union,
     structure_config,
     unstructure_config,
 )
@@ -88,3 +89,35 @@ def test_dotted_overrides_overlay_nested_data() -> None:
 def test_unstructure_round_trips() -> None:
     config = Example(Endpoint("h", 2), 3.5, ("n",))
     assert structure_config(unstructure_config(config), Example) == config
+
+
+@attrs.frozen
+class FileStore:
+    path: str
+
+
+@attrs.frozen
+class ServerStore:
+    host: str
+    port: int = 1
+
+
+Store = FileStore | ServerStore
+register_union(Store, lambda data: FileStore if "path" in data else ServerStore)
+
+
+@attrs.frozen
+class WithStore:
+    store: Store | None = None
+
+
+def test_a_registered_union_is_chosen_by_key_and_reported_against_that_class() -> None:
+    assert structure_config({"store": {"path": "/x"}}, WithStore).store == FileStore("/x")
+    assert structure_config({"store": {"host": "h"}}, WithStore).store == ServerStore("h")
+    assert structure_config({}, WithStore).store is None
+    # Always the server class's own error, never a guess at the other member.
+    for _ in range(5):
+        with pytest.raises(ConfigError, match=r"store.host: required key is missing"):
+            structure_config({"store": {"port": 2}}, WithStore)
+    with pytest.raises(ConfigError, match=r"store: unknown key\(s\) 'port'"):
+        structure_config({"store": {"path": "/x", "port": 2}}, WithStore)

@@ -1,0 +1,496 @@
+"""Every ``StorageDatabase`` operation, written once in SQLAlchemy Core for both backends.
+
+A backend supplies the engine, reads its driver's errors (``translate_error``) and provides the
+one statement SQL has no portable spelling for (insert unless the key exists). Transactions are
+short, one per method; rows a read-modify-write depends on are locked with ``SELECT ... FOR
+UPDATE`` (MariaDB/MySQL, at READ COMMITTED) or by taking SQLite's single write lock up front
+(``BEGIN IMMEDIATE``, so no transaction ever has to upgrade a read lock and deadlock).
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, ParamSpec, TypeVar
+
+import sqlalchemy as sa
+import sqlalchemy.exc
+
+from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.storage.db import _schema as schema
+from spider.storage.db._schema import LivenessState
+from spider.storage.db.interface import (
+    RECOVERABLE_STATES,
+    DatabaseError,
+    DatabaseUnavailable,
+    DuplicateResourceGroup,
+    ExecutionManagerDead,
+    JobNotFound,
+    JobRecord,
+    JobState,
+    JobStatus,
+    UnknownExecutionManager,
+    UnknownResourceGroup,
+    check_transition,
+    chunks,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WRITES_OPTION = "spider_writes"
+"""Execution option set on every connection: whether its transaction will write."""
+
+_CONFLICT_ATTEMPTS = 5
+_LOCK_CHUNK = 1000
+_RECOVERY_PAGE = 16
+_TERMINAL_STATES = tuple(state for state in JobState if state.is_terminal)
+
+
+class ForeignKeyViolation(DatabaseError):
+    """A row referred to a parent row that does not exist (translated by each operation)."""
+
+
+class DuplicateKey(DatabaseError):
+    """A unique key already exists (translated by each operation)."""
+
+
+class TransactionConflict(DatabaseUnavailable):
+    """A deadlock or lock-wait timeout: the transaction was rolled back and may simply rerun."""
+
+
+def _rerun_on_conflict(operation: Callable[P, R]) -> Callable[P, R]:
+    """Rerun a whole one-transaction operation that lost a deadlock (it was rolled back)."""
+
+    @functools.wraps(operation)
+    def rerunning(*args: P.args, **kwargs: P.kwargs) -> R:
+        for _ in range(_CONFLICT_ATTEMPTS - 1):
+            try:
+                return operation(*args, **kwargs)
+            except TransactionConflict:
+                continue
+        return operation(*args, **kwargs)
+
+    return rerunning
+
+
+def _job_record(row: sa.Row[Any]) -> JobRecord:
+    return JobRecord(
+        id=JobId(row.id),
+        resource_group_id=ResourceGroupId(row.resource_group_id),
+        state=row.state,
+        compressed_task_graph=row.compressed_serialized_task_graph,
+        compressed_inputs=row.compressed_serialized_job_inputs,
+        serialized_outputs=row.serialized_job_outputs,
+        error_message=row.error_message,
+        created_at=row.created_at,
+        ended_at=row.ended_at,
+    )
+
+
+def _original_driver_error(
+    exc: sqlalchemy.exc.DBAPIError, driver_error: type[Exception]
+) -> sqlalchemy.exc.DBAPIError:
+    """The driver error that started it all.
+
+    When a statement breaks the connection (MariaDB drops it after an oversized packet), the
+    rollback fails too, and its "server has gone away" hides the informative first error. Only
+    the chain of driver and socket errors is followed, never into an error the caller was
+    already handling.
+    """
+    original = exc
+    context = exc.__context__
+    while isinstance(context, sqlalchemy.exc.DBAPIError | driver_error | OSError):
+        if isinstance(context, sqlalchemy.exc.DBAPIError):
+            original = context
+        context = context.__context__
+    return original
+
+
+def _insert_row(conn: sa.Connection, table: sa.Table, **values: object) -> int:
+    """Insert one row; its new id (the driver's last-insert id, no RETURNING)."""
+    key = conn.execute(table.insert().values(**values)).inserted_primary_key
+    assert key is not None, "an INSERT of one row has an inserted primary key"
+    return int(key[0])
+
+
+def _job_not_found(job_id: JobId) -> JobNotFound:
+    return JobNotFound(
+        f"job {job_id} does not exist: it was never registered, or was deleted after its "
+        "retention period"
+    )
+
+
+def _unknown_execution_manager(em_id: ExecutionManagerId) -> UnknownExecutionManager:
+    return UnknownExecutionManager(
+        f"execution manager {em_id} is not registered: register it before heartbeating"
+    )
+
+
+class SqlDatabase(abc.ABC):
+    """The ``StorageDatabase`` operations over a SQLAlchemy engine; see ``interface.py``."""
+
+    def __init__(self, engine: sa.Engine, description: str) -> None:
+        self._engine = engine
+        self._description = description
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._description}>"
+
+    @abc.abstractmethod
+    def translate_error(self, exc: sqlalchemy.exc.DBAPIError) -> DatabaseError:
+        """The domain error for a driver error raised inside an operation."""
+
+    @abc.abstractmethod
+    def insert_unless_present(self, table: sa.Table) -> sa.Insert:
+        """An INSERT into ``table`` that does nothing if the primary key exists.
+
+        Only duplicate keys may be ignored: a foreign-key violation must still raise.
+        """
+
+    def writer_turn(self) -> AbstractContextManager[None]:
+        """Held around every transaction that writes; by default nothing (the server locks rows)."""
+        return nullcontext()
+
+    def _insert(self, table: sa.Table, **values: object) -> int:
+        """Insert one row in its own transaction; its new id."""
+        with self._transaction(writes=True) as conn:
+            return _insert_row(conn, table, **values)
+
+    @contextmanager
+    def _transaction(self, *, writes: bool) -> Iterator[sa.Connection]:
+        """One transaction on a pooled connection, with driver errors translated."""
+        try:
+            with self.writer_turn() if writes else nullcontext(), self._engine.connect() as conn:
+                conn.execution_options(**{WRITES_OPTION: writes})
+                with conn.begin():
+                    yield conn
+        except sqlalchemy.exc.DBAPIError as exc:
+            driver_error = self._engine.dialect.loaded_dbapi.Error
+            raise self.translate_error(_original_driver_error(exc, driver_error)) from exc
+        except sqlalchemy.exc.TimeoutError as exc:
+            raise DatabaseUnavailable(
+                f"{self._description}: every pooled connection stayed busy too long; "
+                "retry later, or raise max_connections"
+            ) from exc
+
+    # --- schema ---
+
+    def create_schema(self) -> None:
+        """Create missing tables and indexes (idempotent) and check the schema version."""
+        with self._transaction(writes=True) as conn:
+            schema.metadata.create_all(conn, checkfirst=True)
+            version = conn.execute(sa.select(sa.func.max(schema.schema_version.c.version)))
+            found = version.scalar_one_or_none()
+            if found is None:
+                conn.execute(schema.schema_version.insert().values(version=schema.SCHEMA_VERSION))
+            elif found > schema.SCHEMA_VERSION:
+                raise DatabaseError(
+                    f"{self._description} has schema version {found}, newer than the "
+                    f"{schema.SCHEMA_VERSION} this Spider-py understands: upgrade Spider-py"
+                )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # --- sessions ---
+
+    @_rerun_on_conflict
+    def new_session(self) -> SessionId:
+        """Insert a sessions row; its id is this storage process's session."""
+        return SessionId(self._insert(schema.sessions))
+
+    # --- resource groups ---
+
+    @_rerun_on_conflict
+    def add_resource_group(self, external_id: str, password_hash: bytes) -> ResourceGroupId:
+        """Insert a resource group. Raises ``DuplicateResourceGroup``."""
+        try:
+            group_id = self._insert(
+                schema.resource_groups, external_id=external_id, password=password_hash
+            )
+        except DuplicateKey as exc:
+            raise DuplicateResourceGroup(
+                f"resource group {external_id!r} already exists: choose another external id"
+            ) from exc
+        return ResourceGroupId(group_id)
+
+    def get_resource_group_password_hash(self, group_id: ResourceGroupId) -> bytes | None:
+        """The stored password hash; ``None`` when the group does not exist."""
+        groups = schema.resource_groups
+        with self._transaction(writes=False) as conn:
+            found: bytes | None = conn.execute(
+                sa.select(groups.c.password).where(groups.c.id == group_id)
+            ).scalar_one_or_none()
+        return found
+
+    # --- jobs ---
+
+    @_rerun_on_conflict
+    def insert_job(
+        self,
+        group_id: ResourceGroupId,
+        compressed_task_graph: bytes,
+        compressed_inputs: bytes,
+        now: float,
+    ) -> JobId:
+        """Insert a Ready job. Raises ``UnknownResourceGroup``."""
+        try:
+            job_id = self._insert(
+                schema.jobs,
+                resource_group_id=group_id,
+                state=JobState.READY,
+                compressed_serialized_task_graph=compressed_task_graph,
+                compressed_serialized_job_inputs=compressed_inputs,
+                created_at=now,
+                updated_at=now,
+            )
+        except ForeignKeyViolation as exc:
+            raise UnknownResourceGroup(
+                f"resource group {group_id} does not exist: add it before submitting jobs to it"
+            ) from exc
+        return JobId(job_id)
+
+    def get_job_status(self, job_id: JobId) -> JobStatus:
+        """The job's state and error message. Raises ``JobNotFound``."""
+        jobs = schema.jobs
+        row = self._job_row(job_id, jobs.c.state, jobs.c.error_message)
+        return JobStatus(id=job_id, state=row.state, error_message=row.error_message)
+
+    def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
+        """The state and the stored ``SerializedTaskOutputs``. Raises ``JobNotFound``."""
+        jobs = schema.jobs
+        row = self._job_row(job_id, jobs.c.state, jobs.c.serialized_job_outputs)
+        return row.state, row.serialized_job_outputs
+
+    def _job_row(self, job_id: JobId, *columns: sa.Column[Any]) -> sa.Row[Any]:
+        with self._transaction(writes=False) as conn:
+            row = conn.execute(sa.select(*columns).where(schema.jobs.c.id == job_id)).one_or_none()
+        if row is None:
+            raise _job_not_found(job_id)
+        return row
+
+    @_rerun_on_conflict
+    def transition_job(
+        self,
+        job_id: JobId,
+        target: JobState,
+        now: float,
+        *,
+        serialized_outputs: bytes | None = None,
+        error_message: str | None = None,
+    ) -> JobState:
+        """Lock the row, check ``LEGAL_TRANSITIONS``, update; return the previous state."""
+        jobs = schema.jobs
+        changes: dict[str, object] = {"state": target, "updated_at": now}
+        if target.is_terminal:
+            changes["ended_at"] = now
+        if serialized_outputs is not None:
+            changes["serialized_job_outputs"] = serialized_outputs
+        if error_message is not None:
+            changes["error_message"] = error_message
+        with self._transaction(writes=True) as conn:
+            current: JobState | None = conn.execute(
+                sa.select(jobs.c.state).where(jobs.c.id == job_id).with_for_update()
+            ).scalar_one_or_none()
+            if current is None:
+                raise _job_not_found(job_id)
+            check_transition(job_id, current, target)
+            conn.execute(jobs.update().where(jobs.c.id == job_id).values(changes))
+        return current
+
+    def iter_recoverable_jobs(self) -> Iterator[JobRecord]:
+        """Every job in ``RECOVERABLE_STATES``, ordered by id.
+
+        Reads a page of rows per transaction, so neither a connection nor every blob is held
+        while the caller works through them.
+        """
+        jobs = schema.jobs
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.state.in_(RECOVERABLE_STATES))
+            .order_by(jobs.c.id)
+            .limit(_RECOVERY_PAGE)
+        )
+        after = 0
+        while True:
+            with self._transaction(writes=False) as conn:
+                rows = conn.execute(query.where(jobs.c.id > after)).all()
+            yield from map(_job_record, rows)
+            if len(rows) < _RECOVERY_PAGE:
+                return
+            after = rows[-1].id
+
+    def delete_terminated_jobs(self, ended_before: float, batch: int = 1000) -> int:
+        """Delete terminal jobs (their task outputs cascade) that ended before ``ended_before``.
+
+        Each batch is its own transaction, so a large backlog never holds locks for long.
+        """
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        deleted = 0
+        while True:
+            count = self._delete_terminated_batch(ended_before, batch)
+            deleted += count
+            if count < batch:
+                return deleted
+
+    @_rerun_on_conflict
+    def _delete_terminated_batch(self, ended_before: float, batch: int) -> int:
+        jobs = schema.jobs
+        with self._transaction(writes=True) as conn:
+            ids = (
+                conn.execute(
+                    sa.select(jobs.c.id)
+                    .where(jobs.c.ended_at < ended_before, jobs.c.state.in_(_TERMINAL_STATES))
+                    .order_by(jobs.c.id)
+                    .limit(batch)
+                    .with_for_update()
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return 0
+            return conn.execute(sa.delete(jobs).where(jobs.c.id.in_(ids))).rowcount
+
+    # --- finished task outputs ---
+
+    @_rerun_on_conflict
+    def record_task_outputs(self, job_id: JobId, task_index: int, output_frame: bytes) -> None:
+        """Persist a finished task's output frame; the first write wins. Raises ``JobNotFound``."""
+        try:
+            with self._transaction(writes=True) as conn:
+                conn.execute(
+                    self.insert_unless_present(schema.task_outputs).values(
+                        job_id=job_id, task_index=task_index, output_frame=output_frame
+                    )
+                )
+        except ForeignKeyViolation as exc:
+            raise _job_not_found(job_id) from exc
+
+    def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
+        """Every persisted output frame of a job, by task index. Raises ``JobNotFound``."""
+        outputs = schema.task_outputs
+        jobs = schema.jobs
+        with self._transaction(writes=False) as conn:
+            rows = conn.execute(
+                sa.select(outputs.c.task_index, outputs.c.output_frame).where(
+                    outputs.c.job_id == job_id
+                )
+            ).all()
+            if (
+                not rows
+                and not conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id)).first()
+            ):
+                raise _job_not_found(job_id)
+        return {row.task_index: row.output_frame for row in rows}
+
+    # --- execution managers ---
+
+    @_rerun_on_conflict
+    def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
+        """Insert an Alive EM with ``last_heartbeat_at = now``."""
+        em_id = self._insert(
+            schema.execution_managers,
+            ip_address=ip_address,
+            state=LivenessState.ALIVE,
+            last_heartbeat_at=now,
+            created_at=now,
+        )
+        return ExecutionManagerId(em_id)
+
+    @_rerun_on_conflict
+    def heartbeat_execution_manager(self, em_id: ExecutionManagerId, now: float) -> None:
+        """Refresh an Alive EM's heartbeat.
+
+        Raises ``UnknownExecutionManager`` or ``ExecutionManagerDead``.
+        """
+        ems = schema.execution_managers
+        with self._transaction(writes=True) as conn:
+            state = conn.execute(
+                sa.select(ems.c.state).where(ems.c.id == em_id).with_for_update()
+            ).scalar_one_or_none()
+            if state is None:
+                raise _unknown_execution_manager(em_id)
+            if state is LivenessState.DEAD:
+                raise ExecutionManagerDead(
+                    f"execution manager {em_id} was marked dead: it must register again"
+                )
+            conn.execute(
+                ems.update()
+                .where(ems.c.id == em_id, ems.c.state == LivenessState.ALIVE)
+                .values(last_heartbeat_at=now)
+            )
+
+    def is_execution_manager_alive(self, em_id: ExecutionManagerId) -> bool:
+        """Whether the EM is Alive. Raises ``UnknownExecutionManager``."""
+        ems = schema.execution_managers
+        with self._transaction(writes=False) as conn:
+            state = conn.execute(
+                sa.select(ems.c.state).where(ems.c.id == em_id)
+            ).scalar_one_or_none()
+        if state is None:
+            raise _unknown_execution_manager(em_id)
+        return bool(state is LivenessState.ALIVE)
+
+    @_rerun_on_conflict
+    def mark_dead_execution_managers(self, stale_before: float) -> list[ExecutionManagerId]:
+        """Mark Alive EMs whose last heartbeat is older than ``stale_before`` Dead; return them.
+
+        Upstream's shape (#371): find candidates without locking, then lock them by primary key
+        in id order, re-checking the predicate, so a racing heartbeat either wins (the EM stays
+        alive) or waits and then sees Dead. Each EM is returned at most once.
+        """
+        ems = schema.execution_managers
+        stale = (ems.c.state == LivenessState.ALIVE, ems.c.last_heartbeat_at < stale_before)
+        confirmed: list[ExecutionManagerId] = []
+        with self._transaction(writes=True) as conn:
+            candidates = conn.execute(sa.select(ems.c.id).where(*stale).order_by(ems.c.id))
+            for chunk in chunks(candidates.scalars().all(), _LOCK_CHUNK):
+                locked = (
+                    conn.execute(
+                        sa.select(ems.c.id)
+                        .with_hint(ems, "FORCE INDEX (PRIMARY)", "mysql")
+                        .with_hint(ems, "FORCE INDEX (PRIMARY)", "mariadb")
+                        .where(ems.c.id.in_(chunk), *stale)
+                        .order_by(ems.c.id)
+                        .with_for_update()
+                    )
+                    .scalars()
+                    .all()
+                )
+                if locked:
+                    # death_confirmed_at is informational (never read back): the wall clock.
+                    conn.execute(
+                        ems.update()
+                        .where(ems.c.id.in_(locked))
+                        .values(state=LivenessState.DEAD, death_confirmed_at=time.time())
+                    )
+                    confirmed.extend(ExecutionManagerId(em_id) for em_id in locked)
+        return confirmed
+
+    # --- schedulers ---
+
+    @_rerun_on_conflict
+    def register_scheduler(self, host: str, port: int) -> SchedulerId:
+        """Replace every scheduler row with this one (one scheduler at a time)."""
+        with self._transaction(writes=True) as conn:
+            conn.execute(sa.delete(schema.schedulers))
+            # created_at is informational (never read back): the wall clock.
+            return SchedulerId(
+                _insert_row(conn, schema.schedulers, host=host, port=port, created_at=time.time())
+            )
+
+    def list_schedulers(self) -> list[tuple[SchedulerId, str, int]]:
+        """The registered scheduler(s), by id."""
+        table = schema.schedulers
+        with self._transaction(writes=False) as conn:
+            rows = conn.execute(
+                sa.select(table.c.id, table.c.host, table.c.port).order_by(table.c.id)
+            ).all()
+        return [(SchedulerId(row.id), row.host, row.port) for row in rows]
