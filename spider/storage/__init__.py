@@ -1,1 +1,77 @@
-"""The storage service: jobs, task instances, sessions and EM liveness, on SQLite or MariaDB."""
+"""The storage service: jobs, task instances, sessions and EM liveness, on SQLite or MariaDB.
+
+The domain core is ``StorageState`` (``open_storage_state``): one method per RPC, taking and
+returning plain values and raising ``StorageError`` subclasses, each answered with the gRPC
+status ``grpc_status(error)`` gives. ``docs/storage-model.md`` describes the job model.
+"""
+
+from spider.storage.config import (
+    InboundQueueConfig,
+    JobCacheGcConfig,
+    RuntimeConfig,
+    StorageConfig,
+    TaskInstancePoolConfig,
+)
+from spider.storage.errors import (
+    GRPC_STATUS,
+    BadRequest,
+    CacheStale,
+    EmDead,
+    IllegalEmId,
+    InvalidJobState,
+    InvalidResourceGroup,
+    JobNotFound,
+    ResourceGroupExists,
+    StaleReason,
+    StaleSession,
+    StorageError,
+    StorageInternalError,
+    StorageUnavailable,
+    grpc_status,
+)
+from spider.storage.inbound_queue import Lane, ReadyTask
+from spider.storage.instance_gc import SweepReport
+from spider.storage.job_lifecycle import ExecutionContext
+from spider.storage.recovery import RecoveryReport
+from spider.storage.state import (
+    ExecutionManagerRegistration,
+    ReadyTaskBatch,
+    SchedulerInfo,
+    SchedulerRegistration,
+    StorageState,
+    open_storage_state,
+)
+
+__all__ = [
+    "GRPC_STATUS",
+    "BadRequest",
+    "CacheStale",
+    "EmDead",
+    "ExecutionContext",
+    "ExecutionManagerRegistration",
+    "IllegalEmId",
+    "InboundQueueConfig",
+    "InvalidJobState",
+    "InvalidResourceGroup",
+    "JobCacheGcConfig",
+    "JobNotFound",
+    "Lane",
+    "ReadyTask",
+    "ReadyTaskBatch",
+    "RecoveryReport",
+    "ResourceGroupExists",
+    "RuntimeConfig",
+    "SchedulerInfo",
+    "SchedulerRegistration",
+    "StaleReason",
+    "StaleSession",
+    "StorageConfig",
+    "StorageError",
+    "StorageInternalError",
+    "StorageState",
+    "StorageUnavailable",
+    "SweepReport",
+    "TaskInstancePoolConfig",
+    "grpc_status",
+    "open_storage_state",
+]

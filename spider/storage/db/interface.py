@@ -40,15 +40,19 @@ class JobState(enum.Enum):
 
 _TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
-# Spider's legal transitions (reference §2.1), plus Ready -> CleanupReady so that cancelling a
-# never-started job that has a cleanup task runs the cleanup instead of crashing storage.
+# Spider's legal transitions (reference §2.1), plus two of ours: Ready -> CleanupReady so that
+# cancelling a never-started job that has a cleanup task runs the cleanup instead of crashing
+# storage, and Ready -> Failed below.
 LEGAL_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.READY: frozenset(),
     JobState.RUNNING: frozenset({JobState.READY}),
     JobState.COMMIT_READY: frozenset({JobState.RUNNING}),
     JobState.CLEANUP_READY: frozenset({JobState.READY, JobState.RUNNING, JobState.COMMIT_READY}),
     JobState.SUCCEEDED: frozenset({JobState.RUNNING, JobState.COMMIT_READY}),
-    JobState.FAILED: frozenset({JobState.RUNNING, JobState.COMMIT_READY, JobState.CLEANUP_READY}),
+    # Ready -> Failed (ours): a stored job that cannot be recovered is failed with the reason.
+    JobState.FAILED: frozenset(
+        {JobState.READY, JobState.RUNNING, JobState.COMMIT_READY, JobState.CLEANUP_READY}
+    ),
     JobState.CANCELLED: frozenset({JobState.READY, JobState.RUNNING, JobState.CLEANUP_READY}),
 }
 

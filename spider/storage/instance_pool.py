@@ -1,0 +1,92 @@
+"""``TaskInstancePool``: every live task instance, with its EM and its timeout deadlines.
+
+Instance ids come from a counter that starts at 1 in each storage process; the session check
+keeps ids of an earlier process from being confused with these. The pool mirrors the
+instances held by the task control blocks: an instance enters both at registration and leaves
+both when it is reported, removed, or made stale by its task or job ending (upstream left a
+failed job's instances in the pool until their EM died, reference §5.2).
+
+Deadlines are in ``trio.current_time()`` seconds (monotonic), not wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, TaskInstanceId
+from spider.core.task_graph import TimeoutPolicy
+from spider.core.task_id import TaskId
+
+
+@attrs.define(eq=False, slots=True)
+class InstanceRecord:
+    """One live instance: who runs it and when it times out."""
+
+    id: TaskInstanceId
+    resource_group_id: ResourceGroupId
+    job_id: JobId
+    task_id: TaskId
+    execution_manager_id: ExecutionManagerId
+    timeout_policy: TimeoutPolicy
+    registered_at: float
+    soft_deadline: float
+    hard_deadline: float
+    """When storage itself gives up on it: the hard timeout plus the configured grace."""
+    soft_timeout_handled: bool = False
+
+
+@attrs.define(eq=False)
+class TaskInstancePool:
+    """Live instances by id, and the id counter."""
+
+    hard_timeout_grace: float
+    _records: dict[TaskInstanceId, InstanceRecord] = attrs.field(factory=dict)
+    _next_id: int = 1
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self._records
+
+    def add(
+        self,
+        resource_group_id: ResourceGroupId,
+        job_id: JobId,
+        task_id: TaskId,
+        execution_manager_id: ExecutionManagerId,
+        timeout_policy: TimeoutPolicy,
+        now: float,
+    ) -> InstanceRecord:
+        """Allocate an id for a new instance registered at ``now`` and track it."""
+        instance_id = TaskInstanceId(self._next_id)
+        self._next_id += 1
+        record = InstanceRecord(
+            instance_id,
+            resource_group_id,
+            job_id,
+            task_id,
+            execution_manager_id,
+            timeout_policy,
+            now,
+            now + timeout_policy.soft_timeout_ms / 1000,
+            now + timeout_policy.hard_timeout_ms / 1000 + self.hard_timeout_grace,
+        )
+        self._records[instance_id] = record
+        return record
+
+    def get(self, instance_id: TaskInstanceId) -> InstanceRecord | None:
+        """The record of a live instance, or ``None``."""
+        return self._records.get(instance_id)
+
+    def discard(self, instance_ids: Iterable[TaskInstanceId]) -> None:
+        """Forget instances that are no longer live (unknown ids are ignored)."""
+        records = self._records
+        for instance_id in instance_ids:
+            records.pop(instance_id, None)
+
+    def snapshot(self) -> list[InstanceRecord]:
+        """The live records, oldest first, as a list the caller may iterate while awaiting."""
+        return list(self._records.values())

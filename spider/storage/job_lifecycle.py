@@ -1,0 +1,456 @@
+"""``JobLifecycle``: jobs and their task instances, from RegisterJob to a terminal state.
+
+Ordering rule: **database first, then cache**. Every operation that changes something durable
+checks the cache (raising and changing nothing if the request does not apply), writes the
+database, and only then applies the change to the cache, synchronously (no checkpoint between
+the write returning and the cache change). A failed write therefore leaves the cache as it was
+and fails the request with ``StorageUnavailable`` or ``StorageInternalError``; the caller may
+retry and the service keeps serving.
+
+Locking: a job's ``lock`` is held across check, write and apply of every change of the job's
+state and of every task success (whose outputs are written before the success is applied), so
+concurrent reports on one job see each other's effects. Operations without a database write
+(instance registration, a failure with retries left, removal of a dead EM's instance) run
+without the lock: they are synchronous, hence atomic under Trio, and a locked operation
+re-checks the cache after each await. Queue entries are added after the apply; adding never
+blocks (see ``InboundQueue``), so no lock is ever held while waiting for the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import attrs
+import trio
+
+from spider.core.errors import CodecError, WireFormatError
+from spider.core.ids import (
+    ExecutionManagerId,
+    JobId,
+    ResourceGroupId,
+    SessionId,
+    TaskInstanceId,
+)
+from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
+from spider.core.task_id import TaskId, TaskKind
+from spider.core.wire import decode_frame
+from spider.storage.db.interface import JobState
+from spider.storage.errors import (
+    BadRequest,
+    CacheStale,
+    InvalidJobState,
+    JobNotFound,
+    StaleReason,
+    StaleSession,
+    StorageInternalError,
+)
+from spider.storage.inbound_queue import InboundQueue
+from spider.storage.instance_pool import InstanceRecord, TaskInstancePool
+from spider.storage.job_cache import JobCache
+from spider.storage.job_control import JobControlBlock
+from spider.storage.liveness import ExecutionManagerLiveness
+from spider.storage.persistence import Persistence
+from spider.storage.task_control import TaskControlBlock
+
+LOGGER = logging.getLogger("spider.storage.jobs")
+
+
+@attrs.frozen
+class ExecutionContext:
+    """What an EM needs to run a registered instance (``RegisterTaskInstance``'s answer)."""
+
+    task_instance_id: TaskInstanceId
+    tdl_context: TdlContext
+    timeout_policy: TimeoutPolicy
+    serialized_task_io: bytes
+    """Index task: the input wire frame. Commit: the job outputs (``SerializedTaskOutputs``).
+    Cleanup: an empty wire frame."""
+
+
+def hard_timeout_message(timeout_policy: TimeoutPolicy) -> str:
+    """The failure message of an instance storage removed for exceeding its hard timeout."""
+    return f"hard timeout ({timeout_policy.hard_timeout_ms} ms) exceeded (enforced by storage)"
+
+
+@attrs.define(eq=False)
+class JobLifecycle:
+    """The job cache's operations, with their database writes and queue entries."""
+
+    persistence: Persistence
+    cache: JobCache
+    queue: InboundQueue
+    pool: TaskInstancePool
+    liveness: ExecutionManagerLiveness
+    session: SessionId
+    clock: Callable[[], float]
+    """Wall-clock seconds, for database timestamps."""
+    monotonic: Callable[[], float] = trio.current_time
+    """Seconds for in-memory deadlines and retention (``trio.current_time`` in production)."""
+
+    # --- jobs (JobOrchestrationService) ----------------------------------------------------
+
+    async def register_job(
+        self,
+        resource_group_id: ResourceGroupId,
+        compressed_task_graph: bytes,
+        compressed_inputs: bytes,
+    ) -> JobId:
+        """Validate a submission, insert it as a Ready job and cache it."""
+        try:
+            submission = await self.persistence.offload(
+                decode_job_submission, compressed_task_graph, compressed_inputs
+            )
+        except CodecError as exc:
+            raise BadRequest(str(exc)) from exc
+        job_id = await self.persistence.insert_job(
+            resource_group_id, compressed_task_graph, compressed_inputs, self.clock()
+        )
+        self.cache.insert(
+            JobControlBlock.build(
+                job_id,
+                resource_group_id,
+                JobState.READY,
+                submission.task_graph,
+                submission.inputs,
+            )
+        )
+        return job_id
+
+    async def start_job(self, job_id: JobId) -> JobState:
+        """Ready -> Running, then enqueue every input task."""
+        jcb = await self._cached_job(job_id, "StartJob", JobState.READY)
+        async with jcb.lock:
+            jcb.require_state("StartJob", JobState.READY)
+            await self._transition(jcb, JobState.RUNNING)
+            ready = jcb.apply_start()
+        self._enqueue(jcb, ready)
+        return JobState.RUNNING
+
+    async def cancel_job(self, job_id: JobId) -> JobState:
+        """Cancel a job; return its state afterwards.
+
+        Ready, Running or CommitReady go to CleanupReady (the cleanup task is enqueued) if the
+        job has a cleanup task, else to Cancelled. Live instances become stale. A job already
+        CleanupReady or terminal is left alone and its state returned, so cancelling twice is
+        harmless. A CommitReady job without a cleanup task cannot be cancelled: its outputs are
+        final and the commit may have started.
+        """
+        jcb = self.cache.get(job_id)
+        if jcb is None:
+            status = await self.persistence.get_job_status(job_id)
+            if status.state.is_terminal:
+                return status.state
+            raise self._uncached(job_id, status.state)
+        async with jcb.lock:
+            if jcb.state.is_terminal or jcb.state is JobState.CLEANUP_READY:
+                return jcb.state
+            target = jcb.cancel_target()
+            if jcb.state is JobState.COMMIT_READY and target is JobState.CANCELLED:
+                raise InvalidJobState(
+                    job_id,
+                    jcb.state,
+                    "CancelJob",
+                    (JobState.READY, JobState.RUNNING),
+                    hint="every task has succeeded and the job has no cleanup task to undo "
+                    "the commit; wait for it to finish",
+                )
+            await self._transition(jcb, target)
+            dropped = jcb.apply_cancel(target)
+        self.pool.discard(dropped)
+        if target is JobState.CLEANUP_READY:
+            self._enqueue(jcb, [TaskId.CLEANUP])
+        else:
+            self._terminated(jcb)
+        return target
+
+    async def get_job_state(self, job_id: JobId) -> JobState:
+        """The job's state, from the cache or else the database."""
+        jcb = self.cache.get(job_id)
+        if jcb is not None:
+            await trio.lowlevel.checkpoint()
+            return jcb.state
+        return (await self.persistence.get_job_status(job_id)).state
+
+    async def get_job_outputs(self, job_id: JobId) -> bytes:
+        """The outputs (``SerializedTaskOutputs``) of a Succeeded job."""
+        jcb = self.cache.get(job_id)
+        if jcb is not None:
+            await trio.lowlevel.checkpoint()
+            jcb.require_state("GetJobOutputs", JobState.SUCCEEDED)
+            assert jcb.serialized_outputs is not None
+            return jcb.serialized_outputs
+        state, outputs = await self.persistence.get_job_outputs(job_id)
+        if state is not JobState.SUCCEEDED:
+            raise InvalidJobState(job_id, state, "GetJobOutputs", (JobState.SUCCEEDED,))
+        if outputs is None:
+            raise StorageInternalError(f"job {job_id} is Succeeded but has no stored outputs")
+        return outputs
+
+    async def get_job_error(self, job_id: JobId) -> str:
+        """The failure message of a Failed job."""
+        jcb = self.cache.get(job_id)
+        if jcb is not None:
+            await trio.lowlevel.checkpoint()
+            jcb.require_state("GetJobError", JobState.FAILED)
+            return jcb.error_message or ""
+        status = await self.persistence.get_job_status(job_id)
+        if status.state is not JobState.FAILED:
+            raise InvalidJobState(job_id, status.state, "GetJobError", (JobState.FAILED,))
+        return status.error_message or ""
+
+    # --- task instances (TaskInstanceManagementService) ------------------------------------
+
+    async def register_task_instance(
+        self,
+        job_id: JobId,
+        task_id: TaskId,
+        execution_manager_id: ExecutionManagerId,
+        session_id: SessionId,
+    ) -> ExecutionContext:
+        """Start a new instance of a ready task on an EM; return its execution context."""
+        self._check_session(session_id)
+        await self.liveness.require_alive(execution_manager_id)
+        jcb = self._cached_for_instances(job_id)
+        tcb, task_io = jcb.prepare_registration(task_id)
+        timeout_policy = tcb.policy.timeout_policy
+        record = self.pool.add(
+            jcb.resource_group_id,
+            job_id,
+            task_id,
+            execution_manager_id,
+            timeout_policy,
+            self.monotonic(),
+        )
+        tcb.add_instance(record.id)
+        return ExecutionContext(record.id, tcb.tdl_context, timeout_policy, task_io)
+
+    async def report_task_success(
+        self,
+        job_id: JobId,
+        task_id: TaskId,
+        instance_id: TaskInstanceId,
+        session_id: SessionId,
+        serialized_outputs: bytes,
+    ) -> None:
+        """An instance succeeded; persist and propagate its outputs, and advance the job.
+
+        ``serialized_outputs`` (a wire frame, one payload per declared output) matters for index
+        tasks only; it is checked before anything changes.
+        """
+        await trio.lowlevel.checkpoint()
+        self._check_session(session_id)
+        payloads: list[bytes] | None = None
+        if task_id.kind is TaskKind.INDEX:
+            try:
+                payloads = decode_frame(serialized_outputs)
+            except WireFormatError as exc:
+                raise BadRequest(f"task outputs of task {task_id}: {exc}") from exc
+        jcb = self._cached_for_instances(job_id)
+        jcb.live_block(task_id, instance_id)
+        if payloads is not None:
+            assert jcb.dataflow is not None
+            assert task_id.position is not None
+            jcb.dataflow.check_outputs(task_id.position, payloads)
+        async with jcb.lock:
+            tcb = jcb.live_block(task_id, instance_id)
+            if payloads is None:
+                await self._finish_termination_task(jcb, tcb)
+                return
+            assert task_id.position is not None
+            ready = await self._finish_regular_task(
+                jcb, task_id.position, payloads, serialized_outputs
+            )
+        self._enqueue(jcb, ready)
+
+    async def report_task_failure(
+        self,
+        job_id: JobId,
+        task_id: TaskId,
+        instance_id: TaskInstanceId,
+        session_id: SessionId,
+        error_message: str,
+    ) -> None:
+        """An instance failed: retry the task, or fail the job if no retry is left."""
+        await trio.lowlevel.checkpoint()
+        self._check_session(session_id)
+        jcb = self._cached_for_instances(job_id)
+        await self._fail_instance(jcb, task_id, instance_id, error_message)
+
+    # --- instance removal and resends (task-instance pool sweeps, scheduler changes) --------
+
+    def remove_instance_of_dead_em(self, record: InstanceRecord) -> None:
+        """The instance's EM is dead: drop the instance and re-enqueue its task (no retry used)."""
+        self.pool.discard([record.id])
+        jcb = self.cache.get(record.job_id)
+        if jcb is None:
+            return
+        try:
+            tcb = jcb.live_block(record.task_id, record.id)
+        except CacheStale:
+            return
+        tcb.remove_instance(record.id)
+        self._enqueue(jcb, [record.task_id])
+
+    async def expire_hard_timeout(self, record: InstanceRecord) -> None:
+        """The instance outlived its hard timeout plus grace: fail it, as an EM report would."""
+        jcb = self.cache.get(record.job_id)
+        if jcb is None:
+            self.pool.discard([record.id])
+            return
+        try:
+            await self._fail_instance(
+                jcb, record.task_id, record.id, hard_timeout_message(record.timeout_policy)
+            )
+        except CacheStale:
+            # A report or another removal got there first; the record is an orphan now.
+            self.pool.discard([record.id])
+
+    def redispatch_after_soft_timeout(self, record: InstanceRecord) -> None:
+        """Enqueue the task of a slow instance once more; the instance keeps running."""
+        record.soft_timeout_handled = True
+        jcb = self.cache.get(record.job_id)
+        if jcb is not None:
+            self._enqueue(jcb, [record.task_id])
+
+    def is_live(self, record: InstanceRecord) -> bool:
+        """True if the record's instance is still live in its task control block."""
+        jcb = self.cache.get(record.job_id)
+        if jcb is None:
+            return False
+        try:
+            jcb.live_block(record.task_id, record.id)
+        except (CacheStale, BadRequest):
+            return False
+        return True
+
+    def resend_ready_work(self) -> int:
+        """Enqueue every ready task of every cached job; return how many entries were offered."""
+        offered = 0
+        for jcb in self.cache:
+            ready = jcb.ready_work()
+            self._enqueue(jcb, ready)
+            offered += len(ready)
+        return offered
+
+    # --- internals -------------------------------------------------------------------------
+
+    async def _finish_regular_task(
+        self, jcb: JobControlBlock, index: int, payloads: list[bytes], frame: bytes
+    ) -> list[TaskId]:
+        """Under the job lock: persist a regular task's success, apply it; return ready work."""
+        if jcb.is_last_task():
+            state, outputs = jcb.completion_outputs(index, payloads)
+            await self._transition(jcb, state, serialized_outputs=outputs)
+            self.pool.discard(jcb.apply_completion(index, payloads, state, outputs))
+            if state is JobState.COMMIT_READY:
+                return [TaskId.COMMIT]
+            self._terminated(jcb)
+            return []
+        await self.persistence.record_task_outputs(jcb.id, index, frame)
+        ready, dropped = jcb.apply_task_success(index, payloads)
+        self.pool.discard(dropped)
+        return ready
+
+    async def _finish_termination_task(self, jcb: JobControlBlock, tcb: TaskControlBlock) -> None:
+        """Under the job lock: the commit task ends the job Succeeded, the cleanup Cancelled."""
+        target = JobState.SUCCEEDED if tcb is jcb.commit else JobState.CANCELLED
+        await self._transition(jcb, target)
+        self.pool.discard(jcb.apply_termination_success(tcb))
+        self._terminated(jcb)
+
+    async def _fail_instance(
+        self, jcb: JobControlBlock, task_id: TaskId, instance_id: TaskInstanceId, message: str
+    ) -> None:
+        tcb = jcb.live_block(task_id, instance_id)
+        if tcb.retries_left > 0:
+            tcb.consume_retry(instance_id)
+            self.pool.discard([instance_id])
+            self._enqueue(jcb, [task_id])
+            return
+        async with jcb.lock:
+            tcb = jcb.live_block(task_id, instance_id)
+            await self._transition(jcb, JobState.FAILED, error_message=message)
+            dropped = jcb.apply_failure(tcb, message)
+        self.pool.discard(dropped)
+        self._terminated(jcb)
+        LOGGER.info(
+            "job %s failed: task %s ran out of retries: %s",
+            jcb.id,
+            task_id,
+            message,
+            extra={"job_id": jcb.id, "task_id": str(task_id)},
+        )
+
+    async def _transition(
+        self,
+        jcb: JobControlBlock,
+        target: JobState,
+        *,
+        serialized_outputs: bytes | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        try:
+            await self.persistence.transition_job(
+                jcb.id,
+                target,
+                self.clock(),
+                serialized_outputs=serialized_outputs,
+                error_message=error_message,
+            )
+        except (InvalidJobState, JobNotFound) as exc:
+            # The cache allowed the move and the database refused it: they disagree, which no
+            # request can fix. Fail this request loudly and keep serving the others.
+            LOGGER.error(
+                "job %s: the database refused %s -> %s: %s",
+                jcb.id,
+                jcb.state.value,
+                target.value,
+                exc,
+                extra={"job_id": jcb.id},
+            )
+            raise StorageInternalError(
+                f"job {jcb.id}: the database refused the move from {jcb.state.value} to "
+                f"{target.value}: {exc}"
+            ) from exc
+
+    def _check_session(self, session_id: SessionId) -> None:
+        if session_id != self.session:
+            raise StaleSession(self.session)
+
+    def _cached_for_instances(self, job_id: JobId) -> JobControlBlock:
+        jcb = self.cache.get(job_id)
+        if jcb is None:
+            raise CacheStale(
+                StaleReason.JOB_NOT_IN_CACHE,
+                f"job not found in cache: job {job_id} (unknown, or ended and evicted)",
+            )
+        return jcb
+
+    async def _cached_job(
+        self, job_id: JobId, operation: str, *expected: JobState
+    ) -> JobControlBlock:
+        """The cached job; for an uncached one, the error its database state calls for."""
+        jcb = self.cache.get(job_id)
+        if jcb is not None:
+            await trio.lowlevel.checkpoint()
+            return jcb
+        status = await self.persistence.get_job_status(job_id)
+        if status.state in expected:
+            raise self._uncached(job_id, status.state)
+        raise InvalidJobState(job_id, status.state, operation, expected)
+
+    @staticmethod
+    def _uncached(job_id: JobId, state: JobState) -> StorageInternalError:
+        LOGGER.error("job %s is %s in the database but not in the job cache", job_id, state.value)
+        return StorageInternalError(
+            f"job {job_id} is {state.value} in the database but not in storage's job cache "
+            "(it could not be recovered at startup; see the storage log)"
+        )
+
+    def _enqueue(self, jcb: JobControlBlock, task_ids: Iterable[TaskId]) -> None:
+        for task_id in task_ids:
+            self.queue.put(jcb.resource_group_id, jcb.id, task_id)
+
+    def _terminated(self, jcb: JobControlBlock) -> None:
+        self.cache.mark_terminated(jcb.id, self.monotonic())

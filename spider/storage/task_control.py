@@ -1,0 +1,137 @@
+"""``TaskControlBlock``: one task's state, live instances and remaining retries.
+
+A regular task starts ``Pending`` (waiting for parents) or ``Ready`` (an input task); the commit
+and cleanup tasks start ``Ready``. Registering an instance makes it ``Running``; it ends
+``Succeeded``, ``Failed`` or ``Cancelled``, and a terminal task holds no instance. Checks raise
+``CacheStale`` and change nothing; mutations never raise.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import attrs
+
+from spider.core.ids import JobId, TaskInstanceId
+from spider.core.task_graph import ExecutionPolicy, TdlContext
+from spider.core.task_id import TaskId
+from spider.storage.errors import CacheStale, StaleReason
+
+
+class TaskState(enum.Enum):
+    """A task's state inside the job cache."""
+
+    PENDING = "Pending"
+    READY = "Ready"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+
+
+@attrs.define(eq=False, slots=True)
+class TaskControlBlock:
+    """The mutable state of one task of a cached job."""
+
+    job_id: JobId
+    task_id: TaskId
+    tdl_context: TdlContext
+    policy: ExecutionPolicy
+    state: TaskState
+    retries_left: int
+    instances: set[TaskInstanceId] = attrs.field(factory=set)
+    error_message: str | None = None
+
+    @classmethod
+    def new(
+        cls,
+        job_id: JobId,
+        task_id: TaskId,
+        tdl_context: TdlContext,
+        policy: ExecutionPolicy,
+        *,
+        ready: bool,
+    ) -> TaskControlBlock:
+        """A fresh task with its full retry budget."""
+        state = TaskState.READY if ready else TaskState.PENDING
+        return cls(job_id, task_id, tdl_context, policy, state, policy.max_num_retry)
+
+    def _describe(self) -> str:
+        return f"task {self.task_id} of job {self.job_id}"
+
+    def check_can_register(self) -> None:
+        """Raise ``CacheStale`` unless one more instance may start now."""
+        if self.state.is_terminal:
+            raise CacheStale(
+                StaleReason.TASK_ALREADY_TERMINATED, f"{self._describe()} is {self.state.value}"
+            )
+        if self.state is TaskState.PENDING:
+            raise CacheStale(
+                StaleReason.TASK_NOT_READY,
+                f"{self._describe()} is Pending (its parents have not all succeeded)",
+            )
+        limit = self.policy.max_num_instances
+        if len(self.instances) >= limit:
+            raise CacheStale(
+                StaleReason.TASK_INSTANCE_LIMIT_EXCEEDED,
+                f"{self._describe()} already has {len(self.instances)} live instance(s), "
+                f"its limit is {limit}",
+            )
+
+    def add_instance(self, instance_id: TaskInstanceId) -> None:
+        """Record a live instance (after ``check_can_register``)."""
+        self.instances.add(instance_id)
+        self.state = TaskState.RUNNING
+
+    def check_instance(self, instance_id: TaskInstanceId) -> None:
+        """Raise ``CacheStale`` unless ``instance_id`` is a live instance of this task."""
+        if instance_id in self.instances:
+            return
+        if self.state.is_terminal:
+            raise CacheStale(
+                StaleReason.TASK_ALREADY_TERMINATED, f"{self._describe()} is {self.state.value}"
+            )
+        raise CacheStale(
+            StaleReason.INVALID_TASK_INSTANCE_ID,
+            f"instance {instance_id} is not a live instance of {self._describe()} "
+            "(already reported, timed out or removed)",
+        )
+
+    def remove_instance(self, instance_id: TaskInstanceId) -> bool:
+        """Drop a live instance without consuming a retry; return whether it was live.
+
+        A running task left without instances is ready again.
+        """
+        if instance_id not in self.instances:
+            return False
+        self.instances.discard(instance_id)
+        if self.state is TaskState.RUNNING and not self.instances:
+            self.state = TaskState.READY
+        return True
+
+    def consume_retry(self, instance_id: TaskInstanceId) -> None:
+        """Drop a failed instance and use one retry (the caller checked ``retries_left > 0``)."""
+        self.remove_instance(instance_id)
+        self.retries_left -= 1
+
+    def finish(self, state: TaskState, error_message: str | None = None) -> set[TaskInstanceId]:
+        """Move to a terminal ``state``; return the instances that were live (now stale)."""
+        dropped = self.instances
+        self.instances = set()
+        self.state = state
+        if error_message is not None:
+            self.error_message = error_message
+        return dropped
+
+    def cancel(self) -> set[TaskInstanceId]:
+        """Cancel the task unless it already ended; return the instances made stale."""
+        if self.state.is_terminal:
+            return set()
+        return self.finish(TaskState.CANCELLED)

@@ -1,0 +1,250 @@
+"""``FakeDatabase``: a dict-backed ``StorageDatabase`` for storage's unit tests.
+
+It follows the contract of ``spider.storage.db.interface`` (legal transitions, first write wins
+for task outputs, each dead EM reported once) and adds what tests need: a switch that makes
+every call fail with ``DatabaseUnavailable``, one-shot failures of named methods, and call
+counts. It is thread-safe, so it also works under ``Persistence``'s worker threads.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import threading
+from collections.abc import Iterator
+
+import attrs
+
+from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.storage.db.interface import (
+    RECOVERABLE_STATES,
+    DatabaseUnavailable,
+    DuplicateResourceGroup,
+    ExecutionManagerDead,
+    JobNotFound,
+    JobRecord,
+    JobState,
+    JobStatus,
+    UnknownExecutionManager,
+    UnknownResourceGroup,
+    check_transition,
+)
+
+
+@attrs.define
+class _EmRow:
+    ip_address: str
+    alive: bool
+    last_heartbeat_at: float
+
+
+@attrs.define(eq=False)
+class FakeDatabase:
+    """An in-memory database with failure injection."""
+
+    jobs: dict[JobId, JobRecord] = attrs.field(factory=dict)
+    task_outputs: dict[JobId, dict[int, bytes]] = attrs.field(factory=dict)
+    groups: dict[ResourceGroupId, tuple[str, bytes]] = attrs.field(factory=dict)
+    ems: dict[ExecutionManagerId, _EmRow] = attrs.field(factory=dict)
+    schedulers: list[tuple[SchedulerId, str, int]] = attrs.field(factory=list)
+    sessions: int = 0
+    unavailable: bool = False
+    """While True, every call raises ``DatabaseUnavailable``."""
+    fail_once: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    """``fail_once["record_task_outputs"] = 2`` fails the next two calls of that method."""
+    broken: set[str] = attrs.field(factory=set)
+    """Methods that raise ``RuntimeError``, as a backend bug would."""
+    calls: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))
+    _lock: threading.Lock = attrs.field(factory=threading.Lock)
+
+    def _enter(self, method: str) -> None:
+        self.calls[method] += 1
+        if self.unavailable:
+            raise DatabaseUnavailable(f"{method}: connection refused (injected)")
+        if method in self.broken:
+            raise RuntimeError("driver bug (injected)")
+        if self.fail_once[method] > 0:
+            self.fail_once[method] -= 1
+            raise DatabaseUnavailable(f"{method}: connection reset (injected)")
+
+    def create_schema(self) -> None:
+        with self._lock:
+            self._enter("create_schema")
+
+    def close(self) -> None:
+        pass
+
+    def new_session(self) -> SessionId:
+        with self._lock:
+            self._enter("new_session")
+            self.sessions += 1
+            return SessionId(self.sessions)
+
+    def add_resource_group(self, external_id: str, password_hash: bytes) -> ResourceGroupId:
+        with self._lock:
+            self._enter("add_resource_group")
+            if any(name == external_id for name, _ in self.groups.values()):
+                raise DuplicateResourceGroup(external_id)
+            group_id = ResourceGroupId(next(self._ids))
+            self.groups[group_id] = (external_id, password_hash)
+            return group_id
+
+    def get_resource_group_password_hash(self, group_id: ResourceGroupId) -> bytes | None:
+        with self._lock:
+            self._enter("get_resource_group_password_hash")
+            row = self.groups.get(group_id)
+            return None if row is None else row[1]
+
+    def insert_job(
+        self,
+        group_id: ResourceGroupId,
+        compressed_task_graph: bytes,
+        compressed_inputs: bytes,
+        now: float,
+    ) -> JobId:
+        with self._lock:
+            self._enter("insert_job")
+            if group_id not in self.groups:
+                raise UnknownResourceGroup(group_id)
+            job_id = JobId(next(self._ids))
+            self.jobs[job_id] = JobRecord(
+                job_id,
+                group_id,
+                JobState.READY,
+                compressed_task_graph,
+                compressed_inputs,
+                None,
+                None,
+                now,
+                None,
+            )
+            return job_id
+
+    def _job(self, job_id: JobId) -> JobRecord:
+        record = self.jobs.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    def get_job_status(self, job_id: JobId) -> JobStatus:
+        with self._lock:
+            self._enter("get_job_status")
+            record = self._job(job_id)
+            return JobStatus(record.id, record.state, record.error_message)
+
+    def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
+        with self._lock:
+            self._enter("get_job_outputs")
+            record = self._job(job_id)
+            return record.state, record.serialized_outputs
+
+    def transition_job(
+        self,
+        job_id: JobId,
+        target: JobState,
+        now: float,
+        *,
+        serialized_outputs: bytes | None = None,
+        error_message: str | None = None,
+    ) -> JobState:
+        with self._lock:
+            self._enter("transition_job")
+            record = self._job(job_id)
+            check_transition(job_id, record.state, target)
+            self.jobs[job_id] = attrs.evolve(
+                record,
+                state=target,
+                serialized_outputs=serialized_outputs
+                if serialized_outputs is not None
+                else record.serialized_outputs,
+                error_message=error_message if error_message is not None else record.error_message,
+                ended_at=now if target.is_terminal else record.ended_at,
+            )
+            return record.state
+
+    def iter_recoverable_jobs(self) -> Iterator[JobRecord]:
+        with self._lock:
+            self._enter("iter_recoverable_jobs")
+            rows = [self.jobs[key] for key in sorted(self.jobs)]
+        return iter([row for row in rows if row.state in RECOVERABLE_STATES])
+
+    def delete_terminated_jobs(self, ended_before: float, batch: int = 1000) -> int:
+        with self._lock:
+            self._enter("delete_terminated_jobs")
+            doomed = [
+                job_id
+                for job_id, record in self.jobs.items()
+                if record.state.is_terminal
+                and record.ended_at is not None
+                and record.ended_at < ended_before
+            ]
+            for job_id in doomed:
+                del self.jobs[job_id]
+                self.task_outputs.pop(job_id, None)
+            return len(doomed)
+
+    def record_task_outputs(self, job_id: JobId, task_index: int, output_frame: bytes) -> None:
+        with self._lock:
+            self._enter("record_task_outputs")
+            self._job(job_id)
+            self.task_outputs.setdefault(job_id, {}).setdefault(task_index, output_frame)
+
+    def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
+        with self._lock:
+            self._enter("load_task_outputs")
+            return dict(self.task_outputs.get(job_id, {}))
+
+    def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
+        with self._lock:
+            self._enter("register_execution_manager")
+            em_id = ExecutionManagerId(next(self._ids))
+            self.ems[em_id] = _EmRow(ip_address, True, now)
+            return em_id
+
+    def _em(self, em_id: ExecutionManagerId) -> _EmRow:
+        row = self.ems.get(em_id)
+        if row is None:
+            raise UnknownExecutionManager(em_id)
+        return row
+
+    def heartbeat_execution_manager(self, em_id: ExecutionManagerId, now: float) -> None:
+        with self._lock:
+            self._enter("heartbeat_execution_manager")
+            row = self._em(em_id)
+            if not row.alive:
+                raise ExecutionManagerDead(em_id)
+            row.last_heartbeat_at = now
+
+    def is_execution_manager_alive(self, em_id: ExecutionManagerId) -> bool:
+        with self._lock:
+            self._enter("is_execution_manager_alive")
+            return self._em(em_id).alive
+
+    def mark_dead_execution_managers(self, stale_before: float) -> list[ExecutionManagerId]:
+        with self._lock:
+            self._enter("mark_dead_execution_managers")
+            dead = []
+            for em_id, row in sorted(self.ems.items()):
+                if row.alive and row.last_heartbeat_at < stale_before:
+                    row.alive = False
+                    dead.append(em_id)
+            return dead
+
+    def register_scheduler(self, host: str, port: int) -> SchedulerId:
+        with self._lock:
+            self._enter("register_scheduler")
+            scheduler_id = SchedulerId(next(self._ids))
+            self.schedulers = [(scheduler_id, host, port)]
+            return scheduler_id
+
+    def list_schedulers(self) -> list[tuple[SchedulerId, str, int]]:
+        with self._lock:
+            self._enter("list_schedulers")
+            return list(self.schedulers)
+
+    # --- test helpers ---
+
+    def state_of(self, job_id: JobId) -> JobState:
+        """The stored state of a job (no failure injection)."""
+        return self.jobs[job_id].state
