@@ -115,6 +115,25 @@ def is_running(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+async def exits_within(pid: int, seconds: float) -> bool:
+    """Whether ``pid``, which is not our child, exits within ``seconds``.
+
+    A SIGKILL sent to a process group takes effect when each member is next scheduled, so a
+    process we cannot reap is waited for through a pidfd (readable once it has exited).
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        with trio.move_on_after(seconds):
+            await trio.lowlevel.wait_readable(pidfd)
+            return True
+        return not is_running(pid)
+    finally:
+        os.close(pidfd)
+
+
 def running_children() -> set[int]:
     """The live processes whose parent is this test process."""
     children = set()

@@ -12,6 +12,7 @@ from spider.core import TaskId, encode_task_outputs
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskRequest
 
 from .pool_helpers import (
+    exits_within,
     is_running,
     open_pool,
     outputs_of,
@@ -97,7 +98,7 @@ async def test_a_hard_timeout_kills_the_whole_process_group_and_the_next_task_ru
         )
         assert outcome == TaskFailed("hard timeout (1000 ms) exceeded", PoolFailureKind.TIMEOUT)
         grandchild = int(pid_file.read_text())
-        assert not is_running(grandchild)
+        assert await exits_within(grandchild, seconds=10)
         assert not is_running(executor)
         assert single_output(await slot.run(task("fibonacci", 7))) == 13
 
