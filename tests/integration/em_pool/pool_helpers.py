@@ -134,27 +134,6 @@ async def exits_within(pid: int, seconds: float) -> bool:
         os.close(pidfd)
 
 
-def running_children() -> set[int]:
-    """The live processes whose parent is this test process."""
-    children = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        state, parent = stat.rsplit(")", 1)[1].split()[:2]
-        if int(parent) == os.getpid() and state not in ("Z", "X"):
-            children.add(int(entry.name))
-    return children
-
-
-def open_fd_count() -> int:
-    """File descriptors open in this process."""
-    return len(os.listdir("/proc/self/fd"))
-
-
 def write_script(path: Path, body: str) -> Path:
     """An executable Python script, run by this interpreter, to use as ``bin_path``."""
     path.write_text(f"#!{sys.executable}\n" + textwrap.dedent(body))

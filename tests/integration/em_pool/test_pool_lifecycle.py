@@ -20,13 +20,12 @@ from spider.em.pool import (
     TaskFailed,
     open_process_pool,
 )
+from tests.processes import open_fd_count, running_children
 
 from .pool_helpers import (
     is_running,
-    open_fd_count,
     open_pool,
     pool_task,
-    running_children,
     single_output,
     task,
     write_script,
@@ -145,6 +144,7 @@ async def test_a_failing_respawn_is_retried_with_backoff_until_it_works(
 async def test_an_executor_that_cannot_start_fails_the_opening(
     package_dir: Path, tmp_path: Path
 ) -> None:
+    children_before = running_children()
     broken = write_script(tmp_path / "broken_executor", "import sys\nsys.exit(7)\n")
     with pytest.raises(ExecutorSpawnError, match="exited with code 7 before it was ready"):
         async with open_process_pool(PoolConfig(package_dir=package_dir, bin_path=broken)):
@@ -154,7 +154,7 @@ async def test_an_executor_that_cannot_start_fails_the_opening(
             PoolConfig(package_dir=package_dir, bin_path=tmp_path / "missing", warm_spare=False)
         ):
             pytest.fail("the pool opened")
-    assert running_children() == set()
+    assert running_children() == children_before
 
 
 async def test_the_shutdown_deadline_kills_the_running_task_and_refuses_new_ones(

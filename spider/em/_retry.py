@@ -1,0 +1,101 @@
+"""Retrying a client call while its failure may be temporary, until its answer stops mattering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+import trio
+
+from spider.core.backoff import Backoff
+from spider.em.errors import ClientError, ServerError, TransportError
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+_T = TypeVar("_T")
+
+DEFAULT_RETRY_BACKOFF: Final = Backoff(initial=0.1, cap=5.0, multiplier=2.0, jitter=0.1)
+"""100 ms doubling to 5 s, plus up to 100 ms of jitter, for as long as it takes."""
+
+
+def _unlimited(_instance: object, _attribute: attrs.Attribute[Backoff], value: Backoff) -> None:
+    if value.max_attempts is not None:
+        raise ValueError(
+            "RetryPolicy.backoff must not set max_attempts: transport failures are retried until "
+            "the answer no longer matters (a new session, a shutdown)"
+        )
+
+
+def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"RetryPolicy.{attribute.name} must be >= 1, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How the EM retries calls to storage and the scheduler."""
+
+    backoff: Backoff = attrs.field(default=DEFAULT_RETRY_BACKOFF, validator=_unlimited)
+    """Delays between attempts; the sequence restarts for every new operation."""
+    server_error_attempts: int = attrs.field(default=5, validator=_at_least_one)
+    """Attempts (the first included) an operation gets while the peer fails internally
+    (``ServerError``); transport failures are retried without limit."""
+
+
+class Superseded(Exception):
+    """The operation's result stopped mattering before it succeeded; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _never() -> str | None:
+    return None
+
+
+async def call_with_retry(
+    call: Callable[[], Awaitable[_T]],
+    *,
+    policy: RetryPolicy,
+    what: str,
+    fields: Mapping[str, Any],
+    superseded: Callable[[], str | None] = _never,
+) -> _T:
+    """Return ``await call()``, retrying ``TransportError`` (always) and ``ServerError`` (up to
+    ``policy.server_error_attempts``) with ``policy.backoff``.
+
+    Before each attempt ``superseded()`` is asked whether the result still matters; a reason
+    raises ``Superseded``. Other ``ClientError`` s, and the last ``ServerError``, propagate.
+    Each retry is logged at WARNING with ``what`` and ``fields``.
+    """
+    delays = policy.backoff.delays()
+    server_failures = 0
+    attempt = 1
+    while True:
+        reason = superseded()
+        if reason is not None:
+            raise Superseded(reason)
+        error: ClientError
+        try:
+            return await call()
+        except TransportError as exc:
+            error = exc
+        except ServerError as exc:
+            server_failures += 1
+            if server_failures >= policy.server_error_attempts:
+                raise
+            error = exc
+        delay = next(delays)
+        LOGGER.warning(
+            "%s failed on attempt %d (%s); retrying in %.3f s.",
+            what,
+            attempt,
+            error,
+            delay,
+            extra={**fields, "attempt": attempt, "error": str(error), "retry_delay_s": delay},
+        )
+        await trio.sleep(delay)
+        attempt += 1

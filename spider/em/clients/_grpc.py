@@ -1,0 +1,226 @@
+"""The EM's clients over gRPC: one call per method, status codes mapped to domain errors.
+
+Deadlines are set here, from ``ClientDeadlines``; retries are the runtime's, which knows what is
+safe to repeat and when an answer has stopped mattering (a stale session, a shutdown).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+
+from spider.core.ids import ExecutionManagerId, SessionId
+from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.clients._convert import (
+    assignment_from_proto,
+    execution_context_from_proto,
+    record_to_proto,
+    registration_from_proto,
+    task_id_to_proto,
+)
+from spider.em.clients._mapping import liveness_error, scheduler_error, storage_error
+from spider.em.errors import ClientError
+from spider.em.ledger import AssignmentRecord
+from spider.em.ports import EmClients
+from spider.proto import scheduler as scheduler_pb
+from spider.proto import storage as storage_pb
+from spider.rpc import Channel, Endpoint, RpcConfig, RpcError, connect_channel
+
+_ErrorMapping = Callable[[RpcError, str], ClientError]
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+@attrs.frozen
+class ClientDeadlines:
+    """How long each RPC may take; no call is ever unbounded."""
+
+    call: float = attrs.field(default=10.0, validator=_positive_seconds)
+    """Registration, heartbeats, task-instance registration and reports."""
+    next_task_margin: float = attrs.field(default=5.0, validator=_positive_seconds)
+    """Added to ``NextTask``'s wait: the scheduler may hold the call for the whole wait."""
+    shutdown: float = attrs.field(default=5.0, validator=_positive_seconds)
+    """``Shutdown``."""
+
+
+@attrs.define(eq=False)
+class GrpcLivenessClient:
+    """``storage.ExecutionManagerLivenessService`` over a channel."""
+
+    _channel: Channel
+    _deadlines: ClientDeadlines
+
+    async def register(self, ip_address: str) -> Registration:
+        """``RegisterExecutionManager``."""
+        operation = "RegisterExecutionManager"
+        try:
+            response = await self._channel.call(
+                storage_pb.ExecutionManagerLivenessServiceStub.register_execution_manager,
+                storage_pb.RegisterExecutionManagerRequest(ip_address=ip_address),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise liveness_error(error, operation) from error
+        return registration_from_proto(response, operation=operation)
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
+        """``UpdateExecutionManagerHeartbeat``."""
+        try:
+            response = await self._channel.call(
+                storage_pb.ExecutionManagerLivenessServiceStub.update_execution_manager_heartbeat,
+                storage_pb.ExecutionManagerIdRequest(execution_manager_id=em_id),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise liveness_error(error, "UpdateExecutionManagerHeartbeat") from error
+        return SessionId(response.session_id)
+
+
+@attrs.define(eq=False)
+class GrpcSchedulerClient:
+    """``scheduler.SchedulerService`` over a channel."""
+
+    _channel: Channel
+    _deadlines: ClientDeadlines
+
+    async def next_task(
+        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+    ) -> Assignment | None:
+        """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
+        operation = "NextTask"
+        request = scheduler_pb.NextTaskRequest(execution_manager_id=em_id, wait_time_ms=wait_ms)
+        if record is not None:
+            request.prev_assignment = record_to_proto(record)
+        try:
+            response = await self._channel.call(
+                scheduler_pb.SchedulerServiceStub.next_task,
+                request,
+                deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
+            )
+        except RpcError as error:
+            raise scheduler_error(error, operation) from error
+        return assignment_from_proto(response, operation=operation)
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> None:
+        """``Heartbeat``."""
+        try:
+            await self._channel.call(
+                scheduler_pb.SchedulerServiceStub.heartbeat,
+                scheduler_pb.HeartbeatRequest(execution_manager_id=em_id),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise scheduler_error(error, "Heartbeat") from error
+
+    async def shutdown(
+        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+    ) -> None:
+        """``Shutdown`` with every acknowledgement not sent yet."""
+        try:
+            await self._channel.call(
+                scheduler_pb.SchedulerServiceStub.shutdown,
+                scheduler_pb.ShutdownRequest(
+                    execution_manager_id=em_id,
+                    prev_assignments=[record_to_proto(record) for record in records],
+                ),
+                deadline=self._deadlines.shutdown,
+            )
+        except RpcError as error:
+            raise scheduler_error(error, "Shutdown") from error
+
+
+@attrs.define(eq=False)
+class GrpcStorageClient:
+    """``storage.TaskInstanceManagementService`` over a channel."""
+
+    _channel: Channel
+    _deadlines: ClientDeadlines
+
+    async def register_task_instance(
+        self, assignment: Assignment, em_id: ExecutionManagerId
+    ) -> ExecutionContext:
+        """``RegisterTaskInstance`` in the assignment's session."""
+        operation = "RegisterTaskInstance"
+        try:
+            response = await self._channel.call(
+                storage_pb.TaskInstanceManagementServiceStub.register_task_instance,
+                storage_pb.RegisterTaskInstanceRequest(
+                    job_id=assignment.job_id,
+                    task_id=task_id_to_proto(assignment.task_id),
+                    execution_manager_id=em_id,
+                    session_id=assignment.session,
+                ),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise storage_error(error, operation) from error
+        return execution_context_from_proto(response, operation=operation)
+
+    async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
+        """``ReportTaskSuccess`` with the output wire frame verbatim."""
+        try:
+            await self._channel.call(
+                storage_pb.TaskInstanceManagementServiceStub.report_task_success,
+                storage_pb.ReportTaskSuccessRequest(
+                    job_id=target.job_id,
+                    task_id=task_id_to_proto(target.task_id),
+                    task_instance_id=target.task_instance_id,
+                    execution_manager_id=target.em_id,
+                    session_id=target.session,
+                    serialized_outputs=outputs,
+                ),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise storage_error(error, "ReportTaskSuccess") from error
+
+    async def report_failure(self, target: ReportTarget, message: str) -> None:
+        """``ReportTaskFailure`` with a readable message."""
+        try:
+            await self._channel.call(
+                storage_pb.TaskInstanceManagementServiceStub.report_task_failure,
+                storage_pb.ReportTaskFailureRequest(
+                    job_id=target.job_id,
+                    task_id=task_id_to_proto(target.task_id),
+                    task_instance_id=target.task_instance_id,
+                    execution_manager_id=target.em_id,
+                    session_id=target.session,
+                    error_message=message,
+                ),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            raise storage_error(error, "ReportTaskFailure") from error
+
+
+@asynccontextmanager
+async def open_grpc_clients(
+    storage: Endpoint,
+    scheduler: Endpoint,
+    *,
+    connection_pool_size: int = 1,
+    deadlines: ClientDeadlines = ClientDeadlines(),
+) -> AsyncIterator[EmClients]:
+    """Channels to storage and the scheduler for the block, as the runtime's clients.
+
+    Needs an open RPC bridge. Like upstream, the two storage services get separate connection
+    pools, so a burst of reports never queues a heartbeat behind it on one HTTP/2 connection.
+    Connections are made lazily: opening succeeds even if the peers are not up yet.
+    """
+    config = RpcConfig(default_deadline=deadlines.call, connection_pool_size=connection_pool_size)
+    async with (
+        connect_channel(storage, config) as liveness_channel,
+        connect_channel(storage, config) as storage_channel,
+        connect_channel(scheduler, config) as scheduler_channel,
+    ):
+        yield EmClients(
+            liveness=GrpcLivenessClient(liveness_channel, deadlines),
+            scheduler=GrpcSchedulerClient(scheduler_channel, deadlines),
+            storage=GrpcStorageClient(storage_channel, deadlines),
+        )

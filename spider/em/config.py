@@ -1,0 +1,334 @@
+"""The execution manager's configuration: Spider's YAML keys plus Spider-py's additions.
+
+::
+
+    storage:   {host: 127.0.0.1, port: 50051}    # both required until embedded mode exists
+    scheduler: {host: 127.0.0.1, port: 50052}
+    liveness:  {storage_heartbeat_interval_sec: 1, scheduler_heartbeat_interval_sec: 1}
+    task_executor:
+      package_dir: /opt/spider/packages        # required
+      bin_path: null                           # default: the bundled Python executor
+      max_log_line_bytes: 65536
+      inherited_env: []
+      max_frame_bytes: 8388608                 # Spider-py additions from here on
+      recycle_after_tasks: null
+      memory_limit_mb: null
+      warm_spare: true
+    connection_pool_size: 4
+    scheduler_poll_wait_ms: 1000
+    executors: 1
+    shutdown_grace_sec: 30
+    shutdown_drain_sec: 5
+    forced_shutdown_sec: 2
+    rpc:
+      deadline_sec: 10
+      next_task_margin_sec: 5
+      shutdown_deadline_sec: 5
+      shutdown_bound_sec: 10
+      retry: {initial_sec: 0.1, cap_sec: 5, multiplier: 2, jitter_sec: 0.1, server_error_attempts: 5}
+    log_format: json                           # or human
+
+Durations may be fractional. ``load_em_config`` layers, from lowest to highest precedence: the
+defaults, the file, ``SPIDER_EM_*`` environment variables, then command-line overrides.
+docs/execution-manager.md is the reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import yaml
+
+from spider.core.backoff import Backoff
+from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.em._retry import RetryPolicy
+from spider.em.clients import ClientDeadlines
+from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
+from spider.em.runtime import RuntimeSettings
+from spider.executor import DEFAULT_MAX_FRAME_BYTES
+from spider.rpc import Endpoint
+
+ENV_PREFIX: Final = "SPIDER_EM_"
+
+ENV_OVERRIDES: Final = {
+    "SPIDER_EM_STORAGE": "storage",
+    "SPIDER_EM_SCHEDULER": "scheduler",
+    "SPIDER_EM_PACKAGE_DIR": "task_executor.package_dir",
+    "SPIDER_EM_EXECUTORS": "executors",
+    "SPIDER_EM_SHUTDOWN_GRACE_SEC": "shutdown_grace_sec",
+}
+"""Environment variables and the key each one sets (endpoints as ``host:port``)."""
+
+_MIB: Final = 1024 * 1024
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (_is_number(value) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+def _non_negative_seconds(
+    instance: object, attribute: attrs.Attribute[float], value: float
+) -> None:
+    if not (_is_number(value) and value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be >= 0 seconds, got {value!r}")
+
+
+def _int_at_least(minimum: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _optional_int_at_least(minimum: int) -> Any:
+    check = _int_at_least(minimum)
+
+    def optional(
+        instance: object, attribute: attrs.Attribute[int | None], value: int | None
+    ) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return optional
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _valid_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"port must be an integer from 1 to 65535, got {value!r}")
+
+
+class LogFormat(enum.StrEnum):
+    """How the EM writes its log lines on stderr."""
+
+    JSON = "json"
+    HUMAN = "human"
+
+
+@attrs.frozen
+class EndpointConfig:
+    """A gRPC server: ``{host, port}``."""
+
+    host: str = attrs.field(validator=_non_empty)
+    port: int = attrs.field(validator=_valid_port)
+
+    def endpoint(self) -> Endpoint:
+        """As ``spider.rpc`` takes it."""
+        return Endpoint(self.host, self.port)
+
+
+@attrs.frozen
+class LivenessConfig:
+    """Heartbeat periods."""
+
+    storage_heartbeat_interval_sec: float = attrs.field(default=1.0, validator=_positive_seconds)
+    scheduler_heartbeat_interval_sec: float = attrs.field(default=1.0, validator=_positive_seconds)
+
+
+@attrs.frozen
+class TaskExecutorConfig:
+    """How executors are started, and the limits they run under."""
+
+    package_dir: Path
+    """Where TDL packages live; becomes the executors' ``SPIDER_TDL_PACKAGE_DIR``."""
+    bin_path: Path | None = None
+    """The executor program; ``None`` for the bundled ``spider-task-executor``."""
+    max_log_line_bytes: int = attrs.field(
+        default=DEFAULT_MAX_LOG_LINE_BYTES, validator=_int_at_least(16)
+    )
+    inherited_env: tuple[str, ...] = ()
+    max_frame_bytes: int = attrs.field(
+        default=DEFAULT_MAX_FRAME_BYTES, validator=_int_at_least(1024)
+    )
+    """The executor protocol's frame limit: bounds a task's inputs and outputs."""
+    recycle_after_tasks: int | None = attrs.field(default=None, validator=_optional_int_at_least(1))
+    memory_limit_mb: int | None = attrs.field(default=None, validator=_optional_int_at_least(32))
+    """Address-space limit of each executor, in MiB; ``None`` for none."""
+    warm_spare: bool = True
+    """Keep a started executor in reserve per slot, so a crash or timeout costs no start-up."""
+
+
+@attrs.frozen
+class RetryConfig:
+    """Backoff of retried calls to storage and the scheduler."""
+
+    initial_sec: float = attrs.field(default=0.1, validator=_positive_seconds)
+    cap_sec: float = attrs.field(default=5.0, validator=_positive_seconds)
+    multiplier: float = attrs.field(default=2.0, validator=_positive_seconds)
+    jitter_sec: float = attrs.field(default=0.1, validator=_non_negative_seconds)
+    server_error_attempts: int = attrs.field(default=5, validator=_int_at_least(1))
+    """Attempts a call gets while the peer fails internally; transport failures are retried
+    until the result stops mattering."""
+
+    def policy(self) -> RetryPolicy:
+        """The runtime's retry policy."""
+        return RetryPolicy(
+            backoff=Backoff(
+                initial=self.initial_sec,
+                cap=self.cap_sec,
+                multiplier=self.multiplier,
+                jitter=self.jitter_sec,
+            ),
+            server_error_attempts=self.server_error_attempts,
+        )
+
+
+@attrs.frozen
+class RpcSettingsConfig:
+    """Deadlines and retries of the EM's RPCs."""
+
+    deadline_sec: float = attrs.field(default=10.0, validator=_positive_seconds)
+    """Each attempt of registration, heartbeats, task registration and reports."""
+    next_task_margin_sec: float = attrs.field(default=5.0, validator=_positive_seconds)
+    """``NextTask``'s deadline is ``scheduler_poll_wait_ms`` plus this."""
+    shutdown_deadline_sec: float = attrs.field(default=5.0, validator=_positive_seconds)
+    """Each attempt of the ``Shutdown`` RPC."""
+    shutdown_bound_sec: float = attrs.field(default=10.0, validator=_positive_seconds)
+    """The ``Shutdown`` RPC, retries included."""
+    retry: RetryConfig = attrs.field(factory=RetryConfig)
+
+
+@attrs.frozen
+class ExecutionManagerConfig:
+    """The whole ``python -m spider.em`` configuration."""
+
+    task_executor: TaskExecutorConfig
+    storage: EndpointConfig | None = None
+    scheduler: EndpointConfig | None = None
+    liveness: LivenessConfig = attrs.field(factory=LivenessConfig)
+    connection_pool_size: int = attrs.field(default=4, validator=_int_at_least(1))
+    scheduler_poll_wait_ms: int = attrs.field(default=1000, validator=_int_at_least(0))
+    executors: int = attrs.field(default=1, validator=_int_at_least(1))
+    """Slots: tasks that run at the same time, each in its own executor."""
+    shutdown_grace_sec: float = attrs.field(default=30.0, validator=_non_negative_seconds)
+    """After a stop request, how long a running task may go on before it is killed."""
+    shutdown_drain_sec: float = attrs.field(default=5.0, validator=_non_negative_seconds)
+    """Once every task has ended, how long outcome reports may take to reach storage."""
+    forced_shutdown_sec: float = attrs.field(default=2.0, validator=_non_negative_seconds)
+    """After a second stop request: the bound on reports, then on ``Shutdown``."""
+    rpc: RpcSettingsConfig = attrs.field(factory=RpcSettingsConfig)
+    log_format: LogFormat = LogFormat.JSON
+
+    def runtime_settings(self) -> RuntimeSettings:
+        """The runtime's knobs."""
+        return RuntimeSettings(
+            scheduler_poll_wait_ms=self.scheduler_poll_wait_ms,
+            storage_heartbeat_interval=self.liveness.storage_heartbeat_interval_sec,
+            scheduler_heartbeat_interval=self.liveness.scheduler_heartbeat_interval_sec,
+            shutdown_drain=self.shutdown_drain_sec,
+            shutdown_rpc_bound=self.rpc.shutdown_bound_sec,
+            retry=self.rpc.retry.policy(),
+        )
+
+    def client_deadlines(self) -> ClientDeadlines:
+        """Per-RPC deadlines."""
+        return ClientDeadlines(
+            call=self.rpc.deadline_sec,
+            next_task_margin=self.rpc.next_task_margin_sec,
+            shutdown=self.rpc.shutdown_deadline_sec,
+        )
+
+    def pool_config(self) -> PoolConfig:
+        """The process pool's configuration."""
+        executor = self.task_executor
+        return PoolConfig(
+            package_dir=executor.package_dir,
+            executors=self.executors,
+            bin_path=executor.bin_path,
+            inherited_env=executor.inherited_env,
+            max_log_line_bytes=executor.max_log_line_bytes,
+            max_frame_bytes=executor.max_frame_bytes,
+            recycle_after_tasks=executor.recycle_after_tasks,
+            memory_limit_bytes=(
+                None if executor.memory_limit_mb is None else executor.memory_limit_mb * _MIB
+            ),
+            warm_spare=executor.warm_spare,
+        )
+
+
+def endpoint_data(text: str, *, source: str) -> dict[str, Any]:
+    """``host:port`` as the ``{host, port}`` mapping of the file."""
+    try:
+        endpoint = Endpoint.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+    return {"host": endpoint.host, "port": endpoint.port}
+
+
+def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The dotted-key overrides ``SPIDER_EM_*`` variables set (unknown ones are an error)."""
+    overrides: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = ENV_OVERRIDES.get(name)
+        if key is None:
+            known = ", ".join(sorted(ENV_OVERRIDES))
+            raise ConfigError(f"unknown environment variable {name}; the known ones are {known}")
+        overrides[key] = _env_value(key, value, name)
+    return overrides
+
+
+def _env_value(key: str, value: str, name: str) -> Any:
+    if key in ("storage", "scheduler"):
+        return endpoint_data(value, source=f"environment variable {name}")
+    if key == "executors":
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"environment variable {name}: {value!r} is not an integer") from None
+    if key == "shutdown_grace_sec":
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"environment variable {name}: {value!r} is not a number") from None
+    return value
+
+
+def load_em_config(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+) -> ExecutionManagerConfig:
+    """The configuration from ``path`` (optional), ``SPIDER_EM_*`` variables and ``overrides``
+    (dotted keys, highest precedence). Raises ``ConfigError`` naming every bad key."""
+    data = _read_yaml(path) if path is not None else {}
+    layered = merge_overrides(data, environment_overrides(environ))
+    layered = merge_overrides(layered, overrides or {})
+    source = f"configuration file {path}" if path is not None else "configuration"
+    return structure_config(layered, ExecutionManagerConfig, source=source)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"configuration file {path}: expected a mapping of keys to values, "
+            f"got {type(data).__name__}"
+        )
+    return data

@@ -1,0 +1,267 @@
+"""The dispatch loop of one slot: poll, triage, register, execute, hand the outcome to a reporter.
+
+Each slot of the process pool runs one loop; the loops share the clients, the session tracker,
+the consumed-assignment ledger and the reporters' nursery. An iteration:
+
+1. Wait until the slot's executor is ready, so no assignment is taken that cannot start.
+2. Poll the scheduler (``NextTask`` long-poll loop). The first RPC of the loop carries the oldest
+   ledger record; a failed or cancelled RPC puts it back. Errors back off with jitter.
+3. Triage the assignment's session, then register the instance with storage (retrying
+   transport failures). Registered, stale and rejected assignments are all acknowledged, by
+   pushing their record to the ledger; one whose registration a stop interrupted is not.
+4. Run it on the slot. A stop no longer interrupts anything from here: the pool's shutdown
+   deadline (grace) bounds the task.
+5. Drop the outcome if the session moved on while the task ran; otherwise start its report in
+   the reporters' nursery and loop.
+
+Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends them at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+import trio
+
+from spider.core import SessionTracker
+from spider.core.ids import ExecutionManagerId
+from spider.core.supervision import run_logged
+from spider.em._retry import RetryPolicy, Superseded, call_with_retry
+from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
+from spider.em.errors import CacheStale, ClientError, StaleSession
+from spider.em.ledger import AssignmentLedger
+from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
+from spider.em.ports import SchedulerClient, StorageClient, TaskSlot
+from spider.em.reporting import Reporter
+from spider.em.shutdown import ShutdownTrigger
+from spider.em.triage import Triage, triage
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+MIN_IDLE_POLL_INTERVAL: Final = 0.05
+"""Seconds between the starts of two ``NextTask`` RPCs when the first answered ``no_task``: with
+``scheduler_poll_wait_ms: 0`` (or a scheduler that answers early) upstream spins on the CPU."""
+
+
+@attrs.define(eq=False)
+class Dispatcher:
+    """What the dispatch loops of all slots share."""
+
+    em_id: ExecutionManagerId
+    scheduler: SchedulerClient
+    storage: StorageClient
+    tracker: SessionTracker
+    ledger: AssignmentLedger
+    reporter: Reporter
+    trigger: ShutdownTrigger
+    refresh_liveness: Callable[[], None]
+    """``LivenessLoop.refresh``: ask for an immediate heartbeat."""
+    poll_wait_ms: int
+    policy: RetryPolicy
+
+    async def run_slot(self, slot: TaskSlot, reporters: trio.Nursery) -> None:
+        """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
+        while not self.trigger.requested:
+            admitted = await self._acquire(slot)
+            if admitted is not None:
+                assignment, context = admitted
+                await self._execute(slot, assignment, context, reporters)
+        LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
+
+    async def _acquire(self, slot: TaskSlot) -> tuple[Assignment, ExecutionContext] | None:
+        """The next registered assignment, or ``None`` (dropped, or a stop was requested)."""
+        assignment: Assignment | None = None
+        context: ExecutionContext | None = None
+        with self.trigger.cancelled_on_stop() as scope:
+            await slot.wait_ready()
+            assignment = await self._poll()
+            context = await self._admit(assignment)
+        if not scope.cancelled_caught:
+            return None if context is None or assignment is None else (assignment, context)
+        if assignment is not None:
+            LOGGER.warning(
+                "Stop requested while registering the task instance; the assignment stays "
+                "unacknowledged, so the scheduler reschedules it after Shutdown.",
+                extra=_assignment_fields(assignment),
+            )
+        return None
+
+    async def _poll(self) -> Assignment:
+        """``NextTask`` until an assignment arrives; errors back off, never end the loop."""
+        carry_record = True
+        delays = None
+        started = -math.inf
+        while True:
+            if not carry_record:
+                await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
+            started = trio.current_time()
+            try:
+                if carry_record:
+                    with self.ledger.lend_one() as record:
+                        assignment = await self.scheduler.next_task(
+                            self.em_id, record, self.poll_wait_ms
+                        )
+                else:
+                    assignment = await self.scheduler.next_task(self.em_id, None, self.poll_wait_ms)
+            except ClientError as error:
+                delays = delays if delays is not None else self.policy.backoff.delays()
+                delay = next(delays)
+                LOGGER.warning(
+                    "Scheduler returned an error; retrying in %.3f s: %s",
+                    delay,
+                    error,
+                    extra={"em_id": self.em_id, "error": str(error), "retry_delay_s": delay},
+                )
+                await trio.sleep(delay)
+                carry_record = True
+                continue
+            delays = None
+            if assignment is not None:
+                return assignment
+            # The record (if any) reached the scheduler: later RPCs of this poll carry none.
+            carry_record = False
+
+    async def _admit(self, assignment: Assignment) -> ExecutionContext | None:
+        """Triage and register ``assignment``; ``None`` if it was dropped (and acknowledged)."""
+        fields = _assignment_fields(assignment)
+        LOGGER.info("Received a new task assignment from the scheduler.", extra=fields)
+        verdict = triage(self.tracker, assignment.session)
+        if verdict is Triage.STALE:
+            LOGGER.warning(
+                "Dropping stale task assignment from the scheduler.",
+                extra={**fields, "current_session": self.tracker.current},
+            )
+            self.ledger.push(assignment.record)
+            return None
+        if verdict is Triage.NEWER:
+            LOGGER.info(
+                "Assignment from a newer storage session; refreshing liveness.",
+                extra={**fields, "current_session": self.tracker.current},
+            )
+            self.refresh_liveness()
+        try:
+            context = await call_with_retry(
+                lambda: self.storage.register_task_instance(assignment, self.em_id),
+                policy=self.policy,
+                what="RegisterTaskInstance",
+                fields=fields,
+                superseded=lambda: self._stale_reason(assignment),
+            )
+        except Superseded as stale:
+            LOGGER.warning("Dropping stale task assignment: %s.", stale.reason, extra=fields)
+        except StaleSession as error:
+            LOGGER.warning(
+                "Storage rejected task registration as stale. Dropping the assignment: %s",
+                error,
+                extra=fields,
+            )
+            self.refresh_liveness()
+        except CacheStale as error:
+            LOGGER.warning(
+                "Storage rejected task registration. Dropping the assignment: %s",
+                error,
+                extra=fields,
+            )
+        except ClientError as error:
+            # InvalidInput, a protocol violation, or a ServerError that outlived its retries:
+            # sending it again cannot help, and an unacknowledged assignment would stay with the
+            # scheduler until this EM dies, so it is acknowledged like any dropped one.
+            LOGGER.error(
+                "Storage could not register the task instance. Dropping the assignment: %s",
+                error,
+                extra={**fields, "error": str(error)},
+            )
+        else:
+            self.ledger.push(assignment.record)
+            return context
+        self.ledger.push(assignment.record)
+        return None
+
+    async def _execute(
+        self,
+        slot: TaskSlot,
+        assignment: Assignment,
+        context: ExecutionContext,
+        reporters: trio.Nursery,
+    ) -> None:
+        request = TaskRequest(
+            job_id=assignment.job_id,
+            task_id=assignment.task_id,
+            task_instance_id=context.task_instance_id,
+            resource_group_id=assignment.resource_group_id,
+            package=context.package,
+            task_func=context.task_func,
+            serialized_task_io=context.serialized_task_io,
+            hard_timeout=context.hard_timeout_ms / 1000,
+        )
+        fields = {
+            **_assignment_fields(assignment),
+            "task_instance_id": context.task_instance_id,
+            "slot": slot.index,
+            "package": context.package,
+            "task_func": context.task_func,
+        }
+        LOGGER.info("Task executor acquired for execution.", extra=fields)
+        outcome = self._explain(await slot.run(request))
+        _log_outcome(outcome, fields)
+        if self.tracker.is_stale(assignment.session):
+            LOGGER.warning(
+                "Dropping stale task assignment's outcome.",
+                extra={**fields, "current_session": self.tracker.current},
+            )
+            return
+        target = ReportTarget(
+            job_id=assignment.job_id,
+            task_id=assignment.task_id,
+            task_instance_id=context.task_instance_id,
+            em_id=self.em_id,
+            session=assignment.session,
+        )
+        name = f"outcome report of job {assignment.job_id} task {assignment.task_id}"
+        reporters.start_soon(run_logged, name, self.reporter.report, target, outcome)
+
+    def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
+        """Say in a task killed at shutdown's failure why and after how long."""
+        if isinstance(outcome, TaskFailed) and outcome.kind == PoolFailureKind.SHUTDOWN:
+            return attrs.evolve(outcome, message=self.trigger.kill_message())
+        return outcome
+
+    def _stale_reason(self, assignment: Assignment) -> str | None:
+        if self.tracker.is_stale(assignment.session):
+            return (
+                f"storage moved to session {self.tracker.current} while the assignment of "
+                f"session {assignment.session} was being registered"
+            )
+        return None
+
+
+def _assignment_fields(assignment: Assignment) -> dict[str, Any]:
+    return {
+        "assignment_id": assignment.id,
+        "scheduler_id": assignment.scheduler_id,
+        "job_id": assignment.job_id,
+        "task_id": str(assignment.task_id),
+        "bundle_session": assignment.session,
+    }
+
+
+def _log_outcome(outcome: TaskOutcome, fields: dict[str, Any]) -> None:
+    if isinstance(outcome, TaskSucceeded):
+        LOGGER.info(
+            "Task completed successfully.", extra={**fields, "elapsed_us": outcome.elapsed_us}
+        )
+        return
+    LOGGER.warning(
+        "Task failed: %s",
+        outcome.message,
+        extra={
+            **fields,
+            "failure_kind": outcome.kind,
+            "elapsed_us": outcome.elapsed_us,
+            "detail": outcome.detail,
+        },
+    )

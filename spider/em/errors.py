@@ -1,0 +1,83 @@
+"""The errors of the execution manager: one base class, flat subclasses.
+
+``ClientError`` and its subclasses are what the EM's clients of storage and the scheduler raise,
+after mapping gRPC status codes the way upstream Spider does (reference §5.2): the runtime
+decides per error whether to retry, drop and acknowledge an assignment, or stop. The other
+errors end the execution manager with a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+from spider.core.errors import SpiderError
+
+
+class ExecutionManagerError(SpiderError):
+    """Base class of every error of the execution manager."""
+
+
+class ClientError(ExecutionManagerError):
+    """A call to storage or the scheduler failed; ``message`` is the peer's own text."""
+
+    def __init__(self, message: str, *, operation: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.operation = operation
+        """The call that failed (``RegisterTaskInstance``), for logs."""
+
+    def __str__(self) -> str:
+        prefix = f"{self.operation}: " if self.operation else ""
+        return f"{prefix}{type(self).__name__}: {self.message or '(no message)'}"
+
+
+class StaleSession(ClientError):
+    """Storage rejected a call made with an older session (storage restarted since)."""
+
+
+class CacheStale(ClientError):
+    """Storage no longer accepts work on this task: it ended, the job is gone, or the instance
+    was removed (a duplicate, a timeout, a cancelled or failed job)."""
+
+
+class InvalidInput(ClientError):
+    """Storage judged the request malformed; sending it again cannot succeed."""
+
+
+class MarkedDead(ClientError):
+    """Storage has declared this execution manager dead (it missed heartbeats for too long)."""
+
+
+class IllegalId(ClientError):
+    """Storage does not know this execution manager's id (or rejected the registration)."""
+
+
+class TransportError(ClientError):
+    """The peer could not be reached or did not answer in time; a retry may succeed."""
+
+
+class ServerError(ClientError):
+    """The peer failed internally (``INTERNAL``, ``UNKNOWN``...) or refused the call."""
+
+
+class ProtocolError(ClientError):
+    """The peer answered with a message that breaks Spider's protocol (a missing field)."""
+
+
+class LivenessLost(ExecutionManagerError):
+    """Storage's answer to a heartbeat means this execution manager must stop: it was declared
+    dead, its id is unknown, or the storage session went backwards."""
+
+
+class DispatchFailed(ExecutionManagerError):
+    """A dispatch loop broke on an unexpected error (a bug); the EM stops after draining."""
+
+
+class ExecutorsUnavailable(ExecutionManagerError):
+    """The task executors could not be started; check ``task_executor.bin_path``."""
+
+
+class EmbeddedModeUnavailable(ExecutionManagerError):
+    """No ``storage``/``scheduler`` endpoint was configured and embedded mode does not exist yet."""
+
+
+class RegistrationRefused(ExecutionManagerError):
+    """Storage refused to register this execution manager (not a transient failure)."""

@@ -1,0 +1,93 @@
+"""The liveness loop: heartbeats to storage, the only writer of the EM's ``SessionTracker``.
+
+A heartbeat goes out at start, then one period after the previous one ended; ``refresh()``
+(a newer session seen on an assignment, a stale-session rejection) wakes the loop for an
+immediate one. Requests made while a heartbeat is in flight coalesce into one more heartbeat
+right after it, since that heartbeat may have left before storage changed session.
+
+Storage answering ``MarkedDead`` or ``IllegalId``, or a session older than the tracker's, means
+this EM must not go on: the loop fails the shutdown trigger (a fast stop) and stays idle until
+cancelled. Any other failure is logged and the next period tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final, NoReturn
+
+import attrs
+import trio
+
+from spider.core import SessionRegressionError, SessionTracker
+from spider.core.ids import ExecutionManagerId
+from spider.em.errors import ClientError, IllegalId, LivenessLost, MarkedDead
+from spider.em.ports import LivenessClient
+from spider.em.shutdown import ShutdownTrigger
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+
+@attrs.define(eq=False)
+class LivenessLoop:
+    """Heartbeats to storage every ``period`` seconds (after the previous one ended)."""
+
+    client: LivenessClient
+    em_id: ExecutionManagerId
+    tracker: SessionTracker
+    period: float
+    trigger: ShutdownTrigger
+    _refresh_requested: trio.Event = attrs.field(factory=trio.Event, init=False)
+
+    def refresh(self) -> None:
+        """Ask for a heartbeat now, to learn storage's session."""
+        self._refresh_requested.set()
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Heartbeat until cancelled (or idle after a fatal answer)."""
+        task_status.started()
+        while True:
+            self._refresh_requested = trio.Event()
+            if not await self._beat():
+                await trio.sleep_forever()
+            with trio.move_on_at(trio.current_time() + self.period):
+                await self._refresh_requested.wait()
+
+    async def _beat(self) -> bool:
+        """One heartbeat; False if the EM must stop."""
+        try:
+            session = await self.client.heartbeat(self.em_id)
+        except MarkedDead as error:
+            return self._lost(
+                f"storage has declared execution manager {self.em_id} dead ({error.message}); "
+                "it stops so that its supervisor starts a fresh one"
+            )
+        except IllegalId as error:
+            return self._lost(
+                f"storage does not know execution manager id {self.em_id} ({error.message}); "
+                "it stops so that its supervisor starts a fresh one"
+            )
+        except ClientError as error:
+            LOGGER.warning(
+                "Heartbeat to storage failed; retrying next period: %s",
+                error,
+                extra={"em_id": self.em_id, "error": str(error)},
+            )
+            return True
+        previous = self.tracker.current
+        try:
+            advanced = self.tracker.advance(session)
+        except SessionRegressionError as error:
+            return self._lost(f"{error}; execution manager {self.em_id} stops")
+        if advanced:
+            LOGGER.info(
+                "Session advanced by heartbeat.",
+                extra={"em_id": self.em_id, "from": previous, "to": session},
+            )
+        return True
+
+    def _lost(self, message: str) -> bool:
+        LOGGER.error(message, extra={"em_id": self.em_id})
+        self.trigger.fail(LivenessLost(message), force=True)
+        return False

@@ -1,0 +1,207 @@
+"""``python -m spider.em``: load the configuration, handle signals, run the execution manager.
+
+Exit status: 0 after a stop requested by SIGTERM or SIGINT, 1 when the EM had to stop on its
+own (storage declared it dead, executors cannot start...), 2 for a configuration or usage
+error, 3 when a second signal forced the exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import functools
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+import trio
+
+from spider.core.config import ConfigError, unstructure_config
+from spider.core.logging import LEVEL_ENV, configure_logging
+from spider.em.clients import open_grpc_clients
+from spider.em.config import (
+    ENV_OVERRIDES,
+    ExecutionManagerConfig,
+    LogFormat,
+    endpoint_data,
+    load_em_config,
+)
+from spider.em.errors import EmbeddedModeUnavailable, ExecutionManagerError
+from spider.em.pool import open_process_pool
+from spider.em.runtime import run_execution_manager
+from spider.em.shutdown import ShutdownTrigger
+from spider.rpc import open_rpc_bridge
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+
+
+class ExitStatus(enum.IntEnum):
+    """The process's exit status."""
+
+    STOPPED = 0
+    """A requested stop completed."""
+    FAILED = 1
+    """The EM stopped on its own because it could not go on."""
+    USAGE = 2
+    """Bad command line or configuration."""
+    FORCED = 3
+    """A second stop signal forced the exit; reports or acknowledgements may be lost."""
+
+
+_ENV_HELP = "\n".join(f"  {name:<30} {key}" for name, key in ENV_OVERRIDES.items())
+
+_EPILOG = f"""\
+Precedence: command-line flags, then SPIDER_EM_* environment variables, then the file, then the
+defaults. Environment variables:
+{_ENV_HELP}
+  {LEVEL_ENV:<30} log level (default INFO)
+
+Signals: the first SIGTERM or SIGINT stops polling at once; a running task gets until its hard
+timeout or shutdown_grace_sec, whichever is first, then is killed and reported as failed;
+reports drain (shutdown_drain_sec); every consumed assignment is acknowledged in Shutdown; the
+exit status is 0. A second signal kills running tasks at once and exits within about twice
+forced_shutdown_sec, with status 3. Status 1: the EM could not go on (see the last log line);
+status 2: a configuration or usage error.
+
+See docs/execution-manager.md for every configuration key."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m spider.em",
+        description="Spider-py execution manager: pulls task assignments from the scheduler, "
+        "runs them in task executor subprocesses and reports their outcomes to storage.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", type=Path, help="YAML configuration file")
+    parser.add_argument("--storage", metavar="HOST:PORT", help="storage endpoint")
+    parser.add_argument("--scheduler", metavar="HOST:PORT", help="scheduler endpoint")
+    parser.add_argument(
+        "--package-dir", type=Path, help="directory of TDL packages (task_executor.package_dir)"
+    )
+    parser.add_argument(
+        "--executors", type=int, metavar="N", help="tasks run at the same time (default 1)"
+    )
+    parser.add_argument(
+        "--shutdown-grace", type=float, metavar="SEC", help="shutdown_grace_sec (default 30)"
+    )
+    parser.add_argument("--human-logs", action="store_true", help="human-readable logs")
+    parser.add_argument(
+        "--log-level", help=f"DEBUG, INFO, WARNING... (default ${LEVEL_ENV} or INFO)"
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective configuration as YAML and exit",
+    )
+    return parser
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if args.storage is not None:
+        overrides["storage"] = endpoint_data(args.storage, source="--storage")
+    if args.scheduler is not None:
+        overrides["scheduler"] = endpoint_data(args.scheduler, source="--scheduler")
+    if args.package_dir is not None:
+        overrides["task_executor.package_dir"] = str(args.package_dir)
+    if args.executors is not None:
+        overrides["executors"] = args.executors
+    if args.shutdown_grace is not None:
+        overrides["shutdown_grace_sec"] = args.shutdown_grace
+    return overrides
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the execution manager; return the process's exit status."""
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        config = load_em_config(args.config, environ=env, overrides=_flag_overrides(args))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    if args.print_config:
+        import yaml  # only needed here
+
+        print(yaml.safe_dump(unstructure_config(config), sort_keys=False), end="")
+        return ExitStatus.STOPPED
+    configure_logging(
+        level=args.log_level, human=args.human_logs or config.log_format is LogFormat.HUMAN
+    )
+    if config.storage is None or config.scheduler is None:
+        missing = EmbeddedModeUnavailable(
+            "both the storage and the scheduler endpoints are required (storage: and "
+            "scheduler: in the file, --storage/--scheduler, or SPIDER_EM_STORAGE/"
+            "SPIDER_EM_SCHEDULER) until the embedded single-node mode exists"
+        )
+        LOGGER.critical("%s", missing)
+        return ExitStatus.USAGE
+    return trio.run(_serve, config)
+
+
+async def _serve(config: ExecutionManagerConfig) -> ExitStatus:
+    trigger = ShutdownTrigger(
+        grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec
+    )
+    # Installed before anything else, so that no stop signal can hit the default disposition.
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_relay_signals, signals, trigger)
+            status = await _run(config, trigger)
+            nursery.cancel_scope.cancel(reason="the execution manager has stopped")
+    return status
+
+
+async def _run(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> ExitStatus:
+    assert config.storage is not None
+    assert config.scheduler is not None
+    LOGGER.info(
+        "Execution manager starting.",
+        extra={
+            "storage": str(config.storage.endpoint()),
+            "scheduler": str(config.scheduler.endpoint()),
+            "executors": config.executors,
+        },
+    )
+    try:
+        async with (
+            open_rpc_bridge(),
+            open_grpc_clients(
+                config.storage.endpoint(),
+                config.scheduler.endpoint(),
+                connection_pool_size=config.connection_pool_size,
+                deadlines=config.client_deadlines(),
+            ) as clients,
+        ):
+            await run_execution_manager(
+                config.runtime_settings(),
+                clients,
+                functools.partial(open_process_pool, config.pool_config()),
+                trigger,
+            )
+    except ExecutionManagerError as error:
+        LOGGER.critical(
+            "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None
+        )
+        return ExitStatus.FAILED
+    if trigger.forced:
+        LOGGER.warning("Execution manager exited early: the stop was forced.")
+        return ExitStatus.FORCED
+    LOGGER.info("Execution manager runtime exited.")
+    return ExitStatus.STOPPED
+
+
+async def _relay_signals(signals: AsyncIterator[int], trigger: ShutdownTrigger) -> NoReturn:
+    """Turn each stop signal into a request to the trigger (the second one forces the stop)."""
+    async for signum in signals:
+        trigger.request(f"received {signal.Signals(signum).name}")
+    raise AssertionError("the signal receiver never ends")  # pragma: no cover

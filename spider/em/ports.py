@@ -1,0 +1,117 @@
+"""The EM runtime's view of its collaborators: storage, the scheduler and the process pool.
+
+The runtime depends only on these Protocols. ``spider.em.clients`` implements the clients over
+gRPC and ``spider.em.pool`` implements the pool with real executors; tests substitute in-process
+fakes. Every client method raises ``spider.em.errors.ClientError`` subclasses, never gRPC errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+import attrs
+
+from spider.core.ids import ExecutionManagerId, SessionId
+from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.ledger import AssignmentRecord
+from spider.em.pool import TaskOutcome, TaskRequest
+
+
+class LivenessClient(Protocol):
+    """Storage's ``ExecutionManagerLivenessService``."""
+
+    async def register(self, ip_address: str) -> Registration:
+        """Register a new execution manager; storage answers with its id and the session."""
+        ...
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
+        """Tell storage we are alive; it answers with its current session.
+
+        Raises ``MarkedDead`` or ``IllegalId`` when this EM must stop, ``TransportError`` for
+        anything else.
+        """
+        ...
+
+
+class SchedulerClient(Protocol):
+    """The scheduler's ``SchedulerService``."""
+
+    async def next_task(
+        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+    ) -> Assignment | None:
+        """One ``NextTask`` RPC: acknowledge ``record`` (if any) and wait up to ``wait_ms`` for
+        an assignment; ``None`` when none came. The long-poll loop is the caller's."""
+        ...
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> None:
+        """Tell the scheduler we are alive (it reschedules the work of silent EMs)."""
+        ...
+
+    async def shutdown(
+        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+    ) -> None:
+        """Acknowledge ``records`` and have the scheduler reschedule whatever else it gave us."""
+        ...
+
+
+class StorageClient(Protocol):
+    """Storage's ``TaskInstanceManagementService``."""
+
+    async def register_task_instance(
+        self, assignment: Assignment, em_id: ExecutionManagerId
+    ) -> ExecutionContext:
+        """Create a task instance for ``assignment`` (in the assignment's session)."""
+        ...
+
+    async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
+        """Report that the instance succeeded with ``outputs`` (an output wire frame)."""
+        ...
+
+    async def report_failure(self, target: ReportTarget, message: str) -> None:
+        """Report that the instance failed, with a readable ``message``."""
+        ...
+
+
+@attrs.frozen
+class EmClients:
+    """The three clients the runtime uses."""
+
+    liveness: LivenessClient
+    scheduler: SchedulerClient
+    storage: StorageClient
+
+
+class TaskSlot(Protocol):
+    """One place where a task runs at a time (``spider.em.pool.ExecutorSlot``)."""
+
+    @property
+    def index(self) -> int:
+        """The slot's position in the pool, for logs."""
+        ...
+
+    async def wait_ready(self) -> None:
+        """Wait until the slot can start a task at once."""
+        ...
+
+    async def run(self, request: TaskRequest) -> TaskOutcome:
+        """Run ``request``; every way a task ends is an outcome, never an exception."""
+        ...
+
+
+class TaskPool(Protocol):
+    """The open process pool (``spider.em.pool.ProcessPool``)."""
+
+    @property
+    def slots(self) -> Sequence[TaskSlot]:
+        """One per executor; the runtime runs one dispatch loop per slot."""
+        ...
+
+    def set_shutdown_deadline(self, deadline: float) -> None:
+        """Kill tasks still running at ``deadline``; they end as ``TaskFailed(kind="shutdown")``."""
+        ...
+
+
+PoolOpener = Callable[[], AbstractAsyncContextManager[TaskPool]]
+"""Opens the pool for the block, e.g. ``functools.partial(open_process_pool, config)``."""

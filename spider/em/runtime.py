@@ -1,0 +1,281 @@
+"""``run_execution_manager``: the EM as a nursery tree (architecture.md §3).
+
+::
+
+    register with storage                 # retried while storage is unreachable
+    nursery "services":
+        liveness loop                     # supervised; MarkedDead & co. fail the trigger
+        scheduler heartbeat loop          # supervised
+        process pool:
+            reporters' nursery            # one task per outcome report
+                dispatch loop per slot    # poll -> triage -> register -> run -> report
+            # dispatch over: reports get `shutdown_drain` more seconds
+        Shutdown RPC with every record    # shielded, bounded; also after a failure
+        cancel "services"
+
+Nothing is detached: a report lives in the reporters' nursery, so leaving it waits for every
+report (bounded), and the ``Shutdown`` RPC runs after the last acknowledgement was pushed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import attrs
+import trio
+
+from spider.core import SessionTracker
+from spider.core.ids import ExecutionManagerId
+from spider.core.supervision import supervise
+from spider.em._retry import RetryPolicy, call_with_retry
+from spider.em.assignment import Registration
+from spider.em.dispatch import Dispatcher
+from spider.em.errors import (
+    ClientError,
+    DispatchFailed,
+    ExecutorsUnavailable,
+    RegistrationRefused,
+    TransportError,
+)
+from spider.em.ledger import AssignmentLedger
+from spider.em.liveness import LivenessLoop
+from spider.em.pool import ExecutorSpawnError
+from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClient, TaskSlot
+from spider.em.reporting import Reporter
+from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
+from spider.em.shutdown import ShutdownTrigger
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+PLACEHOLDER_IP: Final = "0.0.0.0"
+"""What upstream registers as the EM's address (a placeholder, upstream issue #406)."""
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"RuntimeSettings.{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 0, got {value!r}")
+
+
+def _non_negative_ms(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not value >= 0:
+        raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RuntimeSettings:
+    """The runtime's knobs (``spider.em.config`` builds them from the YAML file)."""
+
+    scheduler_poll_wait_ms: int = attrs.field(default=1000, validator=_non_negative_ms)
+    """How long each ``NextTask`` RPC may wait for work at the scheduler."""
+    storage_heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
+    scheduler_heartbeat_interval: float = attrs.field(default=1.0, validator=_positive)
+    shutdown_drain: float = attrs.field(default=5.0, validator=_non_negative)
+    """Seconds reports may take to drain once every dispatch loop has stopped."""
+    shutdown_rpc_bound: float = attrs.field(default=10.0, validator=_positive)
+    """Seconds the ``Shutdown`` RPC may take, transport retries included."""
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    ip_address: str = PLACEHOLDER_IP
+
+
+async def run_execution_manager(
+    settings: RuntimeSettings,
+    clients: EmClients,
+    open_pool: PoolOpener,
+    trigger: ShutdownTrigger,
+) -> None:
+    """Register, serve assignments until ``trigger`` asks to stop, acknowledge, return.
+
+    Returns after a requested stop (also one that arrived before registration completed).
+    Raises ``ExecutionManagerError`` when the EM must exit non-zero: storage declared it dead,
+    does not know its id or went back in session (``LivenessLost``), refused to register it
+    (``RegistrationRefused``), the executors cannot start (``ExecutorsUnavailable``), or a
+    dispatch loop broke (``DispatchFailed``).
+    """
+    registration = await _register(clients.liveness, settings, trigger)
+    if registration is None:
+        LOGGER.warning("Stopped before registering with storage.")
+        return
+    em_id = registration.em_id
+    LOGGER.info(
+        "Execution manager registered with storage.",
+        extra={"em_id": em_id, "session_id": registration.session},
+    )
+    tracker = SessionTracker(registration.session)
+    ledger = AssignmentLedger()
+    try:
+        async with trio.open_nursery() as services:
+            liveness = LivenessLoop(
+                clients.liveness, em_id, tracker, settings.storage_heartbeat_interval, trigger
+            )
+            await services.start(supervise, "storage liveness heartbeat", liveness.run)
+            await services.start(
+                supervise,
+                "scheduler heartbeat",
+                scheduler_heartbeat_loop,
+                clients.scheduler,
+                em_id,
+                settings.scheduler_heartbeat_interval,
+            )
+            reporter = Reporter(clients.storage, tracker, liveness.refresh, settings.retry)
+            dispatcher = Dispatcher(
+                em_id=em_id,
+                scheduler=clients.scheduler,
+                storage=clients.storage,
+                tracker=tracker,
+                ledger=ledger,
+                reporter=reporter,
+                trigger=trigger,
+                refresh_liveness=liveness.refresh,
+                poll_wait_ms=settings.scheduler_poll_wait_ms,
+                policy=settings.retry,
+            )
+            try:
+                await _serve(dispatcher, open_pool, settings, trigger)
+            finally:
+                bound = trigger.forced_bound if trigger.forced else settings.shutdown_rpc_bound
+                with (
+                    trio.move_on_after(bound, shield=True) as scope,
+                    trigger.bounded_when_forced(scope),
+                ):
+                    await _acknowledge_all(clients.scheduler, em_id, ledger, settings.retry)
+                if scope.cancelled_caught:
+                    LOGGER.error(
+                        "Shutdown RPC got no answer within %g s; %d acknowledgements were not "
+                        "delivered and the scheduler reschedules that work once it considers "
+                        "this execution manager dead.",
+                        bound,
+                        len(ledger),
+                        extra={"em_id": em_id, "unacknowledged": len(ledger)},
+                    )
+            services.cancel_scope.cancel(reason="the execution manager has stopped")
+    except BaseExceptionGroup as group:
+        spawn_failures, others = group.split(ExecutorSpawnError)
+        if spawn_failures is None or others is not None:
+            raise
+        raise ExecutorsUnavailable(
+            f"the task executors could not start: {_first_leaf(spawn_failures)}; check "
+            "task_executor.bin_path and task_executor.package_dir"
+        ) from group
+    if trigger.error is not None:
+        raise trigger.error
+    LOGGER.info(
+        "Execution manager stopped.",
+        extra={"em_id": em_id, "reports_delivered": reporter.delivered},
+    )
+
+
+async def _register(
+    client: LivenessClient, settings: RuntimeSettings, trigger: ShutdownTrigger
+) -> Registration | None:
+    """Register with storage, retrying while it is unreachable; ``None`` if stopped first."""
+    registration: Registration | None = None
+    with trigger.cancelled_on_stop():
+        try:
+            registration = await call_with_retry(
+                lambda: client.register(settings.ip_address),
+                policy=settings.retry,
+                what="RegisterExecutionManager",
+                fields={"ip_address": settings.ip_address},
+            )
+        except ClientError as error:
+            raise RegistrationRefused(
+                f"storage refused to register this execution manager: {error}"
+            ) from error
+    return registration
+
+
+async def _serve(
+    dispatcher: Dispatcher,
+    open_pool: PoolOpener,
+    settings: RuntimeSettings,
+    trigger: ShutdownTrigger,
+) -> None:
+    """Open the pool, run one dispatch loop per slot until stopped, then drain the reports."""
+    async with open_pool() as pool:
+        with trigger.governing_tasks(pool.set_shutdown_deadline):
+            with trio.CancelScope() as drain, trigger.bounded_when_forced(drain):
+                async with trio.open_nursery() as reporters:
+                    async with trio.open_nursery() as dispatchers:
+                        for slot in pool.slots:
+                            dispatchers.start_soon(
+                                _dispatch_until_stopped, dispatcher, slot, reporters
+                            )
+                    drain.deadline = min(
+                        drain.deadline, trio.current_time() + settings.shutdown_drain
+                    )
+                    if dispatcher.reporter.in_flight:
+                        LOGGER.info(
+                            "Waiting up to %g s for %d outcome reports.",
+                            drain.deadline - trio.current_time(),
+                            dispatcher.reporter.in_flight,
+                        )
+            if drain.cancelled_caught:
+                LOGGER.error(
+                    "Gave up on the outcome reports still in flight at shutdown; storage "
+                    "retries those tasks after their timeouts."
+                )
+
+
+async def _dispatch_until_stopped(
+    dispatcher: Dispatcher, slot: TaskSlot, reporters: trio.Nursery
+) -> None:
+    """One slot's dispatch loop; a bug in it stops the EM gracefully instead of at once."""
+    try:
+        await dispatcher.run_slot(slot, reporters)
+    except Exception as exc:
+        LOGGER.exception(
+            "The dispatch loop of slot %d failed; stopping the execution manager.",
+            slot.index,
+            extra={"slot": slot.index},
+        )
+        failure = DispatchFailed(f"the dispatch loop of slot {slot.index} failed: {exc!r}")
+        failure.__cause__ = exc
+        dispatcher.trigger.fail(failure, force=False)
+
+
+async def _acknowledge_all(
+    scheduler: SchedulerClient,
+    em_id: ExecutionManagerId,
+    ledger: AssignmentLedger,
+    policy: RetryPolicy,
+) -> None:
+    """``Shutdown`` with every record in the ledger, retrying transport failures."""
+    delays = policy.backoff.delays()
+    while True:
+        try:
+            with ledger.lend_all() as records:
+                await scheduler.shutdown(em_id, records)
+        except TransportError as error:
+            delay = next(delays)
+            LOGGER.warning(
+                "Shutdown RPC failed; retrying in %.3f s: %s",
+                delay,
+                error,
+                extra={"em_id": em_id, "error": str(error), "retry_delay_s": delay},
+            )
+            await trio.sleep(delay)
+        except ClientError as error:
+            LOGGER.warning(
+                "Failed to notify scheduler shutdown: %s",
+                error,
+                extra={"em_id": em_id, "error": str(error), "unacknowledged": len(ledger)},
+            )
+            return
+        else:
+            LOGGER.info(
+                "Scheduler notified of the shutdown.",
+                extra={"em_id": em_id, "acknowledged": len(records)},
+            )
+            return
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -1,0 +1,21 @@
+"""Fixtures of the EM runtime's integration tests."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from .em_harness import build_package_dir
+
+
+@pytest.fixture(scope="session")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test packages, copied together into one package directory."""
+    return build_package_dir(tmp_path_factory.mktemp("em_packages"))
+
+
+@pytest.fixture(autouse=True)
+def _capture_em_logs(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="spider.em")

@@ -1,0 +1,333 @@
+"""In-process fakes of the EM runtime's collaborators: storage, the scheduler and the pool.
+
+They reproduce upstream's mocks (reference §7.2): the scheduler hands out queued responses and
+blocks (up to the poll wait) when there are none, tracks outstanding assignments and removes
+them when acknowledged; storage answers queued register results, records every call, and can
+block registrations or reports. Tests wait for state changes with ``wait_until`` instead of
+sleeping.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import attrs
+import trio
+
+from spider.core import TaskId
+from spider.core.ids import (
+    AssignmentId,
+    ExecutionManagerId,
+    JobId,
+    ResourceGroupId,
+    SchedulerId,
+    SessionId,
+    TaskInstanceId,
+)
+from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.errors import ClientError, TransportError
+from spider.em.ledger import AssignmentRecord
+from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
+from spider.em.ports import EmClients
+
+EM_ID = ExecutionManagerId(77)
+SCHEDULER_ID = SchedulerId(3)
+
+
+class Watchable:
+    """State that tests can wait on: every change wakes the waiters."""
+
+    def __init__(self) -> None:
+        self._changed = trio.Event()
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        while not predicate():
+            await self._changed.wait()
+
+
+def assignment(
+    n: int, *, session: int = 5, task_id: TaskId | None = None, job_id: int = 42
+) -> Assignment:
+    return Assignment(
+        id=AssignmentId(n),
+        scheduler_id=SCHEDULER_ID,
+        job_id=JobId(job_id),
+        task_id=task_id if task_id is not None else TaskId.index(0),
+        resource_group_id=ResourceGroupId(7),
+        session=SessionId(session),
+    )
+
+
+def context(
+    task_func: str = "echo",
+    *,
+    instance: int = 1,
+    hard_timeout_ms: int = 5000,
+    task_io: bytes = b"\x00\x00\x00\x00",
+) -> ExecutionContext:
+    return ExecutionContext(
+        task_instance_id=TaskInstanceId(instance),
+        package="fake_package",
+        task_func=task_func,
+        soft_timeout_ms=1000,
+        hard_timeout_ms=hard_timeout_ms,
+        serialized_task_io=task_io,
+    )
+
+
+@attrs.define(eq=False)
+class FakeScheduler(Watchable):
+    """``SchedulerClient``: queued responses, outstanding assignments, call counts."""
+
+    responses: collections.deque[Assignment | ClientError] = attrs.field(factory=collections.deque)
+    outstanding: list[AssignmentRecord] = attrs.field(factory=list)
+    next_task_calls: list[AssignmentRecord | None] = attrs.field(factory=list)
+    next_task_times: list[float] = attrs.field(factory=list)
+    heartbeat_times: list[float] = attrs.field(factory=list)
+    shutdown_calls: list[list[AssignmentRecord]] = attrs.field(factory=list)
+    heartbeat_error: ClientError | None = None
+    shutdown_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    block_shutdown: bool = False
+    polling: int = 0
+    _pushed: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        Watchable.__init__(self)
+
+    def push(self, *items: Assignment | ClientError) -> None:
+        self.responses.extend(items)
+        self._pushed.set()
+        self._pushed = trio.Event()
+
+    async def next_task(
+        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+    ) -> Assignment | None:
+        assert em_id == EM_ID
+        if record is not None and record in self.outstanding:
+            self.outstanding.remove(record)
+        self.next_task_calls.append(record)
+        self.next_task_times.append(trio.current_time())
+        self.polling += 1
+        self.notify()
+        try:
+            with trio.move_on_after(wait_ms / 1000 if wait_ms else 0):
+                while not self.responses:
+                    await self._pushed.wait()
+            if not self.responses:
+                await trio.lowlevel.checkpoint()
+                return None
+            response = self.responses.popleft()
+            if isinstance(response, ClientError):
+                raise response
+            self.outstanding.append(response.record)
+            return response
+        finally:
+            self.polling -= 1
+            self.notify()
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> None:
+        await trio.lowlevel.checkpoint()
+        self.heartbeat_times.append(trio.current_time())
+        self.notify()
+        if self.heartbeat_error is not None:
+            raise self.heartbeat_error
+
+    async def shutdown(
+        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+        if self.shutdown_errors:
+            self.notify()
+            raise self.shutdown_errors.popleft()
+        self.shutdown_calls.append(list(records))
+        for record in records:
+            if record in self.outstanding:
+                self.outstanding.remove(record)
+        self.notify()
+        if self.block_shutdown:
+            await trio.sleep_forever()
+
+
+@attrs.define(eq=False)
+class RegisterCall:
+    assignment: Assignment
+    em_id: ExecutionManagerId
+
+
+@attrs.define(eq=False)
+class Report:
+    target: ReportTarget
+    outputs: bytes | None = None
+    message: str | None = None
+
+
+@attrs.define(eq=False)
+class FakeStorage(Watchable):
+    """``LivenessClient`` and ``StorageClient``: queued answers, recorded calls."""
+
+    session: SessionId = attrs.field(default=SessionId(5))
+    heartbeat_replies: collections.deque[SessionId | ClientError] = attrs.field(
+        factory=collections.deque
+    )
+    heartbeat_times: list[float] = attrs.field(factory=list)
+    heartbeat_delay: float = 0.0
+    register_em_replies: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    register_em_calls: int = 0
+    register_replies: collections.deque[ExecutionContext | ClientError] = attrs.field(
+        factory=collections.deque
+    )
+    register_calls: list[RegisterCall] = attrs.field(factory=list)
+    block_register: bool = False
+    report_replies: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    report_attempts: int = 0
+    block_reports: bool = False
+    successes: list[Report] = attrs.field(factory=list)
+    failures: list[Report] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        Watchable.__init__(self)
+
+    @property
+    def reports(self) -> list[Report]:
+        return self.successes + self.failures
+
+    async def register(self, ip_address: str) -> Registration:
+        await trio.lowlevel.checkpoint()
+        self.register_em_calls += 1
+        self.notify()
+        if self.register_em_replies:
+            raise self.register_em_replies.popleft()
+        return Registration(EM_ID, self.session)
+
+    async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
+        await trio.lowlevel.checkpoint()
+        assert em_id == EM_ID
+        self.heartbeat_times.append(trio.current_time())
+        self.notify()
+        await trio.sleep(self.heartbeat_delay)
+        reply = self.heartbeat_replies.popleft() if self.heartbeat_replies else self.session
+        if isinstance(reply, ClientError):
+            raise reply
+        return reply
+
+    async def register_task_instance(
+        self, assignment: Assignment, em_id: ExecutionManagerId
+    ) -> ExecutionContext:
+        await trio.lowlevel.checkpoint()
+        self.register_calls.append(RegisterCall(assignment, em_id))
+        self.notify()
+        if self.block_register:
+            await trio.sleep_forever()
+        if not self.register_replies:
+            raise AssertionError("FakeStorage: no register reply queued")
+        reply = self.register_replies.popleft()
+        if isinstance(reply, ClientError):
+            raise reply
+        return reply
+
+    async def _report(self) -> None:
+        await trio.lowlevel.checkpoint()
+        self.report_attempts += 1
+        self.notify()
+        if self.block_reports:
+            await trio.sleep_forever()
+        if self.report_replies:
+            raise self.report_replies.popleft()
+
+    async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
+        await self._report()
+        self.successes.append(Report(target, outputs=outputs))
+        self.notify()
+
+    async def report_failure(self, target: ReportTarget, message: str) -> None:
+        await self._report()
+        self.failures.append(Report(target, message=message))
+        self.notify()
+
+
+TaskBehaviour = Callable[[TaskRequest], Awaitable[TaskOutcome]]
+
+
+async def echo(request: TaskRequest) -> TaskOutcome:
+    """Succeed at once with the inputs as outputs."""
+    await trio.lowlevel.checkpoint()
+    return TaskSucceeded(request.serialized_task_io, 1)
+
+
+@attrs.define(eq=False)
+class FakeSlot:
+    """``TaskSlot``: runs behaviours by task function, honours the pool's shutdown deadline."""
+
+    index: int
+    pool: FakePool
+    running: TaskRequest | None = None
+
+    async def wait_ready(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def run(self, request: TaskRequest) -> TaskOutcome:
+        behaviour = self.pool.behaviours.get(request.task_func, echo)
+        self.running = request
+        self.pool.started.append(request)
+        self.pool.notify()
+        scope = trio.CancelScope(deadline=self.pool.deadline)
+        self.pool.scopes.add(scope)
+        try:
+            with scope:
+                with trio.move_on_after(request.hard_timeout) as timeout:
+                    return await behaviour(request)
+                assert timeout.cancelled_caught
+                return TaskFailed("hard timeout exceeded", PoolFailureKind.TIMEOUT)
+            return TaskFailed("killed by the fake pool", PoolFailureKind.SHUTDOWN)
+        finally:
+            self.pool.scopes.discard(scope)
+            self.running = None
+            self.pool.finished.append(request)
+            self.pool.notify()
+
+
+@attrs.define(eq=False)
+class FakePool(Watchable):
+    """``TaskPool`` of ``FakeSlot`` s."""
+
+    size: int = 1
+    behaviours: dict[str, TaskBehaviour] = attrs.field(factory=dict)
+    deadline: float = math.inf
+    scopes: set[trio.CancelScope] = attrs.field(factory=set)
+    started: list[TaskRequest] = attrs.field(factory=list)
+    finished: list[TaskRequest] = attrs.field(factory=list)
+    opened: int = 0
+    open_error: BaseException | None = None
+    slots: list[FakeSlot] = attrs.field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        Watchable.__init__(self)
+        self.slots = [FakeSlot(index, self) for index in range(self.size)]
+
+    def set_shutdown_deadline(self, deadline: float) -> None:
+        self.deadline = deadline
+        for scope in self.scopes:
+            scope.deadline = deadline
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[FakePool]:
+        await trio.lowlevel.checkpoint()
+        if self.open_error is not None:
+            raise self.open_error
+        self.opened += 1
+        yield self
+
+
+def fake_clients(storage: FakeStorage, scheduler: FakeScheduler) -> EmClients:
+    return EmClients(liveness=storage, scheduler=scheduler, storage=storage)
+
+
+def transport(message: str = "connection refused") -> TransportError:
+    return TransportError(message, operation="fake")

@@ -1,0 +1,106 @@
+"""Outcome reports: retried while storage is unreachable, dropped once they stop mattering."""
+
+from __future__ import annotations
+
+import trio
+import trio.testing
+
+from spider.core.ids import SessionId
+from spider.em.errors import CacheStale, InvalidInput, ServerError, StaleSession
+from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest
+
+from .fakes import assignment, context, transport
+from .harness import Em, settings
+
+
+async def test_a_report_is_retried_with_backoff_until_storage_answers(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em()
+    em.storage.register_replies.append(context())
+    em.storage.report_replies.extend([transport(), transport(), ServerError("db down")])
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: em.storage.report_attempts == 1)
+        first = trio.current_time()
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
+        assert trio.current_time() - first == 0.1 + 0.2 + 0.4
+    assert em.storage.report_attempts == 4
+
+
+async def test_a_failed_report_does_not_stop_the_next_ones(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em()
+    em.storage.register_replies.extend([context("fail", instance=1), context(instance=2)])
+
+    async def fail(request: TaskRequest) -> TaskOutcome:
+        await trio.lowlevel.checkpoint()
+        return TaskFailed("in-task failure: ValueError: always_fail", "execution", 5)
+
+    em.pool.behaviours["fail"] = fail
+    em.storage.report_replies.extend([InvalidInput("bad outputs frame")])
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: em.storage.report_attempts == 1)
+        em.storage.report_replies.clear()
+        em.scheduler.push(assignment(2))
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
+    assert em.storage.failures == []
+    assert em.storage.report_attempts == 2
+    assert em.scheduler.outstanding == []
+
+
+async def test_a_failure_is_reported_with_its_readable_message(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em()
+    em.storage.register_replies.append(context("fail"))
+
+    async def fail(request: TaskRequest) -> TaskOutcome:
+        await trio.lowlevel.checkpoint()
+        return TaskFailed("hard timeout (200 ms) exceeded", PoolFailureKind.TIMEOUT)
+
+    em.pool.behaviours["fail"] = fail
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: len(em.storage.failures) == 1)
+    assert em.storage.failures[0].message == "hard timeout (200 ms) exceeded"
+    assert em.storage.failures[0].target.task_instance_id == 1
+
+
+async def test_a_report_stops_retrying_once_storage_moved_to_a_new_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em(settings=settings(storage_heartbeat_interval=1.0))
+    em.storage.register_replies.append(context())
+    em.storage.report_replies.extend([transport()] * 100)
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: em.storage.report_attempts == 3)
+        em.storage.session = SessionId(6)
+        beats = len(em.storage.heartbeat_times)
+        await em.storage.wait_until(lambda: len(em.storage.heartbeat_times) > beats)
+        attempts = em.storage.report_attempts
+        await trio.sleep(30)
+        assert em.storage.report_attempts <= attempts + 1
+    assert em.storage.reports == []
+
+
+async def test_stale_rejections_drop_the_report_and_a_stale_session_refreshes_liveness(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em(settings=settings(storage_heartbeat_interval=5.0))
+    em.storage.register_replies.extend([context(instance=1), context(instance=2)])
+    em.storage.report_replies.extend([StaleSession("stale session"), CacheStale("cache stale")])
+    async with em.running():
+        await em.wait_polling()
+        beats = len(em.storage.heartbeat_times)
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: em.storage.report_attempts == 1)
+        await em.storage.wait_until(lambda: len(em.storage.heartbeat_times) == beats + 1)
+        em.scheduler.push(assignment(2))
+        await em.storage.wait_until(lambda: em.storage.report_attempts == 2)
+        await trio.sleep(10)
+    assert em.storage.report_attempts == 2
+    assert em.storage.reports == []
