@@ -1,0 +1,208 @@
+"""``python -m spider.storage``: load the configuration, open the database, serve until a signal.
+
+Startup follows Spider (#398): database and schema, a new session, recovery of the job cache,
+serve gRPC, and only then re-enqueue the recovered jobs' ready work, so that the scheduler can
+already drain the queue. Exit status: 0 after SIGTERM or SIGINT, 1 when the service could not
+start or had to stop (database unreachable, port taken), 2 for a configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import trio
+import yaml
+
+from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.core.logging import LEVEL_ENV, configure_logging
+from spider.rpc import ListenError, open_rpc_bridge, serve
+from spider.storage.config import StorageConfig
+from spider.storage.db import DatabaseConfig, DatabaseError, SqliteConfig, open_database
+from spider.storage.errors import StorageError
+from spider.storage.service import storage_services
+from spider.storage.state import open_storage_state
+
+LOGGER: Final = logging.getLogger("spider.storage")
+
+STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+DEFAULT_HOST: Final = "127.0.0.1"
+"""Spider's default is 0.0.0.0; Spider-py listens on loopback unless told otherwise, because the
+storage service has no authentication of its own."""
+DEFAULT_DATA_DIR: Final = Path("spider-data")
+SQLITE_FILE_NAME: Final = "storage.db"
+
+
+class ExitStatus(enum.IntEnum):
+    """The process's exit status."""
+
+    STOPPED = 0
+    """Stopped by SIGTERM or SIGINT."""
+    FAILED = 1
+    """Could not start, or could not go on (see the last log line)."""
+    USAGE = 2
+    """Bad command line or configuration."""
+
+
+@attrs.frozen
+class StorageLaunch:
+    """What the command line resolved to: the configuration and the database to open."""
+
+    config: StorageConfig
+    database: DatabaseConfig
+
+
+_EPILOG = f"""\
+Without runtime.db in the file, the database is SQLite at DATA_DIR/{SQLITE_FILE_NAME}.
+Precedence: command-line flags, then the file, then the defaults (host {DEFAULT_HOST}, port
+50051). Environment: SPIDER_STORAGE_DB_USERNAME / SPIDER_STORAGE_DB_PASSWORD (MariaDB
+credentials when the file has none), {LEVEL_ENV} (log level, default INFO).
+
+Exit status: 0 after SIGTERM or SIGINT; 1 when storage could not start or go on (database
+unreachable, port in use); 2 for a configuration or usage error. See docs/storage.md."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m spider.storage",
+        description="Spider-py storage service: jobs, task instances, sessions and execution "
+        "manager liveness, served over Spider's storage gRPC API.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", type=Path, help="YAML configuration file")
+    parser.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, help="port to listen on (default 50051; 0 = any)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"directory of the SQLite database when runtime.db is not set "
+        f"(default ./{DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument("--human-logs", action="store_true", help="human-readable logs")
+    parser.add_argument(
+        "--log-level", help=f"DEBUG, INFO, WARNING... (default ${LEVEL_ENV} or INFO)"
+    )
+    return parser
+
+
+def _read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"configuration file {path}: expected a mapping of keys to values")
+    return data
+
+
+def resolve_launch(args: argparse.Namespace) -> StorageLaunch:
+    """The configuration the command line and file give; ``ConfigError`` naming what is wrong."""
+    data = merge_overrides({"host": DEFAULT_HOST}, _read_file(args.config))
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    source = f"configuration file {args.config}" if args.config else "configuration"
+    config = structure_config(merge_overrides(data, overrides), StorageConfig, source=source)
+    database = config.runtime.db
+    if database is None:
+        data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the data directory {data_dir}: {exc}") from exc
+        database = SqliteConfig(data_dir / SQLITE_FILE_NAME)
+    return StorageLaunch(config, database)
+
+
+async def run_storage(
+    launch: StorageLaunch,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the storage service until SIGTERM or SIGINT; ``task_status`` gets the bound port."""
+    config = launch.config
+    # Receive the stop signals from the start: one that arrives during recovery is kept, and
+    # stops the service as soon as startup completes instead of killing it half-way.
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        database = open_database(launch.database, environ)
+        try:
+            async with (
+                open_rpc_bridge(),
+                open_storage_state(config, database) as state,
+                trio.open_nursery() as nursery,
+            ):
+                port: int = await nursery.start(
+                    serve, storage_services(state), config.host, config.port
+                )
+                LOGGER.info(
+                    "storage listening on %s:%d (session %d)",
+                    config.host,
+                    port,
+                    state.session,
+                    extra={"host": config.host, "port": port, "session_id": state.session},
+                )
+                # Only now (#398): the lanes are drained by a scheduler that can reach us.
+                offered = state.resend_ready_work()
+                LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
+                task_status.started(port)
+                async for signum in signals:
+                    LOGGER.info("received %s; stopping", signal.Signals(signum).name)
+                    break
+                nursery.cancel_scope.cancel(reason="stop signal")
+        finally:
+            database.close()
+    LOGGER.info("storage stopped")
+
+
+def _leaves(error: BaseException) -> Iterator[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield error
+
+
+_FATAL = (StorageError, DatabaseError, ListenError, ConfigError, OSError)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the storage service; return the process's exit status."""
+    args = build_parser().parse_args(argv)
+    env = os.environ if environ is None else environ
+    try:
+        launch = resolve_launch(args)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitStatus.USAGE
+    configure_logging(level=args.log_level, human=args.human_logs)
+    try:
+        trio.run(run_storage, launch, env)
+    except Exception as error:
+        leaves = list(_leaves(error))
+        if not all(isinstance(leaf, _FATAL) for leaf in leaves):
+            raise
+        for leaf in leaves:
+            LOGGER.critical("storage cannot run: %s", leaf)
+        if any(isinstance(leaf, ConfigError) for leaf in leaves):
+            return ExitStatus.USAGE
+        return ExitStatus.FAILED
+    return ExitStatus.STOPPED

@@ -1,0 +1,43 @@
+"""The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``.
+
+Each service translates proto messages to domain values (``_unpack``), calls one
+``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
+
+    port = await nursery.start(serve, storage_services(state), host, port)
+"""
+
+from __future__ import annotations
+
+from spider.rpc import GeneratedService
+from spider.storage.service.inbound_queue import InboundQueueService
+from spider.storage.service.job_orchestration import JobOrchestrationService
+from spider.storage.service.liveness import ExecutionManagerLivenessService
+from spider.storage.service.resource_groups import ResourceGroupManagementService
+from spider.storage.service.schedulers import SchedulerRegistrationService
+from spider.storage.service.sessions import SessionManagementService
+from spider.storage.service.task_instances import TaskInstanceManagementService
+from spider.storage.state import StorageState
+
+__all__ = [
+    "ExecutionManagerLivenessService",
+    "InboundQueueService",
+    "JobOrchestrationService",
+    "ResourceGroupManagementService",
+    "SchedulerRegistrationService",
+    "SessionManagementService",
+    "TaskInstanceManagementService",
+    "storage_services",
+]
+
+
+def storage_services(state: StorageState) -> list[GeneratedService]:
+    """The seven services, all backed by ``state``, ready for ``spider.rpc.serve``."""
+    return [
+        JobOrchestrationService(state),
+        TaskInstanceManagementService(state),
+        InboundQueueService(state),
+        ResourceGroupManagementService(state),
+        ExecutionManagerLivenessService(state),
+        SchedulerRegistrationService(state),
+        SessionManagementService(state),
+    ]

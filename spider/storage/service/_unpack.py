@@ -1,0 +1,68 @@
+"""Request unpacking shared by the storage services: proto values to domain values.
+
+Spider decodes every request before touching its state, and a value that cannot be decoded is
+``INVALID_ARGUMENT``: a ``TaskId`` without a ``kind``, an IP address that does not parse, an
+empty scheduler host or a port over 65535. Nothing else is checked here; proto3 defaults apply
+(an unset id is 0, which the domain answers as unknown).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import betterproto
+
+from spider.core.task_id import TaskId, TaskKind
+from spider.proto import common
+from spider.proto import storage as storage_pb
+from spider.rpc import InvalidArgumentError
+from spider.storage.db.interface import JobState
+
+MAX_PORT = 65535
+
+
+def task_id_from_proto(message: common.TaskId | None, field: str = "task_id") -> TaskId:
+    """The domain ``TaskId``; ``InvalidArgumentError`` when the message or its kind is missing."""
+    if message is None or not betterproto.serialized_on_wire(message):
+        raise InvalidArgumentError(f"{field} is missing: set index, commit or cleanup")
+    kind, value = betterproto.which_one_of(message, "kind")
+    if kind == "index" and isinstance(value, int):
+        return TaskId.index(value)
+    if kind == "commit":
+        return TaskId.COMMIT
+    if kind == "cleanup":
+        return TaskId.CLEANUP
+    raise InvalidArgumentError(f"{field} has no kind: set index, commit or cleanup")
+
+
+def task_id_to_proto(task_id: TaskId) -> common.TaskId:
+    """``common.TaskId`` with its ``kind`` set."""
+    if task_id.position is not None:
+        return common.TaskId(index=task_id.position)
+    if task_id.kind is TaskKind.COMMIT:
+        return common.TaskId(commit=common.Void())
+    return common.TaskId(cleanup=common.Void())
+
+
+def ip_address_from_proto(text: str) -> str:
+    """``text`` if it is an IPv4 or IPv6 address, else ``InvalidArgumentError``."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"ip_address {text!r} is not an IPv4 or IPv6 address") from exc
+    return text
+
+
+def scheduler_endpoint_from_proto(host: str, port: int) -> tuple[str, int]:
+    """The scheduler's ``(host, port)``; an empty host or a port over 65535 is rejected."""
+    if not host:
+        raise InvalidArgumentError("the scheduler host is empty: send the host EMs should dial")
+    if not 0 <= port <= MAX_PORT:
+        raise InvalidArgumentError(f"the scheduler port {port} is outside 0..{MAX_PORT}")
+    return host, port
+
+
+def job_state_to_proto(state: JobState) -> storage_pb.JobState:
+    """The wire enum value of ``state``."""
+    # The wire enum's member names are the domain enum's (READY, COMMIT_READY, ...).
+    return storage_pb.JobState.from_string(state.name)

@@ -1,0 +1,79 @@
+"""``TaskInstanceManagementService``: what EMs call to run a task and report how it went."""
+
+from __future__ import annotations
+
+from spider.core.ids import ExecutionManagerId, JobId, SessionId, TaskInstanceId
+from spider.proto import common
+from spider.proto import storage as storage_pb
+from spider.storage.service._errors import answering_storage_errors
+from spider.storage.service._unpack import task_id_from_proto
+from spider.storage.state import StorageState
+
+
+class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase):
+    """Task instances: registration, success and failure reports."""
+
+    def __init__(self, state: StorageState) -> None:
+        self._state = state
+
+    async def register_task_instance(
+        self, register_task_instance_request: storage_pb.RegisterTaskInstanceRequest
+    ) -> storage_pb.RegisterTaskInstanceResponse:
+        """A new instance of a ready task, with what the EM needs to run it."""
+        request = register_task_instance_request
+        task_id = task_id_from_proto(request.task_id)
+        with answering_storage_errors("RegisterTaskInstance"):
+            context = await self._state.register_task_instance(
+                JobId(request.job_id),
+                task_id,
+                ExecutionManagerId(request.execution_manager_id),
+                SessionId(request.session_id),
+            )
+        return storage_pb.RegisterTaskInstanceResponse(
+            execution_context=storage_pb.ExecutionContext(
+                task_instance_id=context.task_instance_id,
+                tdl_context=storage_pb.TdlContext(
+                    package=context.tdl_context.package,
+                    task_func=context.tdl_context.task_func,
+                ),
+                timeout_policy=storage_pb.TimeoutPolicy(
+                    soft_timeout_ms=context.timeout_policy.soft_timeout_ms,
+                    hard_timeout_ms=context.timeout_policy.hard_timeout_ms,
+                ),
+                serialized_task_io=context.serialized_task_io,
+            )
+        )
+
+    async def report_task_success(
+        self, report_task_success_request: storage_pb.ReportTaskSuccessRequest
+    ) -> common.Void:
+        """An instance succeeded with these outputs."""
+        request = report_task_success_request
+        task_id = task_id_from_proto(request.task_id)
+        with answering_storage_errors("ReportTaskSuccess"):
+            await self._state.report_task_success(
+                JobId(request.job_id),
+                task_id,
+                TaskInstanceId(request.task_instance_id),
+                ExecutionManagerId(request.execution_manager_id),
+                SessionId(request.session_id),
+                request.serialized_outputs,
+            )
+        return common.Void()
+
+    async def report_task_failure(
+        self, report_task_failure_request: storage_pb.ReportTaskFailureRequest
+    ) -> common.Void:
+        """An instance failed with this message."""
+        request = report_task_failure_request
+        task_id = task_id_from_proto(request.task_id)
+        with answering_storage_errors("ReportTaskFailure"):
+            await self._state.report_task_failure(
+                JobId(request.job_id),
+                task_id,
+                TaskInstanceId(request.task_instance_id),
+                ExecutionManagerId(request.execution_manager_id),
+                SessionId(request.session_id),
+                request.error_message,
+            )
+        return common.Void()

@@ -1,0 +1,165 @@
+"""Crash recovery of the storage process: SIGKILL it, start it again on the same database."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import grpc
+import sqlalchemy as sa
+
+from spider.core.task_outputs import decode_task_outputs
+from spider.storage.db import DatabaseConfig
+from spider.storage.db._schema import jobs
+from tests.integration.storage_service.grpc_client import (
+    GrpcEm,
+    StorageClient,
+    StubModules,
+    task_key,
+    unpack,
+)
+from tests.unit.storage.jobs import diamond, flat, reference_job_outputs, submission
+
+from .storage_process import StorageProcess, database_engine, running_storage, write_config
+
+JOBS = "JobOrchestrationService"
+
+
+def register(client: StorageClient, group: int, graph: object, inputs: list[int]) -> int:
+    compressed_graph, compressed_inputs = submission(graph, inputs)  # type: ignore[arg-type]
+    reply = client.sync(
+        JOBS,
+        "RegisterJob",
+        resource_group_id=group,
+        compressed_serialized_task_graph=compressed_graph,
+        compressed_serialized_inputs=compressed_inputs,
+    )
+    job_id: int = reply.job_id
+    return job_id
+
+
+def state_of(client: StorageClient, job_id: int) -> str:
+    reply = client.sync(JOBS, "GetJobState", job_id=job_id)
+    name: str = client.pb.storage.JobState.Name(reply.state)
+    return name
+
+
+def outputs_of(client: StorageClient, job_id: int) -> list[int]:
+    reply = client.sync(JOBS, "GetJobOutputs", job_id=job_id)
+    return [unpack(payload) for payload in decode_task_outputs(reply.serialized_outputs)]
+
+
+def connect(stubs: StubModules, storage: StorageProcess) -> StorageClient:
+    return StorageClient.connect(stubs, storage.port)
+
+
+def test_jobs_in_every_recoverable_state_survive_a_crash(
+    tmp_path: Path, storage_config: DatabaseConfig, stub_modules: StubModules
+) -> None:
+    config = write_config(tmp_path, storage_config)
+    running_graph, commit_graph, cleanup_graph = diamond(), flat(2), flat(2)
+
+    with running_storage("--config", config, cwd=tmp_path) as before:
+        client = connect(stub_modules, before)
+        group = client.sync(
+            "ResourceGroupManagementService",
+            "AddResourceGroup",
+            external_resource_group_id="tenant",
+            password=b"secret",
+        ).resource_group_id
+        ready_job = register(client, group, diamond(), [1, 2])
+        running_job = register(client, group, running_graph, [3, 4])
+        commit_job = register(client, group, commit_graph, [5, 6])
+        cleanup_job = register(client, group, cleanup_graph, [7, 8])
+        corrupt_job = register(client, group, diamond(), [9, 10])
+        old_em = GrpcEm.register(client)
+
+        client.sync(JOBS, "StartJob", job_id=running_job)
+        [first] = old_em.poll()
+        old_em.run({running_job: running_graph}, first)  # half done: A ran, B and C are ready
+        client.sync(JOBS, "StartJob", job_id=commit_job)
+        for entry in old_em.poll():
+            if entry.job_id == commit_job:
+                old_em.run({commit_job: commit_graph}, entry)
+        old_em.poll("commit")  # handed to a scheduler that dies with storage
+        client.sync(JOBS, "StartJob", job_id=cleanup_job)
+        client.sync(JOBS, "CancelJob", job_id=cleanup_job)
+        old_em.poll("cleanup")
+        client.sync(JOBS, "StartJob", job_id=corrupt_job)
+        states = {job: state_of(client, job) for job in (ready_job, commit_job, cleanup_job)}
+        client.close()
+        before.kill()
+    assert states == {ready_job: "READY", commit_job: "COMMIT_READY", cleanup_job: "CLEANUP_READY"}
+
+    engine = database_engine(storage_config)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == corrupt_job)
+            .values(compressed_serialized_task_graph=b"\x28\xb5\x2f\xfd not a graph")
+        )
+    engine.dispose()
+
+    with running_storage("--config", config, cwd=tmp_path) as after:
+        client = connect(stub_modules, after)
+        stale = None
+        try:
+            client.sync(
+                "TaskInstanceManagementService",
+                "RegisterTaskInstance",
+                job_id=running_job,
+                task_id=client.task_id(1),
+                execution_manager_id=old_em.em_id,
+                session_id=old_em.session_id,
+            )
+        except grpc.RpcError as error:
+            stale = error.code()
+        em = GrpcEm.register(client)
+        assert em.session_id > old_em.session_id
+        assert state_of(client, corrupt_job) == "FAILED"
+        assert client.sync(JOBS, "GetJobError", job_id=corrupt_job).error_message
+        assert state_of(client, ready_job) == "READY"
+        client.sync(JOBS, "StartJob", job_id=ready_job)
+
+        em.run_until_idle(
+            {
+                ready_job: diamond(),
+                running_job: running_graph,
+                commit_job: commit_graph,
+                cleanup_job: cleanup_graph,
+            }
+        )
+
+        final = {
+            job: state_of(client, job) for job in (ready_job, running_job, commit_job, cleanup_job)
+        }
+        results = {job: outputs_of(client, job) for job in (ready_job, running_job, commit_job)}
+        client.close()
+        status = after.stop(signal.SIGTERM)
+
+    assert stale == grpc.StatusCode.NOT_FOUND
+    assert final == {
+        ready_job: "SUCCEEDED",
+        running_job: "SUCCEEDED",
+        commit_job: "SUCCEEDED",
+        cleanup_job: "CANCELLED",
+    }
+    assert results == {
+        ready_job: reference_job_outputs(diamond(), [1, 2]),
+        running_job: reference_job_outputs(running_graph, [3, 4]),
+        commit_job: reference_job_outputs(commit_graph, [5, 6]),
+    }
+    # Finished work is not handed out again: A of the running job, the commit job's tasks.
+    handed_out = {
+        job: sorted(
+            key for (j, key), count in em.registered.items() if j == job for _ in range(count)
+        )
+        for job in (running_job, commit_job, cleanup_job)
+    }
+    assert handed_out == {
+        running_job: ["1", "2", "3"],
+        commit_job: ["commit"],
+        cleanup_job: ["cleanup"],
+    }
+    assert {task_key(first.task_id)} == {"0"}
+    assert status == 0
