@@ -139,38 +139,51 @@ async def run_storage(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the storage service until SIGTERM or SIGINT; ``task_status`` gets the bound port."""
-    config = launch.config
     # Receive the stop signals from the start: one that arrives during recovery is kept, and
     # stops the service as soon as startup completes instead of killing it half-way.
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        database = open_database(launch.database, environ)
-        try:
-            async with (
-                open_rpc_bridge(),
-                open_storage_state(config, database) as state,
-                trio.open_nursery() as nursery,
-            ):
-                port: int = await nursery.start(
-                    serve, storage_services(state), config.host, config.port
-                )
-                LOGGER.info(
-                    "storage listening on %s:%d (session %d)",
-                    config.host,
-                    port,
-                    state.session,
-                    extra={"host": config.host, "port": port, "session_id": state.session},
-                )
-                # Only now (#398): the lanes are drained by a scheduler that can reach us.
-                offered = state.resend_ready_work()
-                LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
-                task_status.started(port)
-                async for signum in signals:
-                    LOGGER.info("received %s; stopping", signal.Signals(signum).name)
-                    break
-                nursery.cancel_scope.cancel(reason="stop signal")
-        finally:
-            database.close()
+        async with open_rpc_bridge(), trio.open_nursery() as nursery:
+            port: int = await nursery.start(serve_storage, launch, environ)
+            task_status.started(port)
+            async for signum in signals:
+                LOGGER.info("received %s; stopping", signal.Signals(signum).name)
+                break
+            nursery.cancel_scope.cancel(reason="stop signal")
     LOGGER.info("storage stopped")
+
+
+async def serve_storage(
+    launch: StorageLaunch,
+    environ: Mapping[str, str] = os.environ,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve storage until cancelled, in a process whose RPC bridge is open.
+
+    ``task_status`` gets the bound port once the service is serving and the recovered jobs'
+    ready work is enqueued. The embedded cluster runs storage this way, beside the other parts.
+    """
+    config = launch.config
+    database = open_database(launch.database, environ)
+    try:
+        async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
+            port: int = await nursery.start(
+                serve, storage_services(state), config.host, config.port
+            )
+            LOGGER.info(
+                "storage listening on %s:%d (session %d)",
+                config.host,
+                port,
+                state.session,
+                extra={"host": config.host, "port": port, "session_id": state.session},
+            )
+            # Only now (#398): the lanes are drained by a scheduler that can reach us.
+            offered = state.resend_ready_work()
+            LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
+            task_status.started(port)
+            await trio.sleep_forever()
+    finally:
+        database.close()
 
 
 def _leaves(error: BaseException) -> Iterator[BaseException]:
