@@ -1,4 +1,12 @@
-"""Crash recovery of the storage process: SIGKILL it, start it again on the same database."""
+"""Crash recovery of the storage process: SIGKILL it, start it again on the same database.
+
+One crash covers every kind of row: a Ready job (comes back Ready, can start), a Running job
+half done (the finished task is not handed out again: hand-outs are counted), a CommitReady job
+(only its commit runs, given the job outputs stored before the crash, which stay unchanged), a
+CleanupReady job (only its cleanup runs, then it is Cancelled) and two rows that cannot be rebuilt
+(a corrupt graph blob; CommitReady without job outputs): startup goes on and they are Failed
+with the reason. EM work of the old session is refused as stale.
+"""
 
 from __future__ import annotations
 
@@ -72,6 +80,7 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
         commit_job = register(client, group, commit_graph, [5, 6])
         cleanup_job = register(client, group, cleanup_graph, [7, 8])
         corrupt_job = register(client, group, diamond(), [9, 10])
+        outputless_job = register(client, group, flat(1), [11])
         old_em = GrpcEm.register(client)
 
         client.sync(JOBS, "StartJob", job_id=running_job)
@@ -86,10 +95,23 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
         client.sync(JOBS, "CancelJob", job_id=cleanup_job)
         old_em.poll("cleanup")
         client.sync(JOBS, "StartJob", job_id=corrupt_job)
-        states = {job: state_of(client, job) for job in (ready_job, commit_job, cleanup_job)}
+        client.sync(JOBS, "StartJob", job_id=outputless_job)
+        for entry in old_em.poll():
+            if entry.job_id == outputless_job:
+                old_em.run({outputless_job: flat(1)}, entry)
+        old_em.poll("commit")
+        states = {
+            job: state_of(client, job)
+            for job in (ready_job, commit_job, cleanup_job, outputless_job)
+        }
         client.close()
         before.kill()
-    assert states == {ready_job: "READY", commit_job: "COMMIT_READY", cleanup_job: "CLEANUP_READY"}
+    assert states == {
+        ready_job: "READY",
+        commit_job: "COMMIT_READY",
+        cleanup_job: "CLEANUP_READY",
+        outputless_job: "COMMIT_READY",
+    }
 
     engine = database_engine(storage_config)
     with engine.begin() as connection:
@@ -97,6 +119,10 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
             sa.update(jobs)
             .where(jobs.c.id == corrupt_job)
             .values(compressed_serialized_task_graph=b"\x28\xb5\x2f\xfd not a graph")
+        )
+        # A CommitReady row whose job outputs are gone (a half-applied manual repair, say).
+        connection.execute(
+            sa.update(jobs).where(jobs.c.id == outputless_job).values(serialized_job_outputs=None)
         )
     engine.dispose()
 
@@ -116,9 +142,19 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
             stale = error.code()
         em = GrpcEm.register(client)
         assert em.session_id > old_em.session_id
-        assert state_of(client, corrupt_job) == "FAILED"
-        assert client.sync(JOBS, "GetJobError", job_id=corrupt_job).error_message
+        reasons = {
+            job: (state_of(client, job), client.sync(JOBS, "GetJobError", job_id=job).error_message)
+            for job in (corrupt_job, outputless_job)
+        }
         assert state_of(client, ready_job) == "READY"
+        # The commit task is handed out first, with the job outputs stored before the crash.
+        [commit_entry] = em.poll("commit")
+        assert commit_entry.job_id == commit_job
+        commit_context = em.register_instance(commit_job, commit_entry.task_id)
+        commit_inputs = [
+            unpack(payload) for payload in decode_task_outputs(commit_context.serialized_task_io)
+        ]
+        em.succeed(commit_job, commit_entry.task_id, commit_context, b"")
         client.sync(JOBS, "StartJob", job_id=ready_job)
 
         em.run_until_idle(
@@ -138,6 +174,16 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
         status = after.stop(signal.SIGTERM)
 
     assert stale == grpc.StatusCode.NOT_FOUND
+    prefix = "storage could not recover this job after a restart: "
+    assert {job: state for job, (state, _) in reasons.items()} == {
+        corrupt_job: "FAILED",
+        outputless_job: "FAILED",
+    }
+    assert reasons[corrupt_job][1].startswith(
+        prefix + "its stored task graph or inputs are invalid"
+    )
+    assert reasons[outputless_job][1] == prefix + "it is CommitReady but no job outputs are stored"
+    assert commit_inputs == reference_job_outputs(commit_graph, [5, 6])
     assert final == {
         ready_job: "SUCCEEDED",
         running_job: "SUCCEEDED",

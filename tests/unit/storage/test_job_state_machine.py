@@ -9,9 +9,10 @@ recovered from the same fake database, with a new session).
 After every step: the cache agrees with the database, the instance pool mirrors the live
 instances of the task control blocks, unfinished-parent counters match the graph, and every
 output storage holds (in memory or persisted) equals the reference computation.
-At the end the job is driven to completion without resending anything (lost work would hang
-it) and must be in exactly one terminal state; a Succeeded job's outputs equal the reference
-and every one of its tasks had an accepted successful instance.
+Once the job is terminal its state never changes again, and whenever it is Succeeded its
+outputs equal the reference and every one of its tasks (and its commit task) had an accepted
+successful instance. At the end the job is driven to completion without resending anything
+(lost work would hang it) and must be in exactly one terminal state, with the same checks.
 
 Each step runs in its own ``trio.run``; time is a plain number the machine advances.
 """
@@ -128,6 +129,7 @@ class JobLife(RuleBasedStateMachine):
         self.ems: list[ExecutionManagerId] = []
         self.dead_ems: list[ExecutionManagerId] = []
         self.failures = 0
+        self.terminal: JobState | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -453,6 +455,35 @@ class JobLife(RuleBasedStateMachine):
             assert (tcb.state is TaskState.RUNNING) == bool(tcb.instances)
         assert dataflow.unfinished == unfinished
 
+    @invariant()
+    def a_terminal_state_is_final(self) -> None:
+        """Exactly one terminal state: once the job ends, nothing moves it to another one."""
+        if not hasattr(self, "state"):
+            return
+        stored = self.database.state_of(self.job_id)
+        if self.terminal is not None:
+            assert stored is self.terminal, f"{self.terminal.value} became {stored.value}"
+        elif stored.is_terminal:
+            self.terminal = stored
+
+    @invariant()
+    def a_succeeded_job_is_complete(self) -> None:
+        """Checked at every step, not only at the end: a job must never be Succeeded early."""
+        if not hasattr(self, "state") or self.database.state_of(self.job_id) is not (
+            JobState.SUCCEEDED
+        ):
+            return
+        outputs = decode_job_outputs(self.run(self.state.get_job_outputs, self.job_id))
+        assert outputs == reference_job_outputs(self.graph, self.inputs)
+        assert self.expected_successes() <= self.accepted
+
+    def expected_successes(self) -> set[TaskId]:
+        """The tasks a Succeeded job must have an accepted successful instance of."""
+        expected = {TaskId.index(n) for n in range(len(self.graph))}
+        if self.graph.commit_task is not None:
+            expected.add(TaskId.COMMIT)
+        return expected
+
     # --- the end ----------------------------------------------------------------------------
 
     async def drive_to_completion(self) -> JobState:
@@ -488,15 +519,13 @@ class JobLife(RuleBasedStateMachine):
             return
         final = self.run(self.drive_to_completion)
         assert final.is_terminal
+        assert self.terminal is None or final is self.terminal
         cached = self.cached_state
         assert cached is None or cached is final
         if final is JobState.SUCCEEDED:
             outputs = decode_job_outputs(self.run(self.state.get_job_outputs, self.job_id))
             assert outputs == reference_job_outputs(self.graph, self.inputs)
-            expected = {TaskId.index(n) for n in range(len(self.graph))}
-            if self.graph.commit_task is not None:
-                expected.add(TaskId.COMMIT)
-            assert expected <= self.accepted
+            assert self.expected_successes() <= self.accepted
         elif final is JobState.FAILED:
             error = self.run(self.state.get_job_error, self.job_id)
             assert error in self.failure_messages or error == hard_timeout_message(FAST_TIMEOUTS)
