@@ -1,0 +1,57 @@
+"""Proto <-> domain conversions of the scheduler's own messages."""
+
+from __future__ import annotations
+
+import betterproto
+
+from spider.core.ids import AssignmentId, SchedulerId
+from spider.core.task_id import TaskId, TaskKind
+from spider.proto import common
+from spider.proto import scheduler as scheduler_pb
+from spider.scheduler.assignment import Assignment
+from spider.scheduler.em_registry import AssignmentRecord
+
+
+def task_id_from_proto(message: common.TaskId | None) -> TaskId | None:
+    """The domain ``TaskId``; ``None`` when the message or its kind is missing."""
+    if message is None or not betterproto.serialized_on_wire(message):
+        return None
+    kind, value = betterproto.which_one_of(message, "kind")
+    if kind == "index" and isinstance(value, int):
+        return TaskId.index(value)
+    if kind == "commit":
+        return TaskId.COMMIT
+    if kind == "cleanup":
+        return TaskId.CLEANUP
+    return None
+
+
+def task_id_to_proto(task_id: TaskId) -> common.TaskId:
+    """``common.TaskId`` with its ``kind`` set."""
+    if task_id.position is not None:
+        return common.TaskId(index=task_id.position)
+    if task_id.kind is TaskKind.COMMIT:
+        return common.TaskId(commit=common.Void())
+    return common.TaskId(cleanup=common.Void())
+
+
+def record_from_proto(message: scheduler_pb.TaskAssignmentRecord | None) -> AssignmentRecord | None:
+    """An acknowledgement, or ``None`` when the field is unset."""
+    if message is None or not betterproto.serialized_on_wire(message):
+        return None
+    return AssignmentRecord(AssignmentId(message.id), SchedulerId(message.from_))
+
+
+def assignment_to_proto(
+    assignment: Assignment, scheduler_id: SchedulerId
+) -> scheduler_pb.SchedulerAssignment:
+    """The assignment as ``NextTask`` answers it, stamped with the issuing scheduler."""
+    entry = assignment.entry
+    return scheduler_pb.SchedulerAssignment(
+        id=assignment.id,
+        resource_group_id=entry.resource_group_id,
+        job_id=entry.job_id,
+        task_id=task_id_to_proto(entry.task_id),
+        scheduler_id=scheduler_id,
+        session_id=assignment.session,
+    )

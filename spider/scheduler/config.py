@@ -1,0 +1,224 @@
+"""The scheduler's configuration: Spider's YAML keys, every one with a default, plus additions.
+
+::
+
+    host: 127.0.0.1                 # Spider: 0.0.0.0; Spider-py listens on loopback by default
+    port: 50052                     # 0 = any free port
+    connection_pool_size: 4         # connections to storage
+    storage_endpoint: {host: 127.0.0.1, port: 50051}
+    runtime:
+      advertised_endpoint: null     # sent to storage; default: host (loopback for 0.0.0.0/::)
+                                    # and the bound port
+      stop_timeout_sec: 30          # accepted for Spider's files; stopping is cancellation
+      em_registry:
+        dead_em_cutoff_sec: 30
+        liveness_tracking_interval_ms: 1000
+      scheduler:
+        policy: round_robin
+        config:
+          active_job_queue_capacity: 16
+          dispatch_queue_capacity: 16
+          ready_task_capacity: 1048576
+          commit_ready_task_capacity: 256
+          cleanup_ready_task_capacity: 256
+          storage_poll_timeout_ms: 1000   # Spider's deployments: 10 (see docs/scheduler.md)
+          tick_interval_ms: 5
+          finalizing_job_expiration_timeout_sec: 300
+      storage_call_deadline_sec: 10       # Spider-py additions from here on
+      storage_reconnect: {initial_sec: 0.1, cap_sec: 5, jitter_sec: 0.1}
+
+Unknown keys are an error naming the key (Spider ignores them, except in ``scheduler:``).
+docs/scheduler.md is the reference.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from spider.core.backoff import Backoff
+from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.rpc import Endpoint
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (_is_number(value) and value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a positive number, got {value!r}")
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (_is_number(value) and value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
+
+
+def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _port(minimum: int) -> Any:
+    def check(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 65535:
+            raise ValueError(
+                f"{attribute.name} must be an integer from {minimum} to 65535, got {value!r}"
+            )
+
+    return check
+
+
+@attrs.frozen
+class EndpointConfig:
+    """A gRPC server: ``{host, port}``."""
+
+    host: str = attrs.field(validator=_non_empty)
+    port: int = attrs.field(validator=_port(1))
+
+    def endpoint(self) -> Endpoint:
+        """As ``spider.rpc`` takes it."""
+        return Endpoint(self.host, self.port)
+
+
+@attrs.frozen
+class EmRegistryConfig:
+    """When an execution manager counts as dead."""
+
+    dead_em_cutoff_sec: float = attrs.field(default=30.0, validator=_positive)
+    """An EM not heard from (heartbeat, assignment, acknowledgement) for this long is removed
+    and its unacknowledged assignments are rescheduled."""
+    liveness_tracking_interval_ms: float = attrs.field(default=1000.0, validator=_positive)
+    """How often EMs are checked against the cutoff."""
+
+
+class Policy(enum.StrEnum):
+    """Placement policies; Spider has only one that is finished."""
+
+    ROUND_ROBIN = "round_robin"
+
+
+@attrs.frozen
+class RoundRobinConfig:
+    """Capacities and timing of the round-robin core."""
+
+    active_job_queue_capacity: int = attrs.field(default=16, validator=_positive_int)
+    """Jobs served in rotation at once; later jobs wait until one is retired. Also the most
+    commit tasks dispatched per pass."""
+    dispatch_queue_capacity: int = attrs.field(default=16, validator=_positive_int)
+    """Assignments decided ahead of ``NextTask`` calls."""
+    ready_task_capacity: int = attrs.field(default=1_048_576, validator=_positive_int)
+    """Buffered regular tasks above which the task lane is not polled."""
+    commit_ready_task_capacity: int = attrs.field(default=256, validator=_positive_int)
+    cleanup_ready_task_capacity: int = attrs.field(default=256, validator=_positive_int)
+    storage_poll_timeout_ms: float = attrs.field(default=1000.0, validator=_non_negative)
+    """How long each lane poll may wait at storage for an entry. Spider-py's storage answers
+    as soon as one entry is there, so a long wait costs no latency and saves idle polls."""
+    tick_interval_ms: float = attrs.field(default=5.0, validator=_positive)
+    """Least time between two placement rounds, and between two polls of one lane."""
+    finalizing_job_expiration_timeout_sec: float = attrs.field(default=300.0, validator=_positive)
+    """How long a committing or cleaning-up job's regular tasks are dropped."""
+
+
+@attrs.frozen
+class PolicyConfig:
+    """``{policy, config}``: the placement policy and its settings."""
+
+    policy: Policy = Policy.ROUND_ROBIN
+    config: RoundRobinConfig = attrs.field(factory=RoundRobinConfig)
+
+
+@attrs.frozen
+class ReconnectConfig:
+    """Backoff between attempts to reach storage again after a failed call."""
+
+    initial_sec: float = attrs.field(default=0.1, validator=_positive)
+    cap_sec: float = attrs.field(default=5.0, validator=_positive)
+    jitter_sec: float = attrs.field(default=0.1, validator=_non_negative)
+
+    def backoff(self) -> Backoff:
+        """As a ``Backoff`` (unlimited attempts: storage is worth waiting for)."""
+        return Backoff(
+            initial=self.initial_sec,
+            cap=max(self.cap_sec, self.initial_sec),
+            jitter=self.jitter_sec,
+        )
+
+
+@attrs.frozen
+class RuntimeConfig:
+    """Spider's ``runtime`` block, plus Spider-py's storage-call settings."""
+
+    advertised_endpoint: EndpointConfig | None = None
+    """What the scheduler registers with storage; ``None`` derives it from ``host`` and the
+    bound port."""
+    stop_timeout_sec: float = attrs.field(default=30.0, validator=_positive)
+    em_registry: EmRegistryConfig = attrs.field(factory=EmRegistryConfig)
+    scheduler: PolicyConfig = attrs.field(factory=PolicyConfig)
+    storage_call_deadline_sec: float = attrs.field(default=10.0, validator=_positive)
+    """Deadline of each call to storage (a lane poll gets its wait on top)."""
+    storage_reconnect: ReconnectConfig = attrs.field(factory=ReconnectConfig)
+
+
+@attrs.frozen
+class SchedulerConfig:
+    """The whole scheduler configuration.
+
+    For an in-process scheduler on any free loopback port::
+
+        SchedulerConfig(host="127.0.0.1", port=0,
+                        storage_endpoint=EndpointConfig("127.0.0.1", storage_port))
+    """
+
+    host: str = attrs.field(default="127.0.0.1", validator=_non_empty)
+    port: int = attrs.field(default=50052, validator=_port(0))
+    connection_pool_size: int = attrs.field(default=4, validator=_positive_int)
+    storage_endpoint: EndpointConfig = attrs.field(
+        factory=lambda: EndpointConfig("127.0.0.1", 50051)
+    )
+    runtime: RuntimeConfig = attrs.field(factory=RuntimeConfig)
+
+    @property
+    def round_robin(self) -> RoundRobinConfig:
+        """The placement settings."""
+        return self.runtime.scheduler.config
+
+    def advertised_endpoint(self, bound_port: int) -> Endpoint:
+        """What to register with storage once serving on ``bound_port``."""
+        advertised = self.runtime.advertised_endpoint
+        if advertised is not None:
+            return advertised.endpoint()
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "[::]") else self.host
+        return Endpoint(host, bound_port)
+
+
+def load_scheduler_config(
+    path: Path | None, overrides: dict[str, Any] | None = None
+) -> SchedulerConfig:
+    """The file's configuration (or the defaults) with dotted-key ``overrides`` on top."""
+    data: Any = {}
+    source = "configuration"
+    if path is not None:
+        source = f"configuration file {path}"
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys to values")
+    return structure_config(merge_overrides(data, overrides or {}), SchedulerConfig, source=source)

@@ -1,0 +1,297 @@
+"""``SchedulerCore``: storage's inbound lanes in, round-robin placement, dispatch queue out.
+
+Three lane pollers (one per lane) feed the placement state as their polls return; a placement
+loop drains reschedules and fills the dispatch queue whenever something changed (an ingest, a
+reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring), at most once per
+``tick_interval_ms``. Upstream instead polls all three lanes together once per tick and ticks
+every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is idle
+when the cluster is.
+
+Storage failures are survived (upstream exits, reference §12.5): the pollers wait with capped
+exponential backoff plus jitter, the scheduler registers again, and a new storage session
+clears all placement state and queued assignments.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterator
+from typing import Final, NoReturn
+
+import attrs
+import trio
+
+from spider.core.backoff import Backoff
+from spider.core.ids import SchedulerId, SessionId
+from spider.rpc import Endpoint
+from spider.scheduler.assignment import Assignment
+from spider.scheduler.config import RoundRobinConfig
+from spider.scheduler.dispatch_queue import DispatchQueue
+from spider.scheduler.errors import InvalidSessionId
+from spider.scheduler.placement import RoundRobinPlacement
+from spider.scheduler.storage_link import (
+    InboundBatch,
+    InboundLane,
+    InboundSource,
+    StorageRegistration,
+    StorageUnavailable,
+)
+
+LOGGER: Final = logging.getLogger("spider.scheduler")
+
+UNREGISTERED: Final = SchedulerId(0)
+"""The scheduler id before storage has given one."""
+
+
+@attrs.define(eq=False)
+class SchedulerIdentity:
+    """The id storage gave this scheduler, and every id it had before in this process.
+
+    Acknowledgements of assignments made under an earlier id (before a re-registration) are
+    still ours, so ``own_ids`` keeps them all.
+    """
+
+    scheduler_id: SchedulerId = UNREGISTERED
+    own_ids: set[SchedulerId] = attrs.field(factory=set)
+
+    def adopt(self, scheduler_id: SchedulerId) -> None:
+        """Use ``scheduler_id`` from now on."""
+        self.scheduler_id = scheduler_id
+        self.own_ids.add(scheduler_id)
+
+
+@attrs.define(eq=False)
+class _ChangeSignal:
+    """Wakes every waiter on each ``fire``; a waiter that checks its condition and then waits
+    cannot miss a fire, since nothing runs between the check and the wait."""
+
+    _event: trio.Event = attrs.field(factory=trio.Event)
+
+    def fire(self) -> None:
+        self._event.set()
+        self._event = trio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+@attrs.define(eq=False)
+class SchedulerCore:
+    """The placement core of one scheduler process."""
+
+    config: RoundRobinConfig
+    storage: InboundSource
+    reconnect: Backoff
+    identity: SchedulerIdentity = attrs.field(factory=SchedulerIdentity)
+    placement: RoundRobinPlacement = attrs.field(init=False)
+    queue: DispatchQueue = attrs.field(init=False)
+    _reschedules: deque[Assignment] = attrs.field(factory=deque)
+    _wakeup: trio.Event = attrs.field(factory=trio.Event)
+    _capacity_changed: _ChangeSignal = attrs.field(factory=_ChangeSignal)
+    _reconnecting: trio.Lock = attrs.field(factory=trio.Lock)
+    _generation: int = 0
+    """Counts successful registrations, so that lanes failing together reconnect once."""
+    _failure_delays: Iterator[float] | None = None
+    _advertised: Endpoint | None = None
+
+    def __attrs_post_init__(self) -> None:
+        self.placement = RoundRobinPlacement(
+            self.config.active_job_queue_capacity,
+            self.config.finalizing_job_expiration_timeout_sec,
+        )
+        self.queue = DispatchQueue(self.config.dispatch_queue_capacity, on_take=self.wake)
+
+    @property
+    def session(self) -> SessionId:
+        """The storage session the core places work for (0 before the first registration)."""
+        return self.placement.session
+
+    def wake(self) -> None:
+        """Ask for a placement round soon (something changed)."""
+        self._wakeup.set()
+
+    def reschedule(self, assignment: Assignment) -> None:
+        """Decide ``assignment``'s task again, with a new id (its EM died or left)."""
+        self._reschedules.append(assignment)
+        self.wake()
+
+    async def run(
+        self,
+        advertised: Endpoint,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> NoReturn:
+        """Register with storage as ``advertised``, then poll and place until cancelled.
+
+        ``task_status.started()`` once registered. Raises only on fatal errors
+        (``StorageRejected``, ``InvalidSessionId``).
+        """
+        self._advertised = advertised
+        await self._register()
+        async with trio.open_nursery() as nursery:
+            for lane in InboundLane:
+                nursery.start_soon(self._poll_lane, lane)
+            task_status.started()
+            await self._place_forever()
+
+    # --- storage ---------------------------------------------------------------------------
+
+    async def _register(self) -> None:
+        advertised = self._advertised
+        assert advertised is not None, "run() sets the advertised endpoint first"
+        delays = self._failure_delays or self.reconnect.delays()
+        while True:
+            try:
+                registration = await self.storage.register(advertised)
+            except StorageUnavailable as error:
+                delay = next(delays)
+                LOGGER.warning(
+                    "cannot register with storage (%s); retrying in %.2f s",
+                    error,
+                    delay,
+                    extra={"retry_delay_s": delay},
+                )
+                await trio.sleep(delay)
+                continue
+            self._registered(registration)
+            return
+
+    def _registered(self, registration: StorageRegistration) -> None:
+        self._generation += 1
+        self.identity.adopt(registration.scheduler_id)
+        LOGGER.info(
+            "registered with storage as scheduler %d (storage session %d)",
+            registration.scheduler_id,
+            registration.session,
+            extra={"scheduler_id": registration.scheduler_id, "session_id": registration.session},
+        )
+        if registration.session < self.session:
+            raise InvalidSessionId(
+                f"storage answered with session {registration.session}, older than session "
+                f"{self.session} this scheduler already saw: its database was replaced; "
+                "restart the scheduler"
+            )
+        if registration.session > self.session:
+            self._start_session(registration.session)
+
+    async def _recover(self, generation: int, error: StorageUnavailable) -> None:
+        """Wait, then register again, unless another lane already did since ``generation``."""
+        async with self._reconnecting:
+            if self._generation != generation:
+                return
+            if self._failure_delays is None:
+                self._failure_delays = self.reconnect.delays()
+            delay = next(self._failure_delays)
+            LOGGER.warning(
+                "lost storage (%s); registering again in %.2f s",
+                error,
+                delay,
+                extra={"retry_delay_s": delay},
+            )
+            await trio.sleep(delay)
+            await self._register()
+
+    def lane_limit(self, lane: InboundLane) -> int:
+        """How many entries of ``lane`` the buffers have room for."""
+        placement, config = self.placement, self.config
+        if lane is InboundLane.COMMIT:
+            room = config.commit_ready_task_capacity - placement.buffered_commit
+        elif lane is InboundLane.CLEANUP:
+            room = config.cleanup_ready_task_capacity - placement.buffered_cleanup
+        else:
+            regular = placement.buffered - placement.buffered_commit - placement.buffered_cleanup
+            room = config.ready_task_capacity - regular
+        return max(room, 0)
+
+    async def _poll_lane(self, lane: InboundLane) -> NoReturn:
+        tick = self.config.tick_interval_ms / 1000
+        wait_ms = math.ceil(self.config.storage_poll_timeout_ms)
+        while True:
+            started = trio.current_time()
+            limit = self.lane_limit(lane)
+            if limit == 0:
+                await self._capacity_changed.wait()
+                continue
+            generation = self._generation
+            try:
+                batch = await self.storage.poll(lane, limit, wait_ms)
+            except StorageUnavailable as error:
+                await self._recover(generation, error)
+                continue
+            self._failure_delays = None
+            self.ingest(lane, batch)
+            # At most one poll per lane per tick, so a zero wait does not spin.
+            await trio.sleep_until(started + tick)
+
+    def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:
+        """Load one lane's answer (reference §7.2 step 2, per lane)."""
+        if batch.session < self.session:
+            # Polled before a restart that another lane already saw; storage lost these
+            # entries with its queue and will enqueue them again.
+            if batch.entries:
+                LOGGER.warning(
+                    "dropping %d %s-lane entries of old storage session %d",
+                    len(batch.entries),
+                    lane.value,
+                    batch.session,
+                )
+            return
+        if batch.session > self.session:
+            self._start_session(batch.session)
+        now = trio.current_time()
+        loaded = sum(self.placement.load(entry, now) for entry in batch.entries)
+        if loaded:
+            self.wake()
+        if loaded != len(batch.entries):
+            self._capacity_changed.fire()  # a commit or cleanup may have dropped tasks
+
+    def _start_session(self, session: SessionId) -> None:
+        old = self.session
+        self.placement.start_session(session)
+        dropped = self.queue.bump(session)
+        LOGGER.info(
+            "storage session %d replaces %d: cleared placement state and %d queued assignment(s)",
+            session,
+            old,
+            dropped,
+            extra={"session_id": session},
+        )
+        self._capacity_changed.fire()
+        self.wake()
+
+    # --- placement -------------------------------------------------------------------------
+
+    async def _place_forever(self) -> NoReturn:
+        tick = self.config.tick_interval_ms / 1000
+        while True:
+            started = trio.current_time()
+            self._wakeup = trio.Event()
+            self.place()
+            await trio.sleep_until(started + tick)
+            if not self._wakeup.is_set():
+                with trio.move_on_at(self.placement.next_expiry()):
+                    await self._wakeup.wait()
+
+    def place(self) -> list[Assignment]:
+        """One placement round: reschedules, then decisions, then finalizing expiry."""
+        self._drain_reschedules()
+        decided = self.placement.decide(self.queue.free_slots)
+        for assignment in decided:
+            self.queue.put(assignment)
+        expired = self.placement.retire_expired(trio.current_time())
+        if decided or expired:
+            self._capacity_changed.fire()
+        return decided
+
+    def _drain_reschedules(self) -> None:
+        now = trio.current_time()
+        # Only what was there at the start: loading cannot add more, but a bound keeps the
+        # round's cost known.
+        for _ in range(len(self._reschedules)):
+            assignment = self._reschedules.popleft()
+            if assignment.session < self.session:
+                LOGGER.debug("dropping rescheduled assignment %d of an old session", assignment.id)
+                continue
+            self.placement.load(assignment.entry, now)

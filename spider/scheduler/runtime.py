@@ -1,0 +1,71 @@
+"""``run_scheduler``: the whole scheduler inside an already running Trio program."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import trio
+
+from spider.rpc import RpcConfig, connect_channel, serve
+from spider.scheduler.config import SchedulerConfig
+from spider.scheduler.core import SchedulerCore
+from spider.scheduler.em_registry import ExecutionManagerRegistry
+from spider.scheduler.errors import SchedulerError
+from spider.scheduler.service import SchedulerService
+from spider.scheduler.storage_link import StorageLink
+
+LOGGER: Final = logging.getLogger("spider.scheduler")
+
+
+async def run_scheduler(
+    config: SchedulerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Serve ``scheduler.SchedulerService`` and place storage's ready work until cancelled.
+
+    Needs an open RPC bridge (``spider.rpc.open_rpc_bridge``). ``task_status`` gets the bound
+    port (``config.port`` 0 picks a free one) as soon as the service accepts calls; registering
+    with storage happens after that and is retried until storage answers, so the scheduler may
+    start before storage. Raises ``ListenError`` when the port cannot be bound, and a
+    ``SchedulerError`` on a fatal error (storage refuses the registration, or its sessions went
+    backwards); storage being down or restarting is not one.
+    """
+    runtime = config.runtime
+    rpc_config = RpcConfig(
+        default_deadline=runtime.storage_call_deadline_sec,
+        connection_pool_size=config.connection_pool_size,
+    )
+    async with connect_channel(config.storage_endpoint.endpoint(), rpc_config) as channel:
+        core = SchedulerCore(
+            config.round_robin,
+            StorageLink(channel, runtime.storage_call_deadline_sec),
+            runtime.storage_reconnect.backoff(),
+        )
+        registry = ExecutionManagerRegistry(
+            runtime.em_registry.dead_em_cutoff_sec, core.reschedule, core.identity.own_ids
+        )
+        service = SchedulerService(core.queue, registry, core.identity)
+        try:
+            async with trio.open_nursery() as nursery:
+                port: int = await nursery.start(serve, [service], config.host, config.port)
+                nursery.start_soon(
+                    registry.track_liveness,
+                    runtime.em_registry.liveness_tracking_interval_ms / 1000,
+                )
+                nursery.start_soon(core.run, config.advertised_endpoint(port))
+                LOGGER.info(
+                    "scheduler listening on %s:%d; storage at %s",
+                    config.host,
+                    port,
+                    config.storage_endpoint.endpoint(),
+                    extra={"host": config.host, "port": port},
+                )
+                task_status.started(port)
+        except BaseExceptionGroup as group:
+            fatal, rest = group.split(SchedulerError)
+            if fatal is None or rest is not None:
+                raise
+            first = fatal.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from group

@@ -1,0 +1,59 @@
+"""``SchedulerService``: Spider's ``scheduler.SchedulerService`` for execution managers."""
+
+from __future__ import annotations
+
+from spider.core.ids import ExecutionManagerId
+from spider.proto import common
+from spider.proto import scheduler as scheduler_pb
+from spider.rpc import NotFoundError
+from spider.scheduler._convert import assignment_to_proto, record_from_proto
+from spider.scheduler.core import SchedulerIdentity
+from spider.scheduler.dispatch_queue import DispatchQueue
+from spider.scheduler.em_registry import ExecutionManagerRegistry
+from spider.scheduler.errors import ExecutionManagerNotFound
+
+
+class SchedulerService(scheduler_pb.SchedulerServiceBase):
+    """``NextTask`` (long poll), ``Heartbeat`` and ``Shutdown`` over the core's state."""
+
+    def __init__(
+        self,
+        queue: DispatchQueue,
+        registry: ExecutionManagerRegistry,
+        identity: SchedulerIdentity,
+    ) -> None:
+        self._queue = queue
+        self._registry = registry
+        self._identity = identity
+
+    async def next_task(
+        self, next_task_request: scheduler_pb.NextTaskRequest
+    ) -> scheduler_pb.NextTaskResponse:
+        """Acknowledge the previous assignment, then wait up to ``wait_time_ms`` for one."""
+        em_id = ExecutionManagerId(next_task_request.execution_manager_id)
+        record = record_from_proto(next_task_request.prev_assignment)
+        if record is not None:
+            self._registry.acknowledge(em_id, record)
+        assignment = await self._queue.take(next_task_request.wait_time_ms / 1000)
+        if assignment is None:
+            return scheduler_pb.NextTaskResponse(no_task=common.Void())
+        # No checkpoint between taking it and recording it: a cancelled call cannot lose it.
+        self._registry.assign(em_id, assignment)
+        return scheduler_pb.NextTaskResponse(
+            assignment=assignment_to_proto(assignment, self._identity.scheduler_id)
+        )
+
+    async def heartbeat(self, heartbeat_request: scheduler_pb.HeartbeatRequest) -> common.Void:
+        """Registers the EM if new and refreshes its liveness; never fails."""
+        self._registry.heartbeat(ExecutionManagerId(heartbeat_request.execution_manager_id))
+        return common.Void()
+
+    async def shutdown(self, shutdown_request: scheduler_pb.ShutdownRequest) -> common.Void:
+        """Acknowledge the listed assignments, forget the EM, reschedule what it still held."""
+        em_id = ExecutionManagerId(shutdown_request.execution_manager_id)
+        records = [record_from_proto(message) for message in shutdown_request.prev_assignments]
+        try:
+            self._registry.shutdown(em_id, [record for record in records if record is not None])
+        except ExecutionManagerNotFound as error:
+            raise NotFoundError(str(error)) from error
+        return common.Void()

@@ -1,0 +1,85 @@
+"""The real storage service (SQLite) and the real scheduler, in-process, over loopback gRPC."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import trio
+
+from spider.rpc import serve
+from spider.scheduler import (
+    EndpointConfig,
+    ReconnectConfig,
+    RoundRobinConfig,
+    RuntimeConfig,
+    SchedulerConfig,
+    run_scheduler,
+)
+from spider.scheduler.config import PolicyConfig
+from spider.storage import StorageConfig, open_storage_state
+from spider.storage.config import JobCacheGcConfig, TaskInstancePoolConfig
+from spider.storage.config import RuntimeConfig as StorageRuntimeConfig
+from spider.storage.db import SqliteConfig, open_database
+from spider.storage.service import storage_services
+
+
+def storage_config(port: int = 0) -> StorageConfig:
+    return StorageConfig(
+        host="127.0.0.1",
+        port=port,
+        runtime=StorageRuntimeConfig(
+            task_instance_pool=TaskInstancePoolConfig(gc_interval_sec=60.0),
+            job_cache_gc=JobCacheGcConfig(gc_interval_sec=60.0),
+        ),
+    )
+
+
+def scheduler_config(storage_port: int) -> SchedulerConfig:
+    """Host 127.0.0.1, any free port, fast reconnects."""
+    return SchedulerConfig(
+        host="127.0.0.1",
+        port=0,
+        storage_endpoint=EndpointConfig("127.0.0.1", storage_port),
+        runtime=RuntimeConfig(
+            scheduler=PolicyConfig(config=RoundRobinConfig(storage_poll_timeout_ms=500)),
+            storage_reconnect=ReconnectConfig(initial_sec=0.05, cap_sec=0.5, jitter_sec=0.05),
+        ),
+    )
+
+
+@attrs.frozen
+class StorageProcess:
+    """Runs the storage service on one SQLite file, as often as a test restarts it."""
+
+    path: Path
+
+    @asynccontextmanager
+    async def run(self, port: int = 0) -> AsyncIterator[int]:
+        """Serve until the block ends; yields the port."""
+        database = open_database(SqliteConfig(self.path), environ={})
+        config = storage_config(port)
+        try:
+            async with (
+                open_storage_state(config, database) as state,
+                trio.open_nursery() as nursery,
+            ):
+                bound: int = await nursery.start(
+                    serve, storage_services(state), config.host, config.port
+                )
+                state.resend_ready_work()
+                yield bound
+                nursery.cancel_scope.cancel()
+        finally:
+            database.close()
+
+
+@asynccontextmanager
+async def running_scheduler(storage_port: int) -> AsyncIterator[int]:
+    """The scheduler, serving; yields its port."""
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(run_scheduler, scheduler_config(storage_port))
+        yield port
+        nursery.cancel_scope.cancel()

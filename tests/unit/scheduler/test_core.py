@@ -1,0 +1,226 @@
+"""``SchedulerCore`` against a fake storage: polling, rescheduling, storage restarts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+
+from spider.core.backoff import Backoff
+from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.task_id import TaskId
+from spider.rpc import Endpoint
+from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.config import RoundRobinConfig
+from spider.scheduler.core import SchedulerCore
+from spider.scheduler.errors import InvalidSessionId, StorageRejected
+from spider.scheduler.storage_link import InboundLane
+
+from .fake_storage import FakeStorage
+
+ADVERTISED = Endpoint("127.0.0.1", 50052)
+CONFIG = RoundRobinConfig(
+    active_job_queue_capacity=4,
+    dispatch_queue_capacity=4,
+    ready_task_capacity=8,
+    commit_ready_task_capacity=2,
+    cleanup_ready_task_capacity=2,
+    storage_poll_timeout_ms=500,
+    tick_interval_ms=5,
+    finalizing_job_expiration_timeout_sec=300,
+)
+RECONNECT = Backoff(initial=0.1, cap=2.0, jitter=0.05)
+
+
+def task(job: int, index: int) -> ReadyEntry:
+    return ReadyEntry(ResourceGroupId(1), JobId(job), TaskId.index(index))
+
+
+@pytest.fixture
+def storage() -> FakeStorage:
+    return FakeStorage()
+
+
+@pytest.fixture
+async def core(storage: FakeStorage) -> AsyncIterator[SchedulerCore]:
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(core.run, ADVERTISED)
+        yield core
+        nursery.cancel_scope.cancel()
+
+
+async def drain(core: SchedulerCore, wait: float = 1.0) -> list[Assignment]:
+    taken = []
+    while (item := await core.queue.take(wait)) is not None:
+        taken.append(item)
+    return taken
+
+
+def keys(assignments: list[Assignment]) -> list[tuple[int, str]]:
+    return [(a.entry.job_id, str(a.entry.task_id)) for a in assignments]
+
+
+async def test_registers_then_dispatches_polled_work_in_its_session(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    assert storage.registrations == [ADVERTISED]
+    assert core.identity.scheduler_id == 1
+    assert core.session == 1
+
+    storage.enqueue(task(1, 0), task(1, 1), task(2, 0))
+    taken = await drain(core)
+
+    assert keys(taken) == [(1, "Index(0)"), (2, "Index(0)"), (1, "Index(1)")]
+    assert {a.session for a in taken} == {1}
+
+
+async def test_polls_ask_only_for_what_the_buffers_can_hold(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(*(task(job, 0) for job in range(20)))
+    await trio.sleep(1)
+    # 4 in the dispatch queue, 8 buffered: the task lane is not polled past its capacity.
+    assert len(core.queue) == 4
+    assert core.placement.buffered == 8
+    assert core.lane_limit(InboundLane.TASK) == 0
+    assert max(storage.polls[InboundLane.TASK]) <= CONFIG.ready_task_capacity
+
+    taken = await drain(core)
+    assert sorted(a.entry.job_id for a in taken) == list(range(20))
+
+
+async def test_rescheduled_assignment_gets_a_new_id_and_the_current_session(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(task(1, 0))
+    (first,) = await drain(core)
+
+    core.reschedule(first)
+    (again,) = await drain(core)
+
+    assert again.entry == first.entry
+    assert again.id != first.id
+    assert again.session == core.session
+
+
+async def test_reschedule_dedups_against_a_buffered_inbound_task(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(task(1, 0))
+    (first,) = await drain(core)
+    core.placement.load(first.entry, trio.current_time())  # the same task, buffered again
+
+    core.reschedule(first)
+    taken = await drain(core)
+
+    assert keys(taken) == [(1, "Index(0)")]
+
+
+async def test_reschedule_drops_an_assignment_of_a_stale_session(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    stale = Assignment(AssignmentId(99), task(1, 0), SessionId(0))
+    core.reschedule(stale)
+    assert await drain(core) == []
+
+
+async def test_survives_a_storage_restart_and_clears_the_old_session(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(*(task(job, 0) for job in range(10)))
+    await trio.sleep(0.5)
+    assert len(core.queue) == 4
+
+    storage.restart(down=True)
+    await trio.sleep(10)
+    assert storage.failed_registrations >= 5  # retried, with backoff...
+    assert storage.failed_registrations < 20  # ...capped at 2 s, not a spin
+    storage.down = False
+    await trio.sleep(3)
+
+    assert len(storage.registrations) == 2
+    assert core.session == 2
+    assert core.identity.own_ids == {1, 2}
+    assert len(core.queue) == 0  # the old session's assignments are gone
+    assert core.placement.buffered == 0
+    storage.enqueue(task(50, 0))
+    taken = await drain(core)
+    assert keys(taken) == [(50, "Index(0)")]
+    assert taken[0].session == 2
+
+
+async def test_a_restart_seen_only_in_a_poll_answer_clears_state_too(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(*(task(job, 0) for job in range(6)))
+    await trio.sleep(0.5)
+    storage.restart(down=False)  # polls reconnect and simply see a newer session
+    storage.enqueue(task(7, 0))
+    await trio.sleep(0.5)
+
+    assert core.session == 2
+    taken = await drain(core)
+    assert keys(taken) == [(7, "Index(0)")]
+
+
+async def test_registration_rejected_by_storage_is_fatal(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.rejects = True
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+    with pytest.raises(StorageRejected):
+        await core.run(ADVERTISED)
+
+
+async def test_a_storage_session_going_backwards_is_fatal(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.session = 5
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+
+    async def storage_database_replaced() -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(core.run, ADVERTISED)
+            storage.session = 1  # a fresh database
+            storage.down = True
+            await trio.sleep(1)
+            storage.down = False
+            await trio.sleep(10)
+
+    with pytest.raises(ExceptionGroup) as raised:
+        await storage_database_replaced()
+    assert raised.group_contains(InvalidSessionId, depth=2)
+
+
+async def test_scheduler_starts_before_storage(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.down = True
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(core.run, ADVERTISED)
+        await trio.sleep(5)
+        assert storage.registrations == []
+        storage.down = False
+        storage.enqueue(task(1, 0))
+        taken = await drain(core, wait=5)
+        nursery.cancel_scope.cancel()
+    assert keys(taken) == [(1, "Index(0)")]
+
+
+async def test_finalizing_jobs_expire_without_other_activity(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = RoundRobinConfig(finalizing_job_expiration_timeout_sec=60)
+    core = SchedulerCore(config, storage, RECONNECT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(core.run, ADVERTISED)
+        storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.COMMIT))
+        await drain(core)
+        assert core.placement.is_finalizing(JobId(1))
+        await trio.sleep(60)
+        assert not core.placement.is_finalizing(JobId(1))
+        nursery.cancel_scope.cancel()
