@@ -2,8 +2,9 @@
 
 ::
 
-    storage:   {host: 127.0.0.1, port: 50051}    # both required until embedded mode exists
+    storage:   {host: 127.0.0.1, port: 50051}    # without both: the embedded cluster
     scheduler: {host: 127.0.0.1, port: 50052}
+    embedded:  {data_dir: spider-data, host: 127.0.0.1, storage_port: 50051, scheduler_port: 50052}
     liveness:  {storage_heartbeat_interval_sec: 1, scheduler_heartbeat_interval_sec: 1}
     task_executor:
       package_dir: /opt/spider/packages        # required
@@ -58,6 +59,7 @@ ENV_PREFIX: Final = "SPIDER_EM_"
 ENV_OVERRIDES: Final = {
     "SPIDER_EM_STORAGE": "storage",
     "SPIDER_EM_SCHEDULER": "scheduler",
+    "SPIDER_EM_DATA_DIR": "embedded.data_dir",
     "SPIDER_EM_PACKAGE_DIR": "task_executor.package_dir",
     "SPIDER_EM_EXECUTORS": "executors",
     "SPIDER_EM_SHUTDOWN_GRACE_SEC": "shutdown_grace_sec",
@@ -130,6 +132,24 @@ class EndpointConfig:
     def endpoint(self) -> Endpoint:
         """As ``spider.rpc`` takes it."""
         return Endpoint(self.host, self.port)
+
+
+def _valid_listen_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be an integer from 0 to 65535, got {value!r}")
+
+
+@attrs.frozen
+class EmbeddedConfig:
+    """The single-node cluster run when neither ``storage`` nor ``scheduler`` is set."""
+
+    data_dir: Path = Path("spider-data")
+    """Where storage keeps its SQLite database (``storage.db``); created if missing."""
+    host: str = attrs.field(default="127.0.0.1", validator=_non_empty)
+    """Where storage and the scheduler listen; loopback, as neither authenticates its peers."""
+    storage_port: int = attrs.field(default=50051, validator=_valid_listen_port)
+    scheduler_port: int = attrs.field(default=50052, validator=_valid_listen_port)
+    """0 picks a free port (the chosen one is logged and printed)."""
 
 
 @attrs.frozen
@@ -210,6 +230,7 @@ class ExecutionManagerConfig:
     task_executor: TaskExecutorConfig
     storage: EndpointConfig | None = None
     scheduler: EndpointConfig | None = None
+    embedded: EmbeddedConfig = attrs.field(factory=EmbeddedConfig)
     liveness: LivenessConfig = attrs.field(factory=LivenessConfig)
     connection_pool_size: int = attrs.field(default=4, validator=_int_at_least(1))
     scheduler_poll_wait_ms: int = attrs.field(default=1000, validator=_int_at_least(0))

@@ -75,9 +75,5 @@ class ExecutorsUnavailable(ExecutionManagerError):
     """The task executors could not be started; check ``task_executor.bin_path``."""
 
 
-class EmbeddedModeUnavailable(ExecutionManagerError):
-    """No ``storage``/``scheduler`` endpoint was configured and embedded mode does not exist yet."""
-
-
 class RegistrationRefused(ExecutionManagerError):
     """Storage refused to register this execution manager (not a transient failure)."""

@@ -25,12 +25,14 @@ from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
+    EndpointConfig,
     ExecutionManagerConfig,
     LogFormat,
     endpoint_data,
     load_em_config,
 )
-from spider.em.errors import EmbeddedModeUnavailable, ExecutionManagerError
+from spider.em.embedded import EmbeddedEndpoints, run_embedded_cluster
+from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
@@ -77,13 +79,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m spider.em",
         description="Spider-py execution manager: pulls task assignments from the scheduler, "
-        "runs them in task executor subprocesses and reports their outcomes to storage.",
+        "runs them in task executor subprocesses and reports their outcomes to storage. "
+        "Without --storage and --scheduler it runs the embedded single-node cluster: storage "
+        "(SQLite in --data-dir), the scheduler and this EM in one process.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-c", "--config", type=Path, help="YAML configuration file")
     parser.add_argument("--storage", metavar="HOST:PORT", help="storage endpoint")
     parser.add_argument("--scheduler", metavar="HOST:PORT", help="scheduler endpoint")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="embedded cluster: directory of storage's SQLite database (default ./spider-data)",
+    )
     parser.add_argument(
         "--package-dir", type=Path, help="directory of TDL packages (task_executor.package_dir)"
     )
@@ -111,6 +120,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["storage"] = endpoint_data(args.storage, source="--storage")
     if args.scheduler is not None:
         overrides["scheduler"] = endpoint_data(args.scheduler, source="--scheduler")
+    if args.data_dir is not None:
+        overrides["embedded.data_dir"] = str(args.data_dir)
     if args.package_dir is not None:
         overrides["task_executor.package_dir"] = str(args.package_dir)
     if args.executors is not None:
@@ -137,13 +148,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     configure_logging(
         level=args.log_level, human=args.human_logs or config.log_format is LogFormat.HUMAN
     )
-    if config.storage is None or config.scheduler is None:
-        missing = EmbeddedModeUnavailable(
-            "both the storage and the scheduler endpoints are required (storage: and "
-            "scheduler: in the file, --storage/--scheduler, or SPIDER_EM_STORAGE/"
-            "SPIDER_EM_SCHEDULER) until the embedded single-node mode exists"
+    if (config.storage is None) != (config.scheduler is None):
+        print(
+            "error: give both the storage and the scheduler endpoints (storage: and scheduler: "
+            "in the file, --storage/--scheduler, or SPIDER_EM_STORAGE/SPIDER_EM_SCHEDULER), or "
+            "neither to run the embedded single-node cluster",
+            file=sys.stderr,
         )
-        LOGGER.critical("%s", missing)
         return ExitStatus.USAGE
     return trio.run(_serve, config)
 
@@ -162,32 +173,12 @@ async def _serve(config: ExecutionManagerConfig) -> ExitStatus:
 
 
 async def _run(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> ExitStatus:
-    assert config.storage is not None
-    assert config.scheduler is not None
-    LOGGER.info(
-        "Execution manager starting.",
-        extra={
-            "storage": str(config.storage.endpoint()),
-            "scheduler": str(config.scheduler.endpoint()),
-            "executors": config.executors,
-        },
-    )
     try:
-        async with (
-            open_rpc_bridge(),
-            open_grpc_clients(
-                config.storage.endpoint(),
-                config.scheduler.endpoint(),
-                connection_pool_size=config.connection_pool_size,
-                deadlines=config.client_deadlines(),
-            ) as clients,
-        ):
-            await run_execution_manager(
-                config.runtime_settings(),
-                clients,
-                functools.partial(open_process_pool, config.pool_config()),
-                trigger,
-            )
+        async with open_rpc_bridge():
+            if config.storage is None or config.scheduler is None:
+                await _run_embedded(config, trigger)
+            else:
+                await _run_connected(config, config.storage, config.scheduler, trigger)
     except ExecutionManagerError as error:
         LOGGER.critical(
             "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None
@@ -198,6 +189,56 @@ async def _run(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> Exit
         return ExitStatus.FORCED
     LOGGER.info("Execution manager runtime exited.")
     return ExitStatus.STOPPED
+
+
+async def _run_connected(
+    config: ExecutionManagerConfig,
+    storage: EndpointConfig,
+    scheduler: EndpointConfig,
+    trigger: ShutdownTrigger,
+) -> None:
+    LOGGER.info(
+        "Execution manager starting.",
+        extra={
+            "storage": str(storage.endpoint()),
+            "scheduler": str(scheduler.endpoint()),
+            "executors": config.executors,
+        },
+    )
+    async with open_grpc_clients(
+        storage.endpoint(),
+        scheduler.endpoint(),
+        connection_pool_size=config.connection_pool_size,
+        deadlines=config.client_deadlines(),
+    ) as clients:
+        await run_execution_manager(
+            config.runtime_settings(),
+            clients,
+            functools.partial(open_process_pool, config.pool_config()),
+            trigger,
+        )
+
+
+async def _run_embedded(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> None:
+    try:
+        async with trio.open_nursery() as nursery:
+            endpoints: EmbeddedEndpoints = await nursery.start(
+                run_embedded_cluster, config, trigger
+            )
+            # A plain line on stdout too: the logs are JSON by default, and a person who just
+            # started the cluster needs to know where to point the client.
+            print(
+                f"Spider-py embedded cluster: storage at {endpoints.storage}, scheduler at "
+                f"{endpoints.scheduler}, data in {config.embedded.data_dir}. "
+                "Stop it with Ctrl-C.",
+                flush=True,
+            )
+    except BaseExceptionGroup as group:
+        # The cluster's only child raises bare errors; unwrap the group the nursery adds.
+        failures, _ = group.split(ExecutionManagerError)
+        if failures is not None and len(failures.exceptions) == 1:
+            raise failures.exceptions[0] from None
+        raise
 
 
 async def _relay_signals(signals: AsyncIterator[int], trigger: ShutdownTrigger) -> NoReturn:

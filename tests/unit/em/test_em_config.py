@@ -164,12 +164,12 @@ def test_the_command_line_rejects_bad_configuration_with_status_2(
     assert "unknown key(s) 'bogus'" in capsys.readouterr().err
 
 
-def test_without_endpoints_the_em_explains_that_both_are_required(
+def test_one_endpoint_without_the_other_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     status = main(["--package-dir", "/p", "--storage", "h:1"], environ={})
     assert status == ExitStatus.USAGE
-    assert "both the storage and the scheduler endpoints are required" in capsys.readouterr().err
+    assert "give both the storage and the scheduler endpoints" in capsys.readouterr().err
 
 
 def test_print_config_shows_flags_over_the_file(

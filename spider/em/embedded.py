@@ -1,0 +1,107 @@
+"""The embedded single-node cluster: storage, the scheduler and one EM in one Trio process.
+
+``python -m spider.em`` without ``storage`` and ``scheduler`` endpoints runs this. The three
+parts talk over real gRPC on loopback, exactly as they would across machines, so the embedded
+mode is the distributed system on one node and not a separate code path:
+
+* storage on SQLite in ``embedded.data_dir`` (the database survives restarts);
+* the scheduler, registered with that storage;
+* the execution manager, connected to both.
+
+Shutdown runs in the reverse order: the EM stops first (its running task, reports and
+``Shutdown`` go to services that are still up), then the scheduler and storage are cancelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Final
+
+import attrs
+import trio
+
+from spider.em.clients import open_grpc_clients
+from spider.em.config import ExecutionManagerConfig
+from spider.em.errors import ExecutionManagerError
+from spider.em.pool import open_process_pool
+from spider.em.runtime import run_execution_manager
+from spider.em.shutdown import ShutdownTrigger
+from spider.rpc import Endpoint
+from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
+from spider.scheduler import SchedulerConfig, run_scheduler
+from spider.storage.cli import SQLITE_FILE_NAME, StorageLaunch, serve_storage
+from spider.storage.config import StorageConfig
+from spider.storage.db import SqliteConfig
+
+LOGGER: Final = logging.getLogger("spider.em")
+
+
+@attrs.frozen
+class EmbeddedEndpoints:
+    """Where the embedded cluster's services listen."""
+
+    storage: Endpoint
+    scheduler: Endpoint
+
+
+async def run_embedded_cluster(
+    config: ExecutionManagerConfig,
+    trigger: ShutdownTrigger,
+    *,
+    task_status: trio.TaskStatus[EmbeddedEndpoints] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run storage, the scheduler and the EM until ``trigger`` asks the EM to stop.
+
+    Needs an open RPC bridge. ``task_status`` gets the endpoints once all three serve. Raises
+    what the EM raises (``ExecutionManagerError``) or what stops a service from starting.
+    """
+    embedded = config.embedded
+    embedded.data_dir.mkdir(parents=True, exist_ok=True)
+    launch = StorageLaunch(
+        StorageConfig(host=embedded.host, port=embedded.storage_port),
+        SqliteConfig(embedded.data_dir / SQLITE_FILE_NAME),
+    )
+    failure: ExecutionManagerError | None = None
+    async with trio.open_nursery() as services:
+        storage_port: int = await services.start(serve_storage, launch)
+        storage = Endpoint(embedded.host, storage_port)
+        scheduler_config = SchedulerConfig(
+            host=embedded.host,
+            port=embedded.scheduler_port,
+            storage_endpoint=SchedulerEndpointConfig(storage.host, storage.port),
+        )
+        scheduler_port: int = await services.start(run_scheduler, scheduler_config)
+        endpoints = EmbeddedEndpoints(storage, Endpoint(embedded.host, scheduler_port))
+        LOGGER.info(
+            "Embedded cluster serving: storage at %s, scheduler at %s, data in %s.",
+            endpoints.storage,
+            endpoints.scheduler,
+            embedded.data_dir,
+            extra={
+                "storage": str(endpoints.storage),
+                "scheduler": str(endpoints.scheduler),
+                "data_dir": str(embedded.data_dir),
+            },
+        )
+        task_status.started(endpoints)
+        async with open_grpc_clients(
+            endpoints.storage,
+            endpoints.scheduler,
+            connection_pool_size=config.connection_pool_size,
+            deadlines=config.client_deadlines(),
+        ) as clients:
+            try:
+                await run_execution_manager(
+                    config.runtime_settings(),
+                    clients,
+                    functools.partial(open_process_pool, config.pool_config()),
+                    trigger,
+                )
+            except ExecutionManagerError as error:
+                # Raised bare after the services stop, as the EM alone raises it, rather than
+                # wrapped in the nursery's exception group.
+                failure = error
+        services.cancel_scope.cancel(reason="the execution manager has stopped")
+    if failure is not None:
+        raise failure
