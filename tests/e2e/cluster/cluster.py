@@ -1,0 +1,179 @@
+"""A Spider-py cluster of separate processes on loopback: storage, a scheduler and two EMs.
+
+Ports are chosen once, so a restarted storage or scheduler comes back where the others look for
+it. Timeouts are short (dead-EM cutoffs of a few seconds, sub-second heartbeats and polls), so
+that fault recovery takes seconds, not the production minutes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from spider.storage.db import DatabaseConfig
+from tests.e2e.storage.storage_process import database_yaml
+from tests.mariadb_server import free_tcp_port
+
+from .service_process import ServiceProcess, spawn
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "packages"
+EM_COUNT = 2
+
+# Storage declares an EM dead after this silence; EMs heartbeat every EM_HEARTBEAT_SEC. The
+# margin is wide because the machine is shared: a falsely dead EM exits with status 1.
+STORAGE_EM_CUTOFF_SEC = 4.0
+EM_HEARTBEAT_SEC = 0.3
+SCHEDULER_EM_CUTOFF_SEC = 2.0
+
+STORAGE_READY = "storage listening on"
+SCHEDULER_READY = "scheduler listening on"
+EM_READY = "Execution manager registered with storage."
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@attrs.define(eq=False)
+class Cluster:
+    """The processes and what the tests observe of them; ``state_dir`` is the examples'
+    ``SPIDER_EXAMPLES_STATE_DIR`` (journal, markers, attempt counters)."""
+
+    directory: Path
+    database: DatabaseConfig
+    task_delay_ms: int
+    storage_port: int = attrs.field(factory=free_tcp_port)
+    scheduler_port: int = attrs.field(factory=free_tcp_port)
+    storage: ServiceProcess | None = None
+    scheduler: ServiceProcess | None = None
+    ems: list[ServiceProcess | None] = attrs.field(factory=lambda: [None] * EM_COUNT)
+    exited: list[ServiceProcess] = attrs.field(factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.directory / "state"
+
+    def start(self) -> None:
+        """Start every process and wait until each serves (EMs: registered with storage)."""
+        self.state_dir.mkdir(exist_ok=True)
+        self.start_storage()
+        self.start_scheduler()
+        for index in range(EM_COUNT):
+            self.start_em(index)
+
+    def start_storage(self) -> None:
+        config = _write_yaml(
+            self.directory / "storage.yaml",
+            {
+                "host": "127.0.0.1",
+                "port": self.storage_port,
+                "runtime": {
+                    "db": database_yaml(self.database),
+                    "task_instance_pool": {
+                        "execution_manager_stale_cutoff_sec": STORAGE_EM_CUTOFF_SEC,
+                        "gc_interval_sec": 0.5,
+                    },
+                },
+            },
+        )
+        self.storage = spawn(
+            "storage", "spider.storage", "--config", str(config), ready_text=STORAGE_READY
+        )
+        self.storage.wait_ready()
+
+    def start_scheduler(self) -> None:
+        config = _write_yaml(
+            self.directory / "scheduler.yaml",
+            {
+                "host": "127.0.0.1",
+                "port": self.scheduler_port,
+                "storage_endpoint": {"host": "127.0.0.1", "port": self.storage_port},
+                "runtime": {
+                    "em_registry": {
+                        "dead_em_cutoff_sec": SCHEDULER_EM_CUTOFF_SEC,
+                        "liveness_tracking_interval_ms": 200,
+                    },
+                    "scheduler": {"config": {"storage_poll_timeout_ms": 200}},
+                    "storage_call_deadline_sec": 5,
+                    "storage_reconnect": {"initial_sec": 0.1, "cap_sec": 0.5, "jitter_sec": 0.05},
+                },
+            },
+        )
+        self.scheduler = spawn(
+            "scheduler", "spider.scheduler", "--config", str(config), ready_text=SCHEDULER_READY
+        )
+        self.scheduler.wait_ready()
+
+    def start_em(self, index: int) -> None:
+        config = _write_yaml(
+            self.directory / f"em-{index}.yaml",
+            {
+                "storage": {"host": "127.0.0.1", "port": self.storage_port},
+                "scheduler": {"host": "127.0.0.1", "port": self.scheduler_port},
+                "task_executor": {"package_dir": str(EXAMPLES)},
+                "liveness": {
+                    "storage_heartbeat_interval_sec": EM_HEARTBEAT_SEC,
+                    "scheduler_heartbeat_interval_sec": EM_HEARTBEAT_SEC,
+                },
+                "scheduler_poll_wait_ms": 200,
+                "shutdown_grace_sec": 1,
+                "shutdown_drain_sec": 1,
+                "rpc": {"deadline_sec": 5, "retry": {"cap_sec": 0.5}},
+            },
+        )
+        em = spawn(
+            f"em-{index}",
+            "spider.em",
+            "--config",
+            str(config),
+            ready_text=EM_READY,
+            env={
+                "SPIDER_EXAMPLES_STATE_DIR": str(self.state_dir),
+                "SPIDER_EXAMPLES_TASK_DELAY_MS": str(self.task_delay_ms),
+            },
+        )
+        self.ems[index] = em
+        em.wait_ready()
+
+    def kill_em(self, index: int) -> None:
+        """SIGKILL an EM and its executors."""
+        em = self.ems[index]
+        assert em is not None
+        em.kill()
+        self.exited.append(em)
+        self.ems[index] = None
+
+    def kill_storage(self) -> None:
+        assert self.storage is not None
+        self.storage.kill()
+        self.exited.append(self.storage)
+        self.storage = None
+
+    def restart_scheduler(self) -> None:
+        """SIGKILL the scheduler (it holds no durable state) and start a new one."""
+        assert self.scheduler is not None
+        self.scheduler.kill()
+        self.exited.append(self.scheduler)
+        self.start_scheduler()
+
+    def running(self) -> list[ServiceProcess]:
+        services = [self.storage, self.scheduler, *self.ems]
+        return [service for service in services if service is not None]
+
+    def check_alive(self) -> None:
+        """Fail, with its log, if a process that should run has exited."""
+        for service in self.running():
+            status = service.process.poll()
+            if status is not None:
+                raise AssertionError(f"{service.name} exited with {status}:\n{service.log()}")
+
+    def stop(self) -> dict[str, int]:
+        """Stop EMs, then the scheduler, then storage (SIGTERM); their exit statuses."""
+        statuses: dict[str, int] = {}
+        for service in reversed(self.running()):
+            statuses[service.name] = service.stop()
+        return statuses
