@@ -12,6 +12,7 @@ Failures arrive as ``RpcError`` subclasses, one per gRPC status; ``retry_transie
 ``Channel.call(..., retry=...)``) retries the transient ones. docs/rpc.md has the details.
 """
 
+from spider.rpc._bridge import has_rpc_bridge as has_rpc_bridge
 from spider.rpc._bridge import open_rpc_bridge as open_rpc_bridge
 from spider.rpc._channel import Channel as Channel
 from spider.rpc._channel import UnaryMethod as UnaryMethod

@@ -41,6 +41,10 @@ class AsyncioBridge:
     _loop: asyncio.AbstractEventLoop
     _trio_token: trio.lowlevel.TrioToken
 
+    def serves(self, token: trio.lowlevel.TrioToken) -> bool:
+        """Whether this bridge belongs to the Trio run of ``token``."""
+        return self._trio_token is token
+
     async def run(self, fn: Callable[[*_Ts], Coroutine[Any, Any, _T]], *args: *_Ts) -> _T:
         """Run ``await fn(*args)`` as a task on the asyncio loop and return its result.
 
@@ -154,10 +158,20 @@ def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
+def has_rpc_bridge() -> bool:
+    """Whether this Trio run has an open bridge (``open_rpc_bridge``) in scope.
+
+    A bridge opened by another ``trio.run`` does not count: a thread started from Trio code
+    inherits that run's context variables, and its bridge would hand results to the other run.
+    """
+    bridge = _current_bridge.get()
+    return bridge is not None and bridge.serves(trio.lowlevel.current_trio_token())
+
+
 def current_bridge() -> AsyncioBridge:
     """The innermost open bridge, or a ``RuntimeError`` that says how to open one."""
     bridge = _current_bridge.get()
-    if bridge is None:
+    if bridge is None or not bridge.serves(trio.lowlevel.current_trio_token()):
         raise RuntimeError(
             "spider.rpc needs the RPC bridge: run the code that makes or serves gRPC calls "
             "inside `async with spider.rpc.open_rpc_bridge():`"

@@ -78,3 +78,19 @@ async def test_the_asyncio_thread_lives_exactly_as_long_as_the_block() -> None:
     assert _bridge_threads() == []
     with pytest.raises(RuntimeError, match="open_rpc_bridge"):
         current_bridge()
+
+
+async def test_a_bridge_of_another_trio_run_does_not_count() -> None:
+    """A thread started from Trio code inherits the run's context, bridge included; a new
+    ``trio.run`` in that thread must not use it (its results would go to the other run)."""
+
+    async def in_the_other_run() -> tuple[bool, bool]:
+        inherited = rpc.has_rpc_bridge()
+        async with rpc.open_rpc_bridge():
+            return inherited, rpc.has_rpc_bridge()
+
+    async with rpc.open_rpc_bridge():
+        assert rpc.has_rpc_bridge()
+        seen = await trio.to_thread.run_sync(trio.run, in_the_other_run)
+    assert seen == (False, True)
+    assert not rpc.has_rpc_bridge()

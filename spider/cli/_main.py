@@ -1,0 +1,262 @@
+"""``spider``: submit and inspect jobs on a Spider cluster from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+from rich.console import Console
+from rich.markup import escape
+
+from spider.cli._exit import ExitStatus, status_for
+from spider.cli._job_files import load_job
+from spider.cli._progress_bar import progress_bar
+from spider.client import (
+    DEFAULT_STORAGE,
+    STORAGE_ENV,
+    ClientError,
+    JobState,
+    SpiderClient,
+    SubmittedJob,
+    open_client,
+    payload_to_json,
+)
+from spider.rpc import Endpoint
+
+_EPILOG = f"""\
+Storage address: --storage, else ${STORAGE_ENV}, else {DEFAULT_STORAGE}.
+
+Exit status: 0 done (for watch and submit --wait: the job succeeded); 1 the waited-for job
+failed or was cancelled; 2 bad usage or job description; 3 storage unreachable; 4 no such job;
+5 the job's state does not allow the request; 6 storage refused the request otherwise;
+130 interrupted. See docs/cli.md."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="spider",
+        description="Submit, watch and inspect jobs on a Spider cluster.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--storage",
+        metavar="HOST:PORT",
+        help=f"storage service (default ${STORAGE_ENV} or {DEFAULT_STORAGE})",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout, for scripts")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    submit = commands.add_parser(
+        "submit",
+        help="submit a job from a Python or JSON file, and start it",
+        description="Register a job and start it. SOURCE is FILE.py[:FUNCTION] (FUNCTION, "
+        'default `job`, returns a JobBuilder) or FILE.json ({"graph": ..., "inputs": ...}).',
+    )
+    submit.add_argument("source", metavar="SOURCE")
+    group = submit.add_mutually_exclusive_group()
+    group.add_argument("--group-id", type=int, help="an existing resource group's id")
+    group.add_argument(
+        "--group",
+        metavar="NAME",
+        help="create a resource group of this name (default: a new "
+        "group named spider-cli-<random>)",
+    )
+    submit.add_argument("--password", default="", help="the new resource group's password")
+    submit.add_argument(
+        "--path",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="add DIR to the import path of a Python job file (repeatable)",
+    )
+    submit.add_argument("--no-start", action="store_true", help="leave the job Ready")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the job, with a progress bar, and print its outputs or error",
+    )
+
+    for name, text in [
+        ("watch", "wait for a job to end, showing its progress"),
+        ("state", "print a job's state"),
+        ("outputs", "print a succeeded job's outputs"),
+        ("error", "print a failed job's error message"),
+        ("cancel", "cancel a job"),
+    ]:
+        command = commands.add_parser(name, help=text, description=text.capitalize() + ".")
+        command.add_argument("job_id", type=int, metavar="JOB")
+    commands.add_parser(
+        "status",
+        help="what storage exposes about the cluster",
+        description="Storage's reachability, session and registered scheduler. Execution "
+        "managers, queue depths and jobs by state are not exposed by Spider's storage protocol.",
+    )
+    return parser
+
+
+class _Output:
+    """Where results go: rich text for people, one JSON document for scripts."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def result(self, document: Mapping[str, Any], text: str) -> None:
+        if self.as_json:
+            print(json.dumps(document, ensure_ascii=False))
+        else:
+            self.out.print(text)
+
+    def failure(self, error: BaseException, kind: str) -> None:
+        if self.as_json:
+            print(json.dumps({"error": str(error), "kind": kind}), file=sys.stderr)
+        else:
+            self.err.print(f"[red]error:[/red] {escape(str(error))}")
+
+
+def _outputs_text(values: Sequence[Any], labels: Sequence[str] | None) -> str:
+    if not values:
+        return "(no outputs)"
+    lines = []
+    for position, value in enumerate(values):
+        label = labels[position] if labels is not None else str(position)
+        lines.append(f"{escape(label)}: {escape(json.dumps(value, ensure_ascii=False))}")
+    return "\n".join(lines)
+
+
+async def _wait_and_report(
+    client: SpiderClient, job: SubmittedJob, output: _Output, document: dict[str, Any]
+) -> ExitStatus:
+    if output.as_json:
+        state = await client.wait(job)
+    else:
+        with progress_bar(output.err, job.id) as on_progress:
+            state = await client.wait(job, on_progress=on_progress)
+    document["state"] = state.value
+    text = f"job {job.id}: {state.value}"
+    if state is JobState.SUCCEEDED:
+        values = [payload_to_json(p) for p in await client.raw_outputs(job)]
+        document["outputs"] = values
+        text += "\n" + _outputs_text(values, job.output_labels)
+    elif state is JobState.FAILED:
+        document["error"] = message = await client.error(job)
+        text += f"\n{escape(message)}"
+    output.result(document, text)
+    return ExitStatus.OK if state is JobState.SUCCEEDED else ExitStatus.JOB_UNSUCCESSFUL
+
+
+async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Output) -> ExitStatus:
+    description = load_job(args.source, args.path)
+    if args.group_id is not None:
+        group = args.group_id
+    else:
+        name = args.group or f"spider-cli-{uuid.uuid4().hex[:12]}"
+        group = await client.add_resource_group(name, args.password.encode())
+    job = await client.submit(description, group)
+    state = JobState.READY if args.no_start else await client.start(job)
+    document: dict[str, Any] = {
+        "job_id": job.id,
+        "resource_group_id": group,
+        "num_tasks": job.num_tasks,
+        "state": state.value,
+    }
+    if args.wait and not args.no_start:
+        if not output.as_json:
+            output.err.print(f"submitted job {job.id} (resource group {group})")
+        return await _wait_and_report(client, job, output, document)
+    output.result(document, f"job {job.id} submitted (resource group {group}): {state.value}")
+    return ExitStatus.OK
+
+
+async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _Output) -> int:
+    command = args.command
+    if command == "submit":
+        return await _submit(client, args, output)
+    if command == "status":
+        status = await client.cluster_status()
+        schedulers = (
+            None
+            if status.schedulers is None
+            else [{"id": s.scheduler_id, "host": s.host, "port": s.port} for s in status.schedulers]
+        )
+        shown = (
+            "not implemented by this storage"
+            if schedulers is None
+            else ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in schedulers)
+            or "none registered"
+        )
+        output.result(
+            {
+                "storage": status.endpoint,
+                "reachable": True,
+                "session_id": status.session_id,
+                "round_trip_ms": round(status.round_trip_ms, 3),
+                "schedulers": schedulers,
+                "not_exposed": list(status.not_exposed),
+            },
+            f"storage    {status.endpoint}: reachable, session {status.session_id}, "
+            f"{status.round_trip_ms:.1f} ms\nschedulers {shown}\n"
+            f"not exposed by Spider's storage protocol: {', '.join(status.not_exposed)}",
+        )
+        return ExitStatus.OK
+    job = SubmittedJob(args.job_id)
+    document: dict[str, Any] = {"job_id": job.id}
+    if command == "watch":
+        return await _wait_and_report(client, job, output, document)
+    if command == "state":
+        state = await client.state(job)
+        document["state"] = state.value
+        output.result(document, state.value)
+    elif command == "cancel":
+        state = await client.cancel(job)
+        document["state"] = state.value
+        output.result(document, f"job {job.id}: {state.value}")
+    elif command == "outputs":
+        values = [payload_to_json(p) for p in await client.raw_outputs(job)]
+        document["outputs"] = values
+        output.result(document, _outputs_text(values, None))
+    elif command == "error":
+        document["error"] = message = await client.error(job)
+        output.result(document, escape(message))
+    return ExitStatus.OK
+
+
+def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> Endpoint:
+    text = args.storage or environ.get(STORAGE_ENV)
+    return Endpoint.parse(text) if text else DEFAULT_STORAGE
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``spider``; return its exit status."""
+    args = build_parser().parse_args(argv)
+    output = _Output(args.json)
+    try:
+        endpoint = _storage_endpoint(args, os.environ if environ is None else environ)
+    except ValueError as error:
+        output.failure(error, "usage")
+        return ExitStatus.USAGE
+
+    async def run() -> int:
+        async with open_client(endpoint) as client:
+            return await _run_command(client, args, output)
+
+    try:
+        return trio.run(run)
+    except ClientError as error:
+        status = status_for(error)
+        output.failure(error, status.name.lower())
+        return status
+    except KeyboardInterrupt:
+        output.failure(KeyboardInterrupt("interrupted"), "interrupted")
+        return ExitStatus.INTERRUPTED

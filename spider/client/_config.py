@@ -1,0 +1,33 @@
+"""The client's named defaults: where storage is, call deadlines, retries, polling."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+
+from spider.core.backoff import Backoff
+from spider.rpc import RPC_RETRY_BACKOFF, Endpoint, RpcConfig
+
+DEFAULT_STORAGE: Final = Endpoint("127.0.0.1", 50051)
+"""Spider's storage port on this machine."""
+STORAGE_ENV: Final = "SPIDER_STORAGE"
+"""The environment variable the command line reads ``HOST:PORT`` from."""
+
+CALL_DEADLINE: Final = 30.0
+"""Seconds one attempt of a call may take. RegisterJob of a very large graph is the slowest."""
+
+POLL_BACKOFF: Final = Backoff(initial=0.02, cap=0.5, multiplier=2.0)
+"""How ``wait`` polls GetJobState: quickly at first, so short jobs return fast, then every
+0.5 s, which costs storage little (Spider has no push notification of job states)."""
+
+
+@attrs.frozen
+class ClientConfig:
+    """How the client talks to storage."""
+
+    rpc: RpcConfig = attrs.Factory(RpcConfig)
+    call_deadline: float = CALL_DEADLINE
+    retry: Backoff = RPC_RETRY_BACKOFF
+    """Retries of calls that are safe to repeat (upstream's client helper: 10 retries)."""
+    poll: Backoff = POLL_BACKOFF

@@ -1,0 +1,127 @@
+"""``python -m spider.cli`` as a subprocess against ``python -m spider.storage`` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from spider.cli import ExitStatus
+from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
+
+from .conftest import TASKS
+from .fake_em import FakeEm
+
+LIMIT = 60  # seconds; bounds a hang only
+
+JOB = {
+    "graph": {
+        "schema_version": "0.1.0",
+        "tasks": [
+            {
+                "tdl_context": {"package": "tests", "task_func": "math::add"},
+                "inputs": [{"Value": {"Primitive": {"Int": "Int64"}}}] * 2,
+                "outputs": [{"Value": {"Primitive": {"Int": "Int64"}}}],
+                "input_sources": None,
+            }
+        ],
+        "commit_task": None,
+        "cleanup_task": None,
+    },
+    "inputs": [20, 22],
+}
+
+
+@pytest.fixture
+async def storage_process(tmp_path: Path) -> AsyncIterator[int]:
+    """A storage subprocess on SQLite; yields its port, read from its JSON startup log."""
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "spider.storage", "--port", "0", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        with trio.fail_after(LIMIT):
+            buffer = b""
+            port = None
+            while port is None:
+                chunk = await process.stderr.receive_some()
+                assert chunk, f"storage exited before serving: {buffer.decode()}"
+                buffer += chunk
+                *lines, rest = buffer.split(b"\n")
+                buffer = rest
+                for line in lines:
+                    record = json.loads(line)
+                    if "port" in record and "listening" in record.get("message", ""):
+                        port = int(record["port"])
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(LIMIT):
+            await process.wait()
+
+
+async def spider_cli(port: int, *args: str) -> tuple[int, Any]:
+    result = await trio.run_process(
+        [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    stream = result.stdout if result.stdout.strip() else result.stderr
+    return result.returncode, json.loads(stream)
+
+
+async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: Path) -> None:
+    port = storage_process
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(JOB))
+    with trio.fail_after(LIMIT):
+        code, submitted = await spider_cli(port, "submit", str(job_file))
+        assert code == ExitStatus.OK, submitted
+        assert submitted["state"] == "Running"
+        assert submitted["num_tasks"] == 1
+        job_id = submitted["job_id"]
+
+        code, state = await spider_cli(port, "state", str(job_id))
+        assert (code, state) == (ExitStatus.OK, {"job_id": job_id, "state": "Running"})
+        code, refused = await spider_cli(port, "outputs", str(job_id))
+        assert code == ExitStatus.WRONG_STATE
+        assert refused["kind"] == "wrong_state"
+
+        async with (
+            open_rpc_bridge(),
+            connect_channel(Endpoint("127.0.0.1", port)) as channel,
+        ):
+            em = FakeEm(channel, TASKS)
+            await em.register()
+            await em.run_until(job_id)
+
+        code, outputs = await spider_cli(port, "outputs", str(job_id))
+        assert (code, outputs) == (ExitStatus.OK, {"job_id": job_id, "outputs": [42]})
+        code, watched = await spider_cli(port, "watch", str(job_id))
+        assert code == ExitStatus.OK
+        assert watched == {"job_id": job_id, "state": "Succeeded", "outputs": [42]}
+        code, missing = await spider_cli(port, "state", "999")
+        assert code == ExitStatus.NOT_FOUND
+        assert "job 999 not found" in missing["error"]
+        code, status = await spider_cli(port, "status")
+        assert code == ExitStatus.OK
+        assert status["reachable"] is True
+        assert "execution managers alive" in status["not_exposed"]
+
+
+async def test_a_bad_description_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**JOB, "inputs": [1]}))
+    with trio.fail_after(LIMIT):
+        code, error = await spider_cli(1, "submit", str(bad))
+        assert code == ExitStatus.USAGE
+        assert "takes 2 job input(s)" in error["error"]

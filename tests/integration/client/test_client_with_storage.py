@@ -1,0 +1,112 @@
+"""The client against a real storage service over loopback gRPC, with a fake EM."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from spider.client import (
+    JobBuilder,
+    JobFailedError,
+    JobNotFoundError,
+    JobProgress,
+    JobState,
+    JobStateError,
+    ResourceGroupError,
+    SpiderClient,
+    SubmittedJob,
+    SyncClient,
+    execution_policy,
+)
+from spider.rpc import Endpoint
+from tests.unit.client.tasks import add, double, fails, split
+
+from .fake_em import FakeEm
+
+WAIT_LIMIT = 30  # seconds; a bound on a hang, never a wait for a race
+
+
+def sum_job() -> JobBuilder:
+    job = JobBuilder()
+    total = job.add(add, 1, 2)
+    halves = job.add(split, total)
+    job.add(add, halves[0], halves[1])
+    job.add(double, 20, policy=execution_policy(retries=1))
+    return job
+
+
+async def test_submit_start_wait_and_read_outputs(client: SpiderClient, fake_em: FakeEm) -> None:
+    group = await client.add_resource_group("team")
+    job = await client.submit(sum_job(), group)
+    assert job.num_tasks == 4
+    assert await client.state(job) is JobState.READY
+    with pytest.raises(JobStateError, match="GetJobOutputs"):
+        await client.outputs(job)
+    assert await client.start(job) is JobState.RUNNING
+    with pytest.raises(JobStateError, match="StartJob"):
+        await client.start(job)
+
+    seen: list[JobProgress] = []
+    with trio.fail_after(WAIT_LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fake_em.run_until, job.id)
+            state = await client.wait(job, on_progress=seen.append)
+    assert state is JobState.SUCCEEDED
+    assert seen[-1].state is JobState.SUCCEEDED
+    assert seen[-1].num_tasks == 4
+    assert [p.polls for p in seen] == list(range(1, len(seen) + 1))
+    assert await client.outputs(job) == [3, 40]
+    # By id alone, the outputs decode as plain msgpack values, or by the types given.
+    assert await client.outputs(job.id) == [3, 40]
+    assert await client.outputs(job.id, [int, int]) == [3, 40]
+    with pytest.raises(JobStateError, match="GetJobError"):
+        await client.error(job)
+    assert sorted(fake_em.ran) == ["math::add", "math::add", "math::double", "math::split"]
+
+
+async def test_a_failed_job_reports_the_tasks_error(client: SpiderClient, fake_em: FakeEm) -> None:
+    group = await client.add_resource_group("team")
+    job = JobBuilder()
+    job.add(fails, 7)
+    with trio.fail_after(WAIT_LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fake_em.serve)
+            with pytest.raises(JobFailedError, match="job 1 failed: ValueError: cannot handle 7"):
+                await client.run(job, group)
+            nursery.cancel_scope.cancel()
+    assert await client.state(1) is JobState.FAILED
+    assert "cannot handle 7" in await client.error(1)
+
+
+async def test_cancel_and_unknown_jobs(client: SpiderClient) -> None:
+    group = await client.add_resource_group("team")
+    job = await client.submit(sum_job(), group)
+    await client.start(job)
+    assert await client.cancel(job) is JobState.CANCELLED
+    assert await client.cancel(job) is JobState.CANCELLED  # idempotent
+    assert await client.wait(job) is JobState.CANCELLED
+    with pytest.raises(JobStateError):
+        await client.start(job)
+    with pytest.raises(JobNotFoundError, match="job 999 not found"):
+        await client.state(999)
+    with pytest.raises(JobNotFoundError):
+        await client.cancel(SubmittedJob(999))  # type: ignore[arg-type]
+
+
+async def test_resource_group_errors(client: SpiderClient) -> None:
+    await client.add_resource_group("team", b"pw")
+    with pytest.raises(ResourceGroupError, match="pick another name"):
+        await client.add_resource_group("team")
+    with pytest.raises(ResourceGroupError, match="does not exist"):
+        await client.submit(sum_job(), 12345)
+
+
+async def test_the_blocking_client(storage_port: int, fake_em: FakeEm) -> None:
+    sync = SyncClient(Endpoint("127.0.0.1", storage_port))
+    group = await trio.to_thread.run_sync(sync.add_resource_group, "team")
+    job = await trio.to_thread.run_sync(sync.submit, sum_job(), group)
+    assert await trio.to_thread.run_sync(sync.start, job) is JobState.RUNNING
+    with trio.fail_after(WAIT_LIMIT):
+        await fake_em.run_until(job.id)
+    assert await trio.to_thread.run_sync(sync.wait, job) is JobState.SUCCEEDED
+    assert await trio.to_thread.run_sync(sync.outputs, job) == [3, 40]
