@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Final
 
 import attrs
@@ -105,3 +107,24 @@ async def run_embedded_cluster(
         services.cancel_scope.cancel(reason="the execution manager has stopped")
     if failure is not None:
         raise failure
+
+
+@asynccontextmanager
+async def open_embedded_cluster(config: ExecutionManagerConfig) -> AsyncIterator[EmbeddedEndpoints]:
+    """The embedded cluster for the block, for programs that bring their own cluster::
+
+        async with open_rpc_bridge(), open_embedded_cluster(config) as endpoints:
+            async with open_client(endpoints.storage) as client:
+                ...
+
+    Leaving the block stops the EM gracefully (as SIGTERM would), then the services.
+    """
+    trigger = ShutdownTrigger(
+        grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec
+    )
+    async with trio.open_nursery() as nursery:
+        endpoints: EmbeddedEndpoints = await nursery.start(run_embedded_cluster, config, trigger)
+        try:
+            yield endpoints
+        finally:
+            trigger.request("the embedded cluster's block ended")

@@ -6,66 +6,19 @@ wire protocol a remote client would use, and real tasks run in real executors.
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import attrs
 
 from spider.core.data_types import DataType, IntType
 from spider.core.task_graph import InputSource, TaskDescriptor, TaskGraph, TdlContext
 from spider.core.task_outputs import decode_task_outputs
+from tests.e2e.embedded.cluster_process import embedded_cluster
 from tests.integration.storage_service.grpc_client import StorageClient, StubModules, unpack
 from tests.unit.storage.jobs import submission
 
-PACKAGES = Path(__file__).resolve().parents[2] / "packages"
 INT = DataType(IntType())
 JOBS = "JobOrchestrationService"
-STARTUP_TIMEOUT = 30.0
 JOB_TIMEOUT = 60.0
-
-
-@attrs.frozen
-class EmbeddedProcess:
-    process: subprocess.Popen[str]
-    storage_port: int
-    data_dir: Path
-
-
-@contextmanager
-def embedded_cluster(tmp_path: Path) -> Iterator[EmbeddedProcess]:
-    """Start the cluster on free ports; stop it with SIGTERM and check it exits 0."""
-    data_dir = tmp_path / "data"
-    config = tmp_path / "em.yaml"
-    config.write_text(
-        f"task_executor: {{package_dir: {PACKAGES}}}\n"
-        f"embedded: {{data_dir: {data_dir}, storage_port: 0, scheduler_port: 0}}\n"
-        "scheduler_poll_wait_ms: 200\n"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spider.em", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()  # blocks until the cluster serves, or EOF
-        assert banner.startswith("Spider-py embedded cluster: storage at 127.0.0.1:"), banner
-        storage_port = int(banner.split("storage at 127.0.0.1:")[1].split(",")[0])
-        yield EmbeddedProcess(process, storage_port, data_dir)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=STARTUP_TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
 
 
 def add_chain(links: int) -> TaskGraph:

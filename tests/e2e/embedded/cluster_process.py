@@ -1,0 +1,54 @@
+"""``python -m spider.em`` run as the embedded cluster in a subprocess, for tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+PACKAGES = Path(__file__).resolve().parents[2] / "packages"
+STARTUP_TIMEOUT = 30.0
+
+
+@attrs.frozen
+class EmbeddedProcess:
+    process: subprocess.Popen[str]
+    storage_port: int
+    data_dir: Path
+
+
+@contextmanager
+def embedded_cluster(tmp_path: Path, package_dir: Path = PACKAGES) -> Iterator[EmbeddedProcess]:
+    """Start the cluster on free ports; stop it with SIGTERM and check it exits 0."""
+    data_dir = tmp_path / "data"
+    config = tmp_path / "em.yaml"
+    config.write_text(
+        f"task_executor: {{package_dir: {package_dir}}}\n"
+        f"embedded: {{data_dir: {data_dir}, storage_port: 0, scheduler_port: 0}}\n"
+        "scheduler_poll_wait_ms: 200\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spider.em", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()  # blocks until the cluster serves, or EOF
+        assert banner.startswith("Spider-py embedded cluster: storage at 127.0.0.1:"), banner
+        storage_port = int(banner.split("storage at 127.0.0.1:")[1].split(",")[0])
+        yield EmbeddedProcess(process, storage_port, data_dir)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=STARTUP_TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
