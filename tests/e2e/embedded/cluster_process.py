@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,12 +24,18 @@ class EmbeddedProcess:
 
 
 @contextmanager
-def embedded_cluster(tmp_path: Path, package_dir: Path = PACKAGES) -> Iterator[EmbeddedProcess]:
-    """Start the cluster on free ports; stop it with SIGTERM and check it exits 0."""
+def embedded_cluster(
+    tmp_path: Path, package_dir: Path = PACKAGES, *, executor_env: Mapping[str, str] | None = None
+) -> Iterator[EmbeddedProcess]:
+    """Start the cluster on free ports; stop it with SIGTERM and check it exits 0.
+
+    ``executor_env`` is set in the cluster's environment and passed on to its executors.
+    """
     data_dir = tmp_path / "data"
     config = tmp_path / "em.yaml"
+    inherited = list(executor_env or {})
     config.write_text(
-        f"task_executor: {{package_dir: {package_dir}}}\n"
+        f"task_executor: {{package_dir: {package_dir}, inherited_env: {inherited}}}\n"
         f"embedded: {{data_dir: {data_dir}, storage_port: 0, scheduler_port: 0}}\n"
         "scheduler_poll_wait_ms: 200\n"
     )
@@ -37,6 +44,7 @@ def embedded_cluster(tmp_path: Path, package_dir: Path = PACKAGES) -> Iterator[E
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        env={**os.environ, **(executor_env or {})},
     )
     try:
         assert process.stdout is not None
