@@ -86,8 +86,11 @@ def structure_config(data: Any, config_type: type[T], *, source: str = "configur
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from exc
 
 
-def load_config_file(path: Path, config_type: type[T]) -> T:
-    """Read a YAML file into ``config_type``."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping a YAML configuration file holds (an empty file is an empty mapping).
+
+    ``ConfigError`` when the file cannot be read, is not YAML, or holds something else.
+    """
     try:
         text = path.read_text()
     except OSError as exc:
@@ -96,7 +99,21 @@ def load_config_file(path: Path, config_type: type[T]) -> T:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
-    return structure_config(data, config_type, source=f"configuration file {path}")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"configuration file {path}: expected a mapping of keys to values, "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def load_config_file(path: Path, config_type: type[T]) -> T:
+    """Read a YAML file into ``config_type``."""
+    return structure_config(
+        read_config_file(path), config_type, source=f"configuration file {path}"
+    )
 
 
 def unstructure_config(config: Any) -> Any:

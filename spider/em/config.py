@@ -43,10 +43,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-import yaml
 
 from spider.core.backoff import Backoff
-from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.core.config import (
+    ConfigError,
+    merge_overrides,
+    read_config_file,
+    structure_config,
+)
 from spider.em._retry import RetryPolicy
 from spider.em.clients import ClientDeadlines
 from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
@@ -329,27 +333,8 @@ def load_em_config(
 ) -> ExecutionManagerConfig:
     """The configuration from ``path`` (optional), ``SPIDER_EM_*`` variables and ``overrides``
     (dotted keys, highest precedence). Raises ``ConfigError`` naming every bad key."""
-    data = _read_yaml(path) if path is not None else {}
+    data = read_config_file(path) if path is not None else {}
     layered = merge_overrides(data, environment_overrides(environ))
     layered = merge_overrides(layered, overrides or {})
     source = f"configuration file {path}" if path is not None else "configuration"
     return structure_config(layered, ExecutionManagerConfig, source=source)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"configuration file {path}: expected a mapping of keys to values, "
-            f"got {type(data).__name__}"
-        )
-    return data

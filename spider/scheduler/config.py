@@ -39,10 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
 from spider.core.backoff import Backoff
-from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.core.config import merge_overrides, read_config_file, structure_config
 from spider.rpc import Endpoint
 
 
@@ -207,18 +206,6 @@ def load_scheduler_config(
     path: Path | None, overrides: dict[str, Any] | None = None
 ) -> SchedulerConfig:
     """The file's configuration (or the defaults) with dotted-key ``overrides`` on top."""
-    data: Any = {}
-    source = "configuration"
-    if path is not None:
-        source = f"configuration file {path}"
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys to values")
+    data = read_config_file(path) if path is not None else {}
+    source = f"configuration file {path}" if path is not None else "configuration"
     return structure_config(merge_overrides(data, overrides or {}), SchedulerConfig, source=source)

@@ -20,9 +20,8 @@ from typing import Any, Final
 
 import attrs
 import trio
-import yaml
 
-from spider.core.config import ConfigError, merge_overrides, structure_config
+from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.rpc import ListenError, open_rpc_bridge, serve
 from spider.storage.config import StorageConfig
@@ -95,25 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_file(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from exc
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"configuration file {path}: expected a mapping of keys to values")
-    return data
-
-
 def resolve_launch(args: argparse.Namespace) -> StorageLaunch:
     """The configuration the command line and file give; ``ConfigError`` naming what is wrong."""
-    data = merge_overrides({"host": DEFAULT_HOST}, _read_file(args.config))
+    file_data = read_config_file(args.config) if args.config is not None else {}
+    data = merge_overrides({"host": DEFAULT_HOST}, file_data)
     overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["host"] = args.host
