@@ -14,7 +14,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
-PROTO_FILES = ("common/common.proto", "scheduler/scheduler.proto", "storage/storage.proto")
+PROTO_FILES = (
+    "common/common.proto",
+    "scheduler/scheduler.proto",
+    "storage/storage.proto",
+    # Spider-py's extension, in its own package: Spider's three files stay upstream's.
+    "spider_py/status.proto",
+)
 PACKAGE_DIR = ROOT / "spider" / "proto"
 HEADER = (
     '"""Generated betterproto code for Spider\'s protocol. Run `nox -s proto` to regenerate."""\n'

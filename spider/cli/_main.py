@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from spider.cli._exit import ExitStatus, status_for
 from spider.cli._job_files import load_job
@@ -22,6 +24,7 @@ from spider.client import (
     DEFAULT_STORAGE,
     STORAGE_ENV,
     ClientError,
+    ClusterStatus,
     JobState,
     SpiderClient,
     SubmittedJob,
@@ -97,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("job_id", type=int, metavar="JOB")
     commands.add_parser(
         "status",
-        help="what storage exposes about the cluster",
-        description="Storage's reachability, session and registered scheduler. Execution "
-        "managers, queue depths and jobs by state are not exposed by Spider's storage protocol.",
+        help="cluster status: storage, scheduler, execution managers, queues, jobs by state",
+        description="Storage's reachability and session, the registered scheduler, and, from "
+        "a Spider-py storage, execution managers, inbound-queue depths and jobs by state "
+        "(Spider's own storage protocol has no call for these). See docs/cli.md.",
     )
     return parser
 
@@ -112,7 +116,7 @@ class _Output:
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-    def result(self, document: Mapping[str, Any], text: str) -> None:
+    def result(self, document: Mapping[str, Any], text: RenderableType) -> None:
         if self.as_json:
             print(json.dumps(document, ensure_ascii=False))
         else:
@@ -123,6 +127,113 @@ class _Output:
             print(json.dumps({"error": str(error), "kind": kind}), file=sys.stderr)
         else:
             self.err.print(f"[red]error:[/red] {escape(str(error))}")
+
+
+def _status_document(status: ClusterStatus) -> dict[str, Any]:
+    schedulers = (
+        None
+        if status.schedulers is None
+        else [{"id": s.scheduler_id, "host": s.host, "port": s.port} for s in status.schedulers]
+    )
+    document: dict[str, Any] = {
+        "storage": status.endpoint,
+        "reachable": True,
+        "session_id": status.session_id,
+        "round_trip_ms": round(status.round_trip_ms, 3),
+        "schedulers": schedulers,
+        "execution_managers": None,
+        "queues": None,
+        "jobs": None,
+        "not_exposed": list(status.not_exposed),
+    }
+    details = status.details
+    if details is None:
+        return document
+    document["execution_managers"] = {
+        "alive": details.alive_execution_managers,
+        "dead": details.dead_execution_managers,
+        "dead_listed_max": details.dead_execution_managers_listed_max,
+        "listed": [
+            {
+                "id": em.execution_manager_id,
+                "ip_address": em.ip_address,
+                "alive": em.alive,
+                "seconds_since_heartbeat": round(em.seconds_since_heartbeat, 3),
+                "running_task_instances": em.running_task_instances,
+            }
+            for em in details.execution_managers
+        ],
+    }
+    document["queues"] = {
+        lane: {"depth": queue.depth, "capacity": queue.capacity}
+        for lane, queue in details.lanes.items()
+    }
+    document["live_task_instances"] = details.live_task_instances
+    document["jobs"] = {
+        "cached": {state.value: count for state, count in details.cached_jobs.items()},
+        "terminated_job_retention_sec": details.terminated_job_retention_sec,
+        "stored": {state.value: count for state, count in details.stored_jobs.items()},
+    }
+    return document
+
+
+def _status_text(status: ClusterStatus) -> RenderableType:
+    shown = (
+        "not implemented by this storage"
+        if status.schedulers is None
+        else ", ".join(f"{s.host}:{s.port} (id {s.scheduler_id})" for s in status.schedulers)
+        or "none registered"
+    )
+    summary = Text(
+        f"storage    {status.endpoint}: reachable, session {status.session_id}, "
+        f"{status.round_trip_ms:.1f} ms\nschedulers {shown}"
+    )
+    details = status.details
+    if details is None:
+        return Group(
+            summary,
+            Text(
+                "not available from this storage (it does not serve Spider-py's cluster status "
+                f"extension): {', '.join(status.not_exposed)}"
+            ),
+        )
+    ems = Table(title="execution managers", title_justify="left")
+    for column in ("id", "address", "state", "last heartbeat", "running instances"):
+        ems.add_column(column, justify="right" if column in ("id", "running instances") else "left")
+    for em in details.execution_managers:
+        ems.add_row(
+            str(em.execution_manager_id),
+            em.ip_address,
+            "[green]alive[/green]" if em.alive else "[red]dead[/red]",
+            f"{em.seconds_since_heartbeat:.1f} s ago",
+            str(em.running_task_instances),
+        )
+    ems.caption = (
+        f"{details.alive_execution_managers} alive, {details.dead_execution_managers} dead "
+        f"(the {details.dead_execution_managers_listed_max} most recent dead are listed)"
+    )
+    queues = Table(
+        title="inbound queue (ready work waiting for the scheduler)", title_justify="left"
+    )
+    for column in ("lane", "depth", "capacity"):
+        queues.add_column(column, justify="left" if column == "lane" else "right")
+    for lane, queue in details.lanes.items():
+        queues.add_row(lane, str(queue.depth), str(queue.capacity))
+    queues.caption = f"{details.live_task_instances} task instance(s) running"
+    jobs = Table(title="jobs by state", title_justify="left")
+    jobs.add_column("state")
+    jobs.add_column("in the job cache", justify="right")
+    jobs.add_column("in the database", justify="right")
+    for state in JobState:
+        cached = details.cached_jobs.get(state, 0)
+        stored = details.stored_jobs.get(state, 0)
+        if cached or stored:
+            jobs.add_row(state.value, str(cached), str(stored))
+    jobs.caption = (
+        "the job cache holds unfinished jobs, and finished ones for "
+        f"{details.terminated_job_retention_sec:g} s; the database holds all until its retention"
+    )
+    return Group(summary, ems, queues, jobs)
 
 
 def _outputs_text(values: Sequence[Any], labels: Sequence[str] | None) -> str:
@@ -185,30 +296,7 @@ async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _
         return await _submit(client, args, output)
     if command == "status":
         status = await client.cluster_status()
-        schedulers = (
-            None
-            if status.schedulers is None
-            else [{"id": s.scheduler_id, "host": s.host, "port": s.port} for s in status.schedulers]
-        )
-        shown = (
-            "not implemented by this storage"
-            if schedulers is None
-            else ", ".join(f"{s['host']}:{s['port']} (id {s['id']})" for s in schedulers)
-            or "none registered"
-        )
-        output.result(
-            {
-                "storage": status.endpoint,
-                "reachable": True,
-                "session_id": status.session_id,
-                "round_trip_ms": round(status.round_trip_ms, 3),
-                "schedulers": schedulers,
-                "not_exposed": list(status.not_exposed),
-            },
-            f"storage    {status.endpoint}: reachable, session {status.session_id}, "
-            f"{status.round_trip_ms:.1f} ms\nschedulers {shown}\n"
-            f"not exposed by Spider's storage protocol: {', '.join(status.not_exposed)}",
-        )
+        output.result(_status_document(status), _status_text(status))
         return ExitStatus.OK
     job = SubmittedJob(args.job_id)
     document: dict[str, Any] = {"job_id": job.id}

@@ -13,7 +13,10 @@ Blocking: ``SyncClient("127.0.0.1:50051").run(job, group)``. See docs/client.md.
 """
 
 from spider.client._client import (
+    ClusterDetails,
     ClusterStatus,
+    ExecutionManagerInfo,
+    QueueLane,
     SchedulerInfo,
     SpiderClient,
     decode_outputs,
@@ -54,7 +57,9 @@ __all__ = [
     "STORAGE_ENV",
     "ClientConfig",
     "ClientError",
+    "ClusterDetails",
     "ClusterStatus",
+    "ExecutionManagerInfo",
     "ExecutionPolicy",
     "JobBuilder",
     "JobCancelledError",
@@ -68,6 +73,7 @@ __all__ = [
     "JobStateError",
     "OutputDecodeError",
     "ProgressCallback",
+    "QueueLane",
     "RequestRejectedError",
     "ResourceGroupError",
     "SchedulerInfo",

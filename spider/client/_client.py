@@ -43,6 +43,7 @@ from spider.core.ids import JobId, ResourceGroupId, SessionId
 from spider.core.task_outputs import decode_task_outputs
 from spider.proto import common
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import status as status_pb
 from spider.rpc import (
     AlreadyExistsError,
     Channel,
@@ -68,7 +69,8 @@ NOT_EXPOSED = (
     "ready-queue depths",
     "jobs by state",
 )
-"""Cluster facts Spider's storage protocol has no call for; ``status`` says so."""
+"""Cluster facts Spider's storage protocol has no call for: only Spider-py's
+``ClusterStatusService`` extension tells them, so a storage without it (upstream's) cannot."""
 
 
 @attrs.frozen
@@ -81,18 +83,71 @@ class SchedulerInfo:
 
 
 @attrs.frozen
+class ExecutionManagerInfo:
+    """An execution manager as storage's database records it."""
+
+    execution_manager_id: int
+    ip_address: str
+    alive: bool
+    seconds_since_heartbeat: float
+    running_task_instances: int
+    """Task instances it registered that are not yet reported (or otherwise over)."""
+
+
+@attrs.frozen
+class QueueLane:
+    """One lane of storage's inbound queue: ready work waiting for the scheduler."""
+
+    depth: int
+    capacity: int
+    """The depth above which storage warns; a high-water mark, not a limit."""
+
+
+@attrs.frozen
+class ClusterDetails:
+    """What Spider-py's ``ClusterStatusService`` extension adds (see docs/storage.md)."""
+
+    execution_managers: tuple[ExecutionManagerInfo, ...]
+    """Every Alive EM, then the most recently heard-from Dead ones."""
+    dead_execution_managers: int
+    """All Dead EMs, listed or not (at most ``dead_execution_managers_listed_max`` are)."""
+    dead_execution_managers_listed_max: int
+    lanes: dict[str, QueueLane]
+    """By lane: ``task``, ``commit``, ``cleanup``."""
+    live_task_instances: int
+    cached_jobs: dict[JobState, int]
+    """Jobs in storage's job cache: every unfinished job of this storage process, and finished
+    ones only for ``terminated_job_retention_sec`` after they ended."""
+    terminated_job_retention_sec: float
+    stored_jobs: dict[JobState, int]
+    """Every job in storage's database, until its database retention deletes finished ones."""
+
+    @property
+    def alive_execution_managers(self) -> int:
+        """How many EMs are Alive."""
+        return sum(em.alive for em in self.execution_managers)
+
+
+@attrs.frozen
 class ClusterStatus:
-    """What storage's protocol tells about the cluster.
+    """What storage tells about the cluster.
 
     ``schedulers`` is ``None`` when storage does not implement GetSchedulers (upstream's does
-    not). ``not_exposed`` lists what cannot be known over the protocol at all.
+    not). ``details`` is ``None`` when storage does not implement Spider-py's
+    ``ClusterStatusService`` (upstream's does not); ``not_exposed`` then lists what cannot be
+    known from this storage.
     """
 
     endpoint: str
     session_id: SessionId
     round_trip_ms: float
     schedulers: tuple[SchedulerInfo, ...] | None
-    not_exposed: tuple[str, ...] = NOT_EXPOSED
+    details: ClusterDetails | None = None
+
+    @property
+    def not_exposed(self) -> tuple[str, ...]:
+        """The cluster facts this storage cannot tell (none if it serves the extension)."""
+        return NOT_EXPOSED if self.details is None else ()
 
 
 @attrs.define(eq=False)
@@ -300,7 +355,11 @@ class SpiderClient:
     # --- cluster -----------------------------------------------------------------------------
 
     async def cluster_status(self) -> ClusterStatus:
-        """What storage's protocol exposes about the cluster (see ``ClusterStatus``)."""
+        """What storage tells about the cluster (see ``ClusterStatus``).
+
+        Works against any storage: EMs, queue depths and jobs by state come from Spider-py's
+        ``ClusterStatusService``, and are ``None`` (``details``) when storage does not serve it.
+        """
         started = time.monotonic()
         session = await self._read(
             "GetSession",
@@ -325,7 +384,47 @@ class SpiderClient:
                 SchedulerInfo(s.scheduler_id, s.host, s.port) for s in reply.schedulers.schedulers
             )
         return ClusterStatus(
-            str(self.endpoint), SessionId(session.session_id), round_trip, schedulers
+            str(self.endpoint),
+            SessionId(session.session_id),
+            round_trip,
+            schedulers,
+            await self._cluster_details(),
+        )
+
+    async def _cluster_details(self) -> ClusterDetails | None:
+        try:
+            reply = await self.channel.call(
+                status_pb.ClusterStatusServiceStub.get_cluster_status,
+                status_pb.GetClusterStatusRequest(),
+                deadline=self.config.call_deadline,
+                retry=self.config.retry,
+            )
+        except UnimplementedError:
+            return None  # Spider's own storage: the extension is Spider-py's
+        except RpcError as error:
+            raise self._translate(error, "GetClusterStatus", None) from error
+        return ClusterDetails(
+            tuple(
+                ExecutionManagerInfo(
+                    em.execution_manager_id,
+                    em.ip_address,
+                    em.alive,
+                    em.seconds_since_heartbeat,
+                    em.running_task_instances,
+                )
+                for em in reply.execution_managers
+            ),
+            reply.dead_execution_managers,
+            reply.dead_execution_managers_listed_max,
+            {
+                "task": QueueLane(reply.task_lane.depth, reply.task_lane.capacity),
+                "commit": QueueLane(reply.commit_lane.depth, reply.commit_lane.capacity),
+                "cleanup": QueueLane(reply.cleanup_lane.depth, reply.cleanup_lane.capacity),
+            },
+            reply.live_task_instances,
+            _job_counts(reply.cached_jobs),
+            reply.terminated_job_retention_sec,
+            _job_counts(reply.stored_jobs),
         )
 
     # --- calls -------------------------------------------------------------------------------
@@ -389,6 +488,10 @@ class SpiderClient:
                 "running there? (set the address with --storage or SPIDER_STORAGE)"
             )
         return StorageServerError(f"{operation} on {about} failed: {error}")
+
+
+def _job_counts(counts: Sequence[status_pb.JobStateCount]) -> dict[JobState, int]:
+    return {JobState.from_proto(entry.state): entry.count for entry in counts}
 
 
 def _never_sent(error: RpcError) -> bool:

@@ -134,6 +134,10 @@ class InboundQueue:
         """How many entries wait in ``lane``."""
         return len(self._lanes[lane].entries)
 
+    def capacity(self, lane: Lane) -> int:
+        """The depth of ``lane`` above which storage warns (never a limit)."""
+        return self._lanes[lane].high_water
+
     async def receive(self, lane: Lane, max_items: int) -> list[ReadyTask]:
         """Wait until ``lane`` holds an entry, then take up to ``max_items`` at once.
 

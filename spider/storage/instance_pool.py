@@ -11,6 +11,7 @@ Deadlines are in ``trio.current_time()`` seconds (monotonic), not wall time.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 
 import attrs
@@ -86,6 +87,10 @@ class TaskInstancePool:
         records = self._records
         for instance_id in instance_ids:
             records.pop(instance_id, None)
+
+    def count_by_execution_manager(self) -> dict[ExecutionManagerId, int]:
+        """How many live instances each EM holds (EMs with none are left out)."""
+        return dict(collections.Counter(r.execution_manager_id for r in self._records.values()))
 
     def snapshot(self) -> list[InstanceRecord]:
         """The live records, oldest first, as a list the caller may iterate while awaiting."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import attrs
 
 from spider.core.ids import JobId
+from spider.storage.db.interface import JobState
 from spider.storage.job_control import JobControlBlock
 
 
@@ -29,6 +30,10 @@ class JobCache:
 
     def __iter__(self) -> Iterator[JobControlBlock]:
         return iter(list(self._jobs.values()))
+
+    def count_by_state(self) -> dict[JobState, int]:
+        """How many cached jobs are in each state (states with none are left out)."""
+        return dict(collections.Counter(jcb.state for jcb in self._jobs.values()))
 
     def get(self, job_id: JobId) -> JobControlBlock | None:
         """The cached job, or ``None``."""

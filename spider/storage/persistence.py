@@ -23,7 +23,13 @@ import trio
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.storage.db import interface as db
-from spider.storage.db.interface import JobRecord, JobState, JobStatus, StorageDatabase
+from spider.storage.db.interface import (
+    ExecutionManagerListing,
+    JobRecord,
+    JobState,
+    JobStatus,
+    StorageDatabase,
+)
 from spider.storage.errors import (
     BadRequest,
     EmDead,
@@ -208,6 +214,14 @@ class Persistence:
 
     async def list_schedulers(self) -> list[tuple[SchedulerId, str, int]]:
         return await self._call("list_schedulers", self.database.list_schedulers)
+
+    async def list_execution_managers(self, dead_limit: int) -> ExecutionManagerListing:
+        return await self._call(
+            "list_execution_managers", self.database.list_execution_managers, dead_limit
+        )
+
+    async def count_jobs_by_state(self) -> dict[JobState, int]:
+        return await self._call("count_jobs_by_state", self.database.count_jobs_by_state)
 
 
 _STATE_ORDER = list(JobState)

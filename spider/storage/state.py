@@ -33,6 +33,7 @@ from spider.core.ids import (
 )
 from spider.core.supervision import supervise
 from spider.core.task_id import TaskId
+from spider.storage.cluster_status import ClusterStatus, cluster_status
 from spider.storage.config import StorageConfig
 from spider.storage.db.interface import JobState, StorageDatabase
 from spider.storage.errors import BadRequest, InvalidResourceGroup
@@ -305,6 +306,14 @@ class StorageState:
         """``GetSchedulers`` (upstream answers UNIMPLEMENTED; the data is there, so answer it)."""
         rows = await self.persistence.list_schedulers()
         return [SchedulerInfo(scheduler_id, host, port) for scheduler_id, host, port in rows]
+
+    # --- Spider-py's ClusterStatusService --------------------------------------------------
+
+    async def cluster_status(self) -> ClusterStatus:
+        """``GetClusterStatus``: EMs, queue depths, live instances and jobs by state."""
+        return await cluster_status(
+            self.lifecycle, self.config.runtime.job_cache_gc.terminated_job_retention_sec
+        )
 
     # --- maintenance -----------------------------------------------------------------------
 

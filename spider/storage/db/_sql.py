@@ -28,6 +28,8 @@ from spider.storage.db.interface import (
     DatabaseUnavailable,
     DuplicateResourceGroup,
     ExecutionManagerDead,
+    ExecutionManagerListing,
+    ExecutionManagerRecord,
     JobNotFound,
     JobRecord,
     JobState,
@@ -474,6 +476,35 @@ class SqlDatabase(abc.ABC):
                     confirmed.extend(ExecutionManagerId(em_id) for em_id in locked)
         return confirmed
 
+    def list_execution_managers(self, dead_limit: int) -> ExecutionManagerListing:
+        """Every Alive EM by id, then up to ``dead_limit`` Dead ones, latest heartbeat first."""
+        ems = schema.execution_managers
+        columns = (ems.c.id, ems.c.ip_address, ems.c.state, ems.c.last_heartbeat_at)
+        dead = ems.c.state == LivenessState.DEAD
+        with self._transaction(writes=False) as conn:
+            alive_rows = conn.execute(
+                sa.select(*columns).where(ems.c.state == LivenessState.ALIVE).order_by(ems.c.id)
+            ).all()
+            dead_rows = conn.execute(
+                sa.select(*columns)
+                .where(dead)
+                .order_by(ems.c.last_heartbeat_at.desc(), ems.c.id.desc())
+                .limit(dead_limit)
+            ).all()
+            dead_total = conn.execute(sa.select(sa.func.count()).where(dead)).scalar_one()
+        return ExecutionManagerListing(
+            tuple(
+                ExecutionManagerRecord(
+                    ExecutionManagerId(row.id),
+                    row.ip_address,
+                    row.state is LivenessState.ALIVE,
+                    float(row.last_heartbeat_at),
+                )
+                for row in [*alive_rows, *dead_rows]
+            ),
+            int(dead_total),
+        )
+
     # --- schedulers ---
 
     @_rerun_on_conflict
@@ -494,3 +525,14 @@ class SqlDatabase(abc.ABC):
                 sa.select(table.c.id, table.c.host, table.c.port).order_by(table.c.id)
             ).all()
         return [(SchedulerId(row.id), row.host, row.port) for row in rows]
+
+    # --- cluster status ---
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """How many job rows are in each state (states with none are left out)."""
+        jobs = schema.jobs
+        with self._transaction(writes=False) as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+            ).all()
+        return {JobState(state): int(count) for state, count in rows}

@@ -130,6 +130,24 @@ class JobStatus:
     error_message: str | None
 
 
+@attrs.frozen
+class ExecutionManagerRecord:
+    """An execution-manager row, as the cluster status shows it."""
+
+    id: ExecutionManagerId
+    ip_address: str
+    alive: bool
+    last_heartbeat_at: float
+
+
+@attrs.frozen
+class ExecutionManagerListing:
+    """Every Alive EM and the most recently heard-from Dead ones, plus how many are Dead."""
+
+    execution_managers: tuple[ExecutionManagerRecord, ...]
+    dead_total: int
+
+
 class StorageDatabase(Protocol):
     """What the storage service needs from a database. Implementations are thread-safe."""
 
@@ -210,12 +228,19 @@ class StorageDatabase(Protocol):
         Each EM is returned at most once, ever.
         """
 
+    def list_execution_managers(self, dead_limit: int) -> ExecutionManagerListing:
+        """Every Alive EM by id, then up to ``dead_limit`` Dead ones, latest heartbeat first."""
+
     # --- schedulers ---
     def register_scheduler(self, host: str, port: int) -> SchedulerId:
         """Replace every scheduler row with this one (one scheduler at a time)."""
 
     def list_schedulers(self) -> list[tuple[SchedulerId, str, int]]:
         """The registered scheduler(s)."""
+
+    # --- cluster status ---
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        """How many job rows are in each state (states with none are left out)."""
 
 
 def check_transition(job_id: JobId, current: JobState, target: JobState) -> None:

@@ -1,4 +1,5 @@
-"""The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``.
+"""The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
+plus Spider-py's ``ClusterStatusService`` extension (package ``spider_py.status``).
 
 Each service translates proto messages to domain values (``_unpack``), calls one
 ``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
@@ -9,6 +10,7 @@ Each service translates proto messages to domain values (``_unpack``), calls one
 from __future__ import annotations
 
 from spider.rpc import GeneratedService
+from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
 from spider.storage.service.job_orchestration import JobOrchestrationService
 from spider.storage.service.liveness import ExecutionManagerLivenessService
@@ -19,6 +21,7 @@ from spider.storage.service.task_instances import TaskInstanceManagementService
 from spider.storage.state import StorageState
 
 __all__ = [
+    "ClusterStatusService",
     "ExecutionManagerLivenessService",
     "InboundQueueService",
     "JobOrchestrationService",
@@ -31,7 +34,8 @@ __all__ = [
 
 
 def storage_services(state: StorageState) -> list[GeneratedService]:
-    """The seven services, all backed by ``state``, ready for ``spider.rpc.serve``."""
+    """Spider's seven services and Spider-py's extension, all backed by ``state``, ready for
+    ``spider.rpc.serve``."""
     return [
         JobOrchestrationService(state),
         TaskInstanceManagementService(state),
@@ -40,4 +44,6 @@ def storage_services(state: StorageState) -> list[GeneratedService]:
         ExecutionManagerLivenessService(state),
         SchedulerRegistrationService(state),
         SessionManagementService(state),
+        # Spider-py's extension: upstream clients never call it.
+        ClusterStatusService(state),
     ]

@@ -115,7 +115,20 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
         code, status = await spider_cli(port, "status")
         assert code == ExitStatus.OK
         assert status["reachable"] is True
-        assert "execution managers alive" in status["not_exposed"]
+        assert status["not_exposed"] == []
+        [em_status] = status["execution_managers"]["listed"]
+        assert em_status["id"] == em.em_id
+        assert em_status["alive"] is True
+        assert em_status["running_task_instances"] == 0
+        assert status["execution_managers"]["alive"] == 1
+        assert {lane: queue["depth"] for lane, queue in status["queues"].items()} == {
+            "task": 0,
+            "commit": 0,
+            "cleanup": 0,
+        }
+        assert status["live_task_instances"] == 0
+        assert status["jobs"]["cached"] == {"Succeeded": 1}
+        assert status["jobs"]["stored"] == {"Succeeded": 1}
 
 
 async def test_a_bad_description_is_a_usage_error(tmp_path: Path) -> None:

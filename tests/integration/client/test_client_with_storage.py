@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+
+import grpc
 import pytest
 import trio
 
@@ -17,7 +22,10 @@ from spider.client import (
     SubmittedJob,
     SyncClient,
     execution_policy,
+    open_client,
 )
+from spider.proto import common
+from spider.proto import storage as storage_pb
 from spider.rpc import Endpoint
 from tests.unit.client.tasks import add, double, fails, split
 
@@ -110,3 +118,68 @@ async def test_the_blocking_client(storage_port: int, fake_em: FakeEm) -> None:
         await fake_em.run_until(job.id)
     assert await trio.to_thread.run_sync(sync.wait, job) is JobState.SUCCEEDED
     assert await trio.to_thread.run_sync(sync.outputs, job) == [3, 40]
+
+
+async def test_cluster_status_reports_ems_queues_and_jobs(
+    client: SpiderClient, fake_em: FakeEm
+) -> None:
+    group = await client.add_resource_group("status")
+    job = await client.submit(sum_job(), group)
+    await client.start(job)
+
+    status = await client.cluster_status()
+
+    assert status.not_exposed == ()
+    details = status.details
+    assert details is not None
+    [em] = details.execution_managers
+    assert (em.execution_manager_id, em.alive) == (fake_em.em_id, True)
+    assert details.alive_execution_managers == 1
+    assert details.lanes["task"].depth == 2  # the two tasks with no parent are ready
+    assert details.cached_jobs == details.stored_jobs == {JobState.RUNNING: 1}
+
+    with trio.fail_after(WAIT_LIMIT):
+        await fake_em.run_until(job.id)
+    status = await client.cluster_status()
+    assert status.details is not None
+    assert status.details.lanes["task"].depth == 0
+    assert status.details.stored_jobs == {JobState.SUCCEEDED: 1}
+
+
+@contextmanager
+def upstream_like_storage(session_id: int) -> Iterator[int]:
+    """A grpcio server (gRPC C-core, like upstream's) serving only GetSession of Spider's
+    services: GetSchedulers and Spider-py's GetClusterStatus answer UNIMPLEMENTED, as upstream's
+    storage does. Yields its port."""
+
+    def get_session(request: common.Void, context: object) -> storage_pb.GetSessionResponse:
+        return storage_pb.GetSessionResponse(session_id=session_id)
+
+    handler = grpc.method_handlers_generic_handler(
+        "storage.SessionManagementService",
+        {
+            "GetSession": grpc.unary_unary_rpc_method_handler(
+                get_session,
+                request_deserializer=common.Void.FromString,
+                response_serializer=bytes,
+            )
+        },
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(grace=None)
+
+
+async def test_cluster_status_without_the_extension_says_what_is_unavailable() -> None:
+    with upstream_like_storage(session_id=7) as port:
+        async with open_client(Endpoint("127.0.0.1", port)) as spider:
+            status = await spider.cluster_status()
+
+    assert status.session_id == 7
+    assert status.schedulers is None
+    assert status.details is None
+    assert status.not_exposed == ("execution managers alive", "ready-queue depths", "jobs by state")

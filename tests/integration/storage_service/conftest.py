@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 
@@ -63,11 +64,13 @@ class StorageLauncher:
     stubs: StubModules
 
     @asynccontextmanager
-    async def run(self, config: StorageConfig = TEST_CONFIG) -> AsyncIterator[RunningStorage]:
+    async def run(
+        self, config: StorageConfig = TEST_CONFIG, clock: Callable[[], float] = time.time
+    ) -> AsyncIterator[RunningStorage]:
         database = self.open_database()
         async with (
             open_rpc_bridge(),
-            open_storage_state(config, database) as state,
+            open_storage_state(config, database, clock=clock) as state,
             trio.open_nursery() as nursery,
         ):
             port = await nursery.start(serve, storage_services(state), config.host, config.port)

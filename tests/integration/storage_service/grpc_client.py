@@ -27,7 +27,7 @@ from spider.core.task_graph import TaskGraph
 from spider.core.wire import decode_frame, encode_frame
 
 ROOT = Path(__file__).resolve().parents[3]
-PROTO_FILES = ("common/common.proto", "storage/storage.proto")
+PROTO_FILES = ("common/common.proto", "storage/storage.proto", "spider_py/status.proto")
 CALL_TIMEOUT = 30.0
 
 SERVICES = (
@@ -39,15 +39,20 @@ SERVICES = (
     "SchedulerRegistrationService",
     "SessionManagementService",
 )
+EXTENSION_SERVICES = ("ClusterStatusService",)
+"""Spider-py's own services (package ``spider_py.status``), not Spider's protocol."""
 
 
 @attrs.frozen
 class StubModules:
-    """The generated modules: ``common_pb2``, ``storage_pb2`` and ``storage_pb2_grpc``."""
+    """The generated modules: ``common_pb2``, ``storage_pb2``, ``storage_pb2_grpc``, and
+    Spider-py's extension ``status_pb2`` and ``status_pb2_grpc``."""
 
     common: Any
     storage: Any
     storage_grpc: Any
+    status: Any
+    status_grpc: Any
 
 
 @contextmanager
@@ -71,12 +76,19 @@ def generated_stubs(out: Path) -> Iterator[StubModules]:
     try:
         modules: list[ModuleType] = [
             importlib.import_module(name)
-            for name in ("common.common_pb2", "storage.storage_pb2", "storage.storage_pb2_grpc")
+            for name in (
+                "common.common_pb2",
+                "storage.storage_pb2",
+                "storage.storage_pb2_grpc",
+                "spider_py.status_pb2",
+                "spider_py.status_pb2_grpc",
+            )
         ]
         yield StubModules(*modules)
     finally:
         sys.path.remove(str(out))
-        for name in [n for n in sys.modules if n.split(".")[0] in ("common", "storage")]:
+        packages = ("common", "storage", "spider_py")
+        for name in [n for n in sys.modules if n.split(".")[0] in packages]:
             del sys.modules[name]
 
 
@@ -92,6 +104,9 @@ class StorageClient:
     def connect(cls, pb: StubModules, port: int) -> StorageClient:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stubs = {name: getattr(pb.storage_grpc, f"{name}Stub")(channel) for name in SERVICES}
+        stubs |= {
+            name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES
+        }
         return cls(pb, channel, stubs)
 
     def close(self) -> None:
@@ -101,7 +116,8 @@ class StorageClient:
         self, service: str, method: str, *, timeout: float = CALL_TIMEOUT, **fields: Any
     ) -> Any:
         """Call ``service.method`` with a request built from ``fields``; blocks."""
-        descriptor = self.pb.storage.DESCRIPTOR.services_by_name[service]
+        module = self.pb.status if service in EXTENSION_SERVICES else self.pb.storage
+        descriptor = module.DESCRIPTOR.services_by_name[service]
         request_type = message_factory.GetMessageClass(
             descriptor.methods_by_name[method].input_type
         )

@@ -1,4 +1,5 @@
-"""betterproto and Google's protobuf runtime must agree on every message of Spider's protocol.
+"""betterproto and Google's protobuf runtime must agree on every message of Spider's protocol,
+and of Spider-py's extension (``spider_py/status.proto``).
 
 The Google stubs are generated from `protos/` by grpcio-tools at test time, so the check is
 against the proto files themselves, not against our generated code.
@@ -23,14 +24,27 @@ from hypothesis import strategies as st
 
 import spider.proto.common
 import spider.proto.scheduler
+import spider.proto.spider_py.status
 import spider.proto.storage
 
 ROOT = Path(__file__).resolve().parents[3]
-PROTO_FILES = ("common/common.proto", "scheduler/scheduler.proto", "storage/storage.proto")
+PROTO_FILES = (
+    "common/common.proto",
+    "scheduler/scheduler.proto",
+    "storage/storage.proto",
+    "spider_py/status.proto",
+)
 BETTERPROTO_MODULES = {
     "common": spider.proto.common,
     "scheduler": spider.proto.scheduler,
     "storage": spider.proto.storage,
+    "spider_py.status": spider.proto.spider_py.status,
+}
+GOOGLE_MODULES = {
+    "common": "common.common_pb2",
+    "scheduler": "scheduler.scheduler_pb2",
+    "storage": "storage.storage_pb2",
+    "spider_py.status": "spider_py.status_pb2",
 }
 U64 = st.integers(min_value=0, max_value=2**64 - 1)
 U32 = st.integers(min_value=0, max_value=2**32 - 1)
@@ -72,13 +86,13 @@ def google_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     sys.path.insert(0, str(out))
     try:
         modules = {
-            package: importlib.import_module(f"{package}.{package}_pb2")
-            for package in BETTERPROTO_MODULES
+            package: importlib.import_module(module) for package, module in GOOGLE_MODULES.items()
         }
         yield modules
     finally:
         sys.path.remove(str(out))
-        for name in [n for n in sys.modules if n.split(".")[0] in BETTERPROTO_MODULES]:
+        roots = {module.split(".")[0] for module in GOOGLE_MODULES.values()}
+        for name in [n for n in sys.modules if n.split(".")[0] in roots]:
             del sys.modules[name]
 
 
@@ -102,6 +116,10 @@ def _field_strategy(message_cls: type[betterproto.Message], field: dataclasses.F
         scalar = st.text(max_size=20)
     elif meta.proto_type == betterproto.TYPE_BYTES:
         scalar = st.binary(max_size=40)
+    elif meta.proto_type == betterproto.TYPE_BOOL:
+        scalar = st.booleans()
+    elif meta.proto_type == betterproto.TYPE_DOUBLE:
+        scalar = st.floats(allow_nan=False)
     else:  # pragma: no cover - a new field type in the protos needs a strategy here
         raise AssertionError(f"no strategy for {meta.proto_type} ({field.name})")
     if "List" in str(field.type):
@@ -134,8 +152,13 @@ def _message_strategy(message_cls: type[betterproto.Message]) -> st.SearchStrate
 
 def test_every_proto_message_is_covered() -> None:
     names = {name for name, _ in MESSAGES}
-    assert {"common.TaskId", "scheduler.NextTaskResponse", "storage.RegisterJobRequest"} <= names
-    assert len(names) >= 40
+    assert {
+        "common.TaskId",
+        "scheduler.NextTaskResponse",
+        "storage.RegisterJobRequest",
+        "spider_py.status.GetClusterStatusResponse",
+    } <= names
+    assert len(names) >= 45
 
 
 @pytest.mark.parametrize(("name", "message_cls"), MESSAGES, ids=[name for name, _ in MESSAGES])
@@ -147,7 +170,7 @@ def test_betterproto_and_protobuf_agree(
     message_cls: type[betterproto.Message],
     data: st.DataObject,
 ) -> None:
-    package, message_name = name.split(".")
+    package, message_name = name.rsplit(".", 1)
     google_cls = getattr(google_modules[package], message_name)
     message = data.draw(_message_strategy(message_cls))
     encoded = bytes(message)
@@ -166,7 +189,7 @@ def test_betterproto_and_protobuf_agree(
 def test_field_names_numbers_and_types_match(
     google_modules: dict[str, ModuleType], name: str, message_cls: type[betterproto.Message]
 ) -> None:
-    package, message_name = name.split(".")
+    package, message_name = name.rsplit(".", 1)
     descriptor = getattr(google_modules[package], message_name).DESCRIPTOR
     google_fields = {
         field.name: (field.number, _GOOGLE_TYPE_NAMES[field.type]) for field in descriptor.fields
@@ -180,6 +203,8 @@ def test_field_names_numbers_and_types_match(
 
 
 _GOOGLE_TYPE_NAMES = {
+    1: betterproto.TYPE_DOUBLE,
+    8: betterproto.TYPE_BOOL,
     4: betterproto.TYPE_UINT64,
     13: betterproto.TYPE_UINT32,
     9: betterproto.TYPE_STRING,

@@ -21,6 +21,8 @@ from spider.storage.db.interface import (
     DatabaseUnavailable,
     DuplicateResourceGroup,
     ExecutionManagerDead,
+    ExecutionManagerListing,
+    ExecutionManagerRecord,
     JobNotFound,
     JobRecord,
     JobState,
@@ -231,6 +233,21 @@ class FakeDatabase:
                     dead.append(em_id)
             return dead
 
+    def list_execution_managers(self, dead_limit: int) -> ExecutionManagerListing:
+        with self._lock:
+            self._enter("list_execution_managers")
+            records = [
+                ExecutionManagerRecord(em_id, row.ip_address, row.alive, row.last_heartbeat_at)
+                for em_id, row in sorted(self.ems.items())
+            ]
+            alive = [r for r in records if r.alive]
+            dead = sorted(
+                (r for r in records if not r.alive),
+                key=lambda r: (r.last_heartbeat_at, r.id),
+                reverse=True,
+            )
+            return ExecutionManagerListing(tuple(alive + dead[:dead_limit]), len(dead))
+
     def register_scheduler(self, host: str, port: int) -> SchedulerId:
         with self._lock:
             self._enter("register_scheduler")
@@ -242,6 +259,11 @@ class FakeDatabase:
         with self._lock:
             self._enter("list_schedulers")
             return list(self.schedulers)
+
+    def count_jobs_by_state(self) -> dict[JobState, int]:
+        with self._lock:
+            self._enter("count_jobs_by_state")
+            return dict(collections.Counter(record.state for record in self.jobs.values()))
 
     # --- test helpers ---
 

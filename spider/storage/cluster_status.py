@@ -1,0 +1,86 @@
+"""``ClusterStatus``: a read-only snapshot of the cluster as storage sees it (Spider-py's extension).
+
+Spider's protocol has no call for it; ``spider.storage.service.cluster_status`` serves it as
+``spider_py.status.ClusterStatusService``. Queue depths, live task instances and cached jobs come
+from memory; execution managers and stored jobs come from the database, which is the authority
+on liveness and holds jobs this process no longer caches.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from spider.core.ids import ExecutionManagerId, SessionId
+from spider.storage.db.interface import JobState
+from spider.storage.inbound_queue import Lane
+from spider.storage.job_lifecycle import JobLifecycle
+
+DEAD_EXECUTION_MANAGERS_LISTED = 32
+"""Dead EMs are never deleted, so only the most recently heard-from are listed (all counted)."""
+
+
+@attrs.frozen
+class ExecutionManagerStatus:
+    """One execution manager: its database row and the live instances it holds here."""
+
+    id: ExecutionManagerId
+    ip_address: str
+    alive: bool
+    seconds_since_heartbeat: float
+    running_task_instances: int
+
+
+@attrs.frozen
+class LaneStatus:
+    """An inbound-queue lane: entries waiting for the scheduler, and the warning mark."""
+
+    depth: int
+    capacity: int
+
+
+@attrs.frozen
+class ClusterStatus:
+    """What ``GetClusterStatus`` answers."""
+
+    session_id: SessionId
+    execution_managers: tuple[ExecutionManagerStatus, ...]
+    """Every Alive EM, then the most recently heard-from Dead ones."""
+    dead_execution_managers: int
+    dead_execution_managers_listed_max: int
+    lanes: dict[Lane, LaneStatus]
+    live_task_instances: int
+    cached_jobs: dict[JobState, int]
+    """Every non-terminal job, and terminated ones while retained in the job cache."""
+    terminated_job_retention_sec: float
+    stored_jobs: dict[JobState, int]
+    """Every job row in the database (terminated ones until the database retention)."""
+
+
+async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> ClusterStatus:
+    """Take the snapshot; the database is read twice, the in-memory parts after the reads."""
+    listing = await lifecycle.persistence.list_execution_managers(DEAD_EXECUTION_MANAGERS_LISTED)
+    stored_jobs = await lifecycle.persistence.count_jobs_by_state()
+    # Read memory after the awaits, so the in-memory figures are as of one instant.
+    now = lifecycle.clock()
+    per_em = lifecycle.pool.count_by_execution_manager()
+    queue = lifecycle.queue
+    return ClusterStatus(
+        lifecycle.session,
+        tuple(
+            ExecutionManagerStatus(
+                record.id,
+                record.ip_address,
+                record.alive,
+                max(0.0, now - record.last_heartbeat_at),
+                per_em.get(record.id, 0),
+            )
+            for record in listing.execution_managers
+        ),
+        listing.dead_total,
+        DEAD_EXECUTION_MANAGERS_LISTED,
+        {lane: LaneStatus(queue.depth(lane), queue.capacity(lane)) for lane in Lane},
+        len(lifecycle.pool),
+        lifecycle.cache.count_by_state(),
+        retention_sec,
+        stored_jobs,
+    )
