@@ -176,22 +176,32 @@ class SchedulerCore:
         if registration.session > self.session:
             self._start_session(registration.session)
 
-    async def _recover(self, generation: int, error: StorageUnavailable) -> None:
-        """Wait, then register again, unless another lane already did since ``generation``."""
+    async def _recover(self, error: StorageUnavailable) -> None:
+        """Back off after a failed poll; the lanes then poll again.
+
+        Registering again here would be wrong while storage keeps running: storage answers a
+        repeated registration by re-enqueuing all ready work, including tasks already in the
+        dispatch queue or handed to EMs, which would then be dispatched twice. A restarted
+        storage shows itself by a newer session in a poll answer; ``_poll_lane`` registers
+        then (the new process's first registration, which resends nothing).
+        """
         async with self._reconnecting:
-            if self._generation != generation:
-                return
             if self._failure_delays is None:
                 self._failure_delays = self.reconnect.delays()
             delay = next(self._failure_delays)
-            LOGGER.warning(
-                "lost storage (%s); registering again in %.2f s",
-                error,
-                delay,
-                extra={"retry_delay_s": delay},
-            )
-            await trio.sleep(delay)
-            await self._register()
+        LOGGER.warning(
+            "lost storage (%s); polling again in %.2f s",
+            error,
+            delay,
+            extra={"retry_delay_s": delay},
+        )
+        await trio.sleep(delay)
+
+    async def _follow_restart(self, session: SessionId) -> None:
+        """Register with the storage process that answers in ``session`` (newer than ours)."""
+        async with self._reconnecting:
+            if session > self.session:  # not already done by another lane
+                await self._register()
 
     def lane_limit(self, lane: InboundLane) -> int:
         """How many entries of ``lane`` the buffers have room for."""
@@ -214,13 +224,23 @@ class SchedulerCore:
             if limit == 0:
                 await self._capacity_changed.wait()
                 continue
-            generation = self._generation
+            polled_in = self.session
             try:
                 batch = await self.storage.poll(lane, limit, wait_ms)
             except StorageUnavailable as error:
-                await self._recover(generation, error)
+                await self._recover(error)
                 continue
             self._failure_delays = None
+            if batch.session < polled_in:
+                # Older than the session current when this poll started: not a late answer of
+                # a restarted process, but a storage whose database was replaced.
+                raise InvalidSessionId(
+                    f"storage answered in session {batch.session}, older than session "
+                    f"{polled_in} this scheduler already saw: its database was replaced; "
+                    "restart the scheduler"
+                )
+            if batch.session > self.session:
+                await self._follow_restart(batch.session)
             self.ingest(lane, batch)
             # At most one poll per lane per tick, so a zero wait does not spin.
             await trio.sleep_until(started + tick)

@@ -26,6 +26,7 @@ class FakeStorage:
     rejects: bool = False
     registrations: list[Endpoint] = attrs.field(factory=list)
     failed_registrations: int = 0
+    failed_polls: int = 0
     lanes: dict[InboundLane, list[ReadyEntry]] = attrs.field(
         factory=lambda: {lane: [] for lane in InboundLane}
     )
@@ -70,6 +71,7 @@ class FakeStorage:
         while True:
             if self.down:
                 await trio.sleep(0.001)
+                self.failed_polls += 1
                 raise StorageUnavailable("connection reset")
             entries = self.lanes[lane]
             if entries or trio.current_time() >= deadline:
