@@ -28,20 +28,20 @@ def _unlimited(_instance: object, _attribute: attrs.Attribute[Backoff], value: B
         )
 
 
-def _at_least_one(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ValueError(f"RetryPolicy.{attribute.name} must be >= 1, got {value!r}")
-
-
 @attrs.frozen
 class RetryPolicy:
     """How the EM retries calls to storage and the scheduler."""
 
     backoff: Backoff = attrs.field(default=DEFAULT_RETRY_BACKOFF, validator=_unlimited)
     """Delays between attempts; the sequence restarts for every new operation."""
-    server_error_attempts: int = attrs.field(default=5, validator=_at_least_one)
+    server_error_attempts: int | None = attrs.field(default=5)
     """Attempts (the first included) an operation gets while the peer fails internally
-    (``ServerError``); transport failures are retried without limit."""
+    (``ServerError``), ``None`` for no limit; transport failures are retried without limit."""
+
+    @server_error_attempts.validator
+    def _check_attempts(self, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+        if value is not None and value < 1:
+            raise ValueError(f"RetryPolicy.{attribute.name} must be >= 1 or None, got {value!r}")
 
 
 class Superseded(Exception):
@@ -85,7 +85,8 @@ async def call_with_retry(
             error = exc
         except ServerError as exc:
             server_failures += 1
-            if server_failures >= policy.server_error_attempts:
+            limit = policy.server_error_attempts
+            if limit is not None and server_failures >= limit:
                 raise
             error = exc
         delay = next(delays)

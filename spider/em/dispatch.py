@@ -32,7 +32,7 @@ from spider.core.ids import ExecutionManagerId
 from spider.core.supervision import run_logged
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
-from spider.em.errors import CacheStale, ClientError, StaleSession
+from spider.em.errors import CacheStale, ClientError, IllegalId, MarkedDead, StaleSession
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import SchedulerClient, StorageClient, TaskSlot
@@ -146,7 +146,12 @@ class Dispatcher:
         try:
             context = await call_with_retry(
                 lambda: self.storage.register_task_instance(assignment, self.em_id),
-                policy=self.policy,
+                # Server errors too are retried for as long as it takes: only an answer from
+                # storage lets the assignment be acknowledged (an acknowledged assignment that
+                # storage never registered would be lost), and an unacknowledged one would
+                # stay with the scheduler until this EM stops. A stop ends the retries and
+                # leaves it unacknowledged, so Shutdown hands it back.
+                policy=attrs.evolve(self.policy, server_error_attempts=None),
                 what="RegisterTaskInstance",
                 fields=fields,
                 superseded=lambda: self._stale_reason(assignment),
@@ -166,10 +171,22 @@ class Dispatcher:
                 error,
                 extra=fields,
             )
+        except (MarkedDead, IllegalId) as error:
+            # Storage no longer accepts this EM: the liveness loop is about to end it. Left
+            # unacknowledged, the assignment goes back to the scheduler with Shutdown.
+            LOGGER.error(
+                "Storage refused this execution manager while registering the task instance; "
+                "leaving the assignment unacknowledged: %s",
+                error,
+                extra={**fields, "error": str(error)},
+            )
+            self.refresh_liveness()
+            return None
         except ClientError as error:
-            # InvalidInput, a protocol violation, or a ServerError that outlived its retries:
-            # sending it again cannot help, and an unacknowledged assignment would stay with the
-            # scheduler until this EM dies, so it is acknowledged like any dropped one.
+            # InvalidInput or a protocol violation: storage answered that this request cannot
+            # be registered, so sending it again cannot help, and an unacknowledged assignment
+            # would stay with the scheduler until this EM stops: it is acknowledged like any
+            # dropped one.
             LOGGER.error(
                 "Storage could not register the task instance. Dropping the assignment: %s",
                 error,

@@ -14,7 +14,9 @@ from spider.em.assignment import ExecutionContext
 from spider.em.errors import (
     CacheStale,
     ClientError,
+    IllegalId,
     InvalidInput,
+    MarkedDead,
     ProtocolError,
     ServerError,
     StaleSession,
@@ -104,7 +106,7 @@ async def test_a_stale_assignment_is_dropped_without_calling_storage(
         ([CacheStale("cache stale: task already terminated")], False, 1),
         ([InvalidInput("malformed task id")], False, 1),
         ([ProtocolError("the response has no execution_context")], False, 1),
-        ([ServerError("storage service internal error")] * 5, False, 5),
+        ([ServerError("storage service internal error")] * 7 + [context()], True, 8),
         ([ServerError("internal"), ServerError("internal"), context()], True, 3),
         ([transport(), transport(), transport(), context()], True, 4),
     ],
@@ -126,6 +128,25 @@ async def test_registration_outcomes(
     # Registered or dropped, the assignment was acknowledged on the next poll.
     assert em.scheduler.next_task_calls[1] == assignment(1).record
     assert em.scheduler.outstanding == []
+
+
+@pytest.mark.parametrize(
+    "refusal", [MarkedDead("execution manager 1 is dead"), IllegalId("unknown em id 1")]
+)
+async def test_a_refused_em_leaves_the_assignment_unacknowledged(
+    autojump_clock: trio.testing.MockClock, refusal: ClientError
+) -> None:
+    """Storage no longer accepts this EM: acknowledging would lose the task, since storage
+    registered nothing; unacknowledged, Shutdown hands it back to the scheduler."""
+    em = Em()
+    em.storage.register_replies.append(refusal)
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: len(em.storage.register_calls) == 1)
+        await em.wait_polling(calls=2)
+    assert em.pool.started == []
+    assert assignment(1).record not in em.scheduler.next_task_calls
+    assert em.scheduler.outstanding == [assignment(1).record]
 
 
 async def test_stale_session_rejection_drops_the_assignment_and_refreshes_liveness(
