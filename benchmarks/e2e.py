@@ -1,0 +1,709 @@
+"""End to end: the same no-op workload on Spider-py (embedded and multi-process) and on Celery.
+
+Every system runs on this machine, on loopback, started and stopped by this script:
+
+* **Spider-py embedded**: ``python -m spider.em`` without endpoints (storage on SQLite, the
+  scheduler and one EM in one process), ``executors: N``.
+* **Spider-py multi-process**: ``python -m spider.storage``, ``python -m spider.scheduler`` and
+  ``python -m spider.em --executors N``, three processes.
+* **Celery**: a prefork worker (``--concurrency N``) with a private ``redis-server`` (no
+  persistence) as broker and result backend. Celery and redis-py are pip-installed into this
+  interpreter (pinned) and ``redis-server`` apt-installed (sudo unless root) when missing.
+
+The task is ``noop(x: int) -> int`` (returns ``x``) everywhere. Measured, in one run:
+
+1. **Round trip** of a one-task job, sequentially (``--warmup`` untimed, then ``--runs`` timed),
+   with one worker process: submit until the result is in the client's hands, p50 and p99.
+   Spider's client polls the job state (its protocol has no push): measured with the client's
+   default polling (20 ms, doubling to 0.5 s) and with a 1 ms poll, to separate the client's
+   polling from the cluster's own latency. Celery's ``.get()`` waits on a Redis pub/sub message.
+2. **Throughput** of ``--tasks`` tasks with 1 and then 2 worker processes (Spider ``executors``,
+   Celery ``--concurrency``): Spider as one job of independent tasks, and as that many one-task
+   jobs submitted concurrently (``--in-flight`` submitters) and then awaited in order; Celery as
+   that many ``.delay()`` then ``.get()`` of each. Tasks/s from the first submission to the last
+   result. Spider's client polls every 5 ms (up to 50 ms) here so polling barely rounds the time.
+   Beside tasks/s: the CPU time (``/proc``, Linux) the server processes and their children
+   (executors, pool workers, Redis) spent per task, which the machine's load disturbs less.
+   Celery tasks are sent with ``send_task`` (what ``.delay()`` does, without importing the
+   task module here).
+
+Goals: Spider-py at least Celery's throughput and at most Celery's p50 round trip. The tables give
+Spider/Celery ratios measured in the same run (the machine may be shared, so absolute figures are
+noisy; ratios less so).
+
+Run: ``python benchmarks/e2e.py [--runs N] [--warmup N] [--tasks N] [--in-flight N]
+[--systems embedded,multi,celery]``. Progress goes to stderr, tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from spider.client import ClientConfig, JobBuilder, TaskSpec, open_client
+from spider.core.backoff import Backoff
+
+CELERY_REQUIREMENT = "celery[redis]==5.7.0"
+START_DEADLINE = 60.0
+STOP_DEADLINE = 30.0
+RESULT_DEADLINE = 120.0
+PACKAGE = "bench_e2e"
+SYSTEMS = ("embedded", "multi", "celery")
+SYSTEM_NAMES = {
+    "embedded": "Spider-py embedded",
+    "multi": "Spider-py multi-process",
+    "celery": "Celery (prefork, Redis)",
+}
+
+SPIDER_PACKAGE = '''
+from spider.tdl import task
+
+@task
+def noop(x: int) -> int:
+    """Return ``x``: the task itself costs nothing."""
+    return x
+'''
+
+CELERY_TASKS = """
+import os
+from celery import Celery
+
+app = Celery("bench_e2e_celery", broker=os.environ["BENCH_REDIS_URL"],
+             backend=os.environ["BENCH_REDIS_URL"])
+app.conf.broker_connection_retry_on_startup = True
+
+@app.task(name="noop")
+def noop(x):
+    return x
+"""
+
+NOOP = TaskSpec.remote(PACKAGE, "noop", [int], [int])
+DEFAULT_POLL = ClientConfig()
+FAST_POLL = ClientConfig(poll=Backoff(initial=0.001, cap=0.001, multiplier=1.0))
+THROUGHPUT_POLL = ClientConfig(poll=Backoff(initial=0.005, cap=0.05, multiplier=2.0))
+
+
+def percentile(sorted_samples: Sequence[float], pct: int) -> float:
+    """The sample at index ``count * pct / 100``, clamped to the last (upstream's rule)."""
+    return sorted_samples[min(len(sorted_samples) * pct // 100, len(sorted_samples) - 1)]
+
+
+def progress(message: str) -> None:
+    """One line on stderr, so the tables on stdout stay clean."""
+    print(f"[e2e {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Latency:
+    """Sequential round trips of a one-task job, in seconds."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def p50(self) -> float:
+        return percentile(sorted(self.samples), 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(sorted(self.samples), 99)
+
+
+@attrs.frozen
+class Throughput:
+    """Tasks/s of one throughput phase, and the CPU time its server processes spent per task."""
+
+    tasks_per_second: float
+    cpu_per_task: float
+
+
+@attrs.define(eq=False)
+class SystemResult:
+    """What one system measured: round trips by label, throughput by (workers, label)."""
+
+    latency: dict[str, Latency] = attrs.field(factory=dict)
+    throughput: dict[tuple[int, str], Throughput] = attrs.field(factory=dict)
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class Service:
+    """A child process in its own session, its stderr and stdout going to one log file."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, predicate: Callable[[str], Any]) -> Any:
+        """Poll the log until ``predicate(line)`` is truthy for a line; return that value.
+
+        Startup only: the child has no other way to tell us its port.
+        """
+        deadline = time.monotonic() + START_DEADLINE
+        while time.monotonic() < deadline:
+            for line in self.text().splitlines():
+                found = predicate(line)
+                if found:
+                    return found
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        tail = "\n".join(self.text().splitlines()[-20:])
+        raise RuntimeError(
+            f"{self.name} did not start (exit status {self.process.poll()}):\n{tail}"
+        )
+
+    def stop(self) -> None:
+        """SIGTERM and wait; SIGKILL its whole process group if it lingers or leaves children."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_DEADLINE)
+            except subprocess.TimeoutExpired:
+                progress(f"{self.name} did not stop in {STOP_DEADLINE:.0f} s: killing it")
+        # The group is the child's own session: its executors or pool workers, nothing else.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def spawn(
+    stack: contextlib.ExitStack,
+    name: str,
+    argv: Sequence[str | Path],
+    directory: Path,
+    env: dict[str, str] | None = None,
+) -> Service:
+    """Start ``argv`` logging into ``directory``; stopped when ``stack`` closes."""
+    log = directory / f"{name.replace(' ', '_')}.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(arg) for arg in argv],
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+        )
+    service = Service(name, process, log)
+    stack.callback(service.stop)
+    return service
+
+
+@attrs.define(eq=False)
+class CpuMeter:
+    """CPU seconds (user + system) used by services and their children, from ``/proc`` (Linux).
+
+    The process trees are taken when the meter starts (after the warm-up, so executors and pool
+    workers exist); a process gone by the end counts for nothing.
+    """
+
+    before: dict[int, float]
+
+    @classmethod
+    def start(cls, services: Sequence[Service]) -> CpuMeter:
+        pids = [pid for service in services for pid in _process_tree(service.process.pid)]
+        return cls({pid: _cpu_seconds(pid) for pid in pids})
+
+    def used(self) -> float:
+        return sum(max(_cpu_seconds(pid) - then, 0.0) for pid, then in self.before.items())
+
+
+def _process_tree(pid: int) -> list[int]:
+    tree = [pid]
+    with contextlib.suppress(OSError):
+        for thread in os.listdir(f"/proc/{pid}/task"):
+            children = Path(f"/proc/{pid}/task/{thread}/children").read_text().split()
+            for child in children:
+                tree.extend(_process_tree(int(child)))
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    # Fields 14 and 15 of proc(5), utime and stime, counted after the ")" of the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_throughput(
+    services: Sequence[Service], tasks: int, run: Callable[[], float]
+) -> Throughput:
+    """``run()`` gives tasks/s; also meter the CPU the services spend meanwhile."""
+    meter = CpuMeter.start(services)
+    tasks_per_second = run()
+    return Throughput(tasks_per_second, meter.used() / tasks)
+
+
+def json_port(marker: str) -> Callable[[str], int | None]:
+    """A ``wait_for`` predicate: the ``port`` of the JSON log line whose message has ``marker``."""
+
+    def find(line: str) -> int | None:
+        if marker not in line or not line.startswith("{"):
+            return None
+        port: int = json.loads(line)["port"]
+        return port
+
+    return find
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# --- Spider ---------------------------------------------------------------------------------
+
+
+def start_embedded(
+    stack: contextlib.ExitStack, directory: Path, executors: int
+) -> tuple[str, list[Service]]:
+    """The embedded cluster; its storage endpoint and its process."""
+    config = directory / "em.yaml"
+    config.write_text(
+        f"task_executor: {{package_dir: {directory / 'packages'}}}\n"
+        f"embedded: {{data_dir: {directory / 'data'}, storage_port: 0, scheduler_port: 0}}\n"
+        f"executors: {executors}\n"
+    )
+    em = spawn(
+        stack, "embedded", [sys.executable, "-m", "spider.em", "--config", config], directory
+    )
+    prefix = "Spider-py embedded cluster: storage at "
+    endpoint: str = em.wait_for(
+        lambda line: line.split(prefix)[1].split(",")[0] if line.startswith(prefix) else None
+    )
+    return endpoint, [em]
+
+
+def start_multi(
+    stack: contextlib.ExitStack, directory: Path, executors: int
+) -> tuple[str, list[Service]]:
+    """Storage, scheduler and EM as three processes; the storage endpoint and the processes."""
+    storage = spawn(
+        stack,
+        "storage",
+        [sys.executable, "-m", "spider.storage", "--port", "0", "--data-dir", directory / "data"],
+        directory,
+    )
+    storage_at = f"127.0.0.1:{storage.wait_for(json_port('storage listening on'))}"
+    scheduler = spawn(
+        stack,
+        "scheduler",
+        [sys.executable, "-m", "spider.scheduler", "--port", "0", "--storage", storage_at],
+        directory,
+    )
+    scheduler_at = f"127.0.0.1:{scheduler.wait_for(json_port('scheduler listening on'))}"
+    em = spawn(
+        stack,
+        "em",
+        [
+            sys.executable,
+            "-m",
+            "spider.em",
+            "--storage",
+            storage_at,
+            "--scheduler",
+            scheduler_at,
+            "--package-dir",
+            directory / "packages",
+            "--executors",
+            str(executors),
+        ],
+        directory,
+    )
+    return storage_at, [storage, scheduler, em]
+
+
+async def spider_round_trips(
+    endpoint: str, config: ClientConfig, warmup: int, runs: int
+) -> Latency:
+    """``warmup`` then ``runs`` one-task jobs, one after the other."""
+    async with open_client(endpoint, config) as client:
+        group = await client.add_resource_group(f"latency-{time.monotonic_ns()}")
+        samples = []
+        for index in range(warmup + runs):
+            job = JobBuilder()
+            job.add(NOOP, index)
+            started = time.perf_counter()
+            outputs = await client.run(job, group)
+            elapsed = time.perf_counter() - started
+            if outputs != [index]:
+                raise RuntimeError(f"a Spider job returned {outputs}, expected [{index}]")
+            if index >= warmup:
+                samples.append(elapsed)
+    return Latency(tuple(samples))
+
+
+async def spider_one_job(endpoint: str, tasks: int) -> float:
+    """Tasks/s of one job of ``tasks`` independent tasks."""
+    job = JobBuilder()
+    for index in range(tasks):
+        job.add(NOOP, index)
+    description = job.build()  # building the graph is client work, not the cluster's
+    async with open_client(endpoint, THROUGHPUT_POLL) as client:
+        group = await client.add_resource_group(f"one-job-{time.monotonic_ns()}")
+        started = time.perf_counter()
+        outputs = await client.run(description, group)
+        elapsed = time.perf_counter() - started
+    if outputs != list(range(tasks)):
+        raise RuntimeError("the Spider job of many tasks returned wrong outputs")
+    return tasks / elapsed
+
+
+async def spider_many_jobs(endpoint: str, tasks: int, in_flight: int) -> float:
+    """Tasks/s of ``tasks`` one-task jobs: submitted by ``in_flight`` callers, awaited in order."""
+    async with open_client(endpoint, THROUGHPUT_POLL) as client:
+        group = await client.add_resource_group(f"many-jobs-{time.monotonic_ns()}")
+        submitted: list[Any] = [None] * tasks
+        indexes = iter(range(tasks))
+
+        async def submitter() -> None:
+            for index in indexes:  # shared: each index is taken by one submitter
+                job = JobBuilder()
+                job.add(NOOP, index)
+                handle = await client.submit(job, group)
+                await client.start(handle)
+                submitted[index] = handle
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for _ in range(in_flight):
+                nursery.start_soon(submitter)
+        for index, handle in enumerate(submitted):
+            await client.wait(handle)
+            if await client.outputs(handle) != [index]:
+                raise RuntimeError(f"Spider job {index} returned a wrong output")
+        elapsed = time.perf_counter() - started
+    return tasks / elapsed
+
+
+async def spider_warm(endpoint: str) -> None:
+    """One job end to end: the EM is registered and an executor has loaded the package."""
+    async with open_client(endpoint, FAST_POLL) as client:
+        group = await client.add_resource_group(f"warm-{time.monotonic_ns()}")
+        job = JobBuilder()
+        job.add(NOOP, 7)
+        with trio.fail_after(START_DEADLINE):
+            if await client.run(job, group) != [7]:
+                raise RuntimeError("the warm-up job returned a wrong output")
+
+
+def run_trio(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+    return trio.run(functools.partial(function, *args))
+
+
+def measure_spider(
+    system: str,
+    start: Callable[[contextlib.ExitStack, Path, int], tuple[str, list[Service]]],
+    args: argparse.Namespace,
+) -> SystemResult:
+    result = SystemResult()
+    for workers in (1, 2):
+        with contextlib.ExitStack() as stack:
+            directory = Path(tempfile.mkdtemp(prefix=f"e2e_{system}_"))
+            stack.callback(shutil.rmtree, directory, ignore_errors=True)
+            package = directory / "packages" / PACKAGE
+            package.mkdir(parents=True)
+            (package / "__init__.py").write_text(textwrap.dedent(SPIDER_PACKAGE))
+            progress(f"{SYSTEM_NAMES[system]}: starting with {workers} executor(s)")
+            endpoint, services = start(stack, directory, workers)
+            run_trio(spider_warm, endpoint)
+            if workers == 1:
+                for label, config in (("default poll", DEFAULT_POLL), ("1 ms poll", FAST_POLL)):
+                    progress(f"{SYSTEM_NAMES[system]}: {args.runs} round trips ({label})")
+                    result.latency[label] = run_trio(
+                        spider_round_trips, endpoint, config, args.warmup, args.runs
+                    )
+            progress(
+                f"{SYSTEM_NAMES[system]}: one job of {args.tasks} tasks, {workers} executor(s)"
+            )
+            result.throughput[workers, "one job"] = measure_throughput(
+                services,
+                args.tasks,
+                functools.partial(run_trio, spider_one_job, endpoint, args.tasks),
+            )
+            progress(f"{SYSTEM_NAMES[system]}: {args.tasks} one-task jobs, {workers} executor(s)")
+            result.throughput[workers, "many jobs"] = measure_throughput(
+                services,
+                args.tasks,
+                functools.partial(run_trio, spider_many_jobs, endpoint, args.tasks, args.in_flight),
+            )
+            progress(f"{SYSTEM_NAMES[system]}: stopping")
+    return result
+
+
+# --- Celery ---------------------------------------------------------------------------------
+
+
+def ensure_celery() -> tuple[Any, str]:
+    """The ``celery`` module and the ``redis-server`` path, installing what is missing."""
+    try:
+        celery = importlib.import_module("celery")
+        importlib.import_module("redis")
+    except ImportError:
+        progress(f"Celery is not installed here: pip install {CELERY_REQUIREMENT!r} (once)")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", CELERY_REQUIREMENT], check=True
+        )
+        importlib.invalidate_caches()
+        celery = importlib.import_module("celery")
+    server = shutil.which("redis-server")
+    if server is None:
+        progress(
+            "redis-server is not installed: apt-get install -y redis-server (once, with sudo unless root)"
+        )
+        # As root (a container) there may be no sudo, and none is needed.
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        apt = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "redis-server"]
+        if subprocess.run(apt, check=False).returncode != 0:
+            subprocess.run([*sudo, "apt-get", "update"], check=True)
+            subprocess.run(apt, check=True)
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return celery, server
+
+
+def start_celery(
+    stack: contextlib.ExitStack, directory: Path, redis_url: str, concurrency: int
+) -> Service:
+    return spawn(
+        stack,
+        f"celery worker c{concurrency}",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "bench_e2e_celery",
+            "worker",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        directory,
+        env={"BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(directory)},
+    )
+
+
+def celery_round_trips(app: Any, warmup: int, runs: int) -> Latency:
+    samples = []
+    for index in range(warmup + runs):
+        started = time.perf_counter()
+        output = app.send_task("noop", args=(index,)).get(timeout=RESULT_DEADLINE)
+        elapsed = time.perf_counter() - started
+        if output != index:
+            raise RuntimeError(f"a Celery task returned {output}, expected {index}")
+        if index >= warmup:
+            samples.append(elapsed)
+    return Latency(tuple(samples))
+
+
+def celery_throughput(app: Any, tasks: int) -> float:
+    started = time.perf_counter()
+    results = [app.send_task("noop", args=(index,)) for index in range(tasks)]
+    for index, result in enumerate(results):
+        if result.get(timeout=RESULT_DEADLINE) != index:
+            raise RuntimeError(f"Celery task {index} returned a wrong output")
+    return tasks / (time.perf_counter() - started)
+
+
+def measure_celery(args: argparse.Namespace) -> SystemResult:
+    celery, redis_server = ensure_celery()
+    result = SystemResult()
+    with contextlib.ExitStack() as stack:
+        directory = Path(tempfile.mkdtemp(prefix="e2e_celery_"))
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        (directory / "bench_e2e_celery.py").write_text(textwrap.dedent(CELERY_TASKS))
+        port = free_port()
+        redis = spawn(
+            stack,
+            "redis",
+            [
+                redis_server,
+                *("--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "no", "--dir", str(directory), "--protected-mode", "no"),
+            ],
+            directory,
+        )
+        redis.wait_for(lambda line: "Ready to accept connections" in line)
+        redis_url = f"redis://127.0.0.1:{port}/0"
+        app = celery.Celery("bench_e2e_client", broker=redis_url, backend=redis_url)
+        app.conf.broker_connection_retry_on_startup = True
+        stack.callback(app.close)
+        for concurrency in (1, 2):
+            with contextlib.ExitStack() as worker:
+                progress(
+                    f"{SYSTEM_NAMES['celery']}: starting a worker, --concurrency {concurrency}"
+                )
+                celery_worker = start_celery(worker, directory, redis_url, concurrency)
+                if app.send_task("noop", args=(7,)).get(timeout=START_DEADLINE) != 7:
+                    raise RuntimeError("the Celery warm-up task returned a wrong output")
+                if concurrency == 1:
+                    progress(f"{SYSTEM_NAMES['celery']}: {args.runs} round trips")
+                    result.latency["get()"] = celery_round_trips(app, args.warmup, args.runs)
+                progress(f"{SYSTEM_NAMES['celery']}: {args.tasks} tasks, {concurrency} process(es)")
+                result.throughput[concurrency, "delay()"] = measure_throughput(
+                    [redis, celery_worker], args.tasks, lambda: celery_throughput(app, args.tasks)
+                )
+                progress(f"{SYSTEM_NAMES['celery']}: stopping the worker")
+    return result
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def report(results: dict[str, SystemResult], args: argparse.Namespace) -> None:
+    celery = results.get("celery")
+    print(
+        f"Round trip of a one-task job, sequential, 1 worker process "
+        f"({args.warmup} warm-up + {args.runs} timed)"
+    )
+    print()
+    print("| system | client wait | p50 (ms) | p99 (ms) | p50 / Celery p50 |")
+    print("|---|---|---|---|---|")
+    celery_p50 = celery.latency["get()"].p50 if celery else None
+    for system, result in results.items():
+        for label, latency in result.latency.items():
+            ratio = f"{latency.p50 / celery_p50:.2f}" if celery_p50 else "-"
+            print(
+                f"| {SYSTEM_NAMES[system]} | {label} | {_ms(latency.p50)} | "
+                f"{_ms(latency.p99)} | {ratio} |"
+            )
+    print()
+    print(
+        f"Throughput of {args.tasks} no-op tasks (tasks/s; CPU = ms of CPU per task spent by "
+        "the server processes and their children, client excluded)"
+    )
+    print()
+    print(
+        "| system | submitted as | 1 process | 2 processes | 2 / 1 | 1 proc / Celery | "
+        "2 procs / Celery | CPU/task, 1 proc | CPU/task, 2 procs |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for system, result in results.items():
+        for label in dict.fromkeys(label for _, label in result.throughput):
+            one = result.throughput[1, label]
+            two = result.throughput[2, label]
+            versus = ["-", "-"]
+            if celery:
+                versus = [
+                    f"{one.tasks_per_second / celery.throughput[1, 'delay()'].tasks_per_second:.2f}",
+                    f"{two.tasks_per_second / celery.throughput[2, 'delay()'].tasks_per_second:.2f}",
+                ]
+            print(
+                f"| {SYSTEM_NAMES[system]} | {label} | {one.tasks_per_second:.0f} | "
+                f"{two.tasks_per_second:.0f} | {two.tasks_per_second / one.tasks_per_second:.2f} | "
+                f"{versus[0]} | {versus[1]} | {_ms(one.cpu_per_task)} | {_ms(two.cpu_per_task)} |"
+            )
+    if celery is None or celery_p50 is None:
+        return
+    print()
+    for system, result in results.items():
+        if system == "celery":
+            continue
+        p50 = result.latency["default poll"].p50
+        met = "met" if p50 <= celery_p50 else "not met"
+        print(
+            f"- {SYSTEM_NAMES[system]}: p50 round trip {_ms(p50)} ms vs Celery "
+            f"{_ms(celery_p50)} ms (default client poll): goal {met}"
+        )
+        for workers in (1, 2):
+            best_label, best = max(
+                (
+                    (label, throughput.tasks_per_second)
+                    for (count, label), throughput in result.throughput.items()
+                    if count == workers
+                ),
+                key=lambda item: item[1],
+            )
+            theirs = celery.throughput[workers, "delay()"].tasks_per_second
+            met = "met" if best >= theirs else "not met"
+            print(
+                f"- {SYSTEM_NAMES[system]}: {workers} process(es), best {best:.0f} tasks/s "
+                f"({best_label}) vs Celery {theirs:.0f}: goal {met}"
+            )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Measure every system and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=200, help="timed round trips (default 200)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed round trips (default 1)")
+    parser.add_argument("--tasks", type=int, default=2000, help="throughput tasks (default 2000)")
+    parser.add_argument(
+        "--in-flight", type=int, default=16, help="concurrent job submitters (default 16)"
+    )
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)",
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.systems.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(SYSTEMS))
+    if unknown:
+        parser.error(f"unknown system(s) {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
+    results: dict[str, SystemResult] = {}
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    for system in chosen:
+        if system == "embedded":
+            results[system] = measure_spider(system, start_embedded, args)
+        elif system == "multi":
+            results[system] = measure_spider(system, start_multi, args)
+        else:
+            results[system] = measure_celery(args)
+    progress(f"done in {time.monotonic() - started:.0f} s")
+    print(
+        f"Machine: {os.cpu_count()} CPUs, 1-minute load average {load_before:.1f} at the start "
+        f"and {os.getloadavg()[0]:.1f} at the end (other work on the machine shows here)"
+    )
+    print()
+    report(results, args)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        progress("interrupted: every process started here was stopped, temporary files removed")
+        sys.exit(130)
