@@ -27,6 +27,7 @@ from spider.rpc._mapping import error_for_status as error_for_status
 from spider.rpc._retry import retry_transient as retry_transient
 from spider.rpc._server import GeneratedService as GeneratedService
 from spider.rpc._server import current_peer as current_peer
+from spider.rpc._server import on_undelivered as on_undelivered
 from spider.rpc._server import serve as serve
 from spider.rpc.errors import AbortedError as AbortedError
 from spider.rpc.errors import AlreadyExistsError as AlreadyExistsError

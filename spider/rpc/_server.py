@@ -61,6 +61,29 @@ def current_peer() -> tuple[str, int] | None:
     return _current_peer.get()
 
 
+UndeliveredCallback = Callable[[], object]
+
+_undelivered: contextvars.ContextVar[list[UndeliveredCallback] | None] = contextvars.ContextVar(
+    "spider_rpc_undelivered", default=None
+)
+
+
+def on_undelivered(callback: UndeliveredCallback) -> bool:
+    """Inside a handler started by ``serve``: run ``callback`` (in Trio, once) if this call's
+    response does not leave the server, because the call was cancelled (client gone, deadline
+    passed, server stopping) once the handler had finished, or sending it failed.
+
+    For handlers whose response hands something over (an assignment, a lease): the callback
+    takes it back. A response that was sent but lost in the network is not detected. Returns
+    False, and does nothing, outside such a handler (a handler called directly in a test).
+    """
+    callbacks = _undelivered.get()
+    if callbacks is None:
+        return False
+    callbacks.append(callback)
+    return True
+
+
 async def serve(
     services: Sequence[GeneratedService],
     host: str,
@@ -217,6 +240,30 @@ class _HandlerLauncher:
     _nursery: trio.Nursery
     _refusing: bool = False
 
+    def report_undelivered(self, route: str, callbacks: list[UndeliveredCallback]) -> None:
+        """Run a call's ``on_undelivered`` callbacks in Trio (from the asyncio thread)."""
+
+        def run() -> None:  # Trio thread; must not raise
+            for callback in callbacks:
+                try:
+                    callback()
+                except Exception:
+                    LOGGER.exception(
+                        "an on_undelivered callback of %s failed",
+                        route,
+                        extra={"rpc_method": route},
+                    )
+
+        try:
+            self._bridge.to_trio(run)
+        except trio.RunFinishedError:
+            LOGGER.warning(
+                "a response of %s was not delivered after the Trio run ended; its "
+                "on_undelivered callbacks did not run",
+                route,
+                extra={"rpc_method": route},
+            )
+
     def refuse_new_calls(self) -> None:
         """From now on, answer new calls ``UNAVAILABLE`` (the server is stopping)."""
         self._refusing = True
@@ -309,10 +356,21 @@ def _stream_handler(
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
         request = await stream.recv_message()
         peer = stream.peer.addr() if stream.peer is not None else None
-        response = await launcher.call(
-            functools.partial(_run_trio_handler, route, trio_method, request, reply_type, peer)
-        )
-        await stream.send_message(response)
+        callbacks: list[UndeliveredCallback] = []
+        delivered = False
+        try:
+            response = await launcher.call(
+                functools.partial(
+                    _run_trio_handler, route, trio_method, request, reply_type, peer, callbacks
+                )
+            )
+            await stream.send_message(response)
+            delivered = True
+        finally:
+            # ``call`` returns or raises only once the Trio handler has ended, so the list is
+            # complete here.
+            if not delivered and callbacks:
+                launcher.report_undelivered(route, callbacks)
 
     return handle
 
@@ -323,9 +381,11 @@ async def _run_trio_handler(
     request: object,
     reply_type: type[Any],
     peer: tuple[str, int] | None,
+    undelivered: list[UndeliveredCallback],
 ) -> object:
     """Run one Trio handler; every ``Exception`` leaves as the ``GRPCError`` to answer with."""
     _current_peer.set(peer)
+    _undelivered.set(undelivered)
     try:
         response = await trio_method(request)
     except RpcError as exc:

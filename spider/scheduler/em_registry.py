@@ -76,6 +76,24 @@ class ExecutionManagerRegistry:
         """Record an assignment handed to the EM as outstanding."""
         self._touch(em_id).outstanding[assignment.id] = assignment
 
+    def take_back(self, em_id: ExecutionManagerId, assignment: Assignment) -> bool:
+        """The ``NextTask`` response carrying ``assignment`` never left: reschedule it now.
+
+        Otherwise it would stay outstanding, the EM unaware of it, for as long as the EM lives
+        (upstream's gap, reference §7.6). True if it was still outstanding.
+        """
+        em = self._ems.get(em_id)
+        if em is None or em.outstanding.pop(assignment.id, None) is None:
+            return False
+        LOGGER.warning(
+            "assignment %d for execution manager %d was not delivered; rescheduling it",
+            assignment.id,
+            em_id,
+            extra={"em_id": em_id, "assignment_id": assignment.id},
+        )
+        self.reschedule(assignment)
+        return True
+
     def acknowledge(self, em_id: ExecutionManagerId, record: AssignmentRecord) -> bool:
         """The EM took responsibility for an assignment; True if it was outstanding.
 

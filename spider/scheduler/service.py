@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 from spider.core.ids import ExecutionManagerId
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
-from spider.rpc import NotFoundError
+from spider.rpc import NotFoundError, on_undelivered
 from spider.scheduler._convert import assignment_to_proto, record_from_proto
 from spider.scheduler.core import SchedulerIdentity
 from spider.scheduler.dispatch_queue import DispatchQueue
@@ -39,6 +41,9 @@ class SchedulerService(scheduler_pb.SchedulerServiceBase):
             return scheduler_pb.NextTaskResponse(no_task=common.Void())
         # No checkpoint between taking it and recording it: a cancelled call cannot lose it.
         self._registry.assign(em_id, assignment)
+        # And if the response does not leave (the EM's call was cancelled or its stream
+        # reset once we had answered), the assignment is rescheduled at once.
+        on_undelivered(functools.partial(self._registry.take_back, em_id, assignment))
         return scheduler_pb.NextTaskResponse(
             assignment=assignment_to_proto(assignment, self._identity.scheduler_id)
         )

@@ -16,7 +16,13 @@ import trio
 from spider import rpc
 from spider.core.backoff import Backoff
 from spider.proto.common import Void
-from spider.proto.scheduler import HeartbeatRequest, NextTaskRequest, SchedulerServiceStub
+from spider.proto.scheduler import (
+    HeartbeatRequest,
+    NextTaskRequest,
+    NextTaskResponse,
+    SchedulerServiceBase,
+    SchedulerServiceStub,
+)
 from spider.proto.storage import SessionManagementServiceStub
 from spider.rpc._server import _listen
 
@@ -179,3 +185,57 @@ async def test_the_listener_is_tcp_so_that_grpclib_turns_nagle_off() -> None:
     # otherwise Nagle's algorithm and delayed ACKs add 40 ms to every call.
     with await _listen(LOOPBACK, 0) as listener:
         assert listener.proto == socket.IPPROTO_TCP
+
+
+class HandingOverScheduler(SchedulerServiceBase):
+    """``NextTask`` hands something over (``on_undelivered`` takes it back), but only once the
+    test releases it, shielded, so the client's deadline can pass while it is running."""
+
+    def __init__(self) -> None:
+        self.entered = trio.Event()
+        self.release = trio.Event()
+        self.taken_back: list[int] = []
+        self.took_back = trio.Event()
+        self.registered: list[bool] = []
+
+    async def next_task(self, next_task_request: NextTaskRequest) -> NextTaskResponse:
+        self.entered.set()
+        with trio.CancelScope(shield=True):
+            await self.release.wait()
+        em = next_task_request.execution_manager_id
+        self.registered.append(rpc.on_undelivered(lambda: self._take_back(em)))
+        return NextTaskResponse(no_task=Void())
+
+    def _take_back(self, em: int) -> None:
+        self.taken_back.append(em)
+        self.took_back.set()
+
+
+async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
+    bridge: None,
+) -> None:
+    scheduler = HandingOverScheduler()
+    with trio.fail_after(TEST_BOUND):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(rpc.serve, [scheduler], LOOPBACK, 0)
+            async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+                # Delivered: the callback is registered and never runs.
+                scheduler.release.set()
+                await channel.call(SchedulerServiceStub.next_task, NextTaskRequest(1))
+                # Not delivered: the deadline passes while the handler is still working.
+                scheduler.entered = trio.Event()
+                scheduler.release = trio.Event()
+                with pytest.raises(rpc.DeadlineExceededError):
+                    await channel.call(
+                        SchedulerServiceStub.next_task, NextTaskRequest(2), deadline=0.2
+                    )
+                await scheduler.entered.wait()
+                scheduler.release.set()
+                await scheduler.took_back.wait()
+            nursery.cancel_scope.cancel()
+    assert scheduler.registered == [True, True]
+    assert scheduler.taken_back == [2]
+
+
+async def test_on_undelivered_outside_a_served_call_does_nothing() -> None:
+    assert rpc.on_undelivered(lambda: None) is False

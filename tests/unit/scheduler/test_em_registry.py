@@ -137,3 +137,20 @@ async def test_a_removed_execution_manager_comes_back_fresh(
     registry.heartbeat(EM)
     assert EM in registry
     assert registry.outstanding(EM) == []
+
+
+async def test_an_undelivered_assignment_is_taken_back_and_rescheduled_once(
+    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+) -> None:
+    lost, kept = assignment(), assignment()
+    registry.assign(EM, lost)
+    registry.assign(EM, kept)
+    assert registry.take_back(EM, lost)
+    assert rescheduled == [lost]
+    assert registry.outstanding(EM) == [kept]
+    # Already acknowledged or taken back, or the EM is gone: nothing more to do.
+    assert not registry.take_back(EM, lost)
+    registry.acknowledge(EM, ack(kept))
+    assert not registry.take_back(EM, kept)
+    assert not registry.take_back(ExecutionManagerId(77), kept)
+    assert rescheduled == [lost]
