@@ -264,8 +264,10 @@ class SchedulerCore:
         loaded = sum(self.placement.load(entry, now) for entry in batch.entries)
         if loaded:
             self.wake()
-        if loaded != len(batch.entries):
-            self._capacity_changed.fire()  # a commit or cleanup may have dropped tasks
+        if loaded != len(batch.entries) or (loaded and lane is not InboundLane.TASK):
+            # Skipped entries, or a commit or cleanup that dropped its job's buffered tasks:
+            # either may have made room for a task-lane poller parked at limit 0.
+            self._capacity_changed.fire()
 
     def _start_session(self, session: SessionId) -> None:
         old = self.session

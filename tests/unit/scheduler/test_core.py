@@ -251,3 +251,19 @@ async def test_finalizing_jobs_expire_without_other_activity(
         await trio.sleep(60)
         assert not core.placement.is_finalizing(JobId(1))
         nursery.cancel_scope.cancel()
+
+
+async def test_a_cleanup_that_drops_buffered_tasks_wakes_the_parked_task_lane(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(*(task(1, index) for index in range(12)))
+    await trio.sleep(1)
+    assert core.lane_limit(InboundLane.TASK) == 0  # 4 queued, 8 buffered: parked
+
+    # Job 1 is cancelled: its cleanup drops the 8 buffered tasks, which frees the task lane.
+    storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.CLEANUP))
+    await trio.sleep(1)
+    storage.enqueue(task(2, 0))
+    await trio.sleep(1)
+
+    assert storage.lanes[InboundLane.TASK] == []  # polled without anything taken meanwhile
