@@ -8,6 +8,9 @@ mode is the distributed system on one node and not a separate code path:
 * the scheduler, registered with that storage;
 * the execution manager, connected to both.
 
+Inside the process the parts call each other's gRPC handlers directly (``LocalChannel``);
+clients and other processes reach storage and the scheduler over gRPC on loopback.
+
 Shutdown runs in the reverse order: the EM stops first (its running task, reports and
 ``Shutdown`` go to services that are still up), then the scheduler and storage are cancelled.
 """
@@ -23,13 +26,13 @@ from typing import Final
 import attrs
 import trio
 
-from spider.em.clients import open_grpc_clients
+from spider.em.clients import local_clients
 from spider.em.config import ExecutionManagerConfig
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
-from spider.rpc import Endpoint
+from spider.rpc import Endpoint, GeneratedService, LocalChannel
 from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.cli import SQLITE_FILE_NAME, StorageLaunch, serve_storage
@@ -65,15 +68,31 @@ async def run_embedded_cluster(
         SqliteConfig(embedded.data_dir / SQLITE_FILE_NAME),
     )
     failure: ExecutionManagerError | None = None
+    deadlines = config.client_deadlines()
     async with trio.open_nursery() as services:
-        storage_port: int = await services.start(serve_storage, launch)
+        storage_services: list[GeneratedService] = []
+        storage_port: int = await services.start(
+            functools.partial(serve_storage, launch, local_services=storage_services)
+        )
+        # Within this process the parts call each other's handlers directly: the same
+        # handlers, errors and deadlines as over gRPC, without encoding, HTTP/2 and thread hops.
+        # Clients and other processes still reach both services over gRPC on loopback.
+        to_storage = LocalChannel(storage_services, deadlines.call)
         storage = Endpoint(embedded.host, storage_port)
         scheduler_config = SchedulerConfig(
             host=embedded.host,
             port=embedded.scheduler_port,
             storage_endpoint=SchedulerEndpointConfig(storage.host, storage.port),
         )
-        scheduler_port: int = await services.start(run_scheduler, scheduler_config)
+        scheduler_services: list[GeneratedService] = []
+        scheduler_port: int = await services.start(
+            functools.partial(
+                run_scheduler,
+                scheduler_config,
+                storage_channel=to_storage,
+                local_services=scheduler_services,
+            )
+        )
         endpoints = EmbeddedEndpoints(storage, Endpoint(embedded.host, scheduler_port))
         LOGGER.info(
             "Embedded cluster serving: storage at %s, scheduler at %s, data in %s.",
@@ -87,23 +106,18 @@ async def run_embedded_cluster(
             },
         )
         task_status.started(endpoints)
-        async with open_grpc_clients(
-            endpoints.storage,
-            endpoints.scheduler,
-            connection_pool_size=config.connection_pool_size,
-            deadlines=config.client_deadlines(),
-        ) as clients:
-            try:
-                await run_execution_manager(
-                    config.runtime_settings(),
-                    clients,
-                    functools.partial(open_process_pool, config.pool_config()),
-                    trigger,
-                )
-            except ExecutionManagerError as error:
-                # Raised bare after the services stop, as the EM alone raises it, rather than
-                # wrapped in the nursery's exception group.
-                failure = error
+        to_scheduler = LocalChannel(scheduler_services, deadlines.call)
+        try:
+            await run_execution_manager(
+                config.runtime_settings(),
+                local_clients(to_storage, to_scheduler, deadlines),
+                functools.partial(open_process_pool, config.pool_config()),
+                trigger,
+            )
+        except ExecutionManagerError as error:
+            # Raised bare after the services stop, as the EM alone raises it, rather than
+            # wrapped in the nursery's exception group.
+            failure = error
         services.cancel_scope.cancel(reason="the execution manager has stopped")
     if failure is not None:
         raise failure

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Final
 
 import trio
 
-from spider.rpc import RpcConfig, connect_channel, serve
+from spider.rpc import GeneratedService, RpcChannel, RpcConfig, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.em_registry import ExecutionManagerRegistry
@@ -19,7 +20,11 @@ LOGGER: Final = logging.getLogger("spider.scheduler")
 
 
 async def run_scheduler(
-    config: SchedulerConfig, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    config: SchedulerConfig,
+    *,
+    storage_channel: RpcChannel | None = None,
+    local_services: list[GeneratedService] | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``scheduler.SchedulerService`` and place storage's ready work until cancelled.
 
@@ -29,13 +34,21 @@ async def run_scheduler(
     start before storage. Raises ``ListenError`` when the port cannot be bound, and a
     ``SchedulerError`` on a fatal error (storage refuses the registration, or its sessions went
     backwards); storage being down or restarting is not one.
+
+    The embedded cluster passes ``storage_channel`` (a ``LocalChannel`` to the storage in the
+    same process, instead of a connection to ``config.storage_endpoint``) and
+    ``local_services``, which gets the served ``SchedulerService`` to call it in process.
     """
     runtime = config.runtime
     rpc_config = RpcConfig(
         default_deadline=runtime.storage_call_deadline_sec,
         connection_pool_size=config.connection_pool_size,
     )
-    async with connect_channel(config.storage_endpoint.endpoint(), rpc_config) as channel:
+    async with contextlib.AsyncExitStack() as stack:
+        channel = storage_channel
+        if channel is None:
+            endpoint = config.storage_endpoint.endpoint()
+            channel = await stack.enter_async_context(connect_channel(endpoint, rpc_config))
         core = SchedulerCore(
             config.round_robin,
             StorageLink(channel, runtime.storage_call_deadline_sec),
@@ -48,6 +61,8 @@ async def run_scheduler(
         try:
             async with trio.open_nursery() as nursery:
                 port: int = await nursery.start(serve, [service], config.host, config.port)
+                if local_services is not None:
+                    local_services.append(service)
                 nursery.start_soon(
                     registry.track_liveness,
                     runtime.em_registry.liveness_tracking_interval_ms / 1000,

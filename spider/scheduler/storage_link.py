@@ -17,10 +17,10 @@ import attrs
 from spider.core.ids import JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.proto import storage as storage_pb
 from spider.rpc import (
-    Channel,
     Endpoint,
     InvalidArgumentError,
     PermissionDeniedError,
+    RpcChannel,
     RpcError,
     UnauthenticatedError,
     UnimplementedError,
@@ -84,9 +84,9 @@ _POLL_METHODS: Final = {
 
 @attrs.define(eq=False)
 class StorageLink:
-    """``InboundSource`` over a gRPC channel to storage."""
+    """``InboundSource`` over a channel to storage (gRPC, or in process when embedded)."""
 
-    channel: Channel
+    channel: RpcChannel
     call_deadline: float
     """Seconds each call may take, on top of a poll's wait."""
 

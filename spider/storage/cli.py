@@ -23,7 +23,7 @@ import trio
 
 from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
-from spider.rpc import ListenError, open_rpc_bridge, serve
+from spider.rpc import GeneratedService, ListenError, open_rpc_bridge, serve
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, DatabaseError, SqliteConfig, open_database
 from spider.storage.errors import StorageError
@@ -140,20 +140,24 @@ async def serve_storage(
     launch: StorageLaunch,
     environ: Mapping[str, str] = os.environ,
     *,
+    local_services: list[GeneratedService] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve storage until cancelled, in a process whose RPC bridge is open.
 
     ``task_status`` gets the bound port once the service is serving and the recovered jobs'
-    ready work is enqueued. The embedded cluster runs storage this way, beside the other parts.
+    ready work is enqueued. The embedded cluster runs storage this way, beside the other parts;
+    it passes ``local_services``, which gets the served service objects, to call them in
+    process (``spider.rpc.LocalChannel``).
     """
     config = launch.config
     database = open_database(launch.database, environ)
     try:
         async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
-            port: int = await nursery.start(
-                serve, storage_services(state), config.host, config.port
-            )
+            services = storage_services(state)
+            port: int = await nursery.start(serve, services, config.host, config.port)
+            if local_services is not None:
+                local_services.extend(services)
             LOGGER.info(
                 "storage listening on %s:%d (session %d)",
                 config.host,

@@ -9,6 +9,7 @@ from spider.em.clients._grpc import (
     GrpcLivenessClient,
     GrpcSchedulerClient,
     GrpcStorageClient,
+    local_clients,
     open_grpc_clients,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "GrpcLivenessClient",
     "GrpcSchedulerClient",
     "GrpcStorageClient",
+    "local_clients",
     "open_grpc_clients",
 ]

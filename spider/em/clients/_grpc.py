@@ -27,7 +27,7 @@ from spider.em.ledger import AssignmentRecord
 from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
-from spider.rpc import Channel, Endpoint, RpcConfig, RpcError, connect_channel
+from spider.rpc import Endpoint, RpcChannel, RpcConfig, RpcError, connect_channel
 
 _ErrorMapping = Callable[[RpcError, str], ClientError]
 
@@ -53,7 +53,7 @@ class ClientDeadlines:
 class GrpcLivenessClient:
     """``storage.ExecutionManagerLivenessService`` over a channel."""
 
-    _channel: Channel
+    _channel: RpcChannel
     _deadlines: ClientDeadlines
 
     async def register(self, ip_address: str) -> Registration:
@@ -86,7 +86,7 @@ class GrpcLivenessClient:
 class GrpcSchedulerClient:
     """``scheduler.SchedulerService`` over a channel."""
 
-    _channel: Channel
+    _channel: RpcChannel
     _deadlines: ClientDeadlines
 
     async def next_task(
@@ -139,7 +139,7 @@ class GrpcSchedulerClient:
 class GrpcStorageClient:
     """``storage.TaskInstanceManagementService`` over a channel."""
 
-    _channel: Channel
+    _channel: RpcChannel
     _deadlines: ClientDeadlines
 
     async def register_task_instance(
@@ -224,3 +224,16 @@ async def open_grpc_clients(
             scheduler=GrpcSchedulerClient(scheduler_channel, deadlines),
             storage=GrpcStorageClient(storage_channel, deadlines),
         )
+
+
+def local_clients(
+    storage: RpcChannel, scheduler: RpcChannel, deadlines: ClientDeadlines = ClientDeadlines()
+) -> EmClients:
+    """The runtime's clients over given channels: ``LocalChannel`` s in the embedded cluster,
+    where storage and the scheduler run in this process. The same clients, status mapping and
+    deadlines as over gRPC."""
+    return EmClients(
+        liveness=GrpcLivenessClient(storage, deadlines),
+        scheduler=GrpcSchedulerClient(scheduler, deadlines),
+        storage=GrpcStorageClient(storage, deadlines),
+    )
