@@ -91,8 +91,6 @@ class SchedulerCore:
     _wakeup: trio.Event = attrs.field(factory=trio.Event)
     _capacity_changed: _ChangeSignal = attrs.field(factory=_ChangeSignal)
     _reconnecting: trio.Lock = attrs.field(factory=trio.Lock)
-    _generation: int = 0
-    """Counts successful registrations, so that lanes failing together reconnect once."""
     _failure_delays: Iterator[float] | None = None
     _advertised: Endpoint | None = None
 
@@ -159,7 +157,6 @@ class SchedulerCore:
             return
 
     def _registered(self, registration: StorageRegistration) -> None:
-        self._generation += 1
         self.identity.adopt(registration.scheduler_id)
         LOGGER.info(
             "registered with storage as scheduler %d (storage session %d)",
@@ -185,6 +182,8 @@ class SchedulerCore:
         storage shows itself by a newer session in a poll answer; ``_poll_lane`` registers
         then (the new process's first registration, which resends nothing).
         """
+        # Waits out a registration another lane has under way (``_follow_restart``), so the
+        # lanes do not poll a storage that is still being reconnected to.
         async with self._reconnecting:
             if self._failure_delays is None:
                 self._failure_delays = self.reconnect.delays()
