@@ -4,6 +4,8 @@
 package; ``scripts/ci-install-mariadb.sh`` installs it): skipped when it is not installed, except
 under CI (env ``CI`` set), where that is a failure. ``storage_database`` gives each test a fresh,
 schema-created ``StorageDatabase`` on SQLite and, marked ``mariadb``, on that server.
+``stub_modules`` generates grpcio stubs from ``protos/`` once per session, for the tests that
+drive the services through a client independent of Spider-py's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from spider.storage.db import DatabaseConfig, SqliteConfig, StorageDatabase, open_database
+from tests.integration.storage_service.grpc_client import StubModules, generated_stubs
 
 from .mariadb_server import INSTALL_HINT, MariaDbServer, find_program, running_mariadb
 
@@ -66,3 +69,10 @@ def storage_database(
     database = storage_database_factory()
     database.create_schema()
     return database
+
+
+@pytest.fixture(scope="session")
+def stub_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubModules]:
+    """grpcio stubs generated from ``protos/``: a client independent of Spider-py's own."""
+    with generated_stubs(tmp_path_factory.mktemp("grpc_stubs")) as modules:
+        yield modules

@@ -11,7 +11,6 @@ from spider.storage.db import DatabaseConfig, SqliteConfig
 from tests.integration.storage_service.grpc_client import (
     StorageClient,
     StubModules,
-    generated_stubs,
 )
 
 from .cluster import Cluster
@@ -19,12 +18,6 @@ from .driver import JobDriver
 
 # Tasks of the fault tests take this long, so a fault lands while a job is half done.
 FAULT_TASK_DELAY_MS = 60
-
-
-@pytest.fixture(scope="session")
-def stub_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubModules]:
-    with generated_stubs(tmp_path_factory.mktemp("grpc_stubs")) as modules:
-        yield modules
 
 
 def _running(directory: Path, database: DatabaseConfig, task_delay_ms: int) -> Iterator[Cluster]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import attrs
@@ -17,7 +17,7 @@ from spider.storage.config import JobCacheGcConfig, RuntimeConfig, TaskInstanceP
 from spider.storage.db import StorageDatabase
 from spider.storage.service import storage_services
 
-from .grpc_client import GrpcEm, StorageClient, StubModules, generated_stubs
+from .grpc_client import GrpcEm, StorageClient, StubModules
 
 TEST_CONFIG = StorageConfig(
     host="127.0.0.1",
@@ -27,12 +27,6 @@ TEST_CONFIG = StorageConfig(
         job_cache_gc=JobCacheGcConfig(gc_interval_sec=60.0),
     ),
 )
-
-
-@pytest.fixture(scope="session")
-def stub_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StubModules]:
-    with generated_stubs(tmp_path_factory.mktemp("grpc_stubs")) as modules:
-        yield modules
 
 
 @attrs.frozen
