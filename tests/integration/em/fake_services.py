@@ -10,7 +10,6 @@ across a server restart, like a real service's database; ``restart`` may bump th
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -21,25 +20,11 @@ from spider import rpc
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
+from tests.unit.em.fakes import Watchable
 
 EM_ID = 77
 SCHEDULER_ID = 3
 LOOPBACK = "127.0.0.1"
-
-
-class Watchable:
-    """State that tests can wait on: every change wakes the waiters."""
-
-    def __init__(self) -> None:
-        self._changed = trio.Event()
-
-    def notify(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        while not predicate():
-            await self._changed.wait()
 
 
 def record_key(record: scheduler_pb.TaskAssignmentRecord) -> tuple[int, int]:

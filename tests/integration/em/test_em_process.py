@@ -17,9 +17,10 @@ import trio
 import yaml
 
 from spider import rpc
+from tests.unit.em.fakes import Watchable
 
 from .em_harness import Cluster, Gate, fake_cluster, outputs
-from .fake_services import Watchable, scheduler_assignment
+from .fake_services import scheduler_assignment
 
 BOUND = 60.0
 
