@@ -114,11 +114,7 @@ class Channel:
         transport failure. Cancelling the caller cancels the call: the stream is reset and the
         server's handler is cancelled.
         """
-        budget = self.config.default_deadline if deadline is None else deadline
-        if not (budget > 0 and math.isfinite(budget)):
-            raise ValueError(
-                f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
-            )
+        budget = call_budget(deadline, self.config.default_deadline)
         if retry is None:
             return await self._call_once(method, request, budget)
         return await retry_transient(
@@ -155,6 +151,16 @@ class Channel:
         index = self._next_connection
         self._next_connection = (index + 1) % len(stubs)
         return cast(_StubT, stubs[index])
+
+
+def call_budget(deadline: float | None, default: float) -> float:
+    """The seconds a call may take: ``deadline``, else ``default``; positive and finite."""
+    budget = default if deadline is None else deadline
+    if not (budget > 0 and math.isfinite(budget)):
+        raise ValueError(
+            f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
+        )
+    return budget
 
 
 def _name_of(method: object) -> str:

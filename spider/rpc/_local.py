@@ -12,19 +12,17 @@ clients and services mutates a message it has handed over.
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import trio
+from grpclib.exceptions import GRPCError
 
 from spider.core.backoff import Backoff
-from spider.rpc._channel import UnaryMethod
-from spider.rpc._server import GeneratedService, _trio_methods
-from spider.rpc.errors import DeadlineExceededError, InternalError, RpcError, UnimplementedError
-
-LOGGER: Final = logging.getLogger("spider.rpc")
+from spider.rpc._channel import UnaryMethod, _name_of, call_budget
+from spider.rpc._mapping import error_for_status
+from spider.rpc._server import GeneratedService, _trio_methods, invoke_handler
+from spider.rpc.errors import DeadlineExceededError, UnimplementedError
 
 _RequestT = TypeVar("_RequestT")
 _ResponseT = TypeVar("_ResponseT")
@@ -67,38 +65,18 @@ class LocalChannel:
     ) -> _ResponseT:
         """As ``Channel.call``; ``retry`` is accepted and unused (nothing here is transient)."""
         del retry
-        name: str = getattr(method, "__qualname__", repr(method))
+        name = _name_of(method)
         served = self._handlers.get(name)
         if served is None:
             raise UnimplementedError(f"{name} is not served in this process", method=name)
         handler, reply_type = served
-        budget = self._default_deadline if deadline is None else deadline
-        if not (budget > 0 and math.isfinite(budget)):
-            raise ValueError(
-                f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
-            )
+        budget = call_budget(deadline, self._default_deadline)
         with trio.move_on_after(budget):
             try:
-                response: _ResponseT = await handler(request)
-            except RpcError:
-                raise
-            except Exception as exc:
-                LOGGER.exception(
-                    "handler for %s failed; answering INTERNAL", name, extra={"rpc_method": name}
-                )
-                raise InternalError(
-                    f"internal error while handling {name}; see the log", method=name
-                ) from exc
-            if not isinstance(response, reply_type):
-                LOGGER.error(
-                    "handler for %s returned %r instead of a %s; answering INTERNAL",
-                    name,
-                    response,
-                    reply_type.__name__,
-                    extra={"rpc_method": name},
-                )
-                raise InternalError(
-                    f"internal error while handling {name}; see the log", method=name
-                )
-            return response
+                reply = await invoke_handler(name, handler, request, reply_type)
+            except GRPCError as exc:
+                # UNIMPLEMENTED, from a generated base class whose method is not overridden.
+                raise error_for_status(exc.status, exc.message or "", method=name) from exc
+            # invoke_handler checked that it is a ``reply_type``, the method's response type.
+            return cast(_ResponseT, reply)
         raise DeadlineExceededError(f"no answer within the {budget:g} s deadline", method=name)

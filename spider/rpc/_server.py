@@ -30,7 +30,7 @@ from grpclib.protocol import H2Protocol
 
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
-from spider.rpc.errors import ListenError, RpcError, Status
+from spider.rpc.errors import InternalError, ListenError, RpcError, Status
 
 LOGGER = logging.getLogger("spider.rpc")
 
@@ -387,7 +387,7 @@ async def _run_trio_handler(
     _current_peer.set(peer)
     _undelivered.set(undelivered)
     try:
-        response = await trio_method(request)
+        return await invoke_handler(route, trio_method, request, reply_type, peer)
     except RpcError as exc:
         LOGGER.debug(
             "%s answered %s: %s",
@@ -397,8 +397,24 @@ async def _run_trio_handler(
             extra={"rpc_method": route, "rpc_status": exc.status.name, "rpc_peer": peer},
         )
         raise GRPCError(exc.status, exc.message) from exc
-    except GRPCError:
-        # The generated base class answers UNIMPLEMENTED for methods that were not overridden.
+
+
+async def invoke_handler(
+    route: str,
+    trio_method: _TrioHandler,
+    request: object,
+    reply_type: type[Any],
+    peer: tuple[str, int] | None = None,
+) -> object:
+    """``await trio_method(request)`` as a served call sees it: an ``RpcError`` or a
+    ``GRPCError`` (UNIMPLEMENTED from a generated base class) passes, any other exception and
+    a reply that is not a ``reply_type`` are logged and become ``InternalError``.
+
+    ``serve`` and ``LocalChannel`` both run handlers through this.
+    """
+    try:
+        response = await trio_method(request)
+    except (RpcError, GRPCError):
         raise
     except Exception as exc:
         LOGGER.exception(
@@ -406,8 +422,8 @@ async def _run_trio_handler(
             route,
             extra={"rpc_method": route, "rpc_peer": peer},
         )
-        raise GRPCError(
-            Status.INTERNAL, f"internal error while handling {route}; see the server's log"
+        raise InternalError(
+            f"internal error while handling {route}; see the server's log", method=route
         ) from exc
     if not isinstance(response, reply_type):
         LOGGER.error(
@@ -417,7 +433,7 @@ async def _run_trio_handler(
             reply_type.__name__,
             extra={"rpc_method": route, "rpc_peer": peer},
         )
-        raise GRPCError(
-            Status.INTERNAL, f"internal error while handling {route}; see the server's log"
+        raise InternalError(
+            f"internal error while handling {route}; see the server's log", method=route
         )
     return response
