@@ -22,6 +22,7 @@ import trio
 
 from spider.core.config import ConfigError, unstructure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
+from spider.core.service_cli import STOP_SIGNALS, add_logging_arguments
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
@@ -39,8 +40,6 @@ from spider.em.shutdown import ShutdownTrigger
 from spider.rpc import open_rpc_bridge
 
 LOGGER: Final = logging.getLogger("spider.em")
-
-STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
 
 
 class ExitStatus(enum.IntEnum):
@@ -102,10 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shutdown-grace", type=float, metavar="SEC", help="shutdown_grace_sec (default 30)"
     )
-    parser.add_argument("--human-logs", action="store_true", help="human-readable logs")
-    parser.add_argument(
-        "--log-level", help=f"DEBUG, INFO, WARNING... (default ${LEVEL_ENV} or INFO)"
-    )
+    add_logging_arguments(parser)
     parser.add_argument(
         "--print-config",
         action="store_true",

@@ -8,7 +8,6 @@ restarting is not a reason to stop: the scheduler waits for it and registers aga
 from __future__ import annotations
 
 import argparse
-import enum
 import logging
 import signal
 import sys
@@ -20,6 +19,7 @@ import trio
 
 from spider.core.config import ConfigError, unstructure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
+from spider.core.service_cli import STOP_SIGNALS, ServiceExit, add_logging_arguments
 from spider.rpc import Endpoint, ListenError, open_rpc_bridge
 from spider.scheduler.config import SchedulerConfig, load_scheduler_config
 from spider.scheduler.errors import SchedulerError
@@ -27,18 +27,8 @@ from spider.scheduler.runtime import run_scheduler
 
 LOGGER: Final = logging.getLogger("spider.scheduler")
 
-STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
-
-
-class ExitStatus(enum.IntEnum):
-    """The process's exit status."""
-
-    STOPPED = 0
-    """Stopped by SIGTERM or SIGINT."""
-    FAILED = 1
-    """Could not start, or could not go on (see the last log line)."""
-    USAGE = 2
-    """Bad command line or configuration."""
+ExitStatus = ServiceExit
+"""This command's exit statuses (0 stopped by a signal, 1 failed, 2 usage)."""
 
 
 _EPILOG = f"""\
@@ -80,10 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--storage", metavar="HOST:PORT", help="storage endpoint (default 127.0.0.1:50051)"
     )
-    parser.add_argument("--human-logs", action="store_true", help="human-readable logs")
-    parser.add_argument(
-        "--log-level", help=f"DEBUG, INFO, WARNING... (default ${LEVEL_ENV} or INFO)"
-    )
+    add_logging_arguments(parser)
     parser.add_argument(
         "--print-config",
         action="store_true",

@@ -9,7 +9,6 @@ start or had to stop (database unreachable, port taken), 2 for a configuration o
 from __future__ import annotations
 
 import argparse
-import enum
 import logging
 import os
 import signal
@@ -23,6 +22,7 @@ import trio
 
 from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
+from spider.core.service_cli import STOP_SIGNALS, ServiceExit, add_logging_arguments
 from spider.rpc import GeneratedService, ListenError, open_rpc_bridge, serve
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, DatabaseError, SqliteConfig, open_database
@@ -32,23 +32,14 @@ from spider.storage.state import open_storage_state
 
 LOGGER: Final = logging.getLogger("spider.storage")
 
-STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
+ExitStatus = ServiceExit
+"""This command's exit statuses (0 stopped by a signal, 1 failed, 2 usage)."""
+
 DEFAULT_HOST: Final = "127.0.0.1"
 """Spider's default is 0.0.0.0; Spider-py listens on loopback unless told otherwise, because the
 storage service has no authentication of its own."""
 DEFAULT_DATA_DIR: Final = Path("spider-data")
 SQLITE_FILE_NAME: Final = "storage.db"
-
-
-class ExitStatus(enum.IntEnum):
-    """The process's exit status."""
-
-    STOPPED = 0
-    """Stopped by SIGTERM or SIGINT."""
-    FAILED = 1
-    """Could not start, or could not go on (see the last log line)."""
-    USAGE = 2
-    """Bad command line or configuration."""
 
 
 @attrs.frozen
@@ -87,10 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"directory of the SQLite database when runtime.db is not set "
         f"(default ./{DEFAULT_DATA_DIR})",
     )
-    parser.add_argument("--human-logs", action="store_true", help="human-readable logs")
-    parser.add_argument(
-        "--log-level", help=f"DEBUG, INFO, WARNING... (default ${LEVEL_ENV} or INFO)"
-    )
+    add_logging_arguments(parser)
     return parser
 
 
