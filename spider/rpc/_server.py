@@ -1,7 +1,8 @@
 """``serve``: run gRPC services whose handlers are plain Trio code.
 
-A service is an instance of a generated betterproto base class (``SchedulerServiceBase``...)
-whose methods are overridden with Trio ``async def`` s. grpclib parses and answers the stream in
+A service is an instance of a generated service base class (``SchedulerServiceBase``...,
+written by ``tools/gen_protos.py``) whose methods are overridden with Trio ``async def`` s that
+take the request message and return the reply. grpclib parses and answers the stream in
 the bridge's asyncio thread; each handler runs as a Trio task in a nursery ``serve`` owns and may
 use any Trio primitive. ``serve`` translates
 what a handler raises: an ``RpcError`` becomes its status and message, anything else becomes
@@ -18,7 +19,7 @@ import logging
 import socket
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import attrs
 import grpclib.const
@@ -30,6 +31,7 @@ from grpclib.protocol import H2Protocol
 
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
+from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc.errors import InternalError, ListenError, RpcError, Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -38,22 +40,9 @@ DEFAULT_SERVER_CONFIG = ServerConfig()
 
 _TrioHandler = Callable[[Any], Awaitable[Any]]
 
-# betterproto names the stream-level wrapper of method ``x`` ``__rpc_x``; the wrapper is what
-# the service mapping holds, and ``x`` is the Trio code we run instead.
-_RPC_WRAPPER_PREFIX = "__rpc_"
-
 _current_peer: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
     "spider_rpc_current_peer", default=None
 )
-
-
-class GeneratedService(Protocol):
-    """An instance of a generated betterproto service base class, e.g. ``SchedulerServiceBase``,
-    with its methods overridden by Trio code."""
-
-    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
-        """Route -> stream-level handler, as betterproto generates it."""
-        ...
 
 
 def current_peer() -> tuple[str, int] | None:
@@ -85,7 +74,7 @@ def on_undelivered(callback: UndeliveredCallback) -> bool:
 
 
 async def serve(
-    services: Sequence[GeneratedService],
+    services: Sequence[ServiceBase],
     host: str,
     port: int,
     *,
@@ -97,7 +86,8 @@ async def serve(
     Start it with ``port = await nursery.start(serve, services, host, port)``:
     ``task_status.started`` reports the bound port once the server accepts connections
     (``port=0`` picks a free one). Every method of every service must be unary-unary, as all of
-    Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``.
+    Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``, and so
+    does a route no service serves.
 
     Each call runs its handler as a task in a nursery that ``serve`` owns; the handler is
     cancelled if the client cancels the call or its deadline passes.
@@ -216,6 +206,9 @@ class _ConnectionTrackingServer(grpclib.server.Server):
 
     def __init__(self, servables: Collection[_TrioService]) -> None:
         super().__init__(servables)
+        # grpclib (0.4.9) answers a route it does not know UNIMPLEMENTED without a
+        # content-type, which clients read as UNKNOWN; the fallback answers it properly.
+        self._mapping = _UnimplementedFallback(self._mapping)
         self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:
@@ -230,6 +223,26 @@ class _ConnectionTrackingServer(grpclib.server.Server):
             if processor is not None:
                 processor.close("server is shutting down")
         self._protocols.clear()
+
+
+class _UnimplementedFallback(dict[str, grpclib.const.Handler]):
+    """grpclib's route table, with a handler answering UNIMPLEMENTED for any unknown route."""
+
+    def get(self, route: str, default: object = None) -> grpclib.const.Handler:
+        handler = super().get(route)
+        if handler is not None:
+            return handler
+        return grpclib.const.Handler(
+            functools.partial(_answer_unimplemented, route),
+            grpclib.const.Cardinality.UNARY_UNARY,
+            object,
+            object,
+        )
+
+
+async def _answer_unimplemented(route: str, stream: grpclib.server.Stream[Any, Any]) -> None:
+    del stream  # the request is never read
+    raise GRPCError(Status.UNIMPLEMENTED, f"{route} is not served here")
 
 
 @attrs.define(eq=False)
@@ -315,24 +328,21 @@ class _HandlerLauncher:
 class _TrioMethod:
     route: str
     handle: _TrioHandler
-    grpc: grpclib.const.Handler
+    reply_type: type[Any]
+    method: UnaryMethod[Any, Any]
 
 
-def _trio_methods(service: GeneratedService) -> list[_TrioMethod]:
+def _trio_methods(service: ServiceBase) -> list[_TrioMethod]:
     """The Trio method behind each route of ``service``, or a ``TypeError`` saying what is wrong."""
-    methods: list[_TrioMethod] = []
-    for route, handler in service.__mapping__().items():
-        wrapper_name: str = getattr(handler.func, "__name__", "")
-        if handler.cardinality is not grpclib.const.Cardinality.UNARY_UNARY or not (
-            wrapper_name.startswith(_RPC_WRAPPER_PREFIX)
-        ):
-            raise TypeError(
-                f"{type(service).__name__} serves {route} as {handler.cardinality.name}; "
-                "spider.rpc.serve only runs unary-unary methods of generated betterproto services"
-            )
-        trio_method = getattr(service, wrapper_name.removeprefix(_RPC_WRAPPER_PREFIX))
-        methods.append(_TrioMethod(route, trio_method, handler))
-    return methods
+    if not isinstance(service, ServiceBase):
+        raise TypeError(
+            f"{type(service).__name__} is not a generated service base class (such as "
+            "SchedulerServiceBase); spider.rpc.serve only runs those"
+        )
+    return [
+        _TrioMethod(method.route, getattr(service, method.name), method.reply_type, method)
+        for method in service.rpc_methods
+    ]
 
 
 def _adapt(
@@ -341,10 +351,10 @@ def _adapt(
     """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``."""
     return {
         method.route: grpclib.const.Handler(
-            _stream_handler(method.route, method.handle, method.grpc.reply_type, launcher),
-            method.grpc.cardinality,
-            method.grpc.request_type,
-            method.grpc.reply_type,
+            _stream_handler(method.route, method.handle, method.reply_type, launcher),
+            grpclib.const.Cardinality.UNARY_UNARY,
+            method.method.request_type,
+            method.reply_type,
         )
         for method in methods
     }

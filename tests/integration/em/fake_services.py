@@ -287,7 +287,7 @@ class FakeTaskInstanceService(storage_pb.TaskInstanceManagementServiceBase):
 class RestartableServer:
     """Serves some services on one port; ``stop`` and ``start`` again on the same port."""
 
-    services: list[rpc.GeneratedService]
+    services: list[rpc.ServiceBase]
     nursery: trio.Nursery
     port: int = 0
     _scope: trio.CancelScope | None = None

@@ -21,7 +21,7 @@ from .rpc_services import (
 
 
 def channel(scheduler: RecordingScheduler | None = None) -> rpc.LocalChannel:
-    services: list[rpc.GeneratedService] = [scheduler or RecordingScheduler(), FixedSession(7)]
+    services: list[rpc.ServiceBase] = [scheduler or RecordingScheduler(), FixedSession(7)]
     return rpc.LocalChannel(services, default_deadline=5.0)
 
 

@@ -50,7 +50,7 @@ async def test_started_reports_the_port_picked_for_port_zero(bridge: None) -> No
 
 async def test_one_server_serves_several_services(bridge: None) -> None:
     async with trio.open_nursery() as nursery:
-        services: list[rpc.GeneratedService] = [RecordingScheduler(), FixedSession(4)]
+        services: list[rpc.ServiceBase] = [RecordingScheduler(), FixedSession(4)]
         port = await nursery.start(rpc.serve, services, LOOPBACK, 0)
         async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
             session = await channel.call(SessionManagementServiceStub.get_session, Void())
