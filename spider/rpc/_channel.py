@@ -79,9 +79,9 @@ class Channel:
     _bridge: AsyncioBridge
     _connections: list[grpclib.client.Channel]
     # grpclib's callable for each (method, connection), made on first use.
-    _callables: dict[
-        UnaryMethod[Any, Any], list[grpclib.client.UnaryUnaryMethod[Any, Any]]
-    ] = attrs.field(factory=dict, init=False)
+    _callables: dict[UnaryMethod[Any, Any], list[grpclib.client.UnaryUnaryMethod[Any, Any]]] = (
+        attrs.field(factory=dict, init=False)
+    )
     _next_connection: int = attrs.field(default=0, init=False)
 
     async def call(
@@ -105,6 +105,11 @@ class Channel:
         transport failure. Cancelling the caller cancels the call: the stream is reset and the
         server's handler is cancelled.
         """
+        if not isinstance(method, UnaryMethod):
+            raise TypeError(
+                "Channel.call takes a generated UnaryMethod, such as "
+                f"SchedulerServiceStub.next_task; got {method!r}"
+            )
         budget = call_budget(deadline, self.config.default_deadline)
         if retry is None:
             return await self._call_once(method, request, budget)
