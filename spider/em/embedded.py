@@ -32,7 +32,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
-from spider.rpc import Endpoint, ServiceBase, LocalChannel
+from spider.rpc import Endpoint, LocalChannel, ServiceBase
 from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.cli import SQLITE_FILE_NAME, StorageLaunch, serve_storage

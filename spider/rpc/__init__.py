@@ -22,11 +22,11 @@ from spider.rpc._config import SHUTDOWN_GRACE as SHUTDOWN_GRACE
 from spider.rpc._config import Endpoint as Endpoint
 from spider.rpc._config import RpcConfig as RpcConfig
 from spider.rpc._config import ServerConfig as ServerConfig
-from spider.rpc._method import ServiceBase as ServiceBase
-from spider.rpc._method import UnaryMethod as UnaryMethod
 from spider.rpc._local import LocalChannel as LocalChannel
 from spider.rpc._local import RpcChannel as RpcChannel
 from spider.rpc._mapping import error_for_status as error_for_status
+from spider.rpc._method import ServiceBase as ServiceBase
+from spider.rpc._method import UnaryMethod as UnaryMethod
 from spider.rpc._retry import retry_transient as retry_transient
 from spider.rpc._server import current_peer as current_peer
 from spider.rpc._server import on_undelivered as on_undelivered

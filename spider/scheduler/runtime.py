@@ -8,7 +8,7 @@ from typing import Final
 
 import trio
 
-from spider.rpc import ServiceBase, RpcChannel, RpcConfig, connect_channel, serve
+from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.em_registry import ExecutionManagerRegistry

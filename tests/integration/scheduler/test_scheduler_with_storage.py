@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import betterproto
 import pytest
 import trio
 
@@ -35,7 +34,7 @@ def storage_process(tmp_path: Path) -> StorageProcess:
 
 
 def result_of(reply: scheduler_pb.NextTaskResponse) -> str:
-    return betterproto.which_one_of(reply, "result")[0]
+    return reply.WhichOneof("result") or ""
 
 
 async def current_session(storage: Channel) -> int:
