@@ -24,6 +24,7 @@ import sys
 import tempfile
 import timeit
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -169,6 +170,10 @@ def _cases(betterproto: bool) -> dict[str, tuple[Build, Read]]:
     }
 
 
+def _build_and_encode(build: Build, encode: Encode, modules: tuple[ModuleType, ...]) -> bytes:
+    return encode(build(*modules))
+
+
 def _best_us(fn: Callable[[], object], number: int, repeats: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeats)) / number * 1e6
 
@@ -201,8 +206,10 @@ def main() -> None:
                 wires[codec] = wire = encode(build(*modules))
                 target = modules[1] if name.startswith("NextTask") else modules[2]
                 timings[codec] = (
-                    _best_us(lambda: encode(build(*modules)), number, args.repeats),
-                    _best_us(lambda: read(target, wire), number, args.repeats),
+                    _best_us(
+                        partial(_build_and_encode, build, encode, modules), number, args.repeats
+                    ),
+                    _best_us(partial(read, target, wire), number, args.repeats),
                 )
             if wires["betterproto"] != wires["pb2 (upb)"]:
                 raise SystemExit(f"{name}: betterproto and pb2 wrote different bytes")

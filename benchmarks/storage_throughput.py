@@ -67,15 +67,23 @@ async def _submit(channel: Channel, tasks: int) -> tuple[int, list[int]]:
     graph, inputs = submission(flat(tasks), list(range(tasks)))
     group = await channel.call(
         storage_pb.ResourceGroupManagementServiceStub.add_resource_group,
-        storage_pb.AddResourceGroupRequest(f"bench-{time.monotonic_ns()}", b"pw"),
+        storage_pb.AddResourceGroupRequest(
+            external_resource_group_id=f"bench-{time.monotonic_ns()}", password=b"pw"
+        ),
         deadline=DEADLINE,
     )
     job = await channel.call(
         JOBS.register_job,
-        storage_pb.RegisterJobRequest(group.resource_group_id, graph, inputs),
+        storage_pb.RegisterJobRequest(
+            resource_group_id=group.resource_group_id,
+            compressed_serialized_task_graph=graph,
+            compressed_serialized_inputs=inputs,
+        ),
         deadline=DEADLINE,
     )
-    await channel.call(JOBS.start_job, storage_pb.JobIdRequest(job.job_id), deadline=DEADLINE)
+    await channel.call(
+        JOBS.start_job, storage_pb.JobIdRequest(job_id=job.job_id), deadline=DEADLINE
+    )
     return job.job_id, list(range(tasks))
 
 
@@ -83,7 +91,7 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
     async with open_rpc_bridge(), connect_channel(Endpoint("127.0.0.1", port)) as channel:
         em = await channel.call(
             storage_pb.ExecutionManagerLivenessServiceStub.register_execution_manager,
-            storage_pb.RegisterExecutionManagerRequest("127.0.0.1"),
+            storage_pb.RegisterExecutionManagerRequest(ip_address="127.0.0.1"),
             deadline=DEADLINE,
         )
         em_id = ExecutionManagerId(em.registration.execution_manager_id)
@@ -100,14 +108,24 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
                 task_id = common.TaskId(index=index)
                 registered = await channel.call(
                     INSTANCES.register_task_instance,
-                    storage_pb.RegisterTaskInstanceRequest(job_id, task_id, em_id, session),
+                    storage_pb.RegisterTaskInstanceRequest(
+                        job_id=job_id,
+                        task_id=task_id,
+                        execution_manager_id=em_id,
+                        session_id=session,
+                    ),
                     deadline=DEADLINE,
                 )
                 instance_id = registered.execution_context.task_instance_id
                 await channel.call(
                     INSTANCES.report_task_success,
                     storage_pb.ReportTaskSuccessRequest(
-                        job_id, task_id, instance_id, em_id, session, output
+                        job_id=job_id,
+                        task_id=task_id,
+                        task_instance_id=instance_id,
+                        execution_manager_id=em_id,
+                        session_id=session,
+                        serialized_outputs=output,
                     ),
                     deadline=DEADLINE,
                 )
@@ -117,7 +135,7 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
             for _ in range(clients):
                 nursery.start_soon(client)
         elapsed = time.perf_counter() - started
-        state = await channel.call(JOBS.get_job_state, storage_pb.JobIdRequest(job_id))
+        state = await channel.call(JOBS.get_job_state, storage_pb.JobIdRequest(job_id=job_id))
         assert state.state == storage_pb.JobState.COMMIT_READY, state
         return elapsed
 

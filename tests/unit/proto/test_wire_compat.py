@@ -11,7 +11,7 @@ through grpcio stubs generated at test time.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -77,7 +77,9 @@ def _field(field: FieldDescriptor, value: Any) -> bytes:
 def encode(message: Message) -> bytes:
     """``message`` in the canonical proto3 encoding."""
     out = bytearray()
-    for field in sorted(message.DESCRIPTOR.fields, key=lambda f: f.number):
+    descriptor = cast(Descriptor, message.DESCRIPTOR)  # the stubs also allow upb's own class
+    fields: list[FieldDescriptor] = sorted(descriptor.fields, key=lambda f: f.number)
+    for field in fields:
         value = getattr(message, field.name)
         if field.is_repeated:
             assert field.type == field.TYPE_MESSAGE, "repeated scalars would be packed"
@@ -109,8 +111,10 @@ def _scalar(field: FieldDescriptor) -> st.SearchStrategy[Any]:
     if kind == field.TYPE_BYTES:
         return st.binary()
     if kind == field.TYPE_ENUM:
+        assert field.enum_type is not None
         return st.sampled_from([value.number for value in field.enum_type.values])
     if kind == field.TYPE_MESSAGE:
+        assert field.message_type is not None
         return messages(field.message_type)
     raise AssertionError(f"{field.full_name}: type {kind} has no strategy here; add one")
 
@@ -126,7 +130,7 @@ def messages(descriptor: Descriptor) -> st.SearchStrategy[Message]:
 
     @st.composite
     def build(draw: st.DrawFn) -> Message:
-        kwargs = {name: value for name, value in draw(st.fixed_dictionaries(plain)).items()}
+        kwargs = dict(draw(st.fixed_dictionaries(plain)))
         for oneof in descriptor.oneofs:
             chosen = draw(st.sampled_from([None, *oneof.fields]))
             if chosen is not None:
@@ -168,7 +172,8 @@ def test_every_proto_message_is_covered() -> None:
 def test_messages_encode_canonically_and_round_trip(
     message_cls: type[Message], data: st.DataObject
 ) -> None:
-    message = data.draw(messages(message_cls.DESCRIPTOR))
+    descriptor = cast(Descriptor, message_cls.DESCRIPTOR)
+    message = data.draw(messages(descriptor))
     wire = encode(message)
     assert message.SerializeToString() == wire
     assert message_cls.FromString(wire) == message
@@ -179,15 +184,15 @@ def test_the_hot_messages_have_the_bytes_spider_writes() -> None:
     register = storage.RegisterTaskInstanceRequest(
         job_id=5, task_id=common.TaskId(index=300), execution_manager_id=7, session_id=1
     )
-    assert register.SerializeToString() == bytes.fromhex("0805" "1203" "08ac02" "1807" "2001")
+    assert register.SerializeToString() == bytes.fromhex("0805120308ac0218072001")
     record = scheduler.TaskAssignmentRecord(id=9, **{"from": 2})
-    assert record.SerializeToString() == bytes.fromhex("0809" "1002")
+    assert record.SerializeToString() == bytes.fromhex("08091002")
     commit = scheduler.NextTaskResponse(
         assignment=scheduler.SchedulerAssignment(
             id=1, task_id=common.TaskId(commit=common.Void()), scheduler_id=2
         )
     )
-    assert commit.SerializeToString() == bytes.fromhex("0a08" "0801" "2202" "1200" "2802")
+    assert commit.SerializeToString() == bytes.fromhex("0a080801220212002802")
     no_task = scheduler.NextTaskResponse(no_task=common.Void())
     assert no_task.SerializeToString() == bytes.fromhex("1200")
     assert scheduler.NextTaskResponse.FromString(b"\x12\x00").WhichOneof("result") == "no_task"
