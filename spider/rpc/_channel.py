@@ -27,10 +27,6 @@ _ResponseT = TypeVar("_ResponseT")
 
 DEFAULT_RPC_CONFIG = RpcConfig()
 
-CHANNEL_CLOSE_TIMEOUT = 5.0
-"""Seconds leaving ``connect_channel`` may spend closing connections (closing does not wait on
-the network; this only bounds a wedged asyncio thread)."""
-
 
 @asynccontextmanager
 async def connect_channel(
@@ -47,8 +43,10 @@ async def connect_channel(
     try:
         yield Channel(endpoint, config, bridge, connections)
     finally:
-        with trio.move_on_after(CHANNEL_CLOSE_TIMEOUT, shield=True):
-            await bridge.run(_close_connections, connections)
+        # Closing does not wait on the network, so nothing waits for it here either: a busy
+        # or wedged asyncio thread cannot hold up leaving the block. The loop runs callbacks
+        # in order, so the connections are closed before the bridge's loop stops.
+        bridge.call_soon(_close_connections, connections)
 
 
 async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpclib.client.Channel]:
@@ -59,7 +57,7 @@ async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpcl
     ]
 
 
-async def _close_connections(connections: list[grpclib.client.Channel]) -> None:
+def _close_connections(connections: list[grpclib.client.Channel]) -> None:
     for connection in connections:
         connection.close()
 
@@ -129,7 +127,12 @@ class Channel:
         # server learns it (grpc-timeout) and cancels its handler when it passes.
         with trio.move_on_after(budget):
             try:
-                return await self._bridge.run(functools.partial(call, request, timeout=budget))
+                # Abandoned on cancellation (deadline, caller cancelled, shutdown): the stream is
+                # reset in the background and the Trio bound holds however busy the asyncio
+                # thread is.
+                return await self._bridge.run(
+                    functools.partial(call, request, timeout=budget), abandon_on_cancel=True
+                )
             except (Exception, asyncio.CancelledError) as exc:
                 error = error_for_call_failure(exc, method=name)
                 if error is None:

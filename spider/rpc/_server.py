@@ -126,8 +126,12 @@ async def serve(
             await trio.sleep_forever()
         finally:
             launcher.refuse_new_calls()
+            # Stopping goes on in the asyncio thread however long it takes; serve waits for
+            # it only up to the grace, so a busy or wedged asyncio thread cannot hold it.
+            stopped = trio.Event()
+            bridge.call_soon(_stop_in_background, server, bridge, stopped)
             with trio.move_on_after(config.shutdown_grace, shield=True) as stopping:
-                await bridge.run(_stop_server, server)
+                await stopped.wait()
             if stopping.cancelled_caught:
                 LOGGER.warning(
                     "the server on port %d did not close within %g s",
@@ -174,6 +178,25 @@ async def _start_server(
     server = _ConnectionTrackingServer(servables)
     await server.start(sock=listener)
     return server
+
+
+_STOPPING: set[asyncio.Task[None]] = set()
+"""Servers being stopped in the asyncio thread (asyncio keeps only weak references to tasks)."""
+
+
+def _stop_in_background(
+    server: _ConnectionTrackingServer, bridge: AsyncioBridge, stopped: trio.Event
+) -> None:  # asyncio thread
+    def finished(task: asyncio.Task[None]) -> None:
+        _STOPPING.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOGGER.error("stopping a gRPC server failed", exc_info=task.exception())
+        with contextlib.suppress(trio.RunFinishedError):
+            bridge.to_trio(stopped.set)
+
+    task = asyncio.get_running_loop().create_task(_stop_server(server))
+    _STOPPING.add(task)
+    task.add_done_callback(finished)
 
 
 async def _stop_server(server: _ConnectionTrackingServer) -> None:
@@ -251,6 +274,9 @@ class _HandlerLauncher:
 
     _bridge: AsyncioBridge
     _nursery: trio.Nursery
+    _context: contextvars.Context = attrs.field(factory=contextvars.copy_context)
+    """``serve``'s context when it started: handlers run in copies of it. Callbacks from the
+    asyncio thread run in Trio's system context, whose variables are not ``serve``'s."""
     _refusing: bool = False
 
     def report_undelivered(self, route: str, callbacks: list[UndeliveredCallback]) -> None:
@@ -268,7 +294,7 @@ class _HandlerLauncher:
                     )
 
         try:
-            self._bridge.to_trio(run)
+            self._bridge.to_trio(self._context.run, run)
         except trio.RunFinishedError:
             LOGGER.warning(
                 "a response of %s was not delivered after the Trio run ended; its "
@@ -308,7 +334,8 @@ class _HandlerLauncher:
                 refusal = GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry")
                 self._bridge.call_soon(settle, outcome.Error(refusal))
                 return
-            self._nursery.start_soon(run)
+            # start_soon copies the current context: make it (a copy of) serve's.
+            self._context.run(self._nursery.start_soon, run)
 
         self._bridge.to_trio(launch)
         try:

@@ -6,9 +6,12 @@ Real sockets mean real time: these tests use Trio's real clock, and time only ap
 
 from __future__ import annotations
 
+import functools
 import math
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import trio
@@ -21,9 +24,11 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
     ShutdownRequest,
 )
+from spider.rpc._bridge import current_bridge
 
 from .rpc_services import (
     CRASHING_EM,
+    LOOPBACK,
     STATUS_EM_BASE,
     WRONG_REPLY_EM,
     FixedSession,
@@ -240,3 +245,67 @@ async def test_without_a_bridge_the_error_says_how_to_open_one() -> None:
             pass  # pragma: no cover
     with pytest.raises(RuntimeError, match="open_rpc_bridge"):
         await rpc.serve([RecordingScheduler()], "127.0.0.1", 0)
+
+
+@contextmanager
+def wedged_asyncio_thread(for_seconds: float) -> Iterator[None]:
+    """Block the bridge's asyncio thread (a handler stuck in blocking code) for a while; a
+    timer releases it so that a broken bound ends the test instead of hanging it."""
+    release = threading.Event()
+    timer = threading.Timer(for_seconds, release.set)
+    current_bridge().call_soon(release.wait)
+    timer.start()
+    try:
+        yield
+    finally:
+        release.set()
+        timer.cancel()
+
+
+async def test_a_bound_around_a_call_holds_while_the_asyncio_thread_is_wedged(
+    bridge: None,
+) -> None:
+    wedged_for = 3.0
+    async with (
+        running_server([RecordingScheduler()]) as endpoint,
+        rpc.connect_channel(endpoint) as channel,
+    ):
+        with wedged_asyncio_thread(wedged_for):
+            began = trio.current_time()
+            with trio.move_on_after(0.2):
+                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+            abandoned_after = trio.current_time() - began
+    # Without abandoning, the call waits for the asyncio thread: the whole 3 s.
+    assert abandoned_after < wedged_for / 2
+
+
+async def test_closing_a_channel_gives_up_on_a_wedged_asyncio_thread(
+    bridge: None,
+) -> None:
+    wedged_for = 3.0
+    async with running_server([RecordingScheduler()]) as endpoint:
+        async with rpc.connect_channel(endpoint) as channel:
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+            wedged = wedged_asyncio_thread(wedged_for)
+            wedged.__enter__()
+            began = trio.current_time()
+        closed_after = trio.current_time() - began
+        wedged.__exit__(None, None, None)
+    # Without giving up, leaving the block waits for the asyncio thread: the whole 3 s.
+    assert closed_after < wedged_for / 2
+
+
+async def test_stopping_a_server_gives_up_on_a_wedged_asyncio_thread(bridge: None) -> None:
+    wedged_for = 3.0
+    config = rpc.ServerConfig(shutdown_grace=0.2)
+    with ExitStack() as wedged:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                functools.partial(rpc.serve, config=config), [RecordingScheduler()], LOOPBACK, 0
+            )
+            wedged.enter_context(wedged_asyncio_thread(wedged_for))
+            began = trio.current_time()
+            nursery.cancel_scope.cancel()
+        stopped_after = trio.current_time() - began
+    # Without giving up, serve waits for the asyncio thread: the whole 3 s.
+    assert stopped_after < wedged_for / 2

@@ -5,6 +5,7 @@ Real loopback sockets, so Trio's real clock; time only bounds waits (see test_rp
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -246,3 +247,28 @@ async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
 
 async def test_on_undelivered_outside_a_served_call_does_nothing() -> None:
     assert rpc.on_undelivered(lambda: None) is False
+
+
+_SERVE_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("test_serve_context")
+
+
+class _ContextReporter(SchedulerServiceBase):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def heartbeat(self, request: HeartbeatRequest) -> Void:
+        self.seen.append(_SERVE_CONTEXT.get("<not serve's context>"))
+        return Void()
+
+
+async def test_handlers_run_in_the_context_of_the_serve_that_started_them(bridge: None) -> None:
+    reporter = _ContextReporter()
+    _SERVE_CONTEXT.set("set around serve")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(rpc.serve, [reporter], LOOPBACK, 0)
+        _SERVE_CONTEXT.set("changed after serve started")
+        async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+        nursery.cancel_scope.cancel()
+    # The value serve saw when it started (nursery.start copies the starter's context).
+    assert reporter.seen == ["set around serve"]
