@@ -194,6 +194,7 @@ class SqlDatabase(abc.ABC):
     @contextmanager
     def _transaction(self, *, writes: bool) -> Iterator[sa.Connection]:
         """One transaction on a pooled connection, with driver errors translated."""
+        failed: DatabaseError | None = None
         try:
             with (
                 self._translating(),
@@ -202,7 +203,18 @@ class SqlDatabase(abc.ABC):
             ):
                 conn.execution_options(**{WRITES_OPTION: writes})
                 with conn.begin():
-                    yield conn
+                    try:
+                        yield conn
+                    except DatabaseError as exc:
+                        failed = exc
+                        raise
+        except DatabaseError as exc:
+            if failed is None or exc is failed:
+                raise
+            # The body failed (already translated), then so did the rollback, as when MariaDB
+            # drops the connection after an oversized packet: the body's error says what
+            # happened, the rollback's ("server has gone away") would hide it.
+            raise failed from None
         except sqlalchemy.exc.TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"{self._description}: every pooled connection stayed busy too long; "
@@ -241,14 +253,14 @@ class SqlDatabase(abc.ABC):
         its own transaction, and only the writes that fail alone fail. If the COMMIT fails, its
         outcome is unknown: every write fails with that error, as a single write's would.
         """
-        if len(writes) <= 1:
-            return write_each(self, writes)
-        try:
-            return self._write_together(writes)
-        except _CommitFailed as failed:
-            return BatchOutcome(tuple(outcome.Error(failed.error) for _ in writes), 0)
-        except DatabaseError:
-            return write_each(self, writes)
+        if len(writes) > 1:
+            try:
+                return self._write_together(writes)
+            except _CommitFailed as failed:
+                return BatchOutcome(tuple(outcome.Error(failed.error) for _ in writes), 0)
+            except DatabaseError:
+                pass  # rolled back as a whole: each write runs alone below
+        return write_each(self, writes)
 
     def _write_together(self, writes: Sequence[Write]) -> BatchOutcome:
         outcomes: list[outcome.Outcome[object]] = []
