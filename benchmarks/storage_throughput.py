@@ -4,6 +4,8 @@
   ``--clients`` concurrent Trio clients (default 16, over ``spider.rpc``) each take ready tasks
   of one started job and do ``RegisterTaskInstance`` + ``ReportTaskSuccess`` (the two calls an
   EM makes per task). The timed part is from the first registration to the last report.
+  Storage's shutdown log line gives the database commits (fsyncs on SQLite) of the whole run,
+  setup included, and the writes they carried: "commits/task" is the group commit's effect.
 * **Recovery**: ``--jobs`` Running jobs of ``--tasks`` tasks each (default 1,000 x 100) are
   written, then a new ``StorageState`` is created on the same database: the time of schema
   check, new session and job-cache recovery, which is what a restarted service spends before it
@@ -51,6 +53,9 @@ class Throughput:
     instances: int
     clients: int
     seconds: float
+    transactions: int | None
+    """Committed transactions of the whole storage run (from its shutdown log)."""
+    writes: int | None
 
 
 @attrs.frozen
@@ -148,7 +153,10 @@ def measure_throughput(
         with running_storage("--config", config, cwd=Path(directory)) as storage:
             seconds = trio.run(_throughput, storage.port, instances, clients)
             storage.stop()
-    return Throughput(backend, instances, clients, seconds)
+    counted = [record for record in storage.records() if "transactions" in record]
+    transactions = counted[-1]["transactions"] if counted else None
+    writes = counted[-1]["writes"] if counted else None
+    return Throughput(backend, instances, clients, seconds, transactions, writes)
 
 
 async def _recovery(database: DatabaseConfig, jobs: int, tasks: int) -> tuple[float, float]:
@@ -225,12 +233,16 @@ def main() -> None:
             )
 
     print("## Task instances per second (RegisterTaskInstance + ReportTaskSuccess)\n")
-    print("| backend | clients | instances | seconds | instances/s |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| backend | clients | instances | seconds | instances/s | commits | writes | commits/task |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in throughput:
         rate = row.instances / row.seconds
+        per_task = "?" if row.transactions is None else f"{row.transactions / row.instances:.3f}"
         print(
-            f"| {row.backend} | {row.clients} | {row.instances} | {row.seconds:.2f} | {rate:.0f} |"
+            f"| {row.backend} | {row.clients} | {row.instances} | {row.seconds:.2f} | {rate:.0f} "
+            f"| {row.transactions} | {row.writes} | {per_task} |"
         )
     print("\n## Recovery of Running jobs at startup\n")
     print("| backend | jobs | tasks/job | write (s) | recover (s) | jobs/s recovered |")
