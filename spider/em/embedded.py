@@ -118,6 +118,13 @@ async def run_embedded_cluster(
             # Raised bare after the services stop, as the EM alone raises it, rather than
             # wrapped in the nursery's exception group.
             failure = error
+        finally:
+            local_calls = to_storage.calls + to_scheduler.calls
+            LOGGER.info(
+                "made %d in-process calls",
+                local_calls.total(),
+                extra={"rpc_local_calls": dict(local_calls)},
+            )
         services.cancel_scope.cancel(reason="the execution manager has stopped")
     if failure is not None:
         raise failure

@@ -12,6 +12,7 @@ clients and services mutates a message it has handed over.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
@@ -47,6 +48,8 @@ class LocalChannel:
 
     def __init__(self, services: Sequence[ServiceBase], default_deadline: float) -> None:
         self._default_deadline = default_deadline
+        self.calls: collections.Counter[str] = collections.Counter()
+        """Calls made through this channel, by route (as ``serve`` counts the calls it gets)."""
         self._handlers: dict[str, tuple[Callable[[Any], Awaitable[Any]], type[Any]]] = {}
         for service in services:
             for method in _trio_methods(service):
@@ -63,6 +66,7 @@ class LocalChannel:
         """As ``Channel.call``; ``retry`` is accepted and unused (nothing here is transient)."""
         del retry
         name = method.route
+        self.calls[name] += 1
         served = self._handlers.get(name)
         if served is None:
             raise UnimplementedError(f"{name} is not served in this process", method=name)

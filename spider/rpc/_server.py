@@ -12,6 +12,7 @@ what a handler raises: an ``RpcError`` becomes its status and message, anything 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -139,7 +140,12 @@ async def serve(
                     config.shutdown_grace,
                     extra={"rpc_port": bound_port, "shutdown_grace_s": config.shutdown_grace},
                 )
-            LOGGER.info("stopped serving on port %d", bound_port, extra={"rpc_port": bound_port})
+            LOGGER.info(
+                "stopped serving on port %d after %d calls",
+                bound_port,
+                launcher.calls.total(),
+                extra={"rpc_port": bound_port, "rpc_calls": dict(launcher.calls)},
+            )
 
 
 async def _listen(host: str, port: int) -> socket.socket:
@@ -278,6 +284,9 @@ class _HandlerLauncher:
     """``serve``'s context when it started: handlers run in copies of it. Callbacks from the
     asyncio thread run in Trio's system context, whose variables are not ``serve``'s."""
     _refusing: bool = False
+    calls: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    """Calls received, by route: logged when ``serve`` stops, so an operator (and
+    ``benchmarks/e2e.py``) can see how many RPCs the work took."""
 
     def report_undelivered(self, route: str, callbacks: list[UndeliveredCallback]) -> None:
         """Run a call's ``on_undelivered`` callbacks in Trio (from the asyncio thread)."""
@@ -391,6 +400,7 @@ def _stream_handler(
     route: str, trio_method: _TrioHandler, reply_type: type[Any], launcher: _HandlerLauncher
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
+        launcher.calls[route] += 1
         request = await stream.recv_message()
         peer = stream.peer.addr() if stream.peer is not None else None
         callbacks: list[UndeliveredCallback] = []

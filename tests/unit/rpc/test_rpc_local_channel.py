@@ -86,3 +86,14 @@ async def test_a_reply_of_the_wrong_type_becomes_internal() -> None:
         await channel().call(
             SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=WRONG_REPLY_EM)
         )
+
+
+async def test_calls_are_counted_by_route() -> None:
+    local = channel()
+    for _ in range(2):
+        await local.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1))
+    await local.call(SessionManagementServiceStub.get_session, Void())
+    assert local.calls == {
+        SchedulerServiceStub.heartbeat.route: 2,
+        SessionManagementServiceStub.get_session.route: 1,
+    }

@@ -174,14 +174,23 @@ async def test_serving_and_stopping_are_logged(
     caplog.set_level(logging.INFO, logger="spider.rpc")
     async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [RecordingScheduler()], LOOPBACK, 0)
+        async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+            for _ in range(3):
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
+            with pytest.raises(rpc.UnimplementedError):
+                await channel.call(SessionManagementServiceStub.get_session, Void())
         nursery.cancel_scope.cancel()
 
     messages = [record for record in caplog.records if record.name == "spider.rpc"]
     assert [record.getMessage() for record in messages] == [
         f"serving RecordingScheduler on {LOOPBACK} port {port}",
-        f"stopped serving on port {port}",
+        f"stopped serving on port {port} after 3 calls",
     ]
     assert messages[0].__dict__["rpc_port"] == port
+    # Calls to routes nobody serves are answered UNIMPLEMENTED and not counted.
+    assert messages[1].__dict__["rpc_calls"] == {SchedulerServiceStub.heartbeat.route: 3}
 
 
 async def test_the_listener_is_tcp_so_that_grpclib_turns_nagle_off() -> None:
