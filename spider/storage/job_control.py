@@ -58,6 +58,8 @@ class JobControlBlock:
     error_message: str | None = None
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     """Held across check, database write and apply of every change of job state."""
+    ended: trio.Event = attrs.field(factory=trio.Event)
+    """Set once the job's terminal state is durable and applied here; WaitForJob waits on it."""
 
     @classmethod
     def build(

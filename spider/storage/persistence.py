@@ -131,14 +131,12 @@ class Persistence:
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
+        insert = functools.partial(self.database.insert_job, started=started)
         return await self._call(
-            "insert_job",
-            self.database.insert_job,
-            group_id,
-            compressed_task_graph,
-            compressed_inputs,
-            now,
+            "insert_job", insert, group_id, compressed_task_graph, compressed_inputs, now
         )
 
     async def get_job_status(self, job_id: JobId) -> JobStatus:

@@ -239,13 +239,15 @@ class SqlDatabase(abc.ABC):
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
-        """Insert a Ready job. Raises ``UnknownResourceGroup``."""
+        """Insert a Ready (or, if ``started``, Running) job. Raises ``UnknownResourceGroup``."""
         try:
             job_id = self._insert(
                 schema.jobs,
                 resource_group_id=group_id,
-                state=JobState.READY,
+                state=JobState.RUNNING if started else JobState.READY,
                 compressed_serialized_task_graph=compressed_task_graph,
                 compressed_serialized_job_inputs=compressed_inputs,
                 created_at=now,

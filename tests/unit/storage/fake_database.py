@@ -104,6 +104,8 @@ class FakeDatabase:
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
         with self._lock:
             self._enter("insert_job")
@@ -113,7 +115,7 @@ class FakeDatabase:
             self.jobs[job_id] = JobRecord(
                 job_id,
                 group_id,
-                JobState.READY,
+                JobState.RUNNING if started else JobState.READY,
                 compressed_task_graph,
                 compressed_inputs,
                 None,
