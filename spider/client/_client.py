@@ -176,8 +176,12 @@ class SpiderClient:
 
     channel: Channel
     config: ClientConfig
-    _jobs_extension: bool | None = attrs.field(default=None, init=False)
+    _jobs_extension: bool | None = attrs.field(init=False)
     """Whether storage serves Spider-py's jobs extension; ``None`` until a call tells."""
+
+    @_jobs_extension.default
+    def _extension_unknown(self) -> bool | None:
+        return None if self.config.jobs_extension else False
 
     @property
     def endpoint(self) -> Endpoint:

@@ -45,3 +45,6 @@ class ClientConfig:
     """GetJobState polling, against a storage without Spider-py's jobs extension."""
     long_poll: float = LONG_POLL
     progress_poll: float = PROGRESS_POLL
+    jobs_extension: bool = True
+    """Use Spider-py's jobs extension (SubmitJob, WaitForJob) when storage serves it. ``False``
+    makes the client use Spider's calls only, as against upstream's storage (for comparisons)."""
