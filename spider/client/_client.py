@@ -6,12 +6,13 @@ Spider-py's jobs extension (docs/storage.md). A storage that answers UNIMPLEMENT
 gets Spider's own calls instead (RegisterJob, StartJob, GetJobState polling, GetJobOutputs,
 GetJobError); the client remembers which kind of storage it talks to.
 
-Retries follow what is safe to repeat. Reads and CancelJob (which answers the current state
-when the job is already cancelled or over) retry every transient failure. StartJob retries too,
-and a FAILED_PRECONDITION after an ambiguous attempt means that attempt started the job.
-SubmitJob, RegisterJob and AddResourceGroup create something, so they are retried only when the request
-provably never left (connection refused, host unknown); any other transient failure raises
-``SubmissionUnknownError`` rather than risk a duplicate, unlike upstream's client.
+Retries follow what is safe to repeat. Reads (WaitForJob among them) and CancelJob (which
+answers the current state when the job is already cancelled or over) retry every transient
+failure. StartJob retries too, and a FAILED_PRECONDITION after an ambiguous attempt means that
+attempt started the job. SubmitJob, RegisterJob and AddResourceGroup create something, so they
+are retried only when the request provably never left (connection refused, host unknown); any
+other transient failure raises ``SubmissionUnknownError`` rather than risk a duplicate, unlike
+upstream's client.
 """
 
 from __future__ import annotations
