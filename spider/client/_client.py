@@ -531,7 +531,7 @@ class SpiderClient:
         self,
         operation: str,
         job_id: int | None,
-        method: UnaryMethod[Any, Any, _T],
+        method: UnaryMethod[Any, _T],
         request: Any,
     ) -> _T:
         try:
@@ -544,7 +544,7 @@ class SpiderClient:
     async def _create(
         self,
         operation: str,
-        method: UnaryMethod[Any, Any, _T],
+        method: UnaryMethod[Any, _T],
         request: Any,
         *,
         unimplemented: bool = False,

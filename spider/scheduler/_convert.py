@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import betterproto
-
 from spider.core.ids import AssignmentId, SchedulerId
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
@@ -14,11 +12,10 @@ from spider.scheduler.em_registry import AssignmentRecord
 
 def task_id_from_proto(message: common.TaskId | None) -> TaskId | None:
     """The domain ``TaskId``; ``None`` when the message or its kind is missing."""
-    if message is None or not betterproto.serialized_on_wire(message):
-        return None
-    kind, value = betterproto.which_one_of(message, "kind")
-    if kind == "index" and isinstance(value, int):
-        return TaskId.index(value)
+    kind = None if message is None else message.WhichOneof("kind")
+    if kind == "index":
+        assert message is not None
+        return TaskId.index(message.index)
     if kind == "commit":
         return TaskId.COMMIT
     if kind == "cleanup":
@@ -35,11 +32,11 @@ def task_id_to_proto(task_id: TaskId) -> common.TaskId:
     return common.TaskId(cleanup=common.Void())
 
 
-def record_from_proto(message: scheduler_pb.TaskAssignmentRecord | None) -> AssignmentRecord | None:
-    """An acknowledgement, or ``None`` when the field is unset."""
-    if message is None or not betterproto.serialized_on_wire(message):
-        return None
-    return AssignmentRecord(AssignmentId(message.id), SchedulerId(message.from_))
+def record_from_proto(message: scheduler_pb.TaskAssignmentRecord) -> AssignmentRecord:
+    """The acknowledgement ``message`` holds."""
+    # ``from`` is a Python keyword: the field is only reachable through getattr.
+    from_scheduler: int = getattr(message, "from")
+    return AssignmentRecord(AssignmentId(message.id), SchedulerId(from_scheduler))
 
 
 def assignment_to_proto(

@@ -5,7 +5,9 @@ loop drains reschedules and fills the dispatch queue whenever something changed 
 reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring), at most once per
 ``tick_interval_ms``. Upstream instead polls all three lanes together once per tick and ticks
 every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is idle
-when the cluster is.
+when the cluster is. Each poll asks for at most ``storage_poll_page_size`` entries (upstream
+asks for all the room in its buffers, up to a million), so no single answer takes long to
+decode; a lane whose page came back full is polled again at once, without waiting for the tick.
 
 Storage failures are survived (upstream exits, reference §12.5): the pollers wait with capped
 exponential backoff plus jitter, the scheduler registers again, and a new storage session
@@ -219,7 +221,7 @@ class SchedulerCore:
         wait_ms = math.ceil(self.config.storage_poll_timeout_ms)
         while True:
             started = trio.current_time()
-            limit = self.lane_limit(lane)
+            limit = min(self.lane_limit(lane), self.config.storage_poll_page_size)
             if limit == 0:
                 await self._capacity_changed.wait()
                 continue
@@ -241,7 +243,11 @@ class SchedulerCore:
             if batch.session > self.session:
                 await self._follow_restart(batch.session)
             self.ingest(lane, batch)
-            # At most one poll per lane per tick, so a zero wait does not spin.
+            if len(batch.entries) == limit:
+                # A full page: more is likely waiting, so ask again now (the poll is a
+                # checkpoint, and storage answers at once while entries are there).
+                continue
+            # At most one poll per lane per tick otherwise, so a zero wait does not spin.
             await trio.sleep_until(started + tick)
 
     def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -267,3 +268,23 @@ async def test_a_cleanup_that_drops_buffered_tasks_wakes_the_parked_task_lane(
     await trio.sleep(1)
 
     assert storage.lanes[InboundLane.TASK] == []  # polled without anything taken meanwhile
+
+
+async def test_a_lane_deeper_than_a_page_arrives_in_pages_completely_and_once(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = attrs.evolve(CONFIG, ready_task_capacity=100, storage_poll_page_size=3)
+    core = SchedulerCore(config, storage, RECONNECT)
+    storage.enqueue(*(task(job, index) for job in range(5) for index in range(5)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(core.run, ADVERTISED)
+        taken = await drain(core)
+        nursery.cancel_scope.cancel()
+
+    assert sorted(keys(taken)) == sorted(
+        (job, f"Index({index})") for job in range(5) for index in range(5)
+    )
+    polls = storage.polls[InboundLane.TASK]
+    assert max(polls) == 3
+    # 25 entries in full pages of 3, then the partial page of 1: no entry was asked for twice.
+    assert polls[:9] == [3] * 9
