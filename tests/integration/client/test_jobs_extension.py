@@ -28,7 +28,7 @@ from spider.proto.spider_py import jobs as jobs_pb
 from spider.rpc import (
     Channel,
     Endpoint,
-    GeneratedService,
+    ServiceBase,
     UnaryMethod,
     UnavailableError,
     connect_channel,
@@ -50,20 +50,20 @@ EXTENSION_CALLS = ("submit_job", "wait_for_job")
 UPSTREAM_CALLS = ("register_job", "start_job", "get_job_state", "get_job_outputs", "get_job_error")
 
 
-def _all_services(services: list[GeneratedService]) -> list[GeneratedService]:
+def _all_services(services: list[ServiceBase]) -> list[ServiceBase]:
     return services
 
 
-def _without_extension(services: list[GeneratedService]) -> list[GeneratedService]:
+def _without_extension(services: list[ServiceBase]) -> list[ServiceBase]:
     return [s for s in services if not isinstance(s, JobSubmissionService)]
 
 
-def _extension_unimplemented(services: list[GeneratedService]) -> list[GeneratedService]:
+def _extension_unimplemented(services: list[ServiceBase]) -> list[ServiceBase]:
     # The generated base class answers UNIMPLEMENTED for both methods.
     return [*_without_extension(services), jobs_pb.JobSubmissionServiceBase()]
 
 
-STORAGES: dict[str, Callable[[list[GeneratedService]], list[GeneratedService]]] = {
+STORAGES: dict[str, Callable[[list[ServiceBase]], list[ServiceBase]]] = {
     "extension": _all_services,
     "not-served": _without_extension,
     "unimplemented": _extension_unimplemented,
@@ -85,13 +85,13 @@ class RecordingChannel:
 
     async def call(
         self,
-        method: UnaryMethod[Any, Any, Any],
+        method: UnaryMethod[Any, Any],
         request: Any,
         *,
         deadline: float | None = None,
         retry: Backoff | None = None,
     ) -> Any:
-        name = method.__name__  # type: ignore[attr-defined]
+        name = method.name
         self.methods.append(name)
         failure = self.failures.pop(name, None)
         if failure is not None:
@@ -112,21 +112,7 @@ class Cluster:
         return [name for name in self.recorder.methods if name in names]
 
 
-NOT_SERVED_ANSWERS_UNKNOWN = pytest.mark.xfail(
-    strict=True,
-    reason="grpclib's server answers a method it does not serve without a content-type, which "
-    "grpclib's client reports as UNKNOWN, not UNIMPLEMENTED; spider.rpc is being fixed to "
-    "answer UNIMPLEMENTED (remove this mark then)",
-)
-
-
-@pytest.fixture(
-    params=[
-        "extension",
-        pytest.param("not-served", marks=NOT_SERVED_ANSWERS_UNKNOWN),
-        "unimplemented",
-    ]
-)
+@pytest.fixture(params=["extension", "not-served", "unimplemented"])
 async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
     """A storage on SQLite serving on loopback with the extension served, not served or
     answering UNIMPLEMENTED; a recording client of it; a fake EM."""
