@@ -77,7 +77,12 @@ async def run_task(state: StorageState, job_id: JobId, graph: TaskGraph, *, fail
 
 async def test_submit_and_start_is_one_write_and_enqueues_the_input_tasks() -> None:
     database = FakeDatabase()
-    state, job_id = await submitted(database, diamond(), [1, 2])
+    state = await create_state(database)
+    counters = state.persistence.counters
+    before = (counters.transactions, counters.writes)
+    job_id = await state.submit_job(new_group(database), *submission(diamond(), [1, 2]), start=True)
+    # One write record through the group commit, committed in one transaction.
+    assert (counters.transactions, counters.writes) == (before[0] + 1, before[1] + 1)
     assert database.calls["insert_job"] == 1
     assert database.calls["transition_job"] == 0  # started in the insert's transaction
     assert database.state_of(job_id) is JobState.RUNNING
