@@ -14,9 +14,10 @@ The task is ``noop(x: int) -> int`` (returns ``x``) everywhere. Measured, in one
 
 1. **Round trip** of a one-task job, sequentially (``--warmup`` untimed, then ``--runs`` timed),
    with one worker process: submit until the result is in the client's hands, p50 and p99.
-   Spider's client polls the job state (its protocol has no push): measured with the client's
-   default polling (20 ms, doubling to 0.5 s) and with a 1 ms poll, to separate the client's
-   polling from the cluster's own latency. Celery's ``.get()`` waits on a Redis pub/sub message.
+   Spider's client submits and starts a job in one call and long-polls WaitForJob (Spider-py's
+   jobs extension, its default); for comparison also with Spider's calls only (RegisterJob,
+   StartJob, GetJobState polling, GetJobOutputs), polling with the client's default backoff and
+   every 1 ms, to separate the client's polling from the cluster's own latency. Celery's ``.get()`` waits on a Redis pub/sub message.
 2. **Throughput** of ``--tasks`` tasks with 1 and then 2 worker processes (Spider ``executors``,
    Celery ``--concurrency``): Spider as one job of independent tasks, and as that many one-task
    jobs submitted concurrently (``--in-flight`` submitters) and then awaited in order; Celery as
@@ -58,7 +59,7 @@ from typing import Any
 import attrs
 import trio
 
-from spider.client import ClientConfig, JobBuilder, TaskSpec, open_client
+from spider.client import ClientConfig, JobBuilder, TaskSpec, decode_outputs, open_client
 from spider.core.backoff import Backoff
 
 CELERY_REQUIREMENT = "celery[redis]==5.7.0"
@@ -97,7 +98,10 @@ def noop(x):
 
 NOOP = TaskSpec.remote(PACKAGE, "noop", [int], [int])
 DEFAULT_POLL = ClientConfig()
-FAST_POLL = ClientConfig(poll=Backoff(initial=0.001, cap=0.001, multiplier=1.0))
+UPSTREAM_CALLS = ClientConfig(jobs_extension=False)
+FAST_POLL = ClientConfig(
+    poll=Backoff(initial=0.001, cap=0.001, multiplier=1.0), jobs_extension=False
+)
 THROUGHPUT_POLL = ClientConfig(poll=Backoff(initial=0.005, cap=0.05, multiplier=2.0))
 
 
@@ -391,17 +395,16 @@ async def spider_many_jobs(endpoint: str, tasks: int, in_flight: int) -> float:
             for index in indexes:  # shared: each index is taken by one submitter
                 job = JobBuilder()
                 job.add(NOOP, index)
-                handle = await client.submit(job, group)
-                await client.start(handle)
-                submitted[index] = handle
+                submitted[index] = await client.submit(job, group, start=True)
 
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
             for _ in range(in_flight):
                 nursery.start_soon(submitter)
         for index, handle in enumerate(submitted):
-            await client.wait(handle)
-            if await client.outputs(handle) != [index]:
+            result = await client.wait_result(handle)
+            payloads = result.raw_outputs or ()
+            if decode_outputs(handle.id, payloads, handle.output_annotations) != [index]:
                 raise RuntimeError(f"Spider job {index} returned a wrong output")
         elapsed = time.perf_counter() - started
     return tasks / elapsed
@@ -439,7 +442,11 @@ def measure_spider(
             endpoint, services = start(stack, directory, workers)
             run_trio(spider_warm, endpoint)
             if workers == 1:
-                for label, config in (("default poll", DEFAULT_POLL), ("1 ms poll", FAST_POLL)):
+                for label, config in (
+                    ("default poll", DEFAULT_POLL),
+                    ("Spider's calls, default poll", UPSTREAM_CALLS),
+                    ("Spider's calls, 1 ms poll", FAST_POLL),
+                ):
                     progress(f"{SYSTEM_NAMES[system]}: {args.runs} round trips ({label})")
                     result.latency[label] = run_trio(
                         spider_round_trips, endpoint, config, args.warmup, args.runs

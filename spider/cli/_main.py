@@ -250,18 +250,19 @@ async def _wait_and_report(
     client: SpiderClient, job: SubmittedJob, output: _Output, document: dict[str, Any]
 ) -> ExitStatus:
     if output.as_json:
-        state = await client.wait(job)
+        result = await client.wait_result(job)
     else:
         with progress_bar(output.err, job.id) as on_progress:
-            state = await client.wait(job, on_progress=on_progress)
+            result = await client.wait_result(job, on_progress=on_progress)
+    state = result.state
     document["state"] = state.value
     text = f"job {job.id}: {state.value}"
     if state is JobState.SUCCEEDED:
-        values = [payload_to_json(p) for p in await client.raw_outputs(job)]
+        values = [payload_to_json(p) for p in result.raw_outputs or ()]
         document["outputs"] = values
         text += "\n" + _outputs_text(values, job.output_labels)
     elif state is JobState.FAILED:
-        document["error"] = message = await client.error(job)
+        document["error"] = message = result.error or ""
         text += f"\n{escape(message)}"
     output.result(document, text)
     return ExitStatus.OK if state is JobState.SUCCEEDED else ExitStatus.JOB_UNSUCCESSFUL
@@ -274,8 +275,8 @@ async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Outpu
     else:
         name = args.group or f"spider-cli-{uuid.uuid4().hex[:12]}"
         group = await client.add_resource_group(name, args.password.encode())
-    job = await client.submit(description, group)
-    state = JobState.READY if args.no_start else await client.start(job)
+    job = await client.submit(description, group, start=not args.no_start)
+    state = JobState.READY if args.no_start else JobState.RUNNING
     document: dict[str, Any] = {
         "job_id": job.id,
         "resource_group_id": group,

@@ -1,11 +1,18 @@
 """``SpiderClient``: submit, start, watch, read and cancel jobs over Spider's storage gRPC API.
 
-Retries follow what is safe to repeat. Reads and CancelJob (which answers the current state
-when the job is already cancelled or over) retry every transient failure. StartJob retries too,
-and a FAILED_PRECONDITION after an ambiguous attempt means that attempt started the job.
-RegisterJob and AddResourceGroup create something, so they are retried only when the request
-provably never left (connection refused, host unknown); any other transient failure raises
-``SubmissionUnknownError`` rather than risk a duplicate, unlike upstream's client.
+A job's round trip takes two calls to a Spider-py storage: ``SubmitJob`` (register and start in
+one transaction) and ``WaitForJob`` long polls that end with the outputs or the error, from
+Spider-py's jobs extension (docs/storage.md). A storage that answers UNIMPLEMENTED (upstream's)
+gets Spider's own calls instead (RegisterJob, StartJob, GetJobState polling, GetJobOutputs,
+GetJobError); the client remembers which kind of storage it talks to.
+
+Retries follow what is safe to repeat. Reads (WaitForJob among them) and CancelJob (which
+answers the current state when the job is already cancelled or over) retry every transient
+failure. StartJob retries too, and a FAILED_PRECONDITION after an ambiguous attempt means that
+attempt started the job. SubmitJob, RegisterJob and AddResourceGroup create something, so they
+are retried only when the request provably never left (connection refused, host unknown); any
+other transient failure raises ``SubmissionUnknownError`` rather than risk a duplicate, unlike
+upstream's client.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import attrs
 import ormsgpack
 import trio
 
+from spider.client import _jobs_extension as jobs_ext
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import JobProgress, ProgressCallback
@@ -150,12 +158,31 @@ class ClusterStatus:
         return NOT_EXPOSED if self.details is None else ()
 
 
+@attrs.frozen
+class JobResult:
+    """How a job ended, as ``SpiderClient.wait_result`` reports it."""
+
+    job_id: int
+    state: JobState
+    """Terminal: Succeeded, Failed or Cancelled."""
+    raw_outputs: tuple[bytes, ...] | None = None
+    """A Succeeded job's outputs as msgpack payloads, in graph-output order."""
+    error: str | None = None
+    """A Failed job's error (the message of the task failure that failed it)."""
+
+
 @attrs.define(eq=False)
 class SpiderClient:
     """A Trio client of one storage service; get one from ``open_client``."""
 
     channel: Channel
     config: ClientConfig
+    _jobs_extension: bool | None = attrs.field(init=False)
+    """Whether storage serves Spider-py's jobs extension; ``None`` until a call tells."""
+
+    @_jobs_extension.default
+    def _extension_unknown(self) -> bool | None:
+        return None if self.config.jobs_extension else False
 
     @property
     def endpoint(self) -> Endpoint:
@@ -194,22 +221,48 @@ class SpiderClient:
 
     # --- jobs --------------------------------------------------------------------------------
 
-    async def submit(self, job: JobDescription | JobBuilder, resource_group: int) -> SubmittedJob:
-        """Register ``job`` (it stays Ready until ``start``); return its handle."""
+    async def submit(
+        self, job: JobDescription | JobBuilder, resource_group: int, *, start: bool = False
+    ) -> SubmittedJob:
+        """Register ``job``; return its handle. It stays Ready until ``start``, unless
+        ``start=True`` starts it in the same call (and the same storage transaction)."""
         description = job.build() if isinstance(job, JobBuilder) else job
         graph_bytes, input_bytes = description.encode()
-        request = storage_pb.RegisterJobRequest(
-            resource_group_id=resource_group,
-            compressed_serialized_task_graph=graph_bytes,
-            compressed_serialized_inputs=input_bytes,
-        )
-        reply = await self._create("RegisterJob", _Orchestration.register_job, request)
+        job_id = await self._register(resource_group, graph_bytes, input_bytes, start=start)
         return SubmittedJob(
-            JobId(reply.job_id),
+            job_id,
             description.output_annotations,
             description.output_labels,
             len(description.graph),
         )
+
+    async def _register(
+        self, resource_group: int, graph_bytes: bytes, input_bytes: bytes, *, start: bool
+    ) -> JobId:
+        if self._jobs_extension is not False:
+            request = jobs_ext.submit_job_request(
+                resource_group, graph_bytes, input_bytes, start=start
+            )
+            try:
+                reply = await self._create(
+                    "SubmitJob", jobs_ext.SUBMIT_JOB, request, unimplemented=True
+                )
+            except UnimplementedError:
+                # Nothing was registered: fall back to Spider's calls, now and from now on.
+                self._jobs_extension = False
+            else:
+                self._jobs_extension = True
+                return jobs_ext.submitted_job_id(reply)
+        register = storage_pb.RegisterJobRequest(
+            resource_group_id=resource_group,
+            compressed_serialized_task_graph=graph_bytes,
+            compressed_serialized_inputs=input_bytes,
+        )
+        registered = await self._create("RegisterJob", _Orchestration.register_job, register)
+        job_id = JobId(registered.job_id)
+        if start:
+            await self.start(job_id)
+        return job_id
 
     async def start(self, job: JobRef) -> JobState:
         """Start a Ready job (Running); ``JobStateError`` if it was already started."""
@@ -262,35 +315,85 @@ class SpiderClient:
         return JobState.from_proto(reply.state)
 
     async def wait(self, job: JobRef, *, on_progress: ProgressCallback | None = None) -> JobState:
-        """Poll the job's state until it is terminal and return that state.
+        """Wait until the job is terminal and return that state.
 
-        ``on_progress`` gets a ``JobProgress`` after every poll. There is no timeout: wrap the
-        call in ``trio.fail_after`` or ``trio.move_on_after`` to bound it.
+        ``on_progress`` gets a ``JobProgress`` after every answer from storage. There is no
+        timeout: wrap the call in ``trio.fail_after`` or ``trio.move_on_after`` to bound it.
+        """
+        state, _ = await self._wait(as_submitted(job), on_progress)
+        return state
+
+    async def wait_result(
+        self, job: JobRef, *, on_progress: ProgressCallback | None = None
+    ) -> JobResult:
+        """Wait until the job is terminal; its state with its outputs or error.
+
+        Against a Spider-py storage the outputs or error come with the answer that says the job
+        is over; against upstream's they take one more call. ``on_progress`` as in ``wait``.
         """
         submitted = as_submitted(job)
+        state, answer = await self._wait(submitted, on_progress)
+        if state is JobState.SUCCEEDED:
+            if answer is None:
+                return JobResult(submitted.id, state, tuple(await self.raw_outputs(submitted)))
+            payloads = _decode_payloads(submitted.id, answer.serialized_outputs)
+            return JobResult(submitted.id, state, tuple(payloads))
+        if state is JobState.FAILED:
+            error = answer.error_message if answer is not None else await self.error(submitted)
+            return JobResult(submitted.id, state, error=error)
+        reason = answer.error_message if answer is not None else ""
+        return JobResult(submitted.id, state, error=reason or None)
+
+    async def _wait(
+        self, job: SubmittedJob, on_progress: ProgressCallback | None
+    ) -> tuple[JobState, jobs_ext.WaitAnswer | None]:
+        """The terminal state, with WaitForJob's last answer (``None`` when storage lacks the
+        jobs extension and the state was polled)."""
         started = time.monotonic()
         delays = self.config.poll.delays()
         previous: JobState | None = None
-        polls = 0
-        # Polling, because Spider's protocol has no way to subscribe to a job's state.
+        answers = 0
+        # Short long polls while someone watches progress: a change of state between two
+        # non-terminal ones shows only when a wait ends.
+        slice_sec = self.config.long_poll if on_progress is None else self.config.progress_poll
         while True:
-            state = await self.state(submitted.id)
-            polls += 1
+            asked = time.monotonic()
+            answer = await self._long_poll(job.id, slice_sec)
+            # Spider's protocol cannot push a job's state: without the extension, poll it.
+            state = answer.state if answer is not None else await self.state(job.id)
+            answers += 1
             if on_progress is not None:
                 on_progress(
                     JobProgress(
-                        submitted.id,
-                        state,
-                        previous,
-                        time.monotonic() - started,
-                        polls,
-                        submitted.num_tasks,
+                        job.id, state, previous, time.monotonic() - started, answers, job.num_tasks
                     )
                 )
             if state.is_terminal:
-                return state
+                return state, answer
             previous = state
-            await trio.sleep(next(delays, self.config.poll.cap))
+            # A long poll has waited already; a poll (or a wait that storage cut short) has
+            # not, so the backoff spaces the calls out.
+            delay = next(delays, self.config.poll.cap)
+            await trio.sleep(max(0.0, delay - (time.monotonic() - asked)))
+
+    async def _long_poll(self, job_id: int, wait_sec: float) -> jobs_ext.WaitAnswer | None:
+        """WaitForJob's answer, or ``None`` if storage does not serve it (then or before)."""
+        if self._jobs_extension is False:
+            return None
+        try:
+            reply = await self.channel.call(
+                jobs_ext.WAIT_FOR_JOB,
+                jobs_ext.wait_for_job_request(job_id, wait_sec),
+                deadline=self.config.call_deadline + wait_sec,
+                retry=self.config.retry,
+            )
+        except UnimplementedError:
+            self._jobs_extension = False
+            return None
+        except RpcError as error:
+            raise self._translate(error, "WaitForJob", job_id) from error
+        self._jobs_extension = True
+        return jobs_ext.wait_answer(reply)
 
     async def raw_outputs(self, job: JobRef) -> list[bytes]:
         """A Succeeded job's outputs as msgpack payloads, in graph-output order."""
@@ -301,12 +404,7 @@ class SpiderClient:
             _Orchestration.get_job_outputs,
             storage_pb.JobIdRequest(job_id=job_id),
         )
-        try:
-            return decode_task_outputs(reply.serialized_outputs)
-        except CodecError as exc:
-            raise OutputDecodeError(
-                f"job {job_id}: storage sent unreadable outputs: {exc}"
-            ) from exc
+        return _decode_payloads(job_id, reply.serialized_outputs)
 
     async def outputs(self, job: JobRef, types: Sequence[Any] | None = None) -> list[Any]:
         """A Succeeded job's outputs as Python values, in graph-output order.
@@ -343,14 +441,14 @@ class SpiderClient:
         ``JobFailedError`` (with the task's message) if it fails, ``JobCancelledError`` if
         someone cancels it.
         """
-        submitted = await self.submit(job, resource_group)
-        await self.start(submitted)
-        state = await self.wait(submitted, on_progress=on_progress)
-        if state is JobState.FAILED:
-            raise JobFailedError(submitted.id, await self.error(submitted))
-        if state is JobState.CANCELLED:
+        submitted = await self.submit(job, resource_group, start=True)
+        result = await self.wait_result(submitted, on_progress=on_progress)
+        if result.state is JobState.FAILED:
+            raise JobFailedError(submitted.id, result.error or "")
+        if result.state is JobState.CANCELLED:
             raise JobCancelledError(submitted.id)
-        return await self.outputs(submitted)
+        assert result.raw_outputs is not None
+        return decode_outputs(submitted.id, result.raw_outputs, submitted.output_annotations)
 
     # --- cluster -----------------------------------------------------------------------------
 
@@ -443,12 +541,26 @@ class SpiderClient:
         except RpcError as error:
             raise self._translate(error, operation, job_id) from error
 
-    async def _create(self, operation: str, method: UnaryMethod[Any, _T], request: Any) -> _T:
+    async def _create(
+        self,
+        operation: str,
+        method: UnaryMethod[Any, _T],
+        request: Any,
+        *,
+        unimplemented: bool = False,
+    ) -> _T:
+        """Call ``method``, retrying only failures that provably never reached storage.
+
+        With ``unimplemented``, an ``UnimplementedError`` is raised as it is (the caller falls
+        back to other calls) instead of being translated.
+        """
         delays = self.config.retry.delays()
         while True:
             try:
                 return await self.channel.call(method, request, deadline=self.config.call_deadline)
             except RpcError as error:
+                if unimplemented and isinstance(error, UnimplementedError):
+                    raise
                 if not error.is_transient:
                     raise self._translate(error, operation, None) from error
                 if not _never_sent(error):
@@ -492,6 +604,13 @@ class SpiderClient:
 
 def _job_counts(counts: Sequence[status_pb.JobStateCount]) -> dict[JobState, int]:
     return {JobState.from_proto(entry.state): entry.count for entry in counts}
+
+
+def _decode_payloads(job_id: int, serialized_outputs: bytes) -> list[bytes]:
+    try:
+        return decode_task_outputs(serialized_outputs)
+    except CodecError as exc:
+        raise OutputDecodeError(f"job {job_id}: storage sent unreadable outputs: {exc}") from exc
 
 
 def _never_sent(error: RpcError) -> bool:

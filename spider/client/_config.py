@@ -18,10 +18,19 @@ CALL_DEADLINE: Final = 30.0
 """Seconds one attempt of a call may take. RegisterJob of a very large graph is the slowest."""
 
 POLL_BACKOFF: Final = Backoff(initial=0.005, cap=0.5, multiplier=1.5)
-"""How ``wait`` polls GetJobState: quickly at first, so short jobs return fast (a poll after
+"""How ``wait`` polls GetJobState against a storage without Spider-py's jobs extension (with it,
+``wait`` long-polls WaitForJob instead): quickly at first, so short jobs return fast (a poll after
 5, 12, 24, 41, 66... ms), then every 0.5 s, which costs storage little (Spider has no push
 notification of job states). The end-to-end benchmark found 20 ms doubling added up to 14 ms
 to a short job's round trip."""
+
+
+LONG_POLL: Final = 20.0
+"""Seconds one WaitForJob long poll asks storage to wait (Spider-py's jobs extension); storage
+answers as soon as the job ends, and bounds the wait by its own ``max_job_wait_sec``."""
+PROGRESS_POLL: Final = 1.0
+"""The long poll's wait while a progress callback watches, so a change between two non-terminal
+states (Running to CommitReady) shows within about this long."""
 
 
 @attrs.frozen
@@ -33,3 +42,9 @@ class ClientConfig:
     retry: Backoff = RPC_RETRY_BACKOFF
     """Retries of calls that are safe to repeat (upstream's client helper: 10 retries)."""
     poll: Backoff = POLL_BACKOFF
+    """GetJobState polling, against a storage without Spider-py's jobs extension."""
+    long_poll: float = LONG_POLL
+    progress_poll: float = PROGRESS_POLL
+    jobs_extension: bool = True
+    """Use Spider-py's jobs extension (SubmitJob, WaitForJob) when storage serves it. ``False``
+    makes the client use Spider's calls only, as against upstream's storage (for comparisons)."""

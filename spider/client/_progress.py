@@ -14,17 +14,19 @@ class JobProgress:
     """One observation of a job while waiting for it.
 
     Storage's protocol exposes only the job's state (no per-task progress), so this is the state
-    plus what the client itself knows: when it started waiting, how many polls it made, when the
+    plus what the client itself knows: when it started waiting, how many answers it got (polls,
+    or long polls that end when the job does or after ``ClientConfig.progress_poll``), when the
     state last changed and, for a job submitted through this client, its number of tasks.
     """
 
     job_id: int
     state: JobState
     previous_state: JobState | None
-    """The state seen at the poll before, ``None`` at the first poll."""
+    """The state seen at the answer before, ``None`` at the first."""
     elapsed: float
     """Seconds since waiting began."""
     polls: int
+    """Answers from storage so far, this one included."""
     num_tasks: int | None
     """Tasks in the job's graph, if this client built it; ``None`` otherwise."""
 
@@ -35,4 +37,4 @@ class JobProgress:
 
 
 ProgressCallback = Callable[[JobProgress], object]
-"""Called after every poll, from the waiting task; keep it quick."""
+"""Called after every answer from storage, from the waiting task; keep it quick."""

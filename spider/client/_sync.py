@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from spider.client._client import ClusterStatus, SpiderClient, open_client
+from spider.client._client import ClusterStatus, JobResult, SpiderClient, open_client
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import ProgressCallback
@@ -58,9 +58,11 @@ class SyncClient:
         """See ``SpiderClient.verify_resource_group``."""
         self._call(lambda c: c.verify_resource_group(group_id, password))
 
-    def submit(self, job: JobDescription | JobBuilder, resource_group: int) -> SubmittedJob:
+    def submit(
+        self, job: JobDescription | JobBuilder, resource_group: int, *, start: bool = False
+    ) -> SubmittedJob:
         """See ``SpiderClient.submit``."""
-        return self._call(lambda c: c.submit(job, resource_group))
+        return self._call(lambda c: c.submit(job, resource_group, start=start))
 
     def start(self, job: JobRef) -> JobState:
         """See ``SpiderClient.start``."""
@@ -88,6 +90,21 @@ class SyncClient:
                 return await client.wait(job, on_progress=on_progress)
 
         return self._call(wait)
+
+    def wait_result(
+        self,
+        job: JobRef,
+        *,
+        on_progress: ProgressCallback | None = None,
+        timeout: float | None = None,
+    ) -> JobResult:
+        """See ``SpiderClient.wait_result``; ``timeout`` as in ``wait``."""
+
+        async def wait_result(client: SpiderClient) -> JobResult:
+            with trio.fail_after(timeout if timeout is not None else float("inf")):
+                return await client.wait_result(job, on_progress=on_progress)
+
+        return self._call(wait_result)
 
     def raw_outputs(self, job: JobRef) -> list[bytes]:
         """See ``SpiderClient.raw_outputs``."""

@@ -14,6 +14,7 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
       job_cache_gc: {gc_interval_sec: 30, terminated_job_retention_sec: 300}
       db_retention_sec: 604800              # Spider-py: delete terminated jobs after 7 days
       db_threads: 8                         # Spider-py: worker threads for database calls
+      max_job_wait_sec: 60                  # Spider-py: the longest one WaitForJob waits
 """
 
 from __future__ import annotations
@@ -95,6 +96,9 @@ class RuntimeConfig:
     """Terminated jobs (and their task outputs) are deleted from the database after this."""
     db_threads: int = attrs.field(default=8, validator=_positive_int)
     """Worker threads that may run database calls at once."""
+    max_job_wait_sec: float = attrs.field(default=60.0, validator=_non_negative_seconds)
+    """The longest one WaitForJob (Spider-py's jobs extension) waits, whatever ``wait_ms`` the
+    client asks for; the client asks again. Bounds how long a waiter holds a stream open."""
 
 
 @attrs.frozen

@@ -70,6 +70,8 @@ class JobControlBlock:
     recording: set[int] = attrs.field(factory=set)
     """Regular tasks whose success is being written without the lock."""
     _recording_ended: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    ended: trio.Event = attrs.field(factory=trio.Event)
+    """Set once the job's terminal state is durable and applied here; WaitForJob waits on it."""
 
     @classmethod
     def build(

@@ -73,6 +73,17 @@ class ExecutionContext:
     Cleanup: an empty wire frame."""
 
 
+@attrs.frozen
+class JobOutcome:
+    """What WaitForJob answers: the job's state and, once it is terminal, how it ended."""
+
+    state: JobState
+    serialized_outputs: bytes | None = None
+    """``SerializedTaskOutputs`` of a Succeeded job."""
+    error_message: str | None = None
+    """The failure of a Failed job (or the reason recorded for a Cancelled one)."""
+
+
 def hard_timeout_message(timeout_policy: TimeoutPolicy) -> str:
     """The failure message of an instance storage removed for exceeding its hard timeout."""
     return f"hard timeout ({timeout_policy.hard_timeout_ms} ms) exceeded (enforced by storage)"
@@ -100,8 +111,14 @@ class JobLifecycle:
         resource_group_id: ResourceGroupId,
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
+        *,
+        start: bool = False,
     ) -> JobId:
-        """Validate a submission, insert it as a Ready job and cache it."""
+        """Validate a submission, insert it as a Ready job and cache it.
+
+        With ``start`` (Spider-py's SubmitJob) the job is inserted Running, in the same
+        transaction, and its input tasks are enqueued: RegisterJob and StartJob in one write.
+        """
         try:
             submission = await self.persistence.offload(
                 decode_job_submission, compressed_task_graph, compressed_inputs
@@ -109,17 +126,14 @@ class JobLifecycle:
         except CodecError as exc:
             raise BadRequest(str(exc)) from exc
         job_id = await self.persistence.insert_job(
-            resource_group_id, compressed_task_graph, compressed_inputs, self.clock()
+            resource_group_id, compressed_task_graph, compressed_inputs, self.clock(), started=start
         )
-        self.cache.insert(
-            JobControlBlock.build(
-                job_id,
-                resource_group_id,
-                JobState.READY,
-                submission.task_graph,
-                submission.inputs,
-            )
+        jcb = JobControlBlock.build(
+            job_id, resource_group_id, JobState.READY, submission.task_graph, submission.inputs
         )
+        ready = jcb.apply_start() if start else []
+        self.cache.insert(jcb)
+        self._enqueue(jcb, ready)
         return job_id
 
     async def start_job(self, job_id: JobId) -> JobState:
@@ -176,6 +190,34 @@ class JobLifecycle:
             await trio.lowlevel.checkpoint()
             return jcb.state
         return (await self.persistence.get_job_status(job_id)).state
+
+    async def wait_for_job(self, job_id: JobId, wait_sec: float) -> JobOutcome:
+        """The job's outcome once it is terminal, waiting up to ``wait_sec`` for that.
+
+        Waits on the job's ``ended`` event, which is set only after the terminal state is
+        durable, so a waiter is never answered before the commit. A job not (or no longer) in
+        the cache is answered from the database at once: every unfinished job is cached.
+        """
+        jcb = self.cache.get(job_id)
+        if jcb is None:
+            return await self._stored_outcome(job_id)
+        with trio.move_on_after(wait_sec):
+            await jcb.ended.wait()
+        state = jcb.state
+        if not state.is_terminal:
+            return JobOutcome(state)
+        if state is JobState.SUCCEEDED:
+            return JobOutcome(state, serialized_outputs=jcb.serialized_outputs)
+        return JobOutcome(state, error_message=jcb.error_message)
+
+    async def _stored_outcome(self, job_id: JobId) -> JobOutcome:
+        status = await self.persistence.get_job_status(job_id)
+        if status.state is not JobState.SUCCEEDED:
+            return JobOutcome(status.state, error_message=status.error_message)
+        state, outputs = await self.persistence.get_job_outputs(job_id)
+        if outputs is None:
+            raise StorageInternalError(f"job {job_id} is Succeeded but has no stored outputs")
+        return JobOutcome(state, serialized_outputs=outputs)
 
     async def get_job_outputs(self, job_id: JobId) -> bytes:
         """The outputs (``SerializedTaskOutputs``) of a Succeeded job."""
@@ -485,3 +527,4 @@ class JobLifecycle:
 
     def _terminated(self, jcb: JobControlBlock) -> None:
         self.cache.mark_terminated(jcb.id, self.monotonic())
+        jcb.ended.set()

@@ -140,8 +140,10 @@ class Persistence:
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
-        write = InsertJob(group_id, compressed_task_graph, compressed_inputs, now)
+        write = InsertJob(group_id, compressed_task_graph, compressed_inputs, now, started=started)
         return cast(JobId, await self._commit("insert_job", write, group_id))
 
     async def get_job_status(self, job_id: JobId) -> JobStatus:

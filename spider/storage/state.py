@@ -42,7 +42,7 @@ from spider.storage.instance_gc import SweepReport, run_task_instance_gc, sweep_
 from spider.storage.instance_pool import TaskInstancePool
 from spider.storage.job_cache import JobCache
 from spider.storage.job_cache_gc import TerminatedJobCollector
-from spider.storage.job_lifecycle import ExecutionContext, JobLifecycle
+from spider.storage.job_lifecycle import ExecutionContext, JobLifecycle, JobOutcome
 from spider.storage.liveness import ExecutionManagerLiveness
 from spider.storage.passwords import burn_verification_time, hash_password, verify_password
 from spider.storage.persistence import Persistence
@@ -160,6 +160,25 @@ class StorageState:
         return await self.lifecycle.register_job(
             resource_group_id, compressed_task_graph, compressed_inputs
         )
+
+    async def submit_job(
+        self,
+        resource_group_id: ResourceGroupId,
+        compressed_task_graph: bytes,
+        compressed_inputs: bytes,
+        *,
+        start: bool,
+    ) -> JobId:
+        """Spider-py's ``SubmitJob``: ``RegisterJob``, and ``StartJob`` if ``start``, in one write."""
+        return await self.lifecycle.register_job(
+            resource_group_id, compressed_task_graph, compressed_inputs, start=start
+        )
+
+    async def wait_for_job(self, job_id: JobId, wait_sec: float) -> JobOutcome:
+        """Spider-py's ``WaitForJob``: up to ``wait_sec`` (at most ``max_job_wait_sec``) for the
+        job to end; its state, and its outputs or error once it has."""
+        wait_sec = min(wait_sec, self.config.runtime.max_job_wait_sec)
+        return await self.lifecycle.wait_for_job(job_id, wait_sec)
 
     async def start_job(self, job_id: JobId) -> JobState:
         """``StartJob``: Ready -> Running; ``InvalidJobState`` from any other state."""

@@ -294,6 +294,7 @@ class SqlDatabase(abc.ABC):
                     write.compressed_task_graph,
                     write.compressed_inputs,
                     write.now,
+                    started=write.started,
                 )
             case TransitionJob():
                 return self._transition_job_in(
@@ -355,11 +356,13 @@ class SqlDatabase(abc.ABC):
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
-        """Insert a Ready job. Raises ``UnknownResourceGroup``."""
+        """Insert a Ready (or, if ``started``, Running) job. Raises ``UnknownResourceGroup``."""
         with self._transaction(writes=True) as conn:
             return self._insert_job_in(
-                conn, group_id, compressed_task_graph, compressed_inputs, now
+                conn, group_id, compressed_task_graph, compressed_inputs, now, started=started
             )
 
     def _insert_job_in(
@@ -369,6 +372,8 @@ class SqlDatabase(abc.ABC):
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
         try:
             with self._translating():
@@ -376,7 +381,7 @@ class SqlDatabase(abc.ABC):
                     conn,
                     schema.jobs,
                     resource_group_id=group_id,
-                    state=JobState.READY,
+                    state=JobState.RUNNING if started else JobState.READY,
                     compressed_serialized_task_graph=compressed_task_graph,
                     compressed_serialized_job_inputs=compressed_inputs,
                     created_at=now,

@@ -189,8 +189,11 @@ class StorageDatabase(Protocol):
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
-        """Insert a Ready job. Raises ``UnknownResourceGroup``."""
+        """Insert a Ready job, or a Running one if ``started`` (Spider-py's SubmitJob: register
+        and start in one transaction). Raises ``UnknownResourceGroup``."""
 
     def get_job_status(self, job_id: JobId) -> JobStatus:
         """Raises ``JobNotFound``."""

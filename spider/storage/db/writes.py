@@ -24,17 +24,23 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class InsertJob:
-    """``insert_job``: a Ready job; the outcome is its ``JobId``."""
+    """``insert_job``: a Ready job, or a Running one if ``started`` (SubmitJob registers and
+    starts in this one write); the outcome is its ``JobId``."""
 
     group_id: ResourceGroupId
     compressed_task_graph: bytes
     compressed_inputs: bytes
     now: float
+    started: bool = False
 
     def apply_alone(self, database: StorageDatabase) -> JobId:
         """The write in its own transaction."""
         return database.insert_job(
-            self.group_id, self.compressed_task_graph, self.compressed_inputs, self.now
+            self.group_id,
+            self.compressed_task_graph,
+            self.compressed_inputs,
+            self.now,
+            started=self.started,
         )
 
 

@@ -1,5 +1,6 @@
 """The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
-plus Spider-py's ``ClusterStatusService`` extension (package ``spider_py.status``).
+plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.status``) and
+``JobSubmissionService`` (package ``spider_py.jobs``).
 
 Each service translates proto messages to domain values (``_unpack``), calls one
 ``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
@@ -13,6 +14,7 @@ from spider.rpc import ServiceBase
 from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
 from spider.storage.service.job_orchestration import JobOrchestrationService
+from spider.storage.service.job_submission import JobSubmissionService
 from spider.storage.service.liveness import ExecutionManagerLivenessService
 from spider.storage.service.resource_groups import ResourceGroupManagementService
 from spider.storage.service.schedulers import SchedulerRegistrationService
@@ -25,6 +27,7 @@ __all__ = [
     "ExecutionManagerLivenessService",
     "InboundQueueService",
     "JobOrchestrationService",
+    "JobSubmissionService",
     "ResourceGroupManagementService",
     "SchedulerRegistrationService",
     "SessionManagementService",
@@ -34,7 +37,7 @@ __all__ = [
 
 
 def storage_services(state: StorageState) -> list[ServiceBase]:
-    """Spider's seven services and Spider-py's extension, all backed by ``state``, ready for
+    """Spider's seven services and Spider-py's extensions, all backed by ``state``, ready for
     ``spider.rpc.serve``."""
     return [
         JobOrchestrationService(state),
@@ -44,6 +47,7 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         ExecutionManagerLivenessService(state),
         SchedulerRegistrationService(state),
         SessionManagementService(state),
-        # Spider-py's extension: upstream clients never call it.
+        # Spider-py's extensions: upstream clients never call them.
         ClusterStatusService(state),
+        JobSubmissionService(state),
     ]

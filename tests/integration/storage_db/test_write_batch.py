@@ -96,6 +96,27 @@ def test_later_writes_in_a_batch_see_earlier_ones(
     assert storage_database.get_job_status(job).error_message == "boom"
 
 
+def test_a_started_insert_is_one_write_of_a_running_job_in_a_batch_or_alone(
+    storage_database: StorageDatabase, group: ResourceGroupId
+) -> None:
+    # SubmitJob's register-and-start: one record, so one write whichever way it is committed.
+    batch = storage_database.write_batch(
+        [
+            InsertJob(group, GRAPH, INPUTS, NOW, started=True),
+            InsertJob(group, GRAPH, INPUTS, NOW),
+        ]
+    )
+    assert batch.transactions == 1
+    assert batch.written == 2
+    started, registered = batch.outcomes
+    assert isinstance(started, outcome.Value)
+    assert isinstance(registered, outcome.Value)
+    assert storage_database.get_job_status(started.unwrap()).state is JobState.RUNNING
+    assert storage_database.get_job_status(registered.unwrap()).state is JobState.READY
+    alone = InsertJob(group, GRAPH, INPUTS, NOW, started=True).apply_alone(storage_database)
+    assert storage_database.get_job_status(alone).state is JobState.RUNNING
+
+
 def test_a_broken_shared_transaction_runs_each_write_alone(
     storage_database: StorageDatabase, group: ResourceGroupId, monkeypatch: pytest.MonkeyPatch
 ) -> None:

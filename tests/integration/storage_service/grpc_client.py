@@ -27,7 +27,12 @@ from spider.core.task_graph import TaskGraph
 from spider.core.wire import decode_frame, encode_frame
 
 ROOT = Path(__file__).resolve().parents[3]
-PROTO_FILES = ("common/common.proto", "storage/storage.proto", "spider_py/status.proto")
+PROTO_FILES = (
+    "common/common.proto",
+    "storage/storage.proto",
+    "spider_py/status.proto",
+    "spider_py/jobs.proto",
+)
 CALL_TIMEOUT = 30.0
 
 SERVICES = (
@@ -41,18 +46,22 @@ SERVICES = (
 )
 EXTENSION_SERVICES = ("ClusterStatusService",)
 """Spider-py's own services (package ``spider_py.status``), not Spider's protocol."""
+JOBS_EXTENSION_SERVICES = ("JobSubmissionService",)
+"""Spider-py's jobs extension (package ``spider_py.jobs``)."""
 
 
 @attrs.frozen
 class StubModules:
     """The generated modules: ``common_pb2``, ``storage_pb2``, ``storage_pb2_grpc``, and
-    Spider-py's extension ``status_pb2`` and ``status_pb2_grpc``."""
+    Spider-py's extensions ``status_pb2``, ``status_pb2_grpc``, ``jobs_pb2``, ``jobs_pb2_grpc``."""
 
     common: Any
     storage: Any
     storage_grpc: Any
     status: Any
     status_grpc: Any
+    jobs: Any
+    jobs_grpc: Any
 
 
 @contextmanager
@@ -82,6 +91,8 @@ def generated_stubs(out: Path) -> Iterator[StubModules]:
                 "storage.storage_pb2_grpc",
                 "spider_py.status_pb2",
                 "spider_py.status_pb2_grpc",
+                "spider_py.jobs_pb2",
+                "spider_py.jobs_pb2_grpc",
             )
         ]
         yield StubModules(*modules)
@@ -107,6 +118,9 @@ class StorageClient:
         stubs |= {
             name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES
         }
+        stubs |= {
+            name: getattr(pb.jobs_grpc, f"{name}Stub")(channel) for name in JOBS_EXTENSION_SERVICES
+        }
         return cls(pb, channel, stubs)
 
     def close(self) -> None:
@@ -116,7 +130,11 @@ class StorageClient:
         self, service: str, method: str, *, timeout: float = CALL_TIMEOUT, **fields: Any
     ) -> Any:
         """Call ``service.method`` with a request built from ``fields``; blocks."""
-        module = self.pb.status if service in EXTENSION_SERVICES else self.pb.storage
+        module = self.pb.storage
+        if service in EXTENSION_SERVICES:
+            module = self.pb.status
+        elif service in JOBS_EXTENSION_SERVICES:
+            module = self.pb.jobs
         descriptor = module.DESCRIPTOR.services_by_name[service]
         request_type = message_factory.GetMessageClass(
             descriptor.methods_by_name[method].input_type

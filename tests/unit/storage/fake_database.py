@@ -111,6 +111,8 @@ class FakeDatabase:
         compressed_task_graph: bytes,
         compressed_inputs: bytes,
         now: float,
+        *,
+        started: bool = False,
     ) -> JobId:
         with self._lock:
             self._enter("insert_job")
@@ -120,7 +122,7 @@ class FakeDatabase:
             self.jobs[job_id] = JobRecord(
                 job_id,
                 group_id,
-                JobState.READY,
+                JobState.RUNNING if started else JobState.READY,
                 compressed_task_graph,
                 compressed_inputs,
                 None,

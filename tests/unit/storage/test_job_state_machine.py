@@ -154,22 +154,28 @@ class JobLife(RuleBasedStateMachine):
 
     # --- setup ------------------------------------------------------------------------------
 
-    @initialize(job=jobs(), start=st.booleans())
-    def submit(self, job: tuple[TaskGraph, list[int]], start: bool) -> None:
+    @initialize(
+        job=jobs(), how=st.sampled_from(["register", "register and start", "submit started"])
+    )
+    def submit(self, job: tuple[TaskGraph, list[int]], how: str) -> None:
         self.graph, self.inputs = job
         self.reference = reference_task_outputs(self.graph, self.inputs)
         self.state = self.run(self.new_state)
         group = new_group(self.database)
+        blobs = submission(self.graph, self.inputs)
 
         async def submit() -> JobId:
-            job_id = await self.state.register_job(group, *submission(self.graph, self.inputs))
+            if how == "submit started":  # Spider-py's SubmitJob: both in one write
+                job_id = await self.state.submit_job(group, *blobs, start=True)
+            else:
+                job_id = await self.state.register_job(group, *blobs)
             for _ in range(2):
                 registration = await self.state.register_execution_manager("10.0.0.1")
                 self.ems.append(registration.execution_manager_id)
             return job_id
 
         self.job_id = self.run(submit)
-        if start:
+        if how == "register and start":
             self.start()
 
     # --- client -----------------------------------------------------------------------------
@@ -437,6 +443,12 @@ class JobLife(RuleBasedStateMachine):
 
         async def query() -> None:
             assert await self.state.get_job_state(self.job_id) is stored
+            outcome = await self.state.wait_for_job(self.job_id, 0)
+            assert outcome.state is stored
+            assert (outcome.serialized_outputs is not None) is (stored is JobState.SUCCEEDED)
+            jcb = self.state.lifecycle.cache.get(self.job_id)
+            if jcb is not None:  # waiters are woken exactly when the end is durable
+                assert jcb.ended.is_set() is stored.is_terminal
             try:
                 await self.state.get_job_outputs(self.job_id)
                 assert stored is JobState.SUCCEEDED

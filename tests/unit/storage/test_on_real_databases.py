@@ -170,3 +170,23 @@ async def test_a_layered_job_with_failures_succeeds(state: StorageState) -> None
         assert await simulated.run_job(job_id) is JobState.SUCCEEDED
     outputs = decode_job_outputs(await state.get_job_outputs(job_id))
     assert outputs == reference_job_outputs(graph, inputs)
+
+
+async def test_a_job_submitted_started_is_running_durably_and_its_waiter_gets_the_outputs(
+    database: StorageDatabase, clock: Clock, state: StorageState
+) -> None:
+    group = await state.add_resource_group("team", b"")
+    graph = diamond()
+    job_id = await state.submit_job(group, *submission(graph, [3, 4]), start=True)
+    assert database.get_job_status(job_id).state is JobState.RUNNING
+    restarted = await open_state(database, clock)
+    assert restarted.recovery.recovered == {JobState.RUNNING: 1}
+    restarted.resend_ready_work()
+    em = (await restarted.register_execution_manager("127.0.0.1")).execution_manager_id
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(SimulatedEm(restarted, graph, em).run_job, job_id)
+            outcome = await restarted.wait_for_job(job_id, 60)
+    assert outcome.state is JobState.SUCCEEDED
+    assert outcome.serialized_outputs is not None
+    assert decode_job_outputs(outcome.serialized_outputs) == reference_job_outputs(graph, [3, 4])

@@ -27,6 +27,7 @@ def test_defaults_are_spiders() -> None:
     assert (gc.gc_interval_sec, gc.terminated_job_retention_sec) == (30, 300)
     assert config.runtime.db_retention_sec == 7 * 24 * 3600
     assert config.runtime.db_threads >= 1
+    assert config.runtime.max_job_wait_sec == 60
 
 
 def test_a_spider_config_file_loads() -> None:
@@ -42,9 +43,11 @@ def test_a_spider_config_file_loads() -> None:
             },
             "job_cache_gc": {"terminated_job_retention_sec": 60},
             "db_retention_sec": 3600,
+            "max_job_wait_sec": 5,
         },
     }
     config = structure_config(data, StorageConfig)
+    assert config.runtime.max_job_wait_sec == 5
     assert config.port == 6000
     assert config.runtime.inbound_queue.task_capacity == 1_048_576
     assert config.runtime.inbound_queue.cleanup_capacity == 1_024
@@ -63,6 +66,7 @@ def test_a_spider_config_file_loads() -> None:
             "hard_timeout_grace_sec must be >= 0",
         ),
         ({"runtime": {"db_threads": 0}}, "db_threads must be"),
+        ({"runtime": {"max_job_wait_sec": -1}}, "max_job_wait_sec must be >= 0"),
         ({"port": 70000}, "port must be an integer from 0 to 65535"),
         ({"runtime": {"bogus": 1}}, "unknown key(s) 'bogus'"),
     ],
