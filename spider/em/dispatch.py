@@ -128,7 +128,7 @@ class Dispatcher:
     async def _admit(self, assignment: Assignment) -> ExecutionContext | None:
         """Triage and register ``assignment``; ``None`` if it was dropped (and acknowledged)."""
         fields = _assignment_fields(assignment)
-        LOGGER.info("Received a new task assignment from the scheduler.", extra=fields)
+        LOGGER.debug("Received a new task assignment from the scheduler.", extra=fields)
         verdict = triage(self.tracker, assignment.session)
         if verdict is Triage.STALE:
             LOGGER.warning(
@@ -222,7 +222,7 @@ class Dispatcher:
             "package": context.package,
             "task_func": context.task_func,
         }
-        LOGGER.info("Task executor acquired for execution.", extra=fields)
+        LOGGER.debug("Task executor acquired for execution.", extra=fields)
         outcome = self._explain(await slot.run(request))
         _log_outcome(outcome, fields)
         if self.tracker.is_stale(assignment.session):

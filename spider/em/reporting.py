@@ -89,7 +89,7 @@ class Reporter:
             raise
         else:
             self.delivered += 1
-            LOGGER.info("Task outcome reported.", extra={**fields, "report": what})
+            LOGGER.debug("Task outcome reported.", extra={**fields, "report": what})
         finally:
             self.in_flight -= 1
 
