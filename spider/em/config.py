@@ -19,6 +19,8 @@
     scheduler_poll_wait_ms: 1000
     executors: 1
     shutdown_grace_sec: 30
+    max_pending_reports: 256
+    report_senders: 4
     shutdown_drain_sec: 5
     forced_shutdown_sec: 2
     rpc:
@@ -54,6 +56,7 @@ from spider.core.config import (
 from spider.em._retry import RetryPolicy
 from spider.em.clients import ClientDeadlines
 from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
+from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
 from spider.rpc import Endpoint
@@ -246,6 +249,12 @@ class ExecutionManagerConfig:
     """Once every task has ended, how long outcome reports may take to reach storage."""
     forced_shutdown_sec: float = attrs.field(default=2.0, validator=_non_negative_seconds)
     """After a second stop request: the bound on reports, then on ``Shutdown``."""
+    max_pending_reports: int = attrs.field(
+        default=DEFAULT_MAX_PENDING_REPORTS, validator=_int_at_least(1)
+    )
+    """Outcomes queued or being reported before a dispatch loop waits to hand over its own."""
+    report_senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_int_at_least(1))
+    """Reports sent to storage at the same time."""
     rpc: RpcSettingsConfig = attrs.field(factory=RpcSettingsConfig)
     log_format: LogFormat = LogFormat.JSON
 
@@ -257,6 +266,8 @@ class ExecutionManagerConfig:
             scheduler_heartbeat_interval=self.liveness.scheduler_heartbeat_interval_sec,
             shutdown_drain=self.shutdown_drain_sec,
             shutdown_rpc_bound=self.rpc.shutdown_bound_sec,
+            max_pending_reports=self.max_pending_reports,
+            report_senders=self.report_senders,
             retry=self.rpc.retry.policy(),
         )
 

@@ -1,7 +1,7 @@
 """The dispatch loop of one slot: poll, triage, register, execute, hand the outcome to a reporter.
 
 Each slot of the process pool runs one loop; the loops share the clients, the session tracker,
-the consumed-assignment ledger and the reporters' nursery. An iteration:
+the consumed-assignment ledger and the reporter. An iteration:
 
 1. Wait until the slot's executor is ready, so no assignment is taken that cannot start.
 2. Poll the scheduler (``NextTask`` long-poll loop). The first RPC of the loop carries the oldest
@@ -11,8 +11,8 @@ the consumed-assignment ledger and the reporters' nursery. An iteration:
    pushing their record to the ledger; one whose registration a stop interrupted is not.
 4. Run it on the slot. A stop no longer interrupts anything from here: the pool's shutdown
    deadline (grace) bounds the task.
-5. Drop the outcome if the session moved on while the task ran; otherwise start its report in
-   the reporters' nursery and loop.
+5. Drop the outcome if the session moved on while the task ran; otherwise hand it to the
+   reporter (which waits while too many reports are pending) and loop.
 
 Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends them at once.
 """
@@ -29,7 +29,6 @@ import trio
 
 from spider.core import SessionTracker
 from spider.core.ids import ExecutionManagerId
-from spider.core.supervision import run_logged
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
 from spider.em.errors import CacheStale, ClientError, IllegalId, MarkedDead, StaleSession
@@ -63,13 +62,13 @@ class Dispatcher:
     poll_wait_ms: int
     policy: RetryPolicy
 
-    async def run_slot(self, slot: TaskSlot, reporters: trio.Nursery) -> None:
+    async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
         while not self.trigger.requested:
             admitted = await self._acquire(slot)
             if admitted is not None:
                 assignment, context = admitted
-                await self._execute(slot, assignment, context, reporters)
+                await self._execute(slot, assignment, context)
         LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
 
     async def _acquire(self, slot: TaskSlot) -> tuple[Assignment, ExecutionContext] | None:
@@ -203,7 +202,6 @@ class Dispatcher:
         slot: TaskSlot,
         assignment: Assignment,
         context: ExecutionContext,
-        reporters: trio.Nursery,
     ) -> None:
         request = TaskRequest(
             job_id=assignment.job_id,
@@ -238,8 +236,7 @@ class Dispatcher:
             em_id=self.em_id,
             session=assignment.session,
         )
-        name = f"outcome report of job {assignment.job_id} task {assignment.task_id}"
-        reporters.start_soon(run_logged, name, self.reporter.report, target, outcome)
+        await self.reporter.submit(target, outcome, self.trigger)
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
         """Say in a task killed at shutdown's failure why and after how long."""

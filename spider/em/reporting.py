@@ -1,5 +1,11 @@
-"""Outcome reports: each one a task of the runtime's reporters' nursery, retried until it lands,
-stops mattering, or the shutdown drain runs out.
+"""Outcome reports: a bounded queue of outcomes, sent by a few sender tasks, each report retried
+until it lands, stops mattering, or the shutdown drain runs out.
+
+A dispatch loop hands its outcome over with ``submit``, which waits while ``max_pending``
+outcomes are queued or being sent: a storage that falls behind slows dispatch down instead of
+letting reports pile up (upstream starts one task per outcome, and with hundreds of reports
+racing for storage each one trailed its task by half a second). Once a stop is requested
+``submit`` no longer waits, so the last outcome of every slot still gets its report.
 
 A report is retried while storage is unreachable (``TransportError``) and, a few times, while it
 fails internally (``ServerError``). Before each attempt the report's session is checked: once
@@ -11,6 +17,7 @@ stale (``StaleSession``, ``CacheStale``: the instance timed out, the job ended) 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -23,25 +30,97 @@ from spider.em.assignment import ReportTarget
 from spider.em.errors import CacheStale, ClientError, StaleSession
 from spider.em.pool import TaskOutcome, TaskSucceeded
 from spider.em.ports import StorageClient
+from spider.em.shutdown import ShutdownTrigger
 
 LOGGER: Final = logging.getLogger("spider.em")
+
+DEFAULT_MAX_PENDING_REPORTS: Final = 256
+"""Outcomes queued or being reported before dispatch waits (``max_pending_reports``)."""
+
+DEFAULT_REPORT_SENDERS: Final = 4
+"""Reports sent at the same time (``report_senders``)."""
+
+_Queued = tuple[ReportTarget, TaskOutcome]
+
+
+def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"Reporter.{attribute.name} must be >= 1, got {value!r}")
 
 
 @attrs.define(eq=False)
 class Reporter:
-    """Sends task outcomes to storage; one ``report`` call per outcome, each in its own task."""
+    """Sends task outcomes to storage: ``submit`` queues one, ``run`` sends them."""
 
     storage: StorageClient
     tracker: SessionTracker
     refresh_liveness: Callable[[], None]
     policy: RetryPolicy
+    max_pending: int = attrs.field(default=DEFAULT_MAX_PENDING_REPORTS, validator=_at_least_one)
+    senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_at_least_one)
     in_flight: int = attrs.field(default=0, init=False)
-    """Reports started and not finished: what a shutdown drain waits for."""
+    """Outcomes submitted and not yet answered (queued or being sent): what a shutdown drain
+    waits for."""
     delivered: int = attrs.field(default=0, init=False)
     """Reports storage accepted."""
+    _room: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _send: trio.MemorySendChannel[_Queued] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[_Queued] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Unbounded: ``submit`` enforces the bound, so that it can be lifted at a stop.
+        self._send, self._receive = trio.open_memory_channel[_Queued](math.inf)
+
+    async def submit(
+        self, target: ReportTarget, outcome: TaskOutcome, trigger: ShutdownTrigger
+    ) -> None:
+        """Queue ``outcome`` for storage, first waiting while ``max_pending`` outcomes are
+        pending; a stop request ends the wait (the queue then exceeds the bound by at most one
+        outcome per slot), since the dispatch loop takes no new work after it."""
+        with trigger.cancelled_on_stop():
+            while self.in_flight >= self.max_pending:
+                await self._room.wait()
+        self.in_flight += 1
+        self._send.send_nowait((target, outcome))
+
+    def close(self) -> None:
+        """No more outcomes will be submitted: ``run`` returns once the queue is empty."""
+        self._send.close()
+
+    async def run(self) -> None:
+        """Send queued outcomes with ``senders`` tasks until ``close`` and the queue is empty.
+
+        When cancelled (the shutdown drain ran out), the outcomes never sent are logged.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                for _ in range(self.senders):
+                    nursery.start_soon(self._sender)
+        finally:
+            # Empty unless the drain ran out: the senders return only on an empty, closed queue.
+            queued = self._receive.statistics().current_buffer_used
+            if queued:
+                LOGGER.error(
+                    "%d task outcome reports abandoned before they were sent: the shutdown "
+                    "drain ran out.",
+                    queued,
+                    extra={"abandoned": queued},
+                )
+
+    async def _sender(self) -> None:
+        async for target, outcome in self._receive:
+            try:
+                await self.report(target, outcome)
+            finally:
+                self._finished(1)
+
+    def _finished(self, count: int) -> None:
+        self.in_flight -= count
+        self._room.set()
+        self._room = trio.Event()
 
     async def report(self, target: ReportTarget, outcome: TaskOutcome) -> None:
-        """Report ``outcome`` of ``target``; failures are logged, never raised."""
+        """Report ``outcome`` of ``target`` now; failures are logged, never raised."""
         fields = _fields(target)
         if isinstance(outcome, TaskSucceeded):
             what = "ReportTaskSuccess"
@@ -54,7 +133,6 @@ class Reporter:
             async def send() -> None:
                 await self.storage.report_failure(target, outcome.message)
 
-        self.in_flight += 1
         try:
             await call_with_retry(
                 send,
@@ -90,8 +168,6 @@ class Reporter:
         else:
             self.delivered += 1
             LOGGER.debug("Task outcome reported.", extra={**fields, "report": what})
-        finally:
-            self.in_flight -= 1
 
     def _superseded(self, target: ReportTarget) -> str | None:
         if self.tracker.is_stale(target.session):
