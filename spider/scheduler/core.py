@@ -1,11 +1,12 @@
 """``SchedulerCore``: storage's inbound lanes in, round-robin placement, dispatch queue out.
 
 Three lane pollers (one per lane) feed the placement state as their polls return; a placement
-loop drains reschedules and fills the dispatch queue whenever something changed (an ingest, a
-reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring), at most once per
-``tick_interval_ms``. Upstream instead polls all three lanes together once per tick and ticks
-every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is idle
-when the cluster is.
+loop drains reschedules and fills the dispatch queue as soon as something changed (an ingest, a
+reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring). A lane whose poll
+brought work polls again at once; one whose poll came back empty waits out the rest of
+``tick_interval_ms`` first. Upstream instead polls all three lanes together once per tick and
+ticks every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is
+idle when the cluster is, and new work waits for no tick.
 
 Storage failures are survived (upstream exits, reference §12.5): the pollers wait with capped
 exponential backoff plus jitter, the scheduler registers again, and a new storage session
@@ -241,8 +242,10 @@ class SchedulerCore:
             if batch.session > self.session:
                 await self._follow_restart(batch.session)
             self.ingest(lane, batch)
-            # At most one poll per lane per tick, so a zero wait does not spin.
-            await trio.sleep_until(started + tick)
+            if not batch.entries:
+                # At most one empty poll per lane per tick, so a zero wait does not spin. An
+                # answer with work is followed at once: the next job may already be waiting.
+                await trio.sleep_until(started + tick)
 
     def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:
         """Load one lane's answer (reference §7.2 step 2, per lane)."""
@@ -285,15 +288,15 @@ class SchedulerCore:
     # --- placement -------------------------------------------------------------------------
 
     async def _place_forever(self) -> NoReturn:
-        tick = self.config.tick_interval_ms / 1000
+        # A round runs as soon as something changed (an ingest, a reschedule, a take freeing a
+        # dispatch slot) rather than on the next tick: with back-to-back small jobs a tick added
+        # up to tick_interval_ms to each one's latency. Changes made while a round is pending
+        # coalesce into it, and a round never wakes itself, so this does not spin.
         while True:
-            started = trio.current_time()
             self._wakeup = trio.Event()
             self.place()
-            await trio.sleep_until(started + tick)
-            if not self._wakeup.is_set():
-                with trio.move_on_at(self.placement.next_expiry()):
-                    await self._wakeup.wait()
+            with trio.move_on_at(self.placement.next_expiry()):
+                await self._wakeup.wait()
 
     def place(self) -> list[Assignment]:
         """One placement round: reschedules, then decisions, then finalizing expiry."""
