@@ -20,6 +20,7 @@ PROTO_FILES = (
     "storage/storage.proto",
     # Spider-py's extension, in its own package: Spider's three files stay upstream's.
     "spider_py/status.proto",
+    "spider_py/execution.proto",
 )
 PACKAGE_DIR = ROOT / "spider" / "proto"
 HEADER = (

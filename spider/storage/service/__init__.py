@@ -1,5 +1,6 @@
 """The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
-plus Spider-py's ``ClusterStatusService`` extension (package ``spider_py.status``).
+plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.status``) and
+``TaskInstanceBatchService`` (package ``spider_py.execution``).
 
 Each service translates proto messages to domain values (``_unpack``), calls one
 ``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
@@ -17,6 +18,7 @@ from spider.storage.service.liveness import ExecutionManagerLivenessService
 from spider.storage.service.resource_groups import ResourceGroupManagementService
 from spider.storage.service.schedulers import SchedulerRegistrationService
 from spider.storage.service.sessions import SessionManagementService
+from spider.storage.service.task_instance_batches import TaskInstanceBatchService
 from spider.storage.service.task_instances import TaskInstanceManagementService
 from spider.storage.state import StorageState
 
@@ -28,22 +30,25 @@ __all__ = [
     "ResourceGroupManagementService",
     "SchedulerRegistrationService",
     "SessionManagementService",
+    "TaskInstanceBatchService",
     "TaskInstanceManagementService",
     "storage_services",
 ]
 
 
 def storage_services(state: StorageState) -> list[GeneratedService]:
-    """Spider's seven services and Spider-py's extension, all backed by ``state``, ready for
-    ``spider.rpc.serve``."""
+    """Spider's seven services and Spider-py's extensions, all backed by ``state``, ready for
+    ``spider.rpc.serve`` (and the embedded cluster's ``LocalChannel``)."""
+    task_instances = TaskInstanceManagementService(state)
     return [
         JobOrchestrationService(state),
-        TaskInstanceManagementService(state),
+        task_instances,
         InboundQueueService(state),
         ResourceGroupManagementService(state),
         ExecutionManagerLivenessService(state),
         SchedulerRegistrationService(state),
         SessionManagementService(state),
-        # Spider-py's extension: upstream clients never call it.
+        # Spider-py's extensions: upstream clients never call them.
         ClusterStatusService(state),
+        TaskInstanceBatchService(task_instances),
     ]
