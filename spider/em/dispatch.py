@@ -4,8 +4,12 @@ Each slot of the process pool runs one loop; the loops share the clients, the se
 the consumed-assignment ledger and the reporter. An iteration:
 
 1. Wait until the slot's executor is ready, so no assignment is taken that cannot start.
-2. Poll the scheduler (``NextTask`` long-poll loop). The first RPC of the loop carries the oldest
-   ledger record; a failed or cancelled RPC puts it back. Errors back off with jitter.
+2. Take a prefetched assignment, or poll the scheduler: ``NextTasks`` (Spider-py's extension)
+   carries every ledger record and may bring a few assignments more, kept for the next slot
+   that asks; an upstream scheduler answers UNIMPLEMENTED once, and from then on ``NextTask``
+   carries the oldest record on the first RPC of the loop. A failed or cancelled RPC puts its
+   records back. Errors back off with jitter. Prefetched assignments are not acknowledged
+   until registered: one still waiting at a stop goes back to the scheduler with ``Shutdown``.
 3. Triage the assignment's session, then register the instance with storage (retrying
    transport failures). Registered, stale and rejected assignments are all acknowledged, by
    pushing their record to the ledger; one whose registration a stop interrupted is not.
@@ -19,6 +23,7 @@ Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends 
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from collections.abc import Callable
@@ -31,7 +36,14 @@ from spider.core import SessionTracker
 from spider.core.ids import ExecutionManagerId
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
-from spider.em.errors import CacheStale, ClientError, IllegalId, MarkedDead, StaleSession
+from spider.em.errors import (
+    CacheStale,
+    ClientError,
+    ExtensionUnavailable,
+    IllegalId,
+    MarkedDead,
+    StaleSession,
+)
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import SchedulerClient, StorageClient, TaskSlot
@@ -61,6 +73,15 @@ class Dispatcher:
     """``LivenessLoop.refresh``: ask for an immediate heartbeat."""
     poll_wait_ms: int
     policy: RetryPolicy
+    scheduler_extension: bool = True
+    """Whether to call Spider-py's ``NextTasks``; cleared for good once the scheduler answers
+    UNIMPLEMENTED (an upstream scheduler), so it is asked once per process, not per poll."""
+    max_tasks_per_poll: int = 1
+    """The most assignments one ``NextTasks`` asks for."""
+    prefetch_limit: int = 0
+    """The most assignments received and not yet started, over all slots."""
+    _prefetched: collections.deque[Assignment] = attrs.field(factory=collections.deque, init=False)
+    _polling: int = attrs.field(default=0, init=False)
 
     async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
@@ -90,22 +111,27 @@ class Dispatcher:
         return None
 
     async def _poll(self) -> Assignment:
-        """``NextTask`` until an assignment arrives; errors back off, never end the loop."""
+        """The next assignment: a prefetched one, else ``NextTasks`` (or ``NextTask``) until one
+        arrives; errors back off, never end the loop."""
+        if self._prefetched:
+            return self._prefetched.popleft()
         carry_record = True
         delays = None
         started = -math.inf
         while True:
             if not carry_record:
                 await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
+                if self._prefetched:  # brought by another slot's poll meanwhile
+                    return self._prefetched.popleft()
             started = trio.current_time()
             try:
-                if carry_record:
-                    with self.ledger.lend_one() as record:
-                        assignment = await self.scheduler.next_task(
-                            self.em_id, record, self.poll_wait_ms
-                        )
+                if self.scheduler_extension:
+                    assignments = await self._next_tasks()
+                    if assignments is None:
+                        continue  # an upstream scheduler: ask it again at once with NextTask
                 else:
-                    assignment = await self.scheduler.next_task(self.em_id, None, self.poll_wait_ms)
+                    assignment = await self._next_task(carry_record)
+                    assignments = [] if assignment is None else [assignment]
             except ClientError as error:
                 delays = delays if delays is not None else self.policy.backoff.delays()
                 delay = next(delays)
@@ -119,10 +145,59 @@ class Dispatcher:
                 carry_record = True
                 continue
             delays = None
-            if assignment is not None:
-                return assignment
+            if assignments:
+                self._prefetched.extend(assignments[1:])
+                return assignments[0]
             # The record (if any) reached the scheduler: later RPCs of this poll carry none.
             carry_record = False
+
+    async def _next_task(self, carry_record: bool) -> Assignment | None:
+        """One ``NextTask``, carrying the oldest record of the ledger if ``carry_record``."""
+        if not carry_record:
+            return await self.scheduler.next_task(self.em_id, None, self.poll_wait_ms)
+        with self.ledger.lend_one() as record:
+            return await self.scheduler.next_task(self.em_id, record, self.poll_wait_ms)
+
+    async def _next_tasks(self) -> list[Assignment] | None:
+        """One ``NextTasks`` carrying every record of the ledger; ``None`` (and from now on
+        ``NextTask``) if the scheduler does not serve it.
+
+        Beyond the first assignment it asks for up to ``max_tasks_per_poll - 1`` more, within
+        the room ``prefetch_limit`` leaves, but only while no other slot is polling: an idle
+        slot takes new work itself, while a prefetched assignment waits for a slot to free up.
+        """
+        extras = 0
+        if self._polling == 0:
+            room = self.prefetch_limit - len(self._prefetched)
+            extras = max(0, min(self.max_tasks_per_poll - 1, room))
+        self._polling += 1
+        try:
+            with self.ledger.lend_all() as records:
+                return await self.scheduler.next_tasks(
+                    self.em_id, records, self.poll_wait_ms, 1 + extras
+                )
+        except ExtensionUnavailable as error:
+            self.scheduler_extension = False
+            LOGGER.info(
+                "The scheduler does not serve Spider-py's NextTasks; using NextTask: %s",
+                error,
+                extra={"em_id": self.em_id},
+            )
+            return None
+        finally:
+            self._polling -= 1
+
+    def abandon_prefetched(self) -> None:
+        """At shutdown: prefetched assignments never started stay unacknowledged, so
+        ``Shutdown`` hands them back to the scheduler (storage never heard of them)."""
+        if self._prefetched:
+            LOGGER.warning(
+                "%d prefetched assignments were not started; Shutdown hands them back to the "
+                "scheduler.",
+                len(self._prefetched),
+                extra={"em_id": self.em_id, "returned": len(self._prefetched)},
+            )
+            self._prefetched.clear()
 
     async def _admit(self, assignment: Assignment) -> ExecutionContext | None:
         """Triage and register ``assignment``; ``None`` if it was dropped (and acknowledged)."""

@@ -7,6 +7,12 @@ letting reports pile up (upstream starts one task per outcome, and with hundreds
 racing for storage each one trailed its task by half a second). Once a stop is requested
 ``submit`` no longer waits, so the last outcome of every slot still gets its report.
 
+With Spider-py's extension, one ``ReportTaskOutcomes`` is in flight at a time and carries
+whatever was queued meanwhile, up to ``max_batch`` outcomes. Outcomes
+the batch did not settle (the call failed, or an item failed transiently) are then reported
+one at a time as below; an upstream storage answers UNIMPLEMENTED once, and from then on every
+outcome goes as ``ReportTaskSuccess`` or ``ReportTaskFailure``.
+
 A report is retried while storage is unreachable (``TransportError``) and, a few times, while it
 fails internally (``ServerError``). Before each attempt the report's session is checked: once
 the liveness loop has seen a newer session, storage has restarted and forgotten the instance,
@@ -27,7 +33,14 @@ import trio
 from spider.core import SessionTracker
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import ReportTarget
-from spider.em.errors import CacheStale, ClientError, StaleSession
+from spider.em.errors import (
+    CacheStale,
+    ClientError,
+    ExtensionUnavailable,
+    ServerError,
+    StaleSession,
+    TransportError,
+)
 from spider.em.pool import TaskOutcome, TaskSucceeded
 from spider.em.ports import StorageClient
 from spider.em.shutdown import ShutdownTrigger
@@ -58,6 +71,12 @@ class Reporter:
     policy: RetryPolicy
     max_pending: int = attrs.field(default=DEFAULT_MAX_PENDING_REPORTS, validator=_at_least_one)
     senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_at_least_one)
+    max_batch: int = attrs.field(default=64, validator=_at_least_one)
+    """The most outcomes one ``ReportTaskOutcomes`` carries."""
+    storage_extension: bool = True
+    """Whether to call Spider-py's ``ReportTaskOutcomes``; cleared for good once storage
+    answers UNIMPLEMENTED (an upstream storage)."""
+    _batching: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     in_flight: int = attrs.field(default=0, init=False)
     """Outcomes submitted and not yet answered (queued or being sent): what a shutdown drain
     waits for."""
@@ -108,11 +127,110 @@ class Reporter:
                 )
 
     async def _sender(self) -> None:
-        async for target, outcome in self._receive:
+        while True:
+            batch: list[_Queued] = []
             try:
-                await self.report(target, outcome)
+                if self.storage_extension:
+                    # One ReportTaskOutcomes at a time, and only its sender waits for outcomes:
+                    # what is submitted while it is in flight goes in the next one, so the calls
+                    # carry more as storage slows down. Retries of leftovers run outside the lock.
+                    async with self._batching:
+                        if not await self._receive_into(batch, self.max_batch):
+                            return
+                        leftover = batch
+                        if self.storage_extension:
+                            leftover = await self._report_batch(batch)
+                else:
+                    if not await self._receive_into(batch, 1):
+                        return
+                    leftover = batch
+                for target, outcome in leftover:
+                    await self.report(target, outcome)
             finally:
-                self._finished(1)
+                self._finished(len(batch))
+
+    async def _receive_into(self, batch: list[_Queued], limit: int) -> bool:
+        """Wait for one outcome, then take what else is queued, up to ``limit`` in all; False
+        once the queue is closed and empty."""
+        try:
+            batch.append(await self._receive.receive())
+        except trio.EndOfChannel:
+            return False
+        while len(batch) < limit:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return True
+
+    async def _report_batch(self, batch: list[_Queued]) -> list[_Queued]:
+        current: list[_Queued] = []
+        for target, outcome in batch:
+            reason = self._superseded(target)
+            if reason is None:
+                current.append((target, outcome))
+            else:
+                LOGGER.warning("Dropping stale task outcome: %s.", reason, extra=_fields(target))
+        if not current:
+            return []
+        try:
+            errors = await self.storage.report_outcomes(current)
+        except ExtensionUnavailable as error:
+            self.storage_extension = False
+            LOGGER.info(
+                "Storage does not serve Spider-py's ReportTaskOutcomes; reporting one at a "
+                "time: %s",
+                error,
+            )
+            return current
+        except ClientError as error:
+            LOGGER.warning(
+                "ReportTaskOutcomes failed (%s); reporting its %d outcomes one at a time.",
+                error,
+                len(current),
+                extra={"error": str(error)},
+            )
+            return current
+        except trio.Cancelled:
+            LOGGER.error(
+                "%d task outcome reports abandoned: the shutdown drain ran out before storage "
+                "answered.",
+                len(current),
+                extra={"abandoned": len(current)},
+            )
+            raise
+        leftover: list[_Queued] = []
+        for (target, outcome), item_error in zip(current, errors, strict=True):
+            if item_error is None:
+                self._delivered(target, "ReportTaskOutcomes")
+            elif isinstance(item_error, TransportError | ServerError):
+                leftover.append((target, outcome))  # retried like any single report
+            else:
+                self._rejected(target, item_error)
+        return leftover
+
+    def _delivered(self, target: ReportTarget, what: str) -> None:
+        self.delivered += 1
+        LOGGER.debug("Task outcome reported.", extra={**_fields(target), "report": what})
+
+    def _rejected(self, target: ReportTarget, error: ClientError) -> None:
+        """Storage answered that ``target``'s outcome cannot be accepted: drop it."""
+        fields = _fields(target)
+        if isinstance(error, StaleSession):
+            LOGGER.warning(
+                "Storage rejected the outcome as stale; dropping it: %s", error, extra=fields
+            )
+            self.refresh_liveness()
+        elif isinstance(error, CacheStale):
+            LOGGER.warning(
+                "Storage no longer accepts this outcome; dropping it: %s", error, extra=fields
+            )
+        else:
+            LOGGER.error(
+                "Failed to report task outcome to storage. Dropping the report: %s",
+                error,
+                extra={**fields, "error": str(error)},
+            )
 
     def _finished(self, count: int) -> None:
         self.in_flight -= count
@@ -143,21 +261,8 @@ class Reporter:
             )
         except Superseded as stale:
             LOGGER.warning("Dropping stale task outcome: %s.", stale.reason, extra=fields)
-        except StaleSession as error:
-            LOGGER.warning(
-                "Storage rejected the outcome as stale; dropping it: %s", error, extra=fields
-            )
-            self.refresh_liveness()
-        except CacheStale as error:
-            LOGGER.warning(
-                "Storage no longer accepts this outcome; dropping it: %s", error, extra=fields
-            )
         except ClientError as error:
-            LOGGER.error(
-                "Failed to report task outcome to storage. Dropping the report: %s",
-                error,
-                extra={**fields, "error": str(error)},
-            )
+            self._rejected(target, error)
         except trio.Cancelled:
             LOGGER.error(
                 "Task outcome report abandoned: the shutdown drain ran out before storage "
@@ -166,8 +271,7 @@ class Reporter:
             )
             raise
         else:
-            self.delivered += 1
-            LOGGER.debug("Task outcome reported.", extra={**fields, "report": what})
+            self._delivered(target, what)
 
     def _superseded(self, target: ReportTarget) -> str | None:
         if self.tracker.is_stale(target.session):

@@ -67,9 +67,30 @@ def _positive_count(instance: object, attribute: attrs.Attribute[int], value: in
         raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 1, got {value!r}")
 
 
+def _non_negative_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
 def _non_negative_ms(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not value >= 0:
         raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ExtensionSettings:
+    """How the EM uses Spider-py's execution extension (``protos/spider_py/execution.proto``)."""
+
+    enabled: bool = True
+    """Call ``NextTasks`` and ``ReportTaskOutcomes`` first; peers that answer UNIMPLEMENTED
+    (upstream Spider) get the single RPCs from then on. False: the single RPCs only."""
+    max_tasks_per_poll: int = attrs.field(default=4, validator=_positive_count)
+    """The most assignments one ``NextTasks`` asks for."""
+    prefetch_per_slot: int = attrs.field(default=1, validator=_non_negative_count)
+    """Assignments received ahead of a free slot, per slot: the next task is at hand when one
+    ends. They are not registered (their timeouts do not run) until a slot starts them."""
+    max_report_batch: int = attrs.field(default=64, validator=_positive_count)
+    """The most outcomes one ``ReportTaskOutcomes`` carries."""
 
 
 @attrs.frozen
@@ -91,6 +112,7 @@ class RuntimeSettings:
     report_senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_positive_count)
     """Reports sent to storage at the same time."""
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    extension: ExtensionSettings = attrs.field(factory=ExtensionSettings)
     ip_address: str = PLACEHOLDER_IP
 
 
@@ -140,6 +162,8 @@ async def run_execution_manager(
                 settings.retry,
                 max_pending=settings.max_pending_reports,
                 senders=settings.report_senders,
+                max_batch=settings.extension.max_report_batch,
+                storage_extension=settings.extension.enabled,
             )
             dispatcher = Dispatcher(
                 em_id=em_id,
@@ -152,6 +176,8 @@ async def run_execution_manager(
                 refresh_liveness=liveness.refresh,
                 poll_wait_ms=settings.scheduler_poll_wait_ms,
                 policy=settings.retry,
+                scheduler_extension=settings.extension.enabled,
+                max_tasks_per_poll=settings.extension.max_tasks_per_poll,
             )
             try:
                 await _serve(dispatcher, open_pool, settings, trigger)
@@ -216,6 +242,7 @@ async def _serve(
 ) -> None:
     """Open the pool, run one dispatch loop per slot until stopped, then drain the reports."""
     async with open_pool() as pool:
+        dispatcher.prefetch_limit = settings.extension.prefetch_per_slot * len(pool.slots)
         with trigger.governing_tasks(pool.set_shutdown_deadline):
             with trio.CancelScope() as drain, trigger.bounded_when_forced(drain):
                 async with trio.open_nursery() as reporters:
@@ -223,6 +250,7 @@ async def _serve(
                     async with trio.open_nursery() as dispatchers:
                         for slot in pool.slots:
                             dispatchers.start_soon(_dispatch_until_stopped, dispatcher, slot)
+                    dispatcher.abandon_prefetched()
                     dispatcher.reporter.close()
                     drain.deadline = min(
                         drain.deadline, trio.current_time() + settings.shutdown_drain

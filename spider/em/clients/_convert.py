@@ -6,6 +6,7 @@ must be set. A missing one is a ``ProtocolError`` naming the field.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import betterproto
@@ -20,12 +21,14 @@ from spider.core.ids import (
     SessionId,
     TaskInstanceId,
 )
-from spider.em.assignment import Assignment, ExecutionContext, Registration
+from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.errors import ProtocolError
 from spider.em.ledger import AssignmentRecord
+from spider.em.pool import TaskOutcome, TaskSucceeded
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import execution as execution_pb
 
 
 def task_id_to_proto(task_id: TaskId) -> common.TaskId:
@@ -85,6 +88,10 @@ def assignment_from_proto(
             "the response is neither an assignment nor no_task", operation=operation
         )
     assert isinstance(value, scheduler_pb.SchedulerAssignment)
+    return _assignment(value, operation=operation)
+
+
+def _assignment(value: scheduler_pb.SchedulerAssignment, *, operation: str) -> Assignment:
     return Assignment(
         id=AssignmentId(value.id),
         scheduler_id=SchedulerId(value.scheduler_id),
@@ -119,3 +126,85 @@ def execution_context_from_proto(
         hard_timeout_ms=context.timeout_policy.hard_timeout_ms,
         serialized_task_io=context.serialized_task_io,
     )
+
+
+def next_tasks_request_to_proto(
+    em_id: ExecutionManagerId, records: Sequence[AssignmentRecord], wait_ms: int, max_tasks: int
+) -> execution_pb.NextTasksRequest:
+    """``NextTasks`` acknowledging ``records``."""
+    return execution_pb.NextTasksRequest(
+        execution_manager_id=em_id,
+        prev_assignments=[record_to_proto(record) for record in records],
+        wait_time_ms=wait_ms,
+        max_tasks=max_tasks,
+    )
+
+
+def assignments_from_proto(
+    response: execution_pb.NextTasksResponse, *, max_tasks: int, operation: str
+) -> list[Assignment]:
+    """The assignments of a ``NextTasks`` answer; more than asked for is a protocol error."""
+    if len(response.assignments) > max_tasks:
+        raise ProtocolError(
+            f"{len(response.assignments)} assignments answered, at most {max_tasks} asked for",
+            operation=operation,
+        )
+    return [_assignment(value, operation=operation) for value in response.assignments]
+
+
+def report_success_to_proto(
+    target: ReportTarget, outputs: bytes
+) -> storage_pb.ReportTaskSuccessRequest:
+    """``ReportTaskSuccess`` with the output wire frame verbatim."""
+    return storage_pb.ReportTaskSuccessRequest(
+        job_id=target.job_id,
+        task_id=task_id_to_proto(target.task_id),
+        task_instance_id=target.task_instance_id,
+        execution_manager_id=target.em_id,
+        session_id=target.session,
+        serialized_outputs=outputs,
+    )
+
+
+def report_failure_to_proto(
+    target: ReportTarget, message: str
+) -> storage_pb.ReportTaskFailureRequest:
+    """``ReportTaskFailure`` with a readable message."""
+    return storage_pb.ReportTaskFailureRequest(
+        job_id=target.job_id,
+        task_id=task_id_to_proto(target.task_id),
+        task_instance_id=target.task_instance_id,
+        execution_manager_id=target.em_id,
+        session_id=target.session,
+        error_message=message,
+    )
+
+
+def report_outcomes_to_proto(
+    reports: Sequence[tuple[ReportTarget, TaskOutcome]],
+) -> execution_pb.ReportTaskOutcomesRequest:
+    """``ReportTaskOutcomes``: each outcome as its single report would carry it."""
+    outcomes = []
+    for target, outcome in reports:
+        if isinstance(outcome, TaskSucceeded):
+            item = execution_pb.TaskOutcome(
+                success=report_success_to_proto(target, outcome.outputs)
+            )
+        else:
+            item = execution_pb.TaskOutcome(
+                failure=report_failure_to_proto(target, outcome.message)
+            )
+        outcomes.append(item)
+    return execution_pb.ReportTaskOutcomesRequest(outcomes=outcomes)
+
+
+def item_statuses_from_proto(
+    response: execution_pb.ReportTaskOutcomesResponse, *, count: int, operation: str
+) -> list[tuple[int, str]]:
+    """``(code, message)`` per item, one per outcome sent."""
+    if len(response.statuses) != count:
+        raise ProtocolError(
+            f"{len(response.statuses)} statuses answered for {count} outcomes",
+            operation=operation,
+        )
+    return [(status.code, status.message) for status in response.statuses]
