@@ -118,6 +118,11 @@ class InstantStorage:
             serialized_task_io=self.workload.task_io,
         )
 
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        raise ExtensionUnavailable("not served", operation="RegisterTaskInstances")
+
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         await trio.lowlevel.checkpoint()
         self.workload.reported += 1

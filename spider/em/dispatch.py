@@ -4,9 +4,9 @@ Each slot of the process pool runs one loop; the loops share the clients, the se
 the consumed-assignment ledger and the reporter. An iteration:
 
 1. Wait until the slot's executor is ready, so no assignment is taken that cannot start.
-2. Take a prefetched assignment, or poll the scheduler: ``NextTasks`` (Spider-py's extension)
-   carries every ledger record and may bring a few assignments more, kept for the next slot
-   that asks; an upstream scheduler answers UNIMPLEMENTED once, and from then on ``NextTask``
+2. Take a prefetched assignment, or poll the scheduler: ``NextTasks`` (Spider-py's extension,
+   one slot polling at a time for all waiting slots) carries every ledger record and may bring
+   a few assignments more, kept for the next slot that asks; an upstream scheduler answers UNIMPLEMENTED once, and from then on ``NextTask``
    carries the oldest record on the first RPC of the loop. A failed or cancelled RPC puts its
    records back. Errors back off with jitter. Prefetched assignments are not acknowledged
    until registered: one still waiting at a stop goes back to the scheduler with ``Shutdown``.
@@ -46,7 +46,8 @@ from spider.em.errors import (
 )
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
-from spider.em.ports import SchedulerClient, StorageClient, TaskSlot
+from spider.em.ports import SchedulerClient, TaskSlot
+from spider.em.registration import Registrar
 from spider.em.reporting import Reporter
 from spider.em.shutdown import ShutdownTrigger
 from spider.em.triage import Triage, triage
@@ -64,7 +65,7 @@ class Dispatcher:
 
     em_id: ExecutionManagerId
     scheduler: SchedulerClient
-    storage: StorageClient
+    registrar: Registrar
     tracker: SessionTracker
     ledger: AssignmentLedger
     reporter: Reporter
@@ -81,7 +82,9 @@ class Dispatcher:
     prefetch_limit: int = 0
     """The most assignments received and not yet started, over all slots."""
     _prefetched: collections.deque[Assignment] = attrs.field(factory=collections.deque, init=False)
-    _polling: int = attrs.field(default=0, init=False)
+    _polling: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    """With the extension, one slot polls at a time, for itself and the slots waiting here."""
+    _waiting_to_poll: int = attrs.field(default=0, init=False)
 
     async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
@@ -112,17 +115,36 @@ class Dispatcher:
 
     async def _poll(self) -> Assignment:
         """The next assignment: a prefetched one, else ``NextTasks`` (or ``NextTask``) until one
-        arrives; errors back off, never end the loop."""
+        arrives; errors back off, never end the loop.
+
+        With the extension one slot polls at a time, asking for itself, for every slot waiting
+        to poll and for the prefetch room; a waiting slot then finds its assignment prefetched.
+        So assignments never sit prefetched while another slot idles in a long poll of its own.
+        Without it (Spider's ``NextTask``, one assignment per call) every slot polls at once.
+        """
         if self._prefetched:
             return self._prefetched.popleft()
+        if not self.scheduler_extension:
+            return await self._poll_loop()
+        self._waiting_to_poll += 1
+        try:
+            await self._polling.acquire()
+        finally:
+            self._waiting_to_poll -= 1
+        try:
+            return await self._poll_loop()
+        finally:
+            self._polling.release()
+
+    async def _poll_loop(self) -> Assignment:
         carry_record = True
         delays = None
         started = -math.inf
         while True:
+            if self._prefetched:  # brought by another slot's poll
+                return self._prefetched.popleft()
             if not carry_record:
                 await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
-                if self._prefetched:  # brought by another slot's poll meanwhile
-                    return self._prefetched.popleft()
             started = trio.current_time()
             try:
                 if self.scheduler_extension:
@@ -162,30 +184,25 @@ class Dispatcher:
         """One ``NextTasks`` carrying every record of the ledger; ``None`` (and from now on
         ``NextTask``) if the scheduler does not serve it.
 
-        Beyond the first assignment it asks for up to ``max_tasks_per_poll - 1`` more, within
-        the room ``prefetch_limit`` leaves, but only while no other slot is polling: an idle
-        slot takes new work itself, while a prefetched assignment waits for a slot to free up.
+        It asks for one assignment, one more per slot waiting to poll, and up to the room
+        ``prefetch_limit`` leaves, within ``max_tasks_per_poll``.
         """
-        extras = 0
-        if self._polling == 0:
-            room = self.prefetch_limit - len(self._prefetched)
-            extras = max(0, min(self.max_tasks_per_poll - 1, room))
-        self._polling += 1
+        room = max(0, self.prefetch_limit - len(self._prefetched))
+        max_tasks = min(self.max_tasks_per_poll, 1 + self._waiting_to_poll + room)
         try:
             with self.ledger.lend_all() as records:
                 return await self.scheduler.next_tasks(
-                    self.em_id, records, self.poll_wait_ms, 1 + extras
+                    self.em_id, records, self.poll_wait_ms, max_tasks
                 )
         except ExtensionUnavailable as error:
-            self.scheduler_extension = False
-            LOGGER.info(
-                "The scheduler does not serve Spider-py's NextTasks; using NextTask: %s",
-                error,
-                extra={"em_id": self.em_id},
-            )
+            if self.scheduler_extension:
+                self.scheduler_extension = False
+                LOGGER.info(
+                    "The scheduler does not serve Spider-py's NextTasks; using NextTask: %s",
+                    error,
+                    extra={"em_id": self.em_id},
+                )
             return None
-        finally:
-            self._polling -= 1
 
     def abandon_prefetched(self) -> None:
         """At shutdown: prefetched assignments never started stay unacknowledged, so
@@ -219,7 +236,7 @@ class Dispatcher:
             self.refresh_liveness()
         try:
             context = await call_with_retry(
-                lambda: self.storage.register_task_instance(assignment, self.em_id),
+                lambda: self.registrar.register(assignment),
                 # Server errors too are retried for as long as it takes: only an answer from
                 # storage lets the assignment be acknowledged (an acknowledged assignment that
                 # storage never registered would be lost), and an unacknowledged one would

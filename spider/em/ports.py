@@ -79,6 +79,15 @@ class StorageClient(Protocol):
         """Create a task instance for ``assignment`` (in the assignment's session)."""
         ...
 
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """One ``RegisterTaskInstances`` RPC (Spider-py's extension): per assignment, its
+        execution context or the error its single registration would have raised. The whole
+        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError``
+        when it got no answer at all."""
+        ...
+
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         """Report that the instance succeeded with ``outputs`` (an output wire frame)."""
         ...

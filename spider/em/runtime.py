@@ -42,6 +42,7 @@ from spider.em.ledger import AssignmentLedger
 from spider.em.liveness import LivenessLoop
 from spider.em.pool import ExecutorSpawnError
 from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClient, TaskSlot
+from spider.em.registration import Registrar
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
 from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
 from spider.em.shutdown import ShutdownTrigger
@@ -168,7 +169,9 @@ async def run_execution_manager(
             dispatcher = Dispatcher(
                 em_id=em_id,
                 scheduler=clients.scheduler,
-                storage=clients.storage,
+                registrar=Registrar(
+                    clients.storage, em_id, storage_extension=settings.extension.enabled
+                ),
                 tracker=tracker,
                 ledger=ledger,
                 reporter=reporter,

@@ -106,8 +106,13 @@ def execution_context_from_proto(
     response: storage_pb.RegisterTaskInstanceResponse, *, operation: str
 ) -> ExecutionContext:
     """Storage's execution context, with every sub-message present and a usable timeout."""
-    context = response.execution_context
-    if not _present(context):
+    return _execution_context(response.execution_context, operation=operation)
+
+
+def _execution_context(
+    context: storage_pb.ExecutionContext | None, *, operation: str
+) -> ExecutionContext:
+    if context is None or not _present(context):
         raise ProtocolError("the response has no execution_context", operation=operation)
     if not _present(context.tdl_context):
         raise ProtocolError("execution_context has no tdl_context", operation=operation)
@@ -208,3 +213,48 @@ def item_statuses_from_proto(
             operation=operation,
         )
     return [(status.code, status.message) for status in response.statuses]
+
+
+def registration_to_proto(
+    assignment: Assignment, em_id: ExecutionManagerId
+) -> storage_pb.RegisterTaskInstanceRequest:
+    """``RegisterTaskInstance`` of ``assignment`` in its own session."""
+    return storage_pb.RegisterTaskInstanceRequest(
+        job_id=assignment.job_id,
+        task_id=task_id_to_proto(assignment.task_id),
+        execution_manager_id=em_id,
+        session_id=assignment.session,
+    )
+
+
+def registrations_to_proto(
+    assignments: Sequence[Assignment], em_id: ExecutionManagerId
+) -> execution_pb.RegisterTaskInstancesRequest:
+    """``RegisterTaskInstances``: one registration per assignment."""
+    return execution_pb.RegisterTaskInstancesRequest(
+        registrations=[registration_to_proto(assignment, em_id) for assignment in assignments]
+    )
+
+
+def registration_results_from_proto(
+    response: execution_pb.RegisterTaskInstancesResponse, *, count: int, operation: str
+) -> list[ExecutionContext | tuple[int, str] | ProtocolError]:
+    """Per registration: the execution context, ``(code, message)`` of its failure, or the
+    ``ProtocolError`` that makes its answer unusable."""
+    if len(response.results) != count:
+        raise ProtocolError(
+            f"{len(response.results)} results answered for {count} registrations",
+            operation=operation,
+        )
+    results: list[ExecutionContext | tuple[int, str] | ProtocolError] = []
+    for result in response.results:
+        which, value = betterproto.which_one_of(result, "result")
+        if which == "error" and isinstance(value, execution_pb.ItemStatus):
+            results.append((value.code, value.message))
+            continue
+        try:
+            context = value if isinstance(value, storage_pb.ExecutionContext) else None
+            results.append(_execution_context(context, operation=operation))
+        except ProtocolError as error:
+            results.append(error)
+    return results

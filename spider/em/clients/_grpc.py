@@ -22,10 +22,12 @@ from spider.em.clients._convert import (
     next_tasks_request_to_proto,
     record_to_proto,
     registration_from_proto,
+    registration_results_from_proto,
+    registration_to_proto,
+    registrations_to_proto,
     report_failure_to_proto,
     report_outcomes_to_proto,
     report_success_to_proto,
-    task_id_to_proto,
 )
 from spider.em.clients._mapping import (
     extension_missing,
@@ -193,17 +195,39 @@ class GrpcStorageClient:
         try:
             response = await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.register_task_instance,
-                storage_pb.RegisterTaskInstanceRequest(
-                    job_id=assignment.job_id,
-                    task_id=task_id_to_proto(assignment.task_id),
-                    execution_manager_id=em_id,
-                    session_id=assignment.session,
-                ),
+                registration_to_proto(assignment, em_id),
                 deadline=self._deadlines.call,
             )
         except RpcError as error:
             raise storage_error(error, operation) from error
         return execution_context_from_proto(response, operation=operation)
+
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """``RegisterTaskInstances``; each item's failure mapped as its single call's would be."""
+        operation = "RegisterTaskInstances"
+        try:
+            response = await self._channel.call(
+                execution_pb.TaskInstanceBatchServiceStub.register_task_instances,
+                registrations_to_proto(assignments, em_id),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            if extension_missing(error):
+                raise ExtensionUnavailable(error.message, operation=operation) from error
+            raise storage_error(error, operation) from error
+        results = registration_results_from_proto(
+            response, count=len(assignments), operation=operation
+        )
+        answers: list[ExecutionContext | ClientError] = []
+        for result in results:
+            if isinstance(result, tuple):
+                code, message = result
+                answers.append(storage_error(_item_error(code, message), operation))
+            else:
+                answers.append(result)
+        return answers
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         """``ReportTaskSuccess`` with the output wire frame verbatim."""

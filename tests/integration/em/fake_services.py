@@ -333,10 +333,31 @@ class FakeDispatchService(execution_pb.TaskDispatchServiceBase):
 
 
 class FakeTaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
-    """Spider-py's ``ReportTaskOutcomes`` over ``FakeTaskInstanceService``'s handlers."""
+    """Spider-py's batch service over ``FakeTaskInstanceService``'s handlers."""
 
     def __init__(self, single: FakeTaskInstanceService) -> None:
         self.single = single
+
+    async def register_task_instances(
+        self, register_task_instances_request: execution_pb.RegisterTaskInstancesRequest
+    ) -> execution_pb.RegisterTaskInstancesResponse:
+        results = []
+        for request in register_task_instances_request.registrations:
+            try:
+                reply = await self.single.register_task_instance(request)
+            except rpc.RpcError as error:
+                results.append(
+                    execution_pb.RegistrationResult(
+                        error=execution_pb.ItemStatus(
+                            code=error.status.value, message=error.message
+                        )
+                    )
+                )
+            else:
+                results.append(
+                    execution_pb.RegistrationResult(execution_context=reply.execution_context)
+                )
+        return execution_pb.RegisterTaskInstancesResponse(results=results)
 
     async def report_task_outcomes(
         self, report_task_outcomes_request: execution_pb.ReportTaskOutcomesRequest

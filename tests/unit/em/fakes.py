@@ -243,12 +243,16 @@ class FakeStorage(Watchable):
     """Serve ``ReportTaskOutcomes``; an upstream storage (the default) answers UNIMPLEMENTED."""
     batch_sizes: list[int] = attrs.field(factory=list)
     """Outcomes per ``ReportTaskOutcomes`` call."""
+    register_batches: list[int] = attrs.field(factory=list)
+    """Assignments per ``RegisterTaskInstances`` call."""
     batch_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
     """Failures of whole ``ReportTaskOutcomes`` calls, in order."""
     batch_delay: float = 0.0
     """Seconds each ``ReportTaskOutcomes`` takes."""
+    register_delay: float = 0.0
+    """Seconds each ``RegisterTaskInstances`` takes."""
     refused: int = 0
-    """``ReportTaskOutcomes`` calls answered UNIMPLEMENTED."""
+    """``ReportTaskOutcomes`` and ``RegisterTaskInstances`` calls answered UNIMPLEMENTED."""
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -290,6 +294,27 @@ class FakeStorage(Watchable):
         if isinstance(reply, ClientError):
             raise reply
         return reply
+
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """Each item answered as ``register_task_instance`` would, after ``register_delay``."""
+        await trio.lowlevel.checkpoint()
+        if not self.extension:
+            self.refused += 1
+            raise ExtensionUnavailable("Method not found", operation="RegisterTaskInstances")
+        self.register_batches.append(len(assignments))
+        self.register_calls.extend(RegisterCall(a, em_id) for a in assignments)
+        self.notify()
+        if self.block_register:
+            await trio.sleep_forever()
+        await trio.sleep(self.register_delay)
+        answers: list[ExecutionContext | ClientError] = []
+        for _ in assignments:
+            if not self.register_replies:
+                raise AssertionError("FakeStorage: no register reply queued")
+            answers.append(self.register_replies.popleft())
+        return answers
 
     async def _report(self) -> None:
         await trio.lowlevel.checkpoint()

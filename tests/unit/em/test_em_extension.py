@@ -73,19 +73,23 @@ async def test_a_prefetched_assignment_not_started_at_a_stop_goes_back_unacknowl
     assert em.scheduler.outstanding == [assignment(2).record]
 
 
-async def test_an_idle_slot_polling_means_no_prefetch(
+async def test_one_slot_polls_for_all_idle_slots_so_none_waits_while_work_is_prefetched(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    em = batching_em(slots=2, max_tasks_per_poll=4, prefetch_per_slot=1)
-    em.storage.register_replies.extend(context("slow", instance=n) for n in (1, 2))
+    em = batching_em(slots=3, max_tasks_per_poll=8, prefetch_per_slot=1)
+    em.storage.register_replies.extend(context("slow", instance=n) for n in (1, 2, 3))
     async with em.running():
-        await em.scheduler.wait_until(lambda: em.scheduler.polling == 2)
-        em.scheduler.push(assignment(1), assignment(2))
-        await em.pool.wait_until(lambda: len(em.pool.started) == 2)
-    # Both slots got one each at once; the first asked for 1 + prefetch, the second, polling
-    # while the first was, for 1.
-    assert sorted(call[1] for call in em.scheduler.next_tasks_calls[:2]) == [1, 3]
-    assert em.pool.started[0].task_instance_id != em.pool.started[1].task_instance_id
+        await em.scheduler.wait_until(lambda: em.scheduler.polling == 1)
+        await trio.sleep(0.1)
+        assert em.scheduler.polling == 1  # the others wait for its answer instead of polling
+        pushed_at = trio.current_time()
+        em.scheduler.push(assignment(1), assignment(2), assignment(3))
+        await em.pool.wait_until(lambda: len(em.pool.started) == 3)
+        assert trio.current_time() == pushed_at  # all three started at once
+        assert len(em.scheduler.next_tasks_calls) == 1
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 3)
+    # One call asked for itself, the two waiting slots and the prefetch room of three slots.
+    assert em.scheduler.next_tasks_calls[0] == ([], 6)
 
 
 async def test_outcomes_queued_behind_a_report_call_go_together(
@@ -142,7 +146,8 @@ async def test_peers_without_the_extension_are_asked_once_and_get_single_rpcs(
     async with em.running():
         em.scheduler.push(assignment(1), assignment(2), assignment(3))
         await em.storage.wait_until(lambda: len(em.storage.successes) == 3)
-    assert (em.scheduler.refused, em.storage.refused) == (1, 1)
+    # One refused NextTasks, one refused ReportTaskOutcomes, one refused RegisterTaskInstances.
+    assert (em.scheduler.refused, em.storage.refused) == (1, 2)
     assert em.scheduler.next_task_calls[:2] == [None, assignment(1).record]
     assert em.storage.report_attempts == 3
     assert em.scheduler.outstanding == []
@@ -157,3 +162,54 @@ async def test_the_extension_switched_off_is_never_called(
         em.scheduler.push(assignment(1))
         await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
     assert (em.scheduler.refused, em.storage.refused) == (0, 0)
+
+
+async def test_registrations_of_slots_starting_together_share_a_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = batching_em(slots=3)
+    em.storage.register_delay = 0.5
+    em.storage.register_replies.extend(context(instance=n) for n in (1, 2, 3))
+    async with em.running():
+        await em.scheduler.wait_until(lambda: em.scheduler.polling == 1)
+        em.scheduler.push(assignment(1), assignment(2), assignment(3))
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 3)
+    # Fewer calls than registrations: what was asked for while a call was in flight (or
+    # before it left) went together.
+    assert sum(em.storage.register_batches) == 3
+    assert len(em.storage.register_batches) < 3
+    assert sorted(c.assignment.id for c in em.storage.register_calls) == [1, 2, 3]
+    assert em.scheduler.outstanding == []
+
+
+async def test_a_registration_rejected_in_a_batch_is_dropped_and_acknowledged_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = batching_em(slots=3)
+    em.storage.register_delay = 0.5
+    em.storage.register_replies.extend(
+        [context(instance=1), StaleSession("old session"), context(instance=3)]
+    )
+    async with em.running():
+        await em.scheduler.wait_until(lambda: em.scheduler.polling == 1)
+        em.scheduler.push(assignment(1), assignment(2), assignment(3))
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 2)
+    assert len(em.storage.register_calls) == 3
+    assert em.scheduler.outstanding == []
+
+
+async def test_a_stop_during_a_batched_registration_leaves_it_unacknowledged(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = batching_em(slots=2)
+    em.storage.block_register = True
+    async with em.running():
+        await em.scheduler.wait_until(lambda: em.scheduler.polling == 1)
+        em.scheduler.push(assignment(1), assignment(2))
+        # Both slots took theirs: one call hangs, carrying one or both of them.
+        await em.scheduler.wait_until(lambda: em.scheduler.polling == 0)
+        await em.storage.wait_until(lambda: len(em.storage.register_calls) >= 1)
+        await em.stop()
+    assert em.pool.started == []
+    assert em.scheduler.shutdown_calls == [[]]
+    assert sorted(r.id for r in em.scheduler.outstanding) == [1, 2]
