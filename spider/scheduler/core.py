@@ -292,10 +292,14 @@ class SchedulerCore:
         # dispatch slot) rather than on the next tick: with back-to-back small jobs a tick added
         # up to tick_interval_ms to each one's latency. Changes made while a round is pending
         # coalesce into it, and a round never wakes itself, so this does not spin.
+        tick = self.config.tick_interval_ms / 1000
         while True:
+            started = trio.current_time()
             self._wakeup = trio.Event()
             self.place()
-            with trio.move_on_at(self.placement.next_expiry()):
+            # An expiry alone wakes at most one round per tick: a deadline that rounding leaves
+            # just short of expired cannot make the loop spin.
+            with trio.move_on_at(max(self.placement.next_expiry(), started + tick)):
                 await self._wakeup.wait()
 
     def place(self) -> list[Assignment]:
