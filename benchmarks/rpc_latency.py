@@ -30,15 +30,23 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
+from typing import Any
 
 import attrs
 import trio
 from grpclib.client import Channel
-from grpclib.server import Server
+from grpclib.const import Status as GrpcStatus
+from grpclib.exceptions import GRPCError
+from grpclib.server import Server, Stream
 
 from spider import rpc
 from spider.proto.common import Void
-from spider.proto.scheduler import HeartbeatRequest, SchedulerServiceBase, SchedulerServiceStub
+from spider.proto.scheduler import (
+    HeartbeatRequest,
+    SchedulerServiceBase,
+    SchedulerServiceStub,
+    scheduler_grpc,
+)
 
 LOOPBACK = "127.0.0.1"
 WARMUP_CALLS = 200
@@ -72,9 +80,18 @@ class Sample:
         )
 
 
-class AsyncioScheduler(SchedulerServiceBase):
-    async def heartbeat(self, heartbeat_request: HeartbeatRequest) -> Void:
-        return Void()
+class AsyncioScheduler(scheduler_grpc.SchedulerServiceBase):
+    """grpclib's own generated base: stream-level handlers on plain asyncio."""
+
+    async def NextTask(self, stream: Stream[Any, Any]) -> None:  # noqa: N802 (grpclib's name)
+        raise GRPCError(GrpcStatus.UNIMPLEMENTED)
+
+    async def Heartbeat(self, stream: Stream[Any, Any]) -> None:  # noqa: N802 (grpclib's name)
+        await stream.recv_message()
+        await stream.send_message(Void())
+
+    async def Shutdown(self, stream: Stream[Any, Any]) -> None:  # noqa: N802 (grpclib's name)
+        raise GRPCError(GrpcStatus.UNIMPLEMENTED)
 
 
 # ---- plain asyncio (run in subprocesses) ------------------------------------------------------
@@ -82,16 +99,16 @@ class AsyncioScheduler(SchedulerServiceBase):
 
 async def _asyncio_calls(port: int, callers: int, calls: int) -> Sample:
     channel = Channel(LOOPBACK, port)
-    stub = SchedulerServiceStub(channel)
+    stub = scheduler_grpc.SchedulerServiceStub(channel)
     try:
         for _ in range(WARMUP_CALLS):
-            await stub.heartbeat(HeartbeatRequest(1), timeout=10)
+            await stub.Heartbeat(HeartbeatRequest(execution_manager_id=1), timeout=10)
         latencies: list[float] = []
 
         async def caller(count: int) -> None:
             for _ in range(count):
                 began = time.perf_counter()
-                await stub.heartbeat(HeartbeatRequest(1), timeout=10)
+                await stub.Heartbeat(HeartbeatRequest(execution_manager_id=1), timeout=10)
                 latencies.append(time.perf_counter() - began)
 
         began = time.perf_counter()
@@ -136,13 +153,17 @@ async def _asyncio_server() -> None:
 async def _bridge_calls(port: int, callers: int, calls: int) -> Sample:
     async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
         for _ in range(WARMUP_CALLS):
-            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+            await channel.call(
+                SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+            )
         latencies: list[float] = []
 
         async def caller(count: int) -> None:
             for _ in range(count):
                 began = time.perf_counter()
-                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
                 latencies.append(time.perf_counter() - began)
 
         began = time.perf_counter()

@@ -4,6 +4,8 @@
   ``--clients`` concurrent Trio clients (default 16, over ``spider.rpc``) each take ready tasks
   of one started job and do ``RegisterTaskInstance`` + ``ReportTaskSuccess`` (the two calls an
   EM makes per task). The timed part is from the first registration to the last report.
+  Storage's shutdown log line gives the database commits (fsyncs on SQLite) of the whole run,
+  setup included, and the writes they carried: "commits/task" is the group commit's effect.
 * **Recovery**: ``--jobs`` Running jobs of ``--tasks`` tasks each (default 1,000 x 100) are
   written, then a new ``StorageState`` is created on the same database: the time of schema
   check, new session and job-cache recovery, which is what a restarted service spends before it
@@ -51,6 +53,9 @@ class Throughput:
     instances: int
     clients: int
     seconds: float
+    transactions: int | None
+    """Committed transactions of the whole storage run (from its shutdown log)."""
+    writes: int | None
 
 
 @attrs.frozen
@@ -67,15 +72,23 @@ async def _submit(channel: Channel, tasks: int) -> tuple[int, list[int]]:
     graph, inputs = submission(flat(tasks), list(range(tasks)))
     group = await channel.call(
         storage_pb.ResourceGroupManagementServiceStub.add_resource_group,
-        storage_pb.AddResourceGroupRequest(f"bench-{time.monotonic_ns()}", b"pw"),
+        storage_pb.AddResourceGroupRequest(
+            external_resource_group_id=f"bench-{time.monotonic_ns()}", password=b"pw"
+        ),
         deadline=DEADLINE,
     )
     job = await channel.call(
         JOBS.register_job,
-        storage_pb.RegisterJobRequest(group.resource_group_id, graph, inputs),
+        storage_pb.RegisterJobRequest(
+            resource_group_id=group.resource_group_id,
+            compressed_serialized_task_graph=graph,
+            compressed_serialized_inputs=inputs,
+        ),
         deadline=DEADLINE,
     )
-    await channel.call(JOBS.start_job, storage_pb.JobIdRequest(job.job_id), deadline=DEADLINE)
+    await channel.call(
+        JOBS.start_job, storage_pb.JobIdRequest(job_id=job.job_id), deadline=DEADLINE
+    )
     return job.job_id, list(range(tasks))
 
 
@@ -83,7 +96,7 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
     async with open_rpc_bridge(), connect_channel(Endpoint("127.0.0.1", port)) as channel:
         em = await channel.call(
             storage_pb.ExecutionManagerLivenessServiceStub.register_execution_manager,
-            storage_pb.RegisterExecutionManagerRequest("127.0.0.1"),
+            storage_pb.RegisterExecutionManagerRequest(ip_address="127.0.0.1"),
             deadline=DEADLINE,
         )
         em_id = ExecutionManagerId(em.registration.execution_manager_id)
@@ -100,14 +113,24 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
                 task_id = common.TaskId(index=index)
                 registered = await channel.call(
                     INSTANCES.register_task_instance,
-                    storage_pb.RegisterTaskInstanceRequest(job_id, task_id, em_id, session),
+                    storage_pb.RegisterTaskInstanceRequest(
+                        job_id=job_id,
+                        task_id=task_id,
+                        execution_manager_id=em_id,
+                        session_id=session,
+                    ),
                     deadline=DEADLINE,
                 )
                 instance_id = registered.execution_context.task_instance_id
                 await channel.call(
                     INSTANCES.report_task_success,
                     storage_pb.ReportTaskSuccessRequest(
-                        job_id, task_id, instance_id, em_id, session, output
+                        job_id=job_id,
+                        task_id=task_id,
+                        task_instance_id=instance_id,
+                        execution_manager_id=em_id,
+                        session_id=session,
+                        serialized_outputs=output,
                     ),
                     deadline=DEADLINE,
                 )
@@ -117,7 +140,7 @@ async def _throughput(port: int, instances: int, clients: int) -> float:
             for _ in range(clients):
                 nursery.start_soon(client)
         elapsed = time.perf_counter() - started
-        state = await channel.call(JOBS.get_job_state, storage_pb.JobIdRequest(job_id))
+        state = await channel.call(JOBS.get_job_state, storage_pb.JobIdRequest(job_id=job_id))
         assert state.state == storage_pb.JobState.COMMIT_READY, state
         return elapsed
 
@@ -130,7 +153,10 @@ def measure_throughput(
         with running_storage("--config", config, cwd=Path(directory)) as storage:
             seconds = trio.run(_throughput, storage.port, instances, clients)
             storage.stop()
-    return Throughput(backend, instances, clients, seconds)
+    counted = [record for record in storage.records() if "transactions" in record]
+    transactions = counted[-1]["transactions"] if counted else None
+    writes = counted[-1]["writes"] if counted else None
+    return Throughput(backend, instances, clients, seconds, transactions, writes)
 
 
 async def _recovery(database: DatabaseConfig, jobs: int, tasks: int) -> tuple[float, float]:
@@ -207,12 +233,16 @@ def main() -> None:
             )
 
     print("## Task instances per second (RegisterTaskInstance + ReportTaskSuccess)\n")
-    print("| backend | clients | instances | seconds | instances/s |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "| backend | clients | instances | seconds | instances/s | commits | writes | commits/task |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in throughput:
         rate = row.instances / row.seconds
+        per_task = "?" if row.transactions is None else f"{row.transactions / row.instances:.3f}"
         print(
-            f"| {row.backend} | {row.clients} | {row.instances} | {row.seconds:.2f} | {rate:.0f} |"
+            f"| {row.backend} | {row.clients} | {row.instances} | {row.seconds:.2f} | {rate:.0f} "
+            f"| {row.transactions} | {row.writes} | {per_task} |"
         )
     print("\n## Recovery of Running jobs at startup\n")
     print("| backend | jobs | tasks/job | write (s) | recover (s) | jobs/s recovered |")

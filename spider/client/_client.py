@@ -433,7 +433,7 @@ class SpiderClient:
         self,
         operation: str,
         job_id: int | None,
-        method: UnaryMethod[Any, Any, _T],
+        method: UnaryMethod[Any, _T],
         request: Any,
     ) -> _T:
         try:
@@ -443,7 +443,7 @@ class SpiderClient:
         except RpcError as error:
             raise self._translate(error, operation, job_id) from error
 
-    async def _create(self, operation: str, method: UnaryMethod[Any, Any, _T], request: Any) -> _T:
+    async def _create(self, operation: str, method: UnaryMethod[Any, _T], request: Any) -> _T:
         delays = self.config.retry.delays()
         while True:
             try:

@@ -32,7 +32,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
-from spider.rpc import Endpoint, GeneratedService, LocalChannel
+from spider.rpc import Endpoint, LocalChannel, ServiceBase
 from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.cli import SQLITE_FILE_NAME, StorageLaunch, serve_storage
@@ -70,7 +70,7 @@ async def run_embedded_cluster(
     failure: ExecutionManagerError | None = None
     deadlines = config.client_deadlines()
     async with trio.open_nursery() as services:
-        storage_services: list[GeneratedService] = []
+        storage_services: list[ServiceBase] = []
         storage_port: int = await services.start(
             functools.partial(serve_storage, launch, local_services=storage_services)
         )
@@ -84,7 +84,7 @@ async def run_embedded_cluster(
             port=embedded.scheduler_port,
             storage_endpoint=SchedulerEndpointConfig(storage.host, storage.port),
         )
-        scheduler_services: list[GeneratedService] = []
+        scheduler_services: list[ServiceBase] = []
         scheduler_port: int = await services.start(
             functools.partial(
                 run_scheduler,

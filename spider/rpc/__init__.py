@@ -15,7 +15,6 @@ Failures arrive as ``RpcError`` subclasses, one per gRPC status; ``retry_transie
 from spider.rpc._bridge import has_rpc_bridge as has_rpc_bridge
 from spider.rpc._bridge import open_rpc_bridge as open_rpc_bridge
 from spider.rpc._channel import Channel as Channel
-from spider.rpc._channel import UnaryMethod as UnaryMethod
 from spider.rpc._channel import connect_channel as connect_channel
 from spider.rpc._config import DEFAULT_DEADLINE as DEFAULT_DEADLINE
 from spider.rpc._config import RPC_RETRY_BACKOFF as RPC_RETRY_BACKOFF
@@ -26,8 +25,9 @@ from spider.rpc._config import ServerConfig as ServerConfig
 from spider.rpc._local import LocalChannel as LocalChannel
 from spider.rpc._local import RpcChannel as RpcChannel
 from spider.rpc._mapping import error_for_status as error_for_status
+from spider.rpc._method import ServiceBase as ServiceBase
+from spider.rpc._method import UnaryMethod as UnaryMethod
 from spider.rpc._retry import retry_transient as retry_transient
-from spider.rpc._server import GeneratedService as GeneratedService
 from spider.rpc._server import current_peer as current_peer
 from spider.rpc._server import on_undelivered as on_undelivered
 from spider.rpc._server import serve as serve

@@ -10,6 +10,7 @@ finish. docs/rpc.md compares this design with trio-asyncio, with numbers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -45,18 +46,33 @@ class AsyncioBridge:
         """Whether this bridge belongs to the Trio run of ``token``."""
         return self._trio_token is token
 
-    async def run(self, fn: Callable[[*_Ts], Coroutine[Any, Any, _T]], *args: *_Ts) -> _T:
+    async def run(
+        self,
+        fn: Callable[[*_Ts], Coroutine[Any, Any, _T]],
+        *args: *_Ts,
+        abandon_on_cancel: bool = False,
+    ) -> _T:
         """Run ``await fn(*args)`` as a task on the asyncio loop and return its result.
 
         Trio-flavoured; call it from the Trio thread. Cancelling the caller cancels the asyncio
-        task (raising ``CancelledError`` in it) and waits for the task to finish before
-        ``trio.Cancelled`` propagates, so nothing outlives the call.
+        task (raising ``CancelledError`` in it). By default it then waits for the task to
+        finish before ``trio.Cancelled`` propagates, so nothing outlives the call, however long
+        the asyncio side takes. With ``abandon_on_cancel``, ``trio.Cancelled`` propagates at
+        once and the task's outcome, whenever it comes, is dropped: a Trio bound around the
+        call holds even when the asyncio thread is busy or wedged.
         """
         trio_task = trio.lowlevel.current_task()
         started: list[asyncio.Task[_T]] = []
+        waiting = True
 
-        def deliver(result: outcome.Outcome[_T]) -> None:
-            self._trio_token.run_sync_soon(trio.lowlevel.reschedule, trio_task, result)
+        def reschedule(result: outcome.Outcome[_T]) -> None:  # Trio thread
+            if waiting:
+                trio.lowlevel.reschedule(trio_task, result)
+
+        def deliver(result: outcome.Outcome[_T]) -> None:  # asyncio thread
+            # Only an abandoned call can finish after the Trio run: nobody waits for it.
+            with contextlib.suppress(trio.RunFinishedError):
+                self._trio_token.run_sync_soon(reschedule, result)
 
         def submit() -> None:
             try:
@@ -77,9 +93,12 @@ class AsyncioBridge:
         def abort(
             raise_cancel_arg: Callable[[], trio.lowlevel.RaiseCancelT],
         ) -> trio.lowlevel.Abort:
-            nonlocal raise_cancel
+            nonlocal raise_cancel, waiting
             raise_cancel = raise_cancel_arg
             self.call_soon(cancel)
+            if abandon_on_cancel:
+                waiting = False
+                return trio.lowlevel.Abort.SUCCEEDED
             # Keep waiting: the task reports back once it has handled the cancellation.
             return trio.lowlevel.Abort.FAILED
 

@@ -5,44 +5,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
-import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 import grpclib.client
 import trio
-from betterproto.grpc.grpclib_client import ServiceStub
 
 from spider.core.backoff import Backoff
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import Endpoint, RpcConfig
 from spider.rpc._mapping import error_for_call_failure
+from spider.rpc._method import UnaryMethod
 from spider.rpc._retry import retry_transient
 from spider.rpc.errors import DeadlineExceededError
 
-_StubT_contra = TypeVar("_StubT_contra", bound=ServiceStub, contravariant=True)
-_RequestT_contra = TypeVar("_RequestT_contra", contravariant=True)
-_ResponseT_co = TypeVar("_ResponseT_co", covariant=True)
-_StubT = TypeVar("_StubT", bound=ServiceStub)
 _RequestT = TypeVar("_RequestT")
 _ResponseT = TypeVar("_ResponseT")
 
 
-class UnaryMethod(Protocol[_StubT_contra, _RequestT_contra, _ResponseT_co]):
-    """A unary method of a generated betterproto stub, unbound: ``SchedulerServiceStub.next_task``."""
-
-    def __call__(
-        self, stub: _StubT_contra, request: _RequestT_contra, /, *, timeout: float | None = ...
-    ) -> Coroutine[Any, Any, _ResponseT_co]: ...
-
-
 DEFAULT_RPC_CONFIG = RpcConfig()
-
-CHANNEL_CLOSE_TIMEOUT = 5.0
-"""Seconds leaving ``connect_channel`` may spend closing connections (closing does not wait on
-the network; this only bounds a wedged asyncio thread)."""
 
 
 @asynccontextmanager
@@ -60,8 +43,10 @@ async def connect_channel(
     try:
         yield Channel(endpoint, config, bridge, connections)
     finally:
-        with trio.move_on_after(CHANNEL_CLOSE_TIMEOUT, shield=True):
-            await bridge.run(_close_connections, connections)
+        # Closing does not wait on the network, so nothing waits for it here either: a busy
+        # or wedged asyncio thread cannot hold up leaving the block. The loop runs callbacks
+        # in order, so the connections are closed before the bridge's loop stops.
+        bridge.call_soon(_close_connections, connections)
 
 
 async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpclib.client.Channel]:
@@ -72,7 +57,7 @@ async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpcl
     ]
 
 
-async def _close_connections(connections: list[grpclib.client.Channel]) -> None:
+def _close_connections(connections: list[grpclib.client.Channel]) -> None:
     for connection in connections:
         connection.close()
 
@@ -91,18 +76,22 @@ class Channel:
     """Deadline default, pool size and recommended retry policy."""
     _bridge: AsyncioBridge
     _connections: list[grpclib.client.Channel]
-    _stubs: dict[type[ServiceStub], list[ServiceStub]] = attrs.field(factory=dict, init=False)
+    # grpclib's callable for each (method, connection), made on first use.
+    _callables: dict[UnaryMethod[Any, Any], list[grpclib.client.UnaryUnaryMethod[Any, Any]]] = (
+        attrs.field(factory=dict, init=False)
+    )
     _next_connection: int = attrs.field(default=0, init=False)
 
     async def call(
         self,
-        method: UnaryMethod[_StubT, _RequestT, _ResponseT],
+        method: UnaryMethod[_RequestT, _ResponseT],
         request: _RequestT,
         *,
         deadline: float | None = None,
         retry: Backoff | None = None,
     ) -> _ResponseT:
-        """Call ``method`` (e.g. ``SchedulerServiceStub.next_task``) with ``request``.
+        """Call ``method`` (a generated ``UnaryMethod``, e.g. ``SchedulerServiceStub.next_task``)
+        with ``request``.
 
         ``deadline`` is the seconds each attempt may take (default ``config.default_deadline``);
         it is sent to the server as ``grpc-timeout`` and enforced here, and its expiry raises
@@ -114,27 +103,35 @@ class Channel:
         transport failure. Cancelling the caller cancels the call: the stream is reset and the
         server's handler is cancelled.
         """
+        if not isinstance(method, UnaryMethod):
+            raise TypeError(
+                "Channel.call takes a generated UnaryMethod, such as "
+                f"SchedulerServiceStub.next_task; got {method!r}"
+            )
         budget = call_budget(deadline, self.config.default_deadline)
         if retry is None:
             return await self._call_once(method, request, budget)
         return await retry_transient(
-            self._call_once, method, request, budget, backoff=retry, what=_name_of(method)
+            self._call_once, method, request, budget, backoff=retry, what=method.route
         )
 
     async def _call_once(
         self,
-        method: UnaryMethod[_StubT, _RequestT, _ResponseT],
+        method: UnaryMethod[_RequestT, _ResponseT],
         request: _RequestT,
         budget: float,
     ) -> _ResponseT:
-        stub = self._next_stub(method)
-        name = _name_of(method)
+        call = self._next_callable(method)
+        name = method.route
         # The Trio scope is the authority on the deadline; grpclib gets the same timeout so the
         # server learns it (grpc-timeout) and cancels its handler when it passes.
         with trio.move_on_after(budget):
             try:
+                # Abandoned on cancellation (deadline, caller cancelled, shutdown): the stream is
+                # reset in the background and the Trio bound holds however busy the asyncio
+                # thread is.
                 return await self._bridge.run(
-                    functools.partial(method, stub, request, timeout=budget)
+                    functools.partial(call, request, timeout=budget), abandon_on_cancel=True
                 )
             except (Exception, asyncio.CancelledError) as exc:
                 error = error_for_call_failure(exc, method=name)
@@ -143,14 +140,20 @@ class Channel:
                 raise error from exc
         raise DeadlineExceededError(f"no answer within the {budget:g} s deadline", method=name)
 
-    def _next_stub(self, method: UnaryMethod[_StubT, _RequestT, _ResponseT]) -> _StubT:
-        stub_class = _stub_class_of(method)
-        stubs = self._stubs.get(stub_class)
-        if stubs is None:
-            stubs = self._stubs[stub_class] = [stub_class(c) for c in self._connections]
+    def _next_callable(
+        self, method: UnaryMethod[_RequestT, _ResponseT]
+    ) -> grpclib.client.UnaryUnaryMethod[_RequestT, _ResponseT]:
+        callables = self._callables.get(method)
+        if callables is None:
+            callables = self._callables[method] = [
+                grpclib.client.UnaryUnaryMethod(
+                    connection, method.route, method.request_type, method.reply_type
+                )
+                for connection in self._connections
+            ]
         index = self._next_connection
-        self._next_connection = (index + 1) % len(stubs)
-        return cast(_StubT, stubs[index])
+        self._next_connection = (index + 1) % len(callables)
+        return callables[index]
 
 
 def call_budget(deadline: float | None, default: float) -> float:
@@ -161,32 +164,3 @@ def call_budget(deadline: float | None, default: float) -> float:
             f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
         )
     return budget
-
-
-def _name_of(method: object) -> str:
-    return getattr(method, "__qualname__", repr(method))
-
-
-_STUB_CLASSES: dict[object, type[ServiceStub]] = {}
-
-
-def _stub_class_of(method: object) -> type[ServiceStub]:
-    """The generated stub class that defines ``method``, found through its qualified name."""
-    known = _STUB_CLASSES.get(method)
-    if known is not None:
-        return known
-    owner_path, _, attribute = getattr(method, "__qualname__", "").rpartition(".")
-    owner: object = sys.modules.get(getattr(method, "__module__", ""), None)
-    for part in owner_path.split(".") if owner_path else ():
-        owner = getattr(owner, part, None)
-    if (
-        isinstance(owner, type)
-        and issubclass(owner, ServiceStub)
-        and owner.__dict__.get(attribute) is method
-    ):
-        _STUB_CLASSES[method] = owner
-        return owner
-    raise TypeError(
-        f"Channel.call takes a method of a generated stub class, such as "
-        f"SchedulerServiceStub.next_task; got {method!r}"
-    )

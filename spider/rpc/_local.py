@@ -19,9 +19,10 @@ import trio
 from grpclib.exceptions import GRPCError
 
 from spider.core.backoff import Backoff
-from spider.rpc._channel import UnaryMethod, _name_of, call_budget
+from spider.rpc._channel import call_budget
 from spider.rpc._mapping import error_for_status
-from spider.rpc._server import GeneratedService, _trio_methods, invoke_handler
+from spider.rpc._method import ServiceBase, UnaryMethod
+from spider.rpc._server import _trio_methods, invoke_handler
 from spider.rpc.errors import DeadlineExceededError, UnimplementedError
 
 _RequestT = TypeVar("_RequestT")
@@ -33,7 +34,7 @@ class RpcChannel(Protocol):
 
     async def call(
         self,
-        method: UnaryMethod[Any, _RequestT, _ResponseT],
+        method: UnaryMethod[_RequestT, _ResponseT],
         request: _RequestT,
         *,
         deadline: float | None = None,
@@ -44,20 +45,16 @@ class RpcChannel(Protocol):
 class LocalChannel:
     """Calls ``services``' handlers directly; see the module docstring."""
 
-    def __init__(self, services: Sequence[GeneratedService], default_deadline: float) -> None:
+    def __init__(self, services: Sequence[ServiceBase], default_deadline: float) -> None:
         self._default_deadline = default_deadline
         self._handlers: dict[str, tuple[Callable[[Any], Awaitable[Any]], type[Any]]] = {}
         for service in services:
             for method in _trio_methods(service):
-                # "/scheduler.SchedulerService/NextTask" served by ``next_task`` is called as
-                # ``SchedulerServiceStub.next_task``.
-                service_name = method.route.split("/")[1].rsplit(".", 1)[-1]
-                key = f"{service_name}Stub.{method.handle.__name__}"
-                self._handlers[key] = (method.handle, method.grpc.reply_type)
+                self._handlers[method.route] = (method.handle, method.reply_type)
 
     async def call(
         self,
-        method: UnaryMethod[Any, _RequestT, _ResponseT],
+        method: UnaryMethod[_RequestT, _ResponseT],
         request: _RequestT,
         *,
         deadline: float | None = None,
@@ -65,7 +62,7 @@ class LocalChannel:
     ) -> _ResponseT:
         """As ``Channel.call``; ``retry`` is accepted and unused (nothing here is transient)."""
         del retry
-        name = _name_of(method)
+        name = method.route
         served = self._handlers.get(name)
         if served is None:
             raise UnimplementedError(f"{name} is not served in this process", method=name)

@@ -1,7 +1,8 @@
 """``serve``: run gRPC services whose handlers are plain Trio code.
 
-A service is an instance of a generated betterproto base class (``SchedulerServiceBase``...)
-whose methods are overridden with Trio ``async def`` s. grpclib parses and answers the stream in
+A service is an instance of a generated service base class (``SchedulerServiceBase``...,
+written by ``tools/gen_protos.py``) whose methods are overridden with Trio ``async def`` s that
+take the request message and return the reply. grpclib parses and answers the stream in
 the bridge's asyncio thread; each handler runs as a Trio task in a nursery ``serve`` owns and may
 use any Trio primitive. ``serve`` translates
 what a handler raises: an ``RpcError`` becomes its status and message, anything else becomes
@@ -18,7 +19,7 @@ import logging
 import socket
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import attrs
 import grpclib.const
@@ -30,6 +31,7 @@ from grpclib.protocol import H2Protocol
 
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
+from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc.errors import InternalError, ListenError, RpcError, Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -38,22 +40,9 @@ DEFAULT_SERVER_CONFIG = ServerConfig()
 
 _TrioHandler = Callable[[Any], Awaitable[Any]]
 
-# betterproto names the stream-level wrapper of method ``x`` ``__rpc_x``; the wrapper is what
-# the service mapping holds, and ``x`` is the Trio code we run instead.
-_RPC_WRAPPER_PREFIX = "__rpc_"
-
 _current_peer: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
     "spider_rpc_current_peer", default=None
 )
-
-
-class GeneratedService(Protocol):
-    """An instance of a generated betterproto service base class, e.g. ``SchedulerServiceBase``,
-    with its methods overridden by Trio code."""
-
-    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
-        """Route -> stream-level handler, as betterproto generates it."""
-        ...
 
 
 def current_peer() -> tuple[str, int] | None:
@@ -85,7 +74,7 @@ def on_undelivered(callback: UndeliveredCallback) -> bool:
 
 
 async def serve(
-    services: Sequence[GeneratedService],
+    services: Sequence[ServiceBase],
     host: str,
     port: int,
     *,
@@ -97,7 +86,8 @@ async def serve(
     Start it with ``port = await nursery.start(serve, services, host, port)``:
     ``task_status.started`` reports the bound port once the server accepts connections
     (``port=0`` picks a free one). Every method of every service must be unary-unary, as all of
-    Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``.
+    Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``, and so
+    does a route no service serves.
 
     Each call runs its handler as a task in a nursery that ``serve`` owns; the handler is
     cancelled if the client cancels the call or its deadline passes.
@@ -136,8 +126,12 @@ async def serve(
             await trio.sleep_forever()
         finally:
             launcher.refuse_new_calls()
+            # Stopping goes on in the asyncio thread however long it takes; serve waits for
+            # it only up to the grace, so a busy or wedged asyncio thread cannot hold it.
+            stopped = trio.Event()
+            bridge.call_soon(_stop_in_background, server, bridge, stopped)
             with trio.move_on_after(config.shutdown_grace, shield=True) as stopping:
-                await bridge.run(_stop_server, server)
+                await stopped.wait()
             if stopping.cancelled_caught:
                 LOGGER.warning(
                     "the server on port %d did not close within %g s",
@@ -186,6 +180,25 @@ async def _start_server(
     return server
 
 
+_STOPPING: set[asyncio.Task[None]] = set()
+"""Servers being stopped in the asyncio thread (asyncio keeps only weak references to tasks)."""
+
+
+def _stop_in_background(
+    server: _ConnectionTrackingServer, bridge: AsyncioBridge, stopped: trio.Event
+) -> None:  # asyncio thread
+    def finished(task: asyncio.Task[None]) -> None:
+        _STOPPING.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            LOGGER.error("stopping a gRPC server failed", exc_info=task.exception())
+        with contextlib.suppress(trio.RunFinishedError):
+            bridge.to_trio(stopped.set)
+
+    task = asyncio.get_running_loop().create_task(_stop_server(server))
+    _STOPPING.add(task)
+    task.add_done_callback(finished)
+
+
 async def _stop_server(server: _ConnectionTrackingServer) -> None:
     # close() stops the listener and cancels grpclib's handler tasks (which cancel their Trio
     # handlers); open connections must be closed too, or grpclib keeps serving new streams on
@@ -216,6 +229,9 @@ class _ConnectionTrackingServer(grpclib.server.Server):
 
     def __init__(self, servables: Collection[_TrioService]) -> None:
         super().__init__(servables)
+        # grpclib (0.4.9) answers a route it does not know UNIMPLEMENTED without a
+        # content-type, which clients read as UNKNOWN; the fallback answers it properly.
+        self._mapping = _UnimplementedFallback(self._mapping)
         self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
 
     def _protocol_factory(self) -> H2Protocol:
@@ -232,12 +248,35 @@ class _ConnectionTrackingServer(grpclib.server.Server):
         self._protocols.clear()
 
 
+class _UnimplementedFallback(dict[str, grpclib.const.Handler]):
+    """grpclib's route table, with a handler answering UNIMPLEMENTED for any unknown route."""
+
+    def get(self, route: str, default: object = None) -> grpclib.const.Handler:
+        handler = super().get(route)
+        if handler is not None:
+            return handler
+        return grpclib.const.Handler(
+            functools.partial(_answer_unimplemented, route),
+            grpclib.const.Cardinality.UNARY_UNARY,
+            object,
+            object,
+        )
+
+
+async def _answer_unimplemented(route: str, stream: grpclib.server.Stream[Any, Any]) -> None:
+    del stream  # the request is never read
+    raise GRPCError(Status.UNIMPLEMENTED, f"{route} is not served here")
+
+
 @attrs.define(eq=False)
 class _HandlerLauncher:
     """Runs Trio handlers in ``serve``'s nursery on behalf of grpclib's asyncio handler tasks."""
 
     _bridge: AsyncioBridge
     _nursery: trio.Nursery
+    _context: contextvars.Context = attrs.field(factory=contextvars.copy_context)
+    """``serve``'s context when it started: handlers run in copies of it. Callbacks from the
+    asyncio thread run in Trio's system context, whose variables are not ``serve``'s."""
     _refusing: bool = False
 
     def report_undelivered(self, route: str, callbacks: list[UndeliveredCallback]) -> None:
@@ -255,7 +294,7 @@ class _HandlerLauncher:
                     )
 
         try:
-            self._bridge.to_trio(run)
+            self._bridge.to_trio(self._context.run, run)
         except trio.RunFinishedError:
             LOGGER.warning(
                 "a response of %s was not delivered after the Trio run ended; its "
@@ -295,7 +334,8 @@ class _HandlerLauncher:
                 refusal = GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry")
                 self._bridge.call_soon(settle, outcome.Error(refusal))
                 return
-            self._nursery.start_soon(run)
+            # start_soon copies the current context: make it (a copy of) serve's.
+            self._context.run(self._nursery.start_soon, run)
 
         self._bridge.to_trio(launch)
         try:
@@ -315,24 +355,21 @@ class _HandlerLauncher:
 class _TrioMethod:
     route: str
     handle: _TrioHandler
-    grpc: grpclib.const.Handler
+    reply_type: type[Any]
+    method: UnaryMethod[Any, Any]
 
 
-def _trio_methods(service: GeneratedService) -> list[_TrioMethod]:
+def _trio_methods(service: ServiceBase) -> list[_TrioMethod]:
     """The Trio method behind each route of ``service``, or a ``TypeError`` saying what is wrong."""
-    methods: list[_TrioMethod] = []
-    for route, handler in service.__mapping__().items():
-        wrapper_name: str = getattr(handler.func, "__name__", "")
-        if handler.cardinality is not grpclib.const.Cardinality.UNARY_UNARY or not (
-            wrapper_name.startswith(_RPC_WRAPPER_PREFIX)
-        ):
-            raise TypeError(
-                f"{type(service).__name__} serves {route} as {handler.cardinality.name}; "
-                "spider.rpc.serve only runs unary-unary methods of generated betterproto services"
-            )
-        trio_method = getattr(service, wrapper_name.removeprefix(_RPC_WRAPPER_PREFIX))
-        methods.append(_TrioMethod(route, trio_method, handler))
-    return methods
+    if not isinstance(service, ServiceBase):
+        raise TypeError(
+            f"{type(service).__name__} is not a generated service base class (such as "
+            "SchedulerServiceBase); spider.rpc.serve only runs those"
+        )
+    return [
+        _TrioMethod(method.route, getattr(service, method.name), method.reply_type, method)
+        for method in service.rpc_methods
+    ]
 
 
 def _adapt(
@@ -341,10 +378,10 @@ def _adapt(
     """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``."""
     return {
         method.route: grpclib.const.Handler(
-            _stream_handler(method.route, method.handle, method.grpc.reply_type, launcher),
-            method.grpc.cardinality,
-            method.grpc.request_type,
-            method.grpc.reply_type,
+            _stream_handler(method.route, method.handle, method.reply_type, launcher),
+            grpclib.const.Cardinality.UNARY_UNARY,
+            method.method.request_type,
+            method.reply_type,
         )
         for method in methods
     }

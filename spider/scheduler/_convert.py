@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import betterproto
-
 from spider.core.ids import AssignmentId, ExecutionManagerId, SchedulerId
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
@@ -17,11 +15,10 @@ from spider.scheduler.em_registry import AssignmentRecord
 
 def task_id_from_proto(message: common.TaskId | None) -> TaskId | None:
     """The domain ``TaskId``; ``None`` when the message or its kind is missing."""
-    if message is None or not betterproto.serialized_on_wire(message):
-        return None
-    kind, value = betterproto.which_one_of(message, "kind")
-    if kind == "index" and isinstance(value, int):
-        return TaskId.index(value)
+    kind = None if message is None else message.WhichOneof("kind")
+    if kind == "index":
+        assert message is not None
+        return TaskId.index(message.index)
     if kind == "commit":
         return TaskId.COMMIT
     if kind == "cleanup":
@@ -38,11 +35,11 @@ def task_id_to_proto(task_id: TaskId) -> common.TaskId:
     return common.TaskId(cleanup=common.Void())
 
 
-def record_from_proto(message: scheduler_pb.TaskAssignmentRecord | None) -> AssignmentRecord | None:
-    """An acknowledgement, or ``None`` when the field is unset."""
-    if message is None or not betterproto.serialized_on_wire(message):
-        return None
-    return AssignmentRecord(AssignmentId(message.id), SchedulerId(message.from_))
+def record_from_proto(message: scheduler_pb.TaskAssignmentRecord) -> AssignmentRecord:
+    """The acknowledgement ``message`` holds."""
+    # ``from`` is a Python keyword: the field is only reachable through getattr.
+    from_scheduler: int = getattr(message, "from")
+    return AssignmentRecord(AssignmentId(message.id), SchedulerId(from_scheduler))
 
 
 def assignment_to_proto(
@@ -64,10 +61,9 @@ def next_tasks_request_from_proto(
     message: execution_pb.NextTasksRequest,
 ) -> tuple[ExecutionManagerId, list[AssignmentRecord], float, int]:
     """``NextTasks``' EM, acknowledgements, wait in seconds and most assignments (at least 1)."""
-    records = [record_from_proto(record) for record in message.prev_assignments]
     return (
         ExecutionManagerId(message.execution_manager_id),
-        [record for record in records if record is not None],
+        [record_from_proto(record) for record in message.prev_assignments],
         message.wait_time_ms / 1000,
         max(message.max_tasks, 1),
     )

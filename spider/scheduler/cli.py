@@ -44,7 +44,8 @@ Configuration keys (all optional; defaults shown):
       config: {{active_job_queue_capacity: 16, dispatch_queue_capacity: 16,
                ready_task_capacity: 1048576, commit_ready_task_capacity: 256,
                cleanup_ready_task_capacity: 256, storage_poll_timeout_ms: 1000,
-               tick_interval_ms: 5, finalizing_job_expiration_timeout_sec: 300}}
+               tick_interval_ms: 5, finalizing_job_expiration_timeout_sec: 300,
+               storage_poll_page_size: 512}}
     storage_call_deadline_sec: 10
     storage_reconnect: {{initial_sec: 0.1, cap_sec: 5, jitter_sec: 0.1}}
 Unknown keys are an error. Precedence: command-line flags, then the file, then the defaults.

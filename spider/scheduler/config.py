@@ -23,6 +23,7 @@
           cleanup_ready_task_capacity: 256
           storage_poll_timeout_ms: 1000   # Spider's deployments: 10 (see docs/scheduler.md)
           tick_interval_ms: 5
+          storage_poll_page_size: 512     # Spider-py: most entries asked for per lane poll
           finalizing_job_expiration_timeout_sec: 300
       storage_call_deadline_sec: 10       # Spider-py additions from here on
       storage_reconnect: {initial_sec: 0.1, cap_sec: 5, jitter_sec: 0.1}
@@ -125,7 +126,13 @@ class RoundRobinConfig:
     """How long each lane poll may wait at storage for an entry. Spider-py's storage answers
     as soon as one entry is there, so a long wait costs no latency and saves idle polls."""
     tick_interval_ms: float = attrs.field(default=5.0, validator=_positive)
-    """Least time between two placement rounds, and between two polls of one lane."""
+    """Least time between two placement rounds, and between two polls of one lane (a poll
+    whose page came back full is followed at once by the next)."""
+    storage_poll_page_size: int = attrs.field(default=512, validator=_positive_int)
+    """Spider-py's: the most entries one lane poll asks for. Upstream asks for all the room in
+    its buffers (up to ``ready_task_capacity``), so a large job arrives as one message that
+    blocks the event loop while it decodes; pages keep each answer small, and the lane polls
+    again at once while pages come back full."""
     finalizing_job_expiration_timeout_sec: float = attrs.field(default=300.0, validator=_positive)
     """How long a committing or cleaning-up job's regular tasks are dropped."""
 

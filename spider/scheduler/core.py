@@ -2,8 +2,10 @@
 
 Three lane pollers (one per lane) feed the placement state as their polls return; a placement
 loop drains reschedules and fills the dispatch queue as soon as something changed (an ingest, a
-reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring). A lane whose poll
-brought work polls again at once; one whose poll came back empty waits out the rest of
+reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring). Each poll asks for at
+most ``storage_poll_page_size`` entries (upstream asks for all the room in its buffers, up to a
+million), so no single answer takes long to decode. A lane whose poll brought work (a full page
+or not) polls again at once; one whose poll came back empty waits out the rest of
 ``tick_interval_ms`` first. Upstream instead polls all three lanes together once per tick and
 ticks every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is
 idle when the cluster is, and new work waits for no tick.
@@ -220,7 +222,7 @@ class SchedulerCore:
         wait_ms = math.ceil(self.config.storage_poll_timeout_ms)
         while True:
             started = trio.current_time()
-            limit = self.lane_limit(lane)
+            limit = min(self.lane_limit(lane), self.config.storage_poll_page_size)
             if limit == 0:
                 await self._capacity_changed.wait()
                 continue
@@ -244,7 +246,8 @@ class SchedulerCore:
             self.ingest(lane, batch)
             if not batch.entries:
                 # At most one empty poll per lane per tick, so a zero wait does not spin. An
-                # answer with work is followed at once: the next job may already be waiting.
+                # answer with work is followed at once: the next job may already be waiting,
+                # and a full page means more is (storage answers at once while entries are).
                 await trio.sleep_until(started + tick)
 
     def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:

@@ -8,7 +8,7 @@ from typing import Final
 
 import trio
 
-from spider.rpc import GeneratedService, RpcChannel, RpcConfig, connect_channel, serve
+from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.dispatch_service import TaskDispatchService
@@ -24,7 +24,7 @@ async def run_scheduler(
     config: SchedulerConfig,
     *,
     storage_channel: RpcChannel | None = None,
-    local_services: list[GeneratedService] | None = None,
+    local_services: list[ServiceBase] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``scheduler.SchedulerService`` (and Spider-py's ``TaskDispatchService``) and place storage's ready work until cancelled.

@@ -33,8 +33,8 @@ class SchedulerService(scheduler_pb.SchedulerServiceBase):
     ) -> scheduler_pb.NextTaskResponse:
         """Acknowledge the previous assignment, then wait up to ``wait_time_ms`` for one."""
         em_id = ExecutionManagerId(next_task_request.execution_manager_id)
-        record = record_from_proto(next_task_request.prev_assignment)
-        if record is not None:
+        if next_task_request.HasField("prev_assignment"):
+            record = record_from_proto(next_task_request.prev_assignment)
             self._registry.acknowledge(em_id, record)
         assignment = await self._queue.take(next_task_request.wait_time_ms / 1000)
         if assignment is None:
@@ -58,7 +58,7 @@ class SchedulerService(scheduler_pb.SchedulerServiceBase):
         em_id = ExecutionManagerId(shutdown_request.execution_manager_id)
         records = [record_from_proto(message) for message in shutdown_request.prev_assignments]
         try:
-            self._registry.shutdown(em_id, [record for record in records if record is not None])
+            self._registry.shutdown(em_id, records)
         except ExecutionManagerNotFound as error:
             raise NotFoundError(str(error)) from error
         return common.Void()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable
 from typing import Final, Protocol
 
 import attrs
@@ -137,7 +138,7 @@ def _not_storage(error: RpcError) -> StorageRejected:
     )
 
 
-def _entries(lane: InboundLane, tasks: list[storage_pb.ReadyTask]) -> list[ReadyEntry]:
+def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[ReadyEntry]:
     entries = []
     for task in tasks:
         task_id = task_id_from_proto(task.task_id)

@@ -23,7 +23,7 @@ import trio
 from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.core.service_cli import STOP_SIGNALS, ServiceExit, add_logging_arguments
-from spider.rpc import GeneratedService, ListenError, open_rpc_bridge, serve
+from spider.rpc import ListenError, ServiceBase, open_rpc_bridge, serve
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, DatabaseError, SqliteConfig, open_database
 from spider.storage.errors import StorageError
@@ -128,7 +128,7 @@ async def serve_storage(
     launch: StorageLaunch,
     environ: Mapping[str, str] = os.environ,
     *,
-    local_services: list[GeneratedService] | None = None,
+    local_services: list[ServiceBase] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve storage until cancelled, in a process whose RPC bridge is open.

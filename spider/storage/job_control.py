@@ -3,14 +3,22 @@
 The methods are synchronous and split in two kinds. Checks (``check_*``, ``prepare_*``) raise a
 storage error and change nothing; they run before a database write. Applications
 (``apply_*``) change the block and never raise; they run after the write succeeded. The caller
-(``JobLifecycle``) does the writing, holds ``lock`` across check, write and apply for every
-change of job state, and turns what the applications return (tasks to enqueue, instances made
-stale) into queue entries and pool removals.
+(``JobLifecycle``) does the writing, holds the job exclusively (``exclusive``) across check,
+write and apply for every change of job state, and turns what the applications return (tasks to
+enqueue, instances made stale) into queue entries and pool removals.
+
+The success of a regular task that does not end the job needs no exclusive hold: it is
+*recorded* (``begin_recording`` ... ``end_recording``) while its outputs are written, so the
+successes of many tasks of one job are written concurrently and share a group commit. A
+recording blocks exclusive holders (they wait until recordings end, and no recording starts
+while one waits), so the job's state never changes under a recording, and a success that may be
+the job's last takes the exclusive path, which sees every earlier success applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 
 import attrs
 import trio
@@ -57,7 +65,11 @@ class JobControlBlock:
     """The job outputs (``SerializedTaskOutputs``) once the regular tasks have succeeded."""
     error_message: str | None = None
     lock: trio.Lock = attrs.field(factory=trio.Lock)
-    """Held across check, database write and apply of every change of job state."""
+    """Held across check, database write and apply of every change of job state (taken
+    through ``exclusive``, which also waits for recordings to end)."""
+    recording: set[int] = attrs.field(factory=set)
+    """Regular tasks whose success is being written without the lock."""
+    _recording_ended: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
 
     @classmethod
     def build(
@@ -81,6 +93,43 @@ class JobControlBlock:
             _termination_block(job_id, TaskId.CLEANUP, graph.cleanup_task),
             serialized_outputs,
         )
+
+    # --- concurrency ----------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the job alone: the lock, once no success is being recorded."""
+        async with self.lock:
+            while self.recording:
+                await self._recording_ended.park()
+            yield
+
+    def may_record(self, index: int) -> bool:
+        """Whether task ``index``'s success can be written without holding the job.
+
+        Not if an exclusive holder waits or holds (it goes first), nor if the success could be
+        the job's last once every success being recorded has landed (the last one moves the
+        job, exclusively), nor if the same task's success is being recorded already.
+        """
+        return (
+            not self.lock.locked()
+            and self.dataflow is not None
+            and index not in self.recording
+            and self.dataflow.unfinished - len(self.recording) > 1
+        )
+
+    def begin_recording(self, index: int) -> None:
+        """Task ``index``'s success is being written (after ``may_record``)."""
+        self.recording.add(index)
+
+    def end_recording(self, index: int) -> None:
+        """The write of task ``index``'s success is over (applied or failed)."""
+        self.recording.discard(index)
+        self._recording_ended.unpark_all()
+
+    async def recording_ended(self) -> None:
+        """Wait until some recording ends."""
+        await self._recording_ended.park()
 
     # --- checks ---------------------------------------------------------------------------
 

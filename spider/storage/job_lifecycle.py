@@ -7,13 +7,18 @@ the write returning and the cache change). A failed write therefore leaves the c
 and fails the request with ``StorageUnavailable`` or ``StorageInternalError``; the caller may
 retry and the service keeps serving.
 
-Locking: a job's ``lock`` is held across check, write and apply of every change of the job's
-state and of every task success (whose outputs are written before the success is applied), so
-concurrent reports on one job see each other's effects. Operations without a database write
-(instance registration, a failure with retries left, removal of a dead EM's instance) run
-without the lock: they are synchronous, hence atomic under Trio, and a locked operation
-re-checks the cache after each await. Queue entries are added after the apply; adding never
-blocks (see ``InboundQueue``), so no lock is ever held while waiting for the scheduler.
+Locking: a job is held exclusively (``JobControlBlock.exclusive``) across check, write and
+apply of every change of the job's state, so concurrent reports on one job see each other's
+effects. The success of a regular task that cannot be the job's last is not: it is *recorded*
+(the task is marked while its outputs are written, then the success is applied), so the
+successes of one job's tasks, and of different jobs, are written concurrently and share group
+commits (see ``spider.storage.group_commit``); a second report on a task being recorded waits
+for that recording and re-checks. Exclusive holders wait for recordings to end, so the job's
+state never changes under one. Operations without a database write (instance registration, a
+failure with retries left, removal of a dead EM's instance) hold nothing: they are synchronous,
+hence atomic under Trio, and every other operation re-checks the cache after each await. Queue
+entries are added after the apply; adding never blocks (see ``InboundQueue``), so nothing is
+ever held while waiting for the scheduler.
 """
 
 from __future__ import annotations
@@ -120,7 +125,7 @@ class JobLifecycle:
     async def start_job(self, job_id: JobId) -> JobState:
         """Ready -> Running, then enqueue every input task."""
         jcb = await self._cached_job(job_id, "StartJob", JobState.READY)
-        async with jcb.lock:
+        async with jcb.exclusive():
             jcb.require_state("StartJob", JobState.READY)
             await self._transition(jcb, JobState.RUNNING)
             ready = jcb.apply_start()
@@ -142,7 +147,7 @@ class JobLifecycle:
             if status.state.is_terminal:
                 return status.state
             raise self._uncached(job_id, status.state)
-        async with jcb.lock:
+        async with jcb.exclusive():
             if jcb.state.is_terminal or jcb.state is JobState.CLEANUP_READY:
                 return jcb.state
             target = jcb.cancel_target()
@@ -252,15 +257,23 @@ class JobLifecycle:
             assert jcb.dataflow is not None
             assert task_id.position is not None
             jcb.dataflow.check_outputs(task_id.position, payloads)
-        async with jcb.lock:
+        index = task_id.position
+        while index is not None and index in jcb.recording:
+            # Another instance's success of this task is being written: its outcome decides
+            # whether this report still applies.
+            await jcb.recording_ended()
+            jcb.live_block(task_id, instance_id)
+        if payloads is not None and index is not None and jcb.may_record(index):
+            ready = await self._record_regular_task(jcb, index, payloads, serialized_outputs)
+            self._enqueue(jcb, ready)
+            return
+        async with jcb.exclusive():
             tcb = jcb.live_block(task_id, instance_id)
             if payloads is None:
                 await self._finish_termination_task(jcb, tcb)
                 return
-            assert task_id.position is not None
-            ready = await self._finish_regular_task(
-                jcb, task_id.position, payloads, serialized_outputs
-            )
+            assert index is not None
+            ready = await self._finish_regular_task(jcb, index, payloads, serialized_outputs)
         self._enqueue(jcb, ready)
 
     async def report_task_failure(
@@ -335,10 +348,28 @@ class JobLifecycle:
 
     # --- internals -------------------------------------------------------------------------
 
+    async def _record_regular_task(
+        self, jcb: JobControlBlock, index: int, payloads: list[bytes], frame: bytes
+    ) -> list[TaskId]:
+        """Without the job lock: persist a success that cannot end the job, apply it.
+
+        The job cannot change state meanwhile (exclusive holders wait for the recording), so
+        the apply, synchronous right after the write returns, always applies; a failed write
+        applies nothing.
+        """
+        jcb.begin_recording(index)
+        try:
+            await self.persistence.record_task_outputs(jcb.id, index, frame)
+            ready, dropped = jcb.apply_task_success(index, payloads)
+        finally:
+            jcb.end_recording(index)
+        self.pool.discard(dropped)
+        return ready
+
     async def _finish_regular_task(
         self, jcb: JobControlBlock, index: int, payloads: list[bytes], frame: bytes
     ) -> list[TaskId]:
-        """Under the job lock: persist a regular task's success, apply it; return ready work."""
+        """Holding the job: persist a regular task's success, apply it; return ready work."""
         if jcb.is_last_task():
             state, outputs = jcb.completion_outputs(index, payloads)
             await self._transition(jcb, state, serialized_outputs=outputs)
@@ -353,7 +384,7 @@ class JobLifecycle:
         return ready
 
     async def _finish_termination_task(self, jcb: JobControlBlock, tcb: TaskControlBlock) -> None:
-        """Under the job lock: the commit task ends the job Succeeded, the cleanup Cancelled."""
+        """Holding the job: the commit task ends the job Succeeded, the cleanup Cancelled."""
         target = JobState.SUCCEEDED if tcb is jcb.commit else JobState.CANCELLED
         await self._transition(jcb, target)
         self.pool.discard(jcb.apply_termination_success(tcb))
@@ -368,7 +399,7 @@ class JobLifecycle:
             self.pool.discard([instance_id])
             self._enqueue(jcb, [task_id])
             return
-        async with jcb.lock:
+        async with jcb.exclusive():
             tcb = jcb.live_block(task_id, instance_id)
             await self._transition(jcb, JobState.FAILED, error_message=message)
             dropped = jcb.apply_failure(tcb, message)

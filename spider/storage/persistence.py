@@ -6,6 +6,11 @@ completion: if the caller is cancelled meanwhile, the result still arrives and t
 checkpoint raises ``Cancelled``. Callers rely on that: they apply a write's effect to the cache
 synchronously right after the call returns, so the cache never misses a committed write.
 
+The hot-path writes (job registration, job transitions, task outputs, EM registration and
+heartbeats) go through ``GroupCommit``: concurrent ones share one transaction and one fsync,
+and each is answered only once its transaction committed. ``counters`` counts the commits and
+the writes they carried, for every write this class makes.
+
 Errors become storage errors here and nowhere else: ``DatabaseUnavailable`` is
 ``StorageUnavailable``, the contract's domain errors become their storage counterparts, and
 anything else a backend lets escape is logged and becomes ``StorageInternalError``.
@@ -13,10 +18,9 @@ anything else a backend lets escape is logged and becomes ``StorageInternalError
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
 
 import attrs
 import trio
@@ -30,6 +34,15 @@ from spider.storage.db.interface import (
     JobStatus,
     StorageDatabase,
 )
+from spider.storage.db.writes import (
+    BatchOutcome,
+    HeartbeatExecutionManager,
+    InsertJob,
+    RecordTaskOutputs,
+    RegisterExecutionManager,
+    TransitionJob,
+    Write,
+)
 from spider.storage.errors import (
     BadRequest,
     EmDead,
@@ -38,9 +51,11 @@ from spider.storage.errors import (
     InvalidResourceGroup,
     JobNotFound,
     ResourceGroupExists,
+    StorageError,
     StorageInternalError,
     StorageUnavailable,
 )
+from spider.storage.group_commit import CommitCounters, GroupCommit
 
 LOGGER = logging.getLogger("spider.storage.persistence")
 
@@ -56,6 +71,15 @@ class Persistence:
     threaded: bool = True
     """Run calls in worker threads. ``False`` runs them inline after a checkpoint, for tests under
     Trio's mock clock, which would otherwise jump ahead while a worker thread runs."""
+    _group: GroupCommit = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._group = GroupCommit(self._write_batch)
+
+    @property
+    def counters(self) -> CommitCounters:
+        """Committed transactions and the writes they carried (group commit and the rest)."""
+        return self._group.counters
 
     async def offload(self, fn: Callable[..., T], *args: object) -> T:
         """Run CPU-heavy work (graph decoding, password hashing) away from the Trio loop."""
@@ -70,51 +94,36 @@ class Persistence:
             return fn(*args)
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
+    async def _write_batch(self, writes: Sequence[Write]) -> BatchOutcome:
+        return await self._run(self.database.write_batch, writes)
+
+    async def _commit(self, operation: str, write: Write, subject: int) -> object:
+        """``write`` through the group commit, with its errors translated like ``_call``'s."""
+        try:
+            return await self._group.commit(write)
+        except Exception as exc:
+            raise _storage_error(operation, exc, (subject,)) from exc
+
+    async def _write(self, operation: str, fn: Callable[..., T], *args: object) -> T:
+        """A write outside the group commit (one transaction), counted."""
+        result = await self._call(operation, fn, *args)
+        self._group.counters.add(1, 1)
+        return result
+
     async def _call(self, operation: str, fn: Callable[..., T], *args: object) -> T:
         try:
             return await self._run(fn, *args)
-        except db.DatabaseUnavailable as exc:
-            raise StorageUnavailable(
-                f"the storage database is unavailable ({operation}): {exc}; nothing was "
-                "changed, retry later"
-            ) from exc
-        except db.UnknownExecutionManager as exc:
-            raise IllegalEmId(_em_id(args)) from exc
-        except db.ExecutionManagerDead as exc:
-            raise EmDead(_em_id(args)) from exc
-        except db.PayloadTooLarge as exc:
-            raise BadRequest(f"too large for the database ({operation}): {exc}") from exc
-        except db.DuplicateResourceGroup as exc:
-            raise ResourceGroupExists(str(args[0])) from exc
-        except db.UnknownResourceGroup as exc:
-            raise InvalidResourceGroup(f"resource group {args[0]} does not exist") from exc
-        except db.JobNotFound as exc:
-            raise JobNotFound(JobId(_int_arg(args))) from exc
-        except db.IllegalJobTransition as exc:
-            raise InvalidJobState(
-                exc.job_id,
-                exc.current,
-                f"the move to {exc.target.value}",
-                sorted(db.LEGAL_TRANSITIONS[exc.target], key=_STATE_ORDER.index),
-            ) from exc
-        except db.DatabaseError as exc:
-            raise StorageInternalError(f"database error during {operation}: {exc}") from exc
         except Exception as exc:
-            # A backend bug or an untranslated driver error: the request fails, the service
-            # keeps going. Logged here because it is the only place that sees the original.
-            LOGGER.exception("unexpected error from the database during %s", operation)
-            raise StorageInternalError(
-                f"unexpected database error during {operation}: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise _storage_error(operation, exc, args) from exc
 
     async def create_schema(self) -> None:
         await self._call("create_schema", self.database.create_schema)
 
     async def new_session(self) -> SessionId:
-        return await self._call("new_session", self.database.new_session)
+        return await self._write("new_session", self.database.new_session)
 
     async def add_resource_group(self, external_id: str, password_hash: bytes) -> ResourceGroupId:
-        return await self._call(
+        return await self._write(
             "add_resource_group", self.database.add_resource_group, external_id, password_hash
         )
 
@@ -132,14 +141,8 @@ class Persistence:
         compressed_inputs: bytes,
         now: float,
     ) -> JobId:
-        return await self._call(
-            "insert_job",
-            self.database.insert_job,
-            group_id,
-            compressed_task_graph,
-            compressed_inputs,
-            now,
-        )
+        write = InsertJob(group_id, compressed_task_graph, compressed_inputs, now)
+        return cast(JobId, await self._commit("insert_job", write, group_id))
 
     async def get_job_status(self, job_id: JobId) -> JobStatus:
         return await self._call("get_job_status", self.database.get_job_status, job_id)
@@ -156,13 +159,9 @@ class Persistence:
         serialized_outputs: bytes | None = None,
         error_message: str | None = None,
     ) -> JobState:
-        transition = functools.partial(
-            self.database.transition_job,
-            serialized_outputs=serialized_outputs,
-            error_message=error_message,
-        )
-        return await self._call(
-            f"transition_job to {target.value}", transition, job_id, target, now
+        write = TransitionJob(job_id, target, now, serialized_outputs, error_message)
+        return cast(
+            JobState, await self._commit(f"transition_job to {target.value}", write, job_id)
         )
 
     async def recoverable_jobs(self) -> list[JobRecord]:
@@ -172,30 +171,24 @@ class Persistence:
         return await self._call("iter_recoverable_jobs", collect)
 
     async def delete_terminated_jobs(self, ended_before: float) -> int:
-        return await self._call(
+        return await self._write(
             "delete_terminated_jobs", self.database.delete_terminated_jobs, ended_before
         )
 
     async def record_task_outputs(self, job_id: JobId, task_index: int, frame: bytes) -> None:
-        await self._call(
-            "record_task_outputs", self.database.record_task_outputs, job_id, task_index, frame
-        )
+        write = RecordTaskOutputs(job_id, task_index, frame)
+        await self._commit("record_task_outputs", write, job_id)
 
     async def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
         return await self._call("load_task_outputs", self.database.load_task_outputs, job_id)
 
     async def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
-        return await self._call(
-            "register_execution_manager",
-            self.database.register_execution_manager,
-            ip_address,
-            now,
-        )
+        write = RegisterExecutionManager(ip_address, now)
+        return cast(ExecutionManagerId, await self._commit("register_execution_manager", write, 0))
 
     async def heartbeat_execution_manager(self, em_id: ExecutionManagerId, now: float) -> None:
-        await self._call(
-            "heartbeat_execution_manager", self.database.heartbeat_execution_manager, em_id, now
-        )
+        write = HeartbeatExecutionManager(em_id, now)
+        await self._commit("heartbeat_execution_manager", write, em_id)
 
     async def is_execution_manager_alive(self, em_id: ExecutionManagerId) -> bool:
         return await self._call(
@@ -203,14 +196,14 @@ class Persistence:
         )
 
     async def mark_dead_execution_managers(self, stale_before: float) -> list[ExecutionManagerId]:
-        return await self._call(
+        return await self._write(
             "mark_dead_execution_managers",
             self.database.mark_dead_execution_managers,
             stale_before,
         )
 
     async def register_scheduler(self, host: str, port: int) -> SchedulerId:
-        return await self._call("register_scheduler", self.database.register_scheduler, host, port)
+        return await self._write("register_scheduler", self.database.register_scheduler, host, port)
 
     async def list_schedulers(self) -> list[tuple[SchedulerId, str, int]]:
         return await self._call("list_schedulers", self.database.list_schedulers)
@@ -225,6 +218,42 @@ class Persistence:
 
 
 _STATE_ORDER = list(JobState)
+
+
+def _storage_error(operation: str, exc: Exception, args: tuple[object, ...]) -> StorageError:
+    """The storage error for a database call's error (``args``: the call's, for ids)."""
+    if isinstance(exc, db.DatabaseUnavailable):
+        return StorageUnavailable(
+            f"the storage database is unavailable ({operation}): {exc}; nothing was "
+            "changed, retry later"
+        )
+    if isinstance(exc, db.UnknownExecutionManager):
+        return IllegalEmId(_em_id(args))
+    if isinstance(exc, db.ExecutionManagerDead):
+        return EmDead(_em_id(args))
+    if isinstance(exc, db.PayloadTooLarge):
+        return BadRequest(f"too large for the database ({operation}): {exc}")
+    if isinstance(exc, db.DuplicateResourceGroup):
+        return ResourceGroupExists(str(args[0]))
+    if isinstance(exc, db.UnknownResourceGroup):
+        return InvalidResourceGroup(f"resource group {args[0]} does not exist")
+    if isinstance(exc, db.JobNotFound):
+        return JobNotFound(JobId(_int_arg(args)))
+    if isinstance(exc, db.IllegalJobTransition):
+        return InvalidJobState(
+            exc.job_id,
+            exc.current,
+            f"the move to {exc.target.value}",
+            sorted(db.LEGAL_TRANSITIONS[exc.target], key=_STATE_ORDER.index),
+        )
+    if isinstance(exc, db.DatabaseError):
+        return StorageInternalError(f"database error during {operation}: {exc}")
+    # A backend bug or an untranslated driver error: the request fails, the service keeps
+    # going. Logged here because it is the only place that sees the original.
+    LOGGER.error("unexpected error from the database during %s", operation, exc_info=exc)
+    return StorageInternalError(
+        f"unexpected database error during {operation}: {type(exc).__name__}: {exc}"
+    )
 
 
 def _int_arg(args: tuple[object, ...]) -> int:

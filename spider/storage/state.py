@@ -355,5 +355,14 @@ async def open_storage_state(
             runtime.task_instance_pool.gc_interval_sec,
         )
         await nursery.start(supervise, "job cache GC", state.collector.run)
-        yield state
-        nursery.cancel_scope.cancel(reason="storage state closed")
+        try:
+            yield state
+        finally:
+            nursery.cancel_scope.cancel(reason="storage state closed")
+            counters = state.persistence.counters
+            LOGGER.info(
+                "committed %d transactions for %d writes",
+                counters.transactions,
+                counters.writes,
+                extra={"transactions": counters.transactions, "writes": counters.writes},
+            )

@@ -7,9 +7,6 @@ must be set. A missing one is a ``ProtocolError`` naming the field.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import betterproto
 
 from spider.core import TaskId
 from spider.core.ids import (
@@ -42,9 +39,10 @@ def task_id_to_proto(task_id: TaskId) -> common.TaskId:
 
 def task_id_from_proto(message: common.TaskId | None, *, operation: str, field: str) -> TaskId:
     """The ``TaskId`` a peer sent; a missing message or ``kind`` is a protocol error."""
-    kind, value = ("", None) if message is None else betterproto.which_one_of(message, "kind")
-    if kind == "index" and isinstance(value, int):
-        return TaskId.index(value)
+    kind = None if message is None else message.WhichOneof("kind")
+    if kind == "index":
+        assert message is not None
+        return TaskId.index(message.index)
     if kind == "commit":
         return TaskId.COMMIT
     if kind == "cleanup":
@@ -56,11 +54,8 @@ def task_id_from_proto(message: common.TaskId | None, *, operation: str, field: 
 
 def record_to_proto(record: AssignmentRecord) -> scheduler_pb.TaskAssignmentRecord:
     """The acknowledgement as the scheduler expects it."""
-    return scheduler_pb.TaskAssignmentRecord(id=record.id, from_=record.from_scheduler)
-
-
-def _present(message: Any) -> bool:
-    return message is not None and betterproto.serialized_on_wire(message)
+    # ``from`` is a Python keyword: the field can only be passed by a keyword dictionary.
+    return scheduler_pb.TaskAssignmentRecord(id=record.id, **{"from": record.from_scheduler})
 
 
 def registration_from_proto(
@@ -68,7 +63,7 @@ def registration_from_proto(
 ) -> Registration:
     """The EM's id and session; session 0 is legal."""
     registration = response.registration
-    if not _present(registration):
+    if not response.HasField("registration"):
         raise ProtocolError("the response has no registration", operation=operation)
     return Registration(
         ExecutionManagerId(registration.execution_manager_id),
@@ -80,15 +75,14 @@ def assignment_from_proto(
     response: scheduler_pb.NextTaskResponse, *, operation: str
 ) -> Assignment | None:
     """The assignment in a ``NextTask`` answer, or ``None`` for ``no_task``."""
-    which, value = betterproto.which_one_of(response, "result")
+    which = response.WhichOneof("result")
     if which == "no_task":
         return None
     if which != "assignment":
         raise ProtocolError(
             "the response is neither an assignment nor no_task", operation=operation
         )
-    assert isinstance(value, scheduler_pb.SchedulerAssignment)
-    return _assignment(value, operation=operation)
+    return _assignment(response.assignment, operation=operation)
 
 
 def _assignment(value: scheduler_pb.SchedulerAssignment, *, operation: str) -> Assignment:
@@ -106,17 +100,15 @@ def execution_context_from_proto(
     response: storage_pb.RegisterTaskInstanceResponse, *, operation: str
 ) -> ExecutionContext:
     """Storage's execution context, with every sub-message present and a usable timeout."""
+    if not response.HasField("execution_context"):
+        raise ProtocolError("the response has no execution_context", operation=operation)
     return _execution_context(response.execution_context, operation=operation)
 
 
-def _execution_context(
-    context: storage_pb.ExecutionContext | None, *, operation: str
-) -> ExecutionContext:
-    if context is None or not _present(context):
-        raise ProtocolError("the response has no execution_context", operation=operation)
-    if not _present(context.tdl_context):
+def _execution_context(context: storage_pb.ExecutionContext, *, operation: str) -> ExecutionContext:
+    if not context.HasField("tdl_context"):
         raise ProtocolError("execution_context has no tdl_context", operation=operation)
-    if not _present(context.timeout_policy):
+    if not context.HasField("timeout_policy"):
         raise ProtocolError("execution_context has no timeout_policy", operation=operation)
     if context.timeout_policy.hard_timeout_ms == 0:
         raise ProtocolError(
@@ -248,13 +240,17 @@ def registration_results_from_proto(
         )
     results: list[ExecutionContext | tuple[int, str] | ProtocolError] = []
     for result in response.results:
-        which, value = betterproto.which_one_of(result, "result")
-        if which == "error" and isinstance(value, execution_pb.ItemStatus):
-            results.append((value.code, value.message))
+        which = result.WhichOneof("result")
+        if which == "error":
+            results.append((result.error.code, result.error.message))
+            continue
+        if which != "execution_context":
+            results.append(
+                ProtocolError("the response has no execution_context", operation=operation)
+            )
             continue
         try:
-            context = value if isinstance(value, storage_pb.ExecutionContext) else None
-            results.append(_execution_context(context, operation=operation))
+            results.append(_execution_context(result.execution_context, operation=operation))
         except ProtocolError as error:
             results.append(error)
     return results

@@ -120,7 +120,7 @@ class GrpcSchedulerClient:
         operation = "NextTask"
         request = scheduler_pb.NextTaskRequest(execution_manager_id=em_id, wait_time_ms=wait_ms)
         if record is not None:
-            request.prev_assignment = record_to_proto(record)
+            request.prev_assignment.CopyFrom(record_to_proto(record))
         try:
             response = await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.next_task,

@@ -2,7 +2,8 @@
 
 A backend supplies the engine, reads its driver's errors (``translate_error``) and provides the
 one statement SQL has no portable spelling for (insert unless the key exists). Transactions are
-short, one per method; rows a read-modify-write depends on are locked with ``SELECT ... FOR
+short, one per method, except ``write_batch``, which runs many hot-path writes in one transaction
+with a savepoint around each (group commit); rows a read-modify-write depends on are locked with ``SELECT ... FOR
 UPDATE`` (MariaDB/MySQL, at READ COMMITTED) or by taking SQLite's single write lock up front
 (``BEGIN IMMEDIATE``, so no transaction ever has to upgrade a read lock and deadlock).
 """
@@ -12,10 +13,11 @@ from __future__ import annotations
 import abc
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ParamSpec, TypeVar
 
+import outcome
 import sqlalchemy as sa
 import sqlalchemy.exc
 
@@ -38,6 +40,16 @@ from spider.storage.db.interface import (
     UnknownResourceGroup,
     check_transition,
     chunks,
+)
+from spider.storage.db.writes import (
+    BatchOutcome,
+    HeartbeatExecutionManager,
+    InsertJob,
+    RecordTaskOutputs,
+    RegisterExecutionManager,
+    TransitionJob,
+    Write,
+    write_each,
 )
 
 P = ParamSpec("P")
@@ -62,6 +74,14 @@ class DuplicateKey(DatabaseError):
 
 class TransactionConflict(DatabaseUnavailable):
     """A deadlock or lock-wait timeout: the transaction was rolled back and may simply rerun."""
+
+
+class _CommitFailed(Exception):
+    """The COMMIT of a shared transaction failed: whether it took effect is unknown."""
+
+    def __init__(self, error: DatabaseError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _rerun_on_conflict(operation: Callable[P, R]) -> Callable[P, R]:
@@ -163,16 +183,38 @@ class SqlDatabase(abc.ABC):
             return _insert_row(conn, table, **values)
 
     @contextmanager
-    def _transaction(self, *, writes: bool) -> Iterator[sa.Connection]:
-        """One transaction on a pooled connection, with driver errors translated."""
+    def _translating(self) -> Iterator[None]:
+        """Driver errors raised inside become domain errors (``translate_error``)."""
         try:
-            with self.writer_turn() if writes else nullcontext(), self._engine.connect() as conn:
-                conn.execution_options(**{WRITES_OPTION: writes})
-                with conn.begin():
-                    yield conn
+            yield
         except sqlalchemy.exc.DBAPIError as exc:
             driver_error = self._engine.dialect.loaded_dbapi.Error
             raise self.translate_error(_original_driver_error(exc, driver_error)) from exc
+
+    @contextmanager
+    def _transaction(self, *, writes: bool) -> Iterator[sa.Connection]:
+        """One transaction on a pooled connection, with driver errors translated."""
+        failed: DatabaseError | None = None
+        try:
+            with (
+                self._translating(),
+                self.writer_turn() if writes else nullcontext(),
+                self._engine.connect() as conn,
+            ):
+                conn.execution_options(**{WRITES_OPTION: writes})
+                with conn.begin():
+                    try:
+                        yield conn
+                    except DatabaseError as exc:
+                        failed = exc
+                        raise
+        except DatabaseError as exc:
+            if failed is None or exc is failed:
+                raise
+            # The body failed (already translated), then so did the rollback, as when MariaDB
+            # drops the connection after an oversized packet: the body's error says what
+            # happened, the rollback's ("server has gone away") would hide it.
+            raise failed from None
         except sqlalchemy.exc.TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"{self._description}: every pooled connection stayed busy too long; "
@@ -198,6 +240,80 @@ class SqlDatabase(abc.ABC):
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+
+    # --- group commit ---
+
+    def write_batch(self, writes: Sequence[Write]) -> BatchOutcome:
+        """Every write in one transaction, each under its own savepoint; one COMMIT (one fsync).
+
+        A write that fails on its own (unknown job, illegal transition, a constraint) is rolled
+        back to its savepoint and gets its error; the others go on. If the shared transaction
+        itself breaks before COMMIT (a deadlock, a lost connection, a savepoint that cannot be
+        rolled back), the database rolled all of it back, so each write is run again alone, in
+        its own transaction, and only the writes that fail alone fail. If the COMMIT fails, its
+        outcome is unknown: every write fails with that error, as a single write's would.
+        """
+        if len(writes) > 1:
+            try:
+                return self._write_together(writes)
+            except _CommitFailed as failed:
+                return BatchOutcome(tuple(outcome.Error(failed.error) for _ in writes), 0)
+            except DatabaseError:
+                pass  # rolled back as a whole: each write runs alone below
+        return write_each(self, writes)
+
+    def _write_together(self, writes: Sequence[Write]) -> BatchOutcome:
+        outcomes: list[outcome.Outcome[object]] = []
+        committing = False
+        try:
+            with self._transaction(writes=True) as conn:
+                for write in writes:
+                    try:
+                        with conn.begin_nested():
+                            outcomes.append(outcome.Value(self._apply(conn, write)))
+                    except (sqlalchemy.exc.DBAPIError, DatabaseUnavailable):
+                        # Untranslated means the savepoint itself failed; unavailable means
+                        # the transaction is gone. Either way the batch is over.
+                        raise
+                    except Exception as exc:  # this write's own failure; rolled back alone
+                        outcomes.append(outcome.Error(exc))
+                committing = True
+        except DatabaseError as exc:
+            if committing:
+                raise _CommitFailed(exc) from exc
+            raise
+        written = sum(isinstance(result, outcome.Value) for result in outcomes)
+        return BatchOutcome(tuple(outcomes), 1 if written else 0)
+
+    def _apply(self, conn: sa.Connection, write: Write) -> object:
+        match write:
+            case InsertJob():
+                return self._insert_job_in(
+                    conn,
+                    write.group_id,
+                    write.compressed_task_graph,
+                    write.compressed_inputs,
+                    write.now,
+                )
+            case TransitionJob():
+                return self._transition_job_in(
+                    conn,
+                    write.job_id,
+                    write.target,
+                    write.now,
+                    write.serialized_outputs,
+                    write.error_message,
+                )
+            case RecordTaskOutputs():
+                self._record_task_outputs_in(
+                    conn, write.job_id, write.task_index, write.output_frame
+                )
+                return None
+            case RegisterExecutionManager():
+                return self._register_execution_manager_in(conn, write.ip_address, write.now)
+            case HeartbeatExecutionManager():
+                self._heartbeat_execution_manager_in(conn, write.em_id, write.now)
+                return None
 
     # --- sessions ---
 
@@ -241,16 +357,31 @@ class SqlDatabase(abc.ABC):
         now: float,
     ) -> JobId:
         """Insert a Ready job. Raises ``UnknownResourceGroup``."""
-        try:
-            job_id = self._insert(
-                schema.jobs,
-                resource_group_id=group_id,
-                state=JobState.READY,
-                compressed_serialized_task_graph=compressed_task_graph,
-                compressed_serialized_job_inputs=compressed_inputs,
-                created_at=now,
-                updated_at=now,
+        with self._transaction(writes=True) as conn:
+            return self._insert_job_in(
+                conn, group_id, compressed_task_graph, compressed_inputs, now
             )
+
+    def _insert_job_in(
+        self,
+        conn: sa.Connection,
+        group_id: ResourceGroupId,
+        compressed_task_graph: bytes,
+        compressed_inputs: bytes,
+        now: float,
+    ) -> JobId:
+        try:
+            with self._translating():
+                job_id = _insert_row(
+                    conn,
+                    schema.jobs,
+                    resource_group_id=group_id,
+                    state=JobState.READY,
+                    compressed_serialized_task_graph=compressed_task_graph,
+                    compressed_serialized_job_inputs=compressed_inputs,
+                    created_at=now,
+                    updated_at=now,
+                )
         except ForeignKeyViolation as exc:
             raise UnknownResourceGroup(
                 f"resource group {group_id} does not exist: add it before submitting jobs to it"
@@ -287,6 +418,20 @@ class SqlDatabase(abc.ABC):
         error_message: str | None = None,
     ) -> JobState:
         """Lock the row, check ``LEGAL_TRANSITIONS``, update; return the previous state."""
+        with self._transaction(writes=True) as conn:
+            return self._transition_job_in(
+                conn, job_id, target, now, serialized_outputs, error_message
+            )
+
+    def _transition_job_in(
+        self,
+        conn: sa.Connection,
+        job_id: JobId,
+        target: JobState,
+        now: float,
+        serialized_outputs: bytes | None,
+        error_message: str | None,
+    ) -> JobState:
         jobs = schema.jobs
         changes: dict[str, object] = {"state": target, "updated_at": now}
         if target.is_terminal:
@@ -295,7 +440,7 @@ class SqlDatabase(abc.ABC):
             changes["serialized_job_outputs"] = serialized_outputs
         if error_message is not None:
             changes["error_message"] = error_message
-        with self._transaction(writes=True) as conn:
+        with self._translating():
             current: JobState | None = conn.execute(
                 sa.select(jobs.c.state).where(jobs.c.id == job_id).with_for_update()
             ).scalar_one_or_none()
@@ -365,8 +510,14 @@ class SqlDatabase(abc.ABC):
     @_rerun_on_conflict
     def record_task_outputs(self, job_id: JobId, task_index: int, output_frame: bytes) -> None:
         """Persist a finished task's output frame; the first write wins. Raises ``JobNotFound``."""
+        with self._transaction(writes=True) as conn:
+            self._record_task_outputs_in(conn, job_id, task_index, output_frame)
+
+    def _record_task_outputs_in(
+        self, conn: sa.Connection, job_id: JobId, task_index: int, output_frame: bytes
+    ) -> None:
         try:
-            with self._transaction(writes=True) as conn:
+            with self._translating():
                 conn.execute(
                     self.insert_unless_present(schema.task_outputs).values(
                         job_id=job_id, task_index=task_index, output_frame=output_frame
@@ -397,13 +548,21 @@ class SqlDatabase(abc.ABC):
     @_rerun_on_conflict
     def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
         """Insert an Alive EM with ``last_heartbeat_at = now``."""
-        em_id = self._insert(
-            schema.execution_managers,
-            ip_address=ip_address,
-            state=LivenessState.ALIVE,
-            last_heartbeat_at=now,
-            created_at=now,
-        )
+        with self._transaction(writes=True) as conn:
+            return self._register_execution_manager_in(conn, ip_address, now)
+
+    def _register_execution_manager_in(
+        self, conn: sa.Connection, ip_address: str, now: float
+    ) -> ExecutionManagerId:
+        with self._translating():
+            em_id = _insert_row(
+                conn,
+                schema.execution_managers,
+                ip_address=ip_address,
+                state=LivenessState.ALIVE,
+                last_heartbeat_at=now,
+                created_at=now,
+            )
         return ExecutionManagerId(em_id)
 
     @_rerun_on_conflict
@@ -412,8 +571,14 @@ class SqlDatabase(abc.ABC):
 
         Raises ``UnknownExecutionManager`` or ``ExecutionManagerDead``.
         """
-        ems = schema.execution_managers
         with self._transaction(writes=True) as conn:
+            self._heartbeat_execution_manager_in(conn, em_id, now)
+
+    def _heartbeat_execution_manager_in(
+        self, conn: sa.Connection, em_id: ExecutionManagerId, now: float
+    ) -> None:
+        ems = schema.execution_managers
+        with self._translating():
             state = conn.execute(
                 sa.select(ems.c.state).where(ems.c.id == em_id).with_for_update()
             ).scalar_one_or_none()

@@ -2,7 +2,8 @@
 
 Methods are synchronous and blocking: the service calls them from worker threads through a
 bounded limiter (``trio.to_thread.run_sync``), never on the Trio loop. Each method is atomic on
-its own (one transaction). Times are POSIX seconds from the service's clock, passed in, so tests
+its own (one transaction); ``write_batch`` runs several hot-path writes in one transaction
+(group commit, see ``spider.storage.group_commit``). Times are POSIX seconds from the service's clock, passed in, so tests
 control time and both backends agree on it.
 
 The schema is Spider's (``jobs``, ``resource_groups``, ``execution_managers``, ``schedulers``,
@@ -13,13 +14,16 @@ recovered after a restart resumes instead of re-running its finished tasks.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from spider.core.errors import SpiderError
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+
+if TYPE_CHECKING:
+    from spider.storage.db.writes import BatchOutcome, Write
 
 
 class JobState(enum.Enum):
@@ -156,6 +160,16 @@ class StorageDatabase(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+    # --- group commit ---
+    def write_batch(self, writes: Sequence[Write]) -> BatchOutcome:
+        """Apply ``writes`` in order, sharing one transaction where the backend can.
+
+        Each write's outcome is its result or its own error (the error its single-operation
+        method would raise); one write's failure never fails another. Nothing is returned before
+        every successful write is durable. ``spider.storage.db.writes.write_each`` is a correct
+        (unbatched) implementation.
+        """
 
     # --- sessions ---
     def new_session(self) -> SessionId:

@@ -10,7 +10,7 @@ Each service translates proto messages to domain values (``_unpack``), calls one
 
 from __future__ import annotations
 
-from spider.rpc import GeneratedService
+from spider.rpc import ServiceBase
 from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
 from spider.storage.service.job_orchestration import JobOrchestrationService
@@ -36,9 +36,9 @@ __all__ = [
 ]
 
 
-def storage_services(state: StorageState) -> list[GeneratedService]:
+def storage_services(state: StorageState) -> list[ServiceBase]:
     """Spider's seven services and Spider-py's extensions, all backed by ``state``, ready for
-    ``spider.rpc.serve`` (and the embedded cluster's ``LocalChannel``)."""
+    ``spider.rpc.serve``."""
     task_instances = TaskInstanceManagementService(state)
     return [
         JobOrchestrationService(state),

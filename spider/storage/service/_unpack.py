@@ -9,8 +9,7 @@ empty scheduler host or a port over 65535. Nothing else is checked here; proto3 
 from __future__ import annotations
 
 import ipaddress
-
-import betterproto
+from typing import cast
 
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
@@ -23,11 +22,11 @@ MAX_PORT = 65535
 
 def task_id_from_proto(message: common.TaskId | None, field: str = "task_id") -> TaskId:
     """The domain ``TaskId``; ``InvalidArgumentError`` when the message or its kind is missing."""
-    if message is None or not betterproto.serialized_on_wire(message):
+    if message is None or message.ByteSize() == 0:
         raise InvalidArgumentError(f"{field} is missing: set index, commit or cleanup")
-    kind, value = betterproto.which_one_of(message, "kind")
-    if kind == "index" and isinstance(value, int):
-        return TaskId.index(value)
+    kind = message.WhichOneof("kind")
+    if kind == "index":
+        return TaskId.index(message.index)
     if kind == "commit":
         return TaskId.COMMIT
     if kind == "cleanup":
@@ -65,4 +64,4 @@ def scheduler_endpoint_from_proto(host: str, port: int) -> tuple[str, int]:
 def job_state_to_proto(state: JobState) -> storage_pb.JobState:
     """The wire enum value of ``state``."""
     # The wire enum's member names are the domain enum's (READY, COMMIT_READY, ...).
-    return storage_pb.JobState.from_string(state.name)
+    return cast("storage_pb.JobState", storage_pb.JobState.Value(state.name))

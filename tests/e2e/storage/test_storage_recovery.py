@@ -11,14 +11,17 @@ with the reason. EM work of the old session is refused as stale.
 from __future__ import annotations
 
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
 
 from spider.core.task_outputs import decode_task_outputs
 from spider.storage.db import DatabaseConfig
-from spider.storage.db._schema import jobs
+from spider.storage.db._schema import jobs, task_outputs
 from tests.integration.storage_service.grpc_client import (
     GrpcEm,
     StorageClient,
@@ -26,6 +29,7 @@ from tests.integration.storage_service.grpc_client import (
     task_key,
     unpack,
 )
+from tests.integration.storage_service.grpc_client import task_outputs as outputs_for
 from tests.unit.storage.jobs import diamond, flat, reference_job_outputs, submission
 
 from .storage_process import StorageProcess, database_engine, running_storage, write_config
@@ -209,3 +213,66 @@ def test_jobs_in_every_recoverable_state_survive_a_crash(
     }
     assert {task_key(first.task_id)} == {"0"}
     assert status == 0
+
+
+def test_concurrent_successes_answered_before_a_crash_are_all_kept(
+    tmp_path: Path, storage_config: DatabaseConfig, stub_modules: StubModules
+) -> None:
+    """SIGKILL while many reports are in flight (sharing group commits): every success that
+    was answered OK is in the database and is not handed out again after the restart."""
+    config = write_config(tmp_path, storage_config)
+    tasks = 96
+    graph = flat(tasks)
+    acknowledged: list[int] = []
+    half_answered = threading.Event()
+
+    with running_storage("--config", config, cwd=tmp_path) as before:
+        client = connect(stub_modules, before)
+        group = client.sync(
+            "ResourceGroupManagementService",
+            "AddResourceGroup",
+            external_resource_group_id="tenant",
+            password=b"secret",
+        ).resource_group_id
+        job = register(client, group, graph, list(range(tasks)))
+        client.sync(JOBS, "StartJob", job_id=job)
+        em = GrpcEm.register(client)
+        started = [(entry, em.register_instance(job, entry.task_id)) for entry in em.poll()]
+        assert len(started) == tasks
+
+        def report(entry: Any, context: Any) -> None:
+            index = entry.task_id.index
+            outputs = outputs_for(graph, index, context.serialized_task_io)
+            try:
+                em.succeed(job, entry.task_id, context, outputs)
+            except grpc.RpcError:
+                return  # in flight when storage died: no promise was made
+            acknowledged.append(index)
+            if len(acknowledged) >= tasks // 2:
+                half_answered.set()
+
+        with ThreadPoolExecutor(max_workers=24) as reporters:
+            for entry, context in started:
+                reporters.submit(report, entry, context)
+            assert half_answered.wait(timeout=60)
+            before.kill()
+        client.close()
+
+    engine = database_engine(storage_config)
+    with engine.begin() as connection:
+        stored = set(
+            connection.execute(
+                sa.select(task_outputs.c.task_index).where(task_outputs.c.job_id == job)
+            ).scalars()
+        )
+    engine.dispose()
+    assert tasks // 2 <= len(acknowledged) < tasks  # killed with reports still in flight
+    assert set(acknowledged) <= stored
+
+    with running_storage("--config", config, cwd=tmp_path) as after:
+        client = connect(stub_modules, after)
+        em = GrpcEm.register(client)
+        handed_out = {entry.task_id.index for entry in em.poll()}
+        client.close()
+        after.stop(signal.SIGTERM)
+    assert handed_out == set(range(tasks)) - stored

@@ -161,7 +161,7 @@ def upstream_like_storage(session_id: int) -> Iterator[int]:
             "GetSession": grpc.unary_unary_rpc_method_handler(
                 get_session,
                 request_deserializer=common.Void.FromString,
-                response_serializer=bytes,
+                response_serializer=storage_pb.GetSessionResponse.SerializeToString,
             )
         },
     )

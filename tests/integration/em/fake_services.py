@@ -16,7 +16,6 @@ import collections
 from typing import Any
 
 import attrs
-import betterproto
 import trio
 
 from spider import rpc
@@ -32,7 +31,8 @@ LOOPBACK = "127.0.0.1"
 
 
 def record_key(record: scheduler_pb.TaskAssignmentRecord) -> tuple[int, int]:
-    return (record.id, record.from_)
+    from_scheduler: int = getattr(record, "from")
+    return (record.id, from_scheduler)
 
 
 def task_id_pb(index: int | None = 0, *, kind: str = "index") -> common.TaskId:
@@ -91,9 +91,10 @@ class FakeSchedulerService(scheduler_pb.SchedulerServiceBase):
     ) -> scheduler_pb.NextTaskResponse:
         state = self.state
         assert next_task_request.execution_manager_id == EM_ID
-        prev = next_task_request.prev_assignment
         key = (
-            record_key(prev) if prev is not None and betterproto.serialized_on_wire(prev) else None
+            record_key(next_task_request.prev_assignment)
+            if next_task_request.HasField("prev_assignment")
+            else None
         )
         if key is not None:
             state.outstanding.discard(key)
@@ -385,7 +386,7 @@ class FakeTaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
 class RestartableServer:
     """Serves some services on one port; ``stop`` and ``start`` again on the same port."""
 
-    services: list[rpc.GeneratedService]
+    services: list[rpc.ServiceBase]
     nursery: trio.Nursery
     port: int = 0
     _scope: trio.CancelScope | None = None

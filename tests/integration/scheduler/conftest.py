@@ -37,14 +37,18 @@ def storage_config(port: int = 0) -> StorageConfig:
     )
 
 
-def scheduler_config(storage_port: int) -> SchedulerConfig:
-    """Host 127.0.0.1, any free port, fast reconnects."""
+def scheduler_config(storage_port: int, page_size: int = 512) -> SchedulerConfig:
+    """Host 127.0.0.1, any free port, fast reconnects, lane polls of ``page_size`` entries."""
     return SchedulerConfig(
         host="127.0.0.1",
         port=0,
         storage_endpoint=EndpointConfig("127.0.0.1", storage_port),
         runtime=RuntimeConfig(
-            scheduler=PolicyConfig(config=RoundRobinConfig(storage_poll_timeout_ms=500)),
+            scheduler=PolicyConfig(
+                config=RoundRobinConfig(
+                    storage_poll_timeout_ms=500, storage_poll_page_size=page_size
+                )
+            ),
             storage_reconnect=ReconnectConfig(initial_sec=0.05, cap_sec=0.5, jitter_sec=0.05),
         ),
     )
@@ -77,9 +81,9 @@ class StorageProcess:
 
 
 @asynccontextmanager
-async def running_scheduler(storage_port: int) -> AsyncIterator[int]:
+async def running_scheduler(storage_port: int, page_size: int = 512) -> AsyncIterator[int]:
     """The scheduler, serving; yields its port."""
     async with trio.open_nursery() as nursery:
-        port: int = await nursery.start(run_scheduler, scheduler_config(storage_port))
+        port: int = await nursery.start(run_scheduler, scheduler_config(storage_port, page_size))
         yield port
         nursery.cancel_scope.cancel()

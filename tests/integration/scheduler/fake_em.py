@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import attrs
-import betterproto
 
 from spider.core.task_graph import TaskGraph
 from spider.core.wire import decode_frame, encode_frame
@@ -47,7 +46,7 @@ async def job_state(storage: Channel, job_id: int) -> storage_pb.JobState:
 
 
 def _outputs(graph: TaskGraph, task_id: common.TaskId, serialized_inputs: bytes) -> bytes:
-    if betterproto.which_one_of(task_id, "kind")[0] != "index":
+    if task_id.WhichOneof("kind") != "index":
         return b""
     inputs = [unpack(payload) for payload in decode_frame(serialized_inputs)]
     num_outputs = len(graph.task(task_id.index).outputs)
@@ -77,16 +76,16 @@ class FakeEm:
             execution_manager_id=self.em_id, wait_time_ms=wait_ms
         )
         if self.ack is not None:
-            request.prev_assignment = self.ack
+            request.prev_assignment.CopyFrom(self.ack)
         reply = await self.scheduler.call(
             scheduler_pb.SchedulerServiceStub.next_task, request, deadline=wait_ms / 1000 + 5
         )
         self.ack = None
-        if betterproto.which_one_of(reply, "result")[0] != "assignment":
+        if reply.WhichOneof("result") != "assignment":
             return False
         assignment = reply.assignment
         self.ack = scheduler_pb.TaskAssignmentRecord(
-            id=assignment.id, from_=assignment.scheduler_id
+            id=assignment.id, **{"from": assignment.scheduler_id}
         )
         context = (
             await self.storage.call(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import betterproto
 import pytest
 import trio
 
@@ -35,7 +34,7 @@ def storage_process(tmp_path: Path) -> StorageProcess:
 
 
 def result_of(reply: scheduler_pb.NextTaskResponse) -> str:
-    return betterproto.which_one_of(reply, "result")[0]
+    return reply.WhichOneof("result") or ""
 
 
 async def current_session(storage: Channel) -> int:
@@ -81,6 +80,30 @@ async def test_jobs_run_to_success_through_the_scheduler(
             await em.shutdown()  # acknowledges the last assignment; nothing is left over
             with pytest.raises(NotFoundError):
                 await em.shutdown()
+
+
+async def test_a_job_wider_than_a_poll_page_runs_each_task_once(
+    bridge: None, storage_process: StorageProcess
+) -> None:
+    tasks = 40
+    with trio.fail_after(TEST_BUDGET):
+        async with (
+            storage_process.run() as storage_port,
+            running_scheduler(storage_port, page_size=7) as scheduler_port,
+            connect_channel(Endpoint("127.0.0.1", storage_port)) as storage,
+            connect_channel(Endpoint("127.0.0.1", scheduler_port)) as scheduler,
+        ):
+            em = FakeEm(storage, scheduler)
+            await em.register()
+            job = await submit_and_start(storage, flat(tasks), list(range(tasks)))
+
+            await run_until(em, {job: flat(tasks)}, [job])
+
+            # 40 ready tasks reach the scheduler in pages of at most 7: every one is
+            # dispatched, none twice (plus the commit task).
+            assert [ran_job for ran_job, _ in em.ran] == [job] * (tasks + 1)
+            ids = [assignment_id for _, assignment_id in em.ran]
+            assert len(set(ids)) == len(ids)
 
 
 async def test_an_unacknowledged_assignment_is_rescheduled_after_shutdown(

@@ -1,4 +1,4 @@
-"""The committed betterproto code must be what `nox -s proto` generates from `protos/`."""
+"""The committed code under spider/proto must be what `nox -s proto` generates from `protos/`."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ class FixedSession(SessionManagementServiceBase):
 
 @asynccontextmanager
 async def running_server(
-    services: list[rpc.GeneratedService], port: int = 0
+    services: list[rpc.ServiceBase], port: int = 0
 ) -> AsyncIterator[rpc.Endpoint]:
     """Serve ``services`` on loopback for the block (inside an open bridge); yield the endpoint."""
     async with trio.open_nursery() as nursery:

@@ -6,9 +6,12 @@ Real sockets mean real time: these tests use Trio's real clock, and time only ap
 
 from __future__ import annotations
 
+import functools
 import math
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 
 import pytest
 import trio
@@ -21,11 +24,14 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
     ShutdownRequest,
 )
+from spider.rpc._bridge import current_bridge
 
 from .rpc_services import (
     CRASHING_EM,
+    LOOPBACK,
     STATUS_EM_BASE,
     WRONG_REPLY_EM,
+    FixedSession,
     RecordingScheduler,
     running_server,
 )
@@ -45,7 +51,9 @@ async def bridge() -> AsyncIterator[None]:
 async def test_unary_call_returns_the_handlers_reply(bridge: None) -> None:
     scheduler = RecordingScheduler()
     async with running_server([scheduler]) as endpoint, rpc.connect_channel(endpoint) as channel:
-        reply = await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(7))
+        reply = await channel.call(
+            SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=7)
+        )
 
     assert reply == Void()
     assert len(scheduler.heartbeat_peers) == 1
@@ -66,13 +74,14 @@ async def test_handler_errors_reach_the_client_with_status_and_message(
     ):
         with pytest.raises(rpc.RpcError) as caught:
             await channel.call(
-                SchedulerServiceStub.heartbeat, HeartbeatRequest(STATUS_EM_BASE + status.value)
+                SchedulerServiceStub.heartbeat,
+                HeartbeatRequest(execution_manager_id=STATUS_EM_BASE + status.value),
             )
 
     assert caught.value.status is status
     assert type(caught.value) is type(rpc.error_for_status(status, ""))
     assert caught.value.message == f"test failure with {status.name}"
-    assert caught.value.method == "SchedulerServiceStub.heartbeat"
+    assert caught.value.method == "/scheduler.SchedulerService/Heartbeat"
 
 
 async def test_unexpected_handler_exception_is_internal_and_the_server_keeps_serving(
@@ -84,8 +93,12 @@ async def test_unexpected_handler_exception_is_internal_and_the_server_keeps_ser
         rpc.connect_channel(endpoint) as channel,
     ):
         with pytest.raises(rpc.InternalError) as caught:
-            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(CRASHING_EM))
-        after = await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+            await channel.call(
+                SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=CRASHING_EM)
+            )
+        after = await channel.call(
+            SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+        )
 
     assert "internal error while handling /scheduler.SchedulerService/Heartbeat" in str(
         caught.value
@@ -107,7 +120,10 @@ async def test_a_reply_of_the_wrong_type_is_internal(bridge: None) -> None:
         rpc.connect_channel(endpoint) as channel,
     ):
         with pytest.raises(rpc.InternalError):
-            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(WRONG_REPLY_EM))
+            await channel.call(
+                SchedulerServiceStub.heartbeat,
+                HeartbeatRequest(execution_manager_id=WRONG_REPLY_EM),
+            )
 
 
 async def test_a_method_the_service_does_not_override_is_unimplemented(bridge: None) -> None:
@@ -116,7 +132,19 @@ async def test_a_method_the_service_does_not_override_is_unimplemented(bridge: N
         rpc.connect_channel(endpoint) as channel,
     ):
         with pytest.raises(rpc.UnimplementedError):
-            await channel.call(SchedulerServiceStub.shutdown, ShutdownRequest(1))
+            await channel.call(
+                SchedulerServiceStub.shutdown, ShutdownRequest(execution_manager_id=1)
+            )
+
+
+async def test_a_route_no_service_serves_is_unimplemented(bridge: None) -> None:
+    # Only the session service is served: the scheduler's route is unknown to this server.
+    async with (
+        running_server([FixedSession(3)]) as endpoint,
+        rpc.connect_channel(endpoint) as channel,
+    ):
+        with pytest.raises(rpc.UnimplementedError, match="not served"):
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
 
 
 async def test_cancelling_the_caller_cancels_the_server_handler(bridge: None) -> None:
@@ -129,7 +157,12 @@ async def test_cancelling_the_caller_cancels_the_server_handler(bridge: None) ->
                 nursery.cancel_scope.cancel(reason="the test cancels the caller")
             await scheduler.next_task_cancelled.wait()
             # The stream was reset, not the connection: the channel still works.
-            assert await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1)) == Void()
+            assert (
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
+                == Void()
+            )
 
 
 async def test_deadline_expiry_raises_deadline_exceeded_and_cancels_the_handler(
@@ -143,7 +176,7 @@ async def test_deadline_expiry_raises_deadline_exceeded_and_cancels_the_handler(
             await scheduler.next_task_cancelled.wait()
 
     assert caught.value.is_transient
-    assert caught.value.method == "SchedulerServiceStub.next_task"
+    assert caught.value.method == "/scheduler.SchedulerService/NextTask"
 
 
 async def test_the_config_default_deadline_applies_when_the_call_names_none(bridge: None) -> None:
@@ -165,7 +198,9 @@ async def test_the_pool_spreads_calls_round_robin_over_its_connections(bridge: N
         rpc.connect_channel(endpoint, config) as channel,
     ):
         for em in range(6):
-            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(em))
+            await channel.call(
+                SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=em)
+            )
 
     peers = scheduler.heartbeat_peers
     assert len(set(peers)) == 3, "three connections, so three client ports"
@@ -179,7 +214,9 @@ async def test_a_server_that_is_not_up_is_unavailable(bridge: None) -> None:
         port = probe.getsockname()[1]
         async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", port)) as channel:
             with pytest.raises(rpc.UnavailableError) as caught:
-                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
 
     assert caught.value.is_transient
 
@@ -189,23 +226,17 @@ async def test_a_deadline_must_be_positive_and_finite(bridge: None, deadline: fl
     async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", 9)) as channel:
         with pytest.raises(ValueError, match="positive, finite"):
             await channel.call(
-                SchedulerServiceStub.heartbeat, HeartbeatRequest(1), deadline=deadline
+                SchedulerServiceStub.heartbeat,
+                HeartbeatRequest(execution_manager_id=1),
+                deadline=deadline,
             )
 
 
-async def test_call_takes_only_methods_of_generated_stubs(bridge: None) -> None:
-    async def not_a_stub_method(
-        stub: object,
-        request: object,
-        /,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109 (the shape of a stub method)
-    ) -> Void:
-        return Void()
-
+async def test_call_takes_only_generated_methods(bridge: None) -> None:
+    not_a_method = "/scheduler.SchedulerService/Heartbeat"
     async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", 9)) as channel:
         with pytest.raises(TypeError, match=r"SchedulerServiceStub\.next_task"):
-            await channel.call(not_a_stub_method, HeartbeatRequest(1))  # type: ignore[type-var]
+            await channel.call(not_a_method, HeartbeatRequest(execution_manager_id=1))  # type: ignore[arg-type]
 
 
 async def test_without_a_bridge_the_error_says_how_to_open_one() -> None:
@@ -214,3 +245,67 @@ async def test_without_a_bridge_the_error_says_how_to_open_one() -> None:
             pass  # pragma: no cover
     with pytest.raises(RuntimeError, match="open_rpc_bridge"):
         await rpc.serve([RecordingScheduler()], "127.0.0.1", 0)
+
+
+@contextmanager
+def wedged_asyncio_thread(for_seconds: float) -> Iterator[None]:
+    """Block the bridge's asyncio thread (a handler stuck in blocking code) for a while; a
+    timer releases it so that a broken bound ends the test instead of hanging it."""
+    release = threading.Event()
+    timer = threading.Timer(for_seconds, release.set)
+    current_bridge().call_soon(release.wait)
+    timer.start()
+    try:
+        yield
+    finally:
+        release.set()
+        timer.cancel()
+
+
+async def test_a_bound_around_a_call_holds_while_the_asyncio_thread_is_wedged(
+    bridge: None,
+) -> None:
+    wedged_for = 3.0
+    async with (
+        running_server([RecordingScheduler()]) as endpoint,
+        rpc.connect_channel(endpoint) as channel,
+    ):
+        with wedged_asyncio_thread(wedged_for):
+            began = trio.current_time()
+            with trio.move_on_after(0.2):
+                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+            abandoned_after = trio.current_time() - began
+    # Without abandoning, the call waits for the asyncio thread: the whole 3 s.
+    assert abandoned_after < wedged_for / 2
+
+
+async def test_closing_a_channel_gives_up_on_a_wedged_asyncio_thread(
+    bridge: None,
+) -> None:
+    wedged_for = 3.0
+    async with running_server([RecordingScheduler()]) as endpoint:
+        async with rpc.connect_channel(endpoint) as channel:
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+            wedged = wedged_asyncio_thread(wedged_for)
+            wedged.__enter__()
+            began = trio.current_time()
+        closed_after = trio.current_time() - began
+        wedged.__exit__(None, None, None)
+    # Without giving up, leaving the block waits for the asyncio thread: the whole 3 s.
+    assert closed_after < wedged_for / 2
+
+
+async def test_stopping_a_server_gives_up_on_a_wedged_asyncio_thread(bridge: None) -> None:
+    wedged_for = 3.0
+    config = rpc.ServerConfig(shutdown_grace=0.2)
+    with ExitStack() as wedged:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                functools.partial(rpc.serve, config=config), [RecordingScheduler()], LOOPBACK, 0
+            )
+            wedged.enter_context(wedged_asyncio_thread(wedged_for))
+            began = trio.current_time()
+            nursery.cancel_scope.cancel()
+        stopped_after = trio.current_time() - began
+    # Without giving up, serve waits for the asyncio thread: the whole 3 s.
+    assert stopped_after < wedged_for / 2

@@ -5,11 +5,11 @@ Real loopback sockets, so Trio's real clock; time only bounds waits (see test_rp
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 from collections.abc import AsyncIterator
 
-import grpclib.const
 import pytest
 import trio
 
@@ -44,17 +44,24 @@ async def test_started_reports_the_port_picked_for_port_zero(bridge: None) -> No
         assert isinstance(port, int)
         assert port > 0
         async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
-            assert await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1)) == Void()
+            assert (
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
+                == Void()
+            )
         nursery.cancel_scope.cancel()
 
 
 async def test_one_server_serves_several_services(bridge: None) -> None:
     async with trio.open_nursery() as nursery:
-        services: list[rpc.GeneratedService] = [RecordingScheduler(), FixedSession(4)]
+        services: list[rpc.ServiceBase] = [RecordingScheduler(), FixedSession(4)]
         port = await nursery.start(rpc.serve, services, LOOPBACK, 0)
         async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
             session = await channel.call(SessionManagementServiceStub.get_session, Void())
-            beat = await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+            beat = await channel.call(
+                SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+            )
         nursery.cancel_scope.cancel()
 
     assert session.session_id == 4
@@ -74,7 +81,9 @@ async def test_stopping_cancels_running_handlers_and_drops_connections(bridge: N
             port = await outer.start(serve_until_stopped)
             async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
                 # Warm the connection up, so that what follows uses an established connection.
-                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(1))
+                await channel.call(
+                    SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=1)
+                )
                 in_flight: list[BaseException] = []
 
                 async def call_next_task() -> None:
@@ -91,7 +100,9 @@ async def test_stopping_cancels_running_handlers_and_drops_connections(bridge: N
 
                 # The old connection must not be served by a stopped server.
                 with pytest.raises(rpc.UnavailableError):
-                    await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest(2))
+                    await channel.call(
+                        SchedulerServiceStub.heartbeat, HeartbeatRequest(execution_manager_id=2)
+                    )
 
     [error] = in_flight
     assert isinstance(error, rpc.UnavailableError)
@@ -147,21 +158,14 @@ async def test_an_unresolvable_host_is_a_listen_error(bridge: None) -> None:
         await rpc.serve([RecordingScheduler()], "no-such-host.invalid", 0)
 
 
-class _StreamingService:
-    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
-        async def handle(stream: object) -> None:  # pragma: no cover - never served
-            pass
-
-        return {
-            "/test.Streaming/Watch": grpclib.const.Handler(
-                handle, grpclib.const.Cardinality.UNARY_STREAM, Void, Void
-            )
-        }
+class _HandWrittenService:
+    async def heartbeat(self, request: HeartbeatRequest) -> Void:  # pragma: no cover
+        return Void()
 
 
-async def test_only_unary_generated_methods_are_served(bridge: None) -> None:
-    with pytest.raises(TypeError, match="unary-unary"):
-        await rpc.serve([_StreamingService()], LOOPBACK, 0)
+async def test_only_generated_services_are_served(bridge: None) -> None:
+    with pytest.raises(TypeError, match="generated service base class"):
+        await rpc.serve([_HandWrittenService()], LOOPBACK, 0)  # type: ignore[list-item]
 
 
 async def test_serving_and_stopping_are_logged(
@@ -221,13 +225,17 @@ async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
             async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
                 # Delivered: the callback is registered and never runs.
                 scheduler.release.set()
-                await channel.call(SchedulerServiceStub.next_task, NextTaskRequest(1))
+                await channel.call(
+                    SchedulerServiceStub.next_task, NextTaskRequest(execution_manager_id=1)
+                )
                 # Not delivered: the deadline passes while the handler is still working.
                 scheduler.entered = trio.Event()
                 scheduler.release = trio.Event()
                 with pytest.raises(rpc.DeadlineExceededError):
                     await channel.call(
-                        SchedulerServiceStub.next_task, NextTaskRequest(2), deadline=0.2
+                        SchedulerServiceStub.next_task,
+                        NextTaskRequest(execution_manager_id=2),
+                        deadline=0.2,
                     )
                 await scheduler.entered.wait()
                 scheduler.release.set()
@@ -239,3 +247,28 @@ async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
 
 async def test_on_undelivered_outside_a_served_call_does_nothing() -> None:
     assert rpc.on_undelivered(lambda: None) is False
+
+
+_SERVE_CONTEXT: contextvars.ContextVar[str] = contextvars.ContextVar("test_serve_context")
+
+
+class _ContextReporter(SchedulerServiceBase):
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def heartbeat(self, request: HeartbeatRequest) -> Void:
+        self.seen.append(_SERVE_CONTEXT.get("<not serve's context>"))
+        return Void()
+
+
+async def test_handlers_run_in_the_context_of_the_serve_that_started_them(bridge: None) -> None:
+    reporter = _ContextReporter()
+    _SERVE_CONTEXT.set("set around serve")
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(rpc.serve, [reporter], LOOPBACK, 0)
+        _SERVE_CONTEXT.set("changed after serve started")
+        async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+        nursery.cancel_scope.cancel()
+    # The value serve saw when it started (nursery.start copies the starter's context).
+    assert reporter.seen == ["set around serve"]

@@ -297,3 +297,23 @@ async def test_an_idle_scheduler_does_not_spin(
     await trio.sleep(10)
     # Each lane waits out its 500 ms long poll: about 20 polls per lane in 10 s, not thousands.
     assert sum(len(counts) for counts in storage.polls.values()) - polls <= 3 * 21
+
+
+async def test_a_lane_deeper_than_a_page_arrives_in_pages_completely_and_once(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    config = attrs.evolve(CONFIG, ready_task_capacity=100, storage_poll_page_size=3)
+    core = SchedulerCore(config, storage, RECONNECT)
+    storage.enqueue(*(task(job, index) for job in range(5) for index in range(5)))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(core.run, ADVERTISED)
+        taken = await drain(core)
+        nursery.cancel_scope.cancel()
+
+    assert sorted(keys(taken)) == sorted(
+        (job, f"Index({index})") for job in range(5) for index in range(5)
+    )
+    polls = storage.polls[InboundLane.TASK]
+    assert max(polls) == 3
+    # 25 entries in full pages of 3, then the partial page of 1: no entry was asked for twice.
+    assert polls[:9] == [3] * 9

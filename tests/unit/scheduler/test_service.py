@@ -55,7 +55,9 @@ class Harness:
     ) -> scheduler_pb.NextTaskResponse:
         request = scheduler_pb.NextTaskRequest(execution_manager_id=EM, wait_time_ms=wait_ms)
         if ack is not None:
-            request.prev_assignment = scheduler_pb.TaskAssignmentRecord(id=ack, from_=SCHEDULER)
+            request.prev_assignment.CopyFrom(
+                scheduler_pb.TaskAssignmentRecord(id=ack, **{"from": SCHEDULER})
+            )
         return await self.service.next_task(request)
 
 
@@ -114,8 +116,8 @@ async def test_shutdown_acknowledges_the_records_and_reschedules_the_rest() -> N
         scheduler_pb.ShutdownRequest(
             execution_manager_id=EM,
             prev_assignments=[
-                scheduler_pb.TaskAssignmentRecord(id=a.id, from_=SCHEDULER),
-                scheduler_pb.TaskAssignmentRecord(id=b.id, from_=SCHEDULER),
+                scheduler_pb.TaskAssignmentRecord(id=a.id, **{"from": SCHEDULER}),
+                scheduler_pb.TaskAssignmentRecord(id=b.id, **{"from": SCHEDULER}),
             ],
         )
     )

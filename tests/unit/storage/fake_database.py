@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import attrs
 
@@ -31,6 +31,7 @@ from spider.storage.db.interface import (
     UnknownResourceGroup,
     check_transition,
 )
+from spider.storage.db.writes import BatchOutcome, Write, write_each
 
 
 @attrs.define
@@ -76,6 +77,12 @@ class FakeDatabase:
 
     def close(self) -> None:
         pass
+
+    def write_batch(self, writes: Sequence[Write]) -> BatchOutcome:
+        # One "transaction" per write: the fake has no shared transactions to offer, and its
+        # per-method failure injection keeps working for batched writes.
+        self.calls["write_batch"] += 1
+        return write_each(self, writes)
 
     def new_session(self) -> SessionId:
         with self._lock:

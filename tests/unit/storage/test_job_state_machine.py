@@ -282,30 +282,52 @@ class JobLife(RuleBasedStateMachine):
         self.instances.remove(instance)
         self.run(self.report_success, instance)
 
+    async def report_failure(self, instance: Instance) -> None:
+        """Report a failure with a message of its own."""
+        self.failures += 1
+        message = f"failure {self.failures}"
+        try:
+            await self.state.report_task_failure(
+                self.job_id,
+                instance.task_id,
+                instance.context.task_instance_id,
+                ExecutionManagerId(0),
+                instance.session,
+                message,
+            )
+        except STALE:
+            return
+        self.failure_messages.add(message)
+
     @rule(choice=st.integers(0, 100))
     def fail(self, choice: int) -> None:
         instance = self.pick(self.instances, choice)
         if instance is None:
             return
         self.instances.remove(instance)
-        self.failures += 1
-        message = f"failure {self.failures}"
+        self.run(self.report_failure, instance)
 
-        async def fail() -> None:
-            try:
-                await self.state.report_task_failure(
-                    self.job_id,
-                    instance.task_id,
-                    instance.context.task_instance_id,
-                    ExecutionManagerId(0),
-                    instance.session,
-                    message,
-                )
-            except STALE:
-                return
-            self.failure_messages.add(message)
+    @rule(choices=st.lists(st.integers(0, 100), min_size=2, max_size=6), failing=st.integers(0, 63))
+    def report_together(self, choices: list[int], failing: int) -> None:
+        """Several instances report at once (successes of one job are written concurrently
+        and share group commits); bit ``n`` of ``failing`` makes the ``n``-th a failure."""
+        picked: list[Instance] = []
+        for choice in choices:
+            instance = self.pick([i for i in self.instances if i not in picked], choice)
+            if instance is not None:
+                picked.append(instance)
+        for instance in picked:
+            self.instances.remove(instance)
 
-        self.run(fail)
+        async def together() -> None:
+            async with trio.open_nursery() as nursery:
+                for number, instance in enumerate(picked):
+                    if failing >> number & 1:
+                        nursery.start_soon(self.report_failure, instance)
+                    else:
+                        nursery.start_soon(self.report_success, instance)
+
+        self.run(together)
 
     @rule(choice=st.integers(0, 100))
     def report_the_wrong_output_count(self, choice: int) -> None:
