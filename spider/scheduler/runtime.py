@@ -58,7 +58,7 @@ async def run_scheduler(
         registry = ExecutionManagerRegistry(
             runtime.em_registry.dead_em_cutoff_sec, core.reschedule, core.identity.own_ids
         )
-        services: list[GeneratedService] = [
+        services: list[ServiceBase] = [
             SchedulerService(core.queue, registry, core.identity),
             # Spider-py's extension beside Spider's service: upstream EMs never call it.
             TaskDispatchService(core.queue, registry, core.identity),

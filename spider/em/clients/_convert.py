@@ -125,6 +125,17 @@ def _execution_context(context: storage_pb.ExecutionContext, *, operation: str) 
     )
 
 
+def next_task_request_to_proto(
+    em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+) -> scheduler_pb.NextTaskRequest:
+    """``NextTask``, acknowledging ``record`` when there is one (unset otherwise)."""
+    if record is None:
+        return scheduler_pb.NextTaskRequest(execution_manager_id=em_id, wait_time_ms=wait_ms)
+    return scheduler_pb.NextTaskRequest(
+        execution_manager_id=em_id, prev_assignment=record_to_proto(record), wait_time_ms=wait_ms
+    )
+
+
 def next_tasks_request_to_proto(
     em_id: ExecutionManagerId, records: Sequence[AssignmentRecord], wait_ms: int, max_tasks: int
 ) -> execution_pb.NextTasksRequest:

@@ -19,6 +19,7 @@ from spider.em.clients._convert import (
     assignments_from_proto,
     execution_context_from_proto,
     item_statuses_from_proto,
+    next_task_request_to_proto,
     next_tasks_request_to_proto,
     record_to_proto,
     registration_from_proto,
@@ -118,13 +119,10 @@ class GrpcSchedulerClient:
     ) -> Assignment | None:
         """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
         operation = "NextTask"
-        request = scheduler_pb.NextTaskRequest(execution_manager_id=em_id, wait_time_ms=wait_ms)
-        if record is not None:
-            request.prev_assignment.CopyFrom(record_to_proto(record))
         try:
             response = await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.next_task,
-                request,
+                next_task_request_to_proto(em_id, record, wait_ms),
                 deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
             )
         except RpcError as error:

@@ -7,8 +7,6 @@ never saw one, and a deadline that passed is as retryable as a refused connectio
 
 from __future__ import annotations
 
-from typing import Final
-
 from spider.em.errors import (
     CacheStale,
     ClientError,
@@ -56,15 +54,9 @@ def scheduler_error(error: RpcError, operation: str) -> ClientError:
     return ServerError(error.message, operation=operation)
 
 
-GRPCLIB_UNKNOWN_METHOD: Final = "Missing content-type header"
-"""What a grpclib client reports when a grpclib server answers a method it does not serve:
-the server's trailers-only UNIMPLEMENTED carries no content-type, which the client checks
-first and reports as UNKNOWN with this message (grpclib 0.4)."""
-
-
 def extension_missing(error: RpcError) -> bool:
-    """Whether ``error`` says the peer does not serve the method: UNIMPLEMENTED, or its
-    grpclib-to-grpclib form."""
-    if error.status is Status.UNIMPLEMENTED:
-        return True
-    return error.status is Status.UNKNOWN and error.message == GRPCLIB_UNKNOWN_METHOD
+    """Whether ``error`` says the peer does not serve the method (UNIMPLEMENTED; spider.rpc's
+    server answers an unknown route so). Any other status, UNKNOWN included (a proxy's or a
+    failing handler's), leaves the EM on the extension: it is that call's error, not the peer's
+    lack of the service."""
+    return error.status is Status.UNIMPLEMENTED

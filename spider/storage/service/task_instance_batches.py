@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
-import betterproto
 import trio
 
 from spider.proto import common
@@ -63,11 +62,11 @@ class TaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
         )
 
     async def _report(self, outcome: execution_pb.TaskOutcome) -> common.Void:
-        which, request = betterproto.which_one_of(outcome, "outcome")
-        if which == "success" and isinstance(request, storage_pb.ReportTaskSuccessRequest):
-            return await self._single.report_task_success(request)
-        if which == "failure" and isinstance(request, storage_pb.ReportTaskFailureRequest):
-            return await self._single.report_task_failure(request)
+        which = outcome.WhichOneof("outcome")
+        if which == "success":
+            return await self._single.report_task_success(outcome.success)
+        if which == "failure":
+            return await self._single.report_task_failure(outcome.failure)
         raise InvalidArgumentError("the outcome is neither a success nor a failure")
 
 

@@ -23,7 +23,7 @@ from spider.em.pool import PoolConfig, open_process_pool
 from spider.em.runtime import RuntimeSettings, run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
 from spider.proto import storage as storage_pb
-from spider.rpc import Endpoint, GeneratedService, open_rpc_bridge
+from spider.rpc import Endpoint, ServiceBase, open_rpc_bridge
 
 from .fake_services import (
     LOOPBACK,
@@ -111,8 +111,8 @@ async def fake_cluster() -> AsyncIterator[Cluster]:
     async with open_rpc_bridge(), trio.open_nursery() as nursery:
         scheduler, storage = SchedulerState(), StorageState()
         task_instances = FakeTaskInstanceService(storage)
-        scheduler_services: list[GeneratedService] = [FakeSchedulerService(scheduler)]
-        storage_services: list[GeneratedService] = [FakeLivenessService(storage), task_instances]
+        scheduler_services: list[ServiceBase] = [FakeSchedulerService(scheduler)]
+        storage_services: list[ServiceBase] = [FakeLivenessService(storage), task_instances]
         if SERVE_EXTENSION:
             scheduler_services.append(FakeDispatchService(scheduler))
             storage_services.append(FakeTaskInstanceBatchService(task_instances))

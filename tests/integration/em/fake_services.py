@@ -366,13 +366,13 @@ class FakeTaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
         self.single.state.report_batches.append(len(report_task_outcomes_request.outcomes))
         statuses = []
         for outcome in report_task_outcomes_request.outcomes:
-            which, request = betterproto.which_one_of(outcome, "outcome")
+            which = outcome.WhichOneof("outcome")
             try:
-                if isinstance(request, storage_pb.ReportTaskSuccessRequest):
-                    await self.single.report_task_success(request)
+                if which == "success":
+                    await self.single.report_task_success(outcome.success)
                 else:
-                    assert isinstance(request, storage_pb.ReportTaskFailureRequest), which
-                    await self.single.report_task_failure(request)
+                    assert which == "failure", which
+                    await self.single.report_task_failure(outcome.failure)
             except rpc.RpcError as error:
                 statuses.append(
                     execution_pb.ItemStatus(code=error.status.value, message=error.message)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import betterproto
 import pytest
 import trio
 
@@ -104,11 +103,11 @@ async def test_a_job_runs_on_batched_calls_and_every_assignment_is_acknowledged(
                 assert len(registered.results) == len(assignments)
                 outcomes = []
                 for assignment, result in zip(assignments, registered.results, strict=True):
-                    assert betterproto.which_one_of(result, "result")[0] == "execution_context"
+                    assert result.WhichOneof("result") == "execution_context"
                     context = result.execution_context
                     acks.append(
                         scheduler_pb.TaskAssignmentRecord(
-                            id=assignment.id, from_=assignment.scheduler_id
+                            id=assignment.id, **{"from": assignment.scheduler_id}
                         )
                     )
                     outcomes.append(
@@ -191,7 +190,7 @@ async def test_each_item_gets_the_status_its_single_rpc_would_have(
             first, second, third = registered.results
             assert [first.error.code, third.error.code] == single
             assert first.error.code == Status.INVALID_ARGUMENT.value
-            assert betterproto.which_one_of(second, "result")[0] == "execution_context"
+            assert second.WhichOneof("result") == "execution_context"
             assert second.execution_context.task_instance_id > 0
             assert third.error.message
 

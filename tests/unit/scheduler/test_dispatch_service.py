@@ -61,7 +61,7 @@ class Harness:
                 wait_time_ms=wait_ms,
                 max_tasks=max_tasks,
                 prev_assignments=[
-                    scheduler_pb.TaskAssignmentRecord(id=ack, from_=SCHEDULER) for ack in acks
+                    scheduler_pb.TaskAssignmentRecord(id=ack, **{"from": SCHEDULER}) for ack in acks
                 ],
             )
         )
