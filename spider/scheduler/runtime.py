@@ -27,7 +27,8 @@ async def run_scheduler(
     local_services: list[ServiceBase] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``scheduler.SchedulerService`` (and Spider-py's ``TaskDispatchService``) and place storage's ready work until cancelled.
+    """Serve ``scheduler.SchedulerService`` (and Spider-py's ``TaskDispatchService``) and place
+    storage's ready work until cancelled.
 
     Needs an open RPC bridge (``spider.rpc.open_rpc_bridge``). ``task_status`` gets the bound
     port (``config.port`` 0 picks a free one) as soon as the service accepts calls; registering
