@@ -46,10 +46,11 @@ from spider.core.ids import (
 )
 from spider.core.logging import configure_logging
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.errors import ClientError, ExtensionUnavailable
 from spider.em.ledger import AssignmentRecord
 from spider.em.pool import PoolConfig, TaskOutcome, TaskRequest, open_process_pool
 from spider.em.ports import EmClients, TaskPool, TaskSlot
-from spider.em.runtime import RuntimeSettings, run_execution_manager
+from spider.em.runtime import ExtensionSettings, RuntimeSettings, run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -117,6 +118,11 @@ class InstantStorage:
             serialized_task_io=self.workload.task_io,
         )
 
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        raise ExtensionUnavailable("not served", operation="RegisterTaskInstances")
+
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         await trio.lowlevel.checkpoint()
         self.workload.reported += 1
@@ -125,6 +131,12 @@ class InstantStorage:
 
     async def report_failure(self, target: ReportTarget, message: str) -> None:
         raise RuntimeError(f"a benchmark task failed: {message}")
+
+    async def report_outcomes(
+        self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
+    ) -> list[ClientError | None]:
+        # The benchmark measures the loop over Spider's single RPCs (the extension is off).
+        raise ExtensionUnavailable("not served", operation="ReportTaskOutcomes")
 
 
 @attrs.define(eq=False)
@@ -150,6 +162,15 @@ class InstantScheduler:
             resource_group_id=ResourceGroupId(1),
             session=SESSION,
         )
+
+    async def next_tasks(
+        self,
+        em_id: ExecutionManagerId,
+        records: Sequence[AssignmentRecord],
+        wait_ms: int,
+        max_tasks: int,
+    ) -> list[Assignment]:
+        raise ExtensionUnavailable("not served", operation="NextTasks")
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
         await trio.lowlevel.checkpoint()
@@ -224,7 +245,11 @@ async def measure(
 
     storage = InstantStorage(workload)
     trigger = ShutdownTrigger(grace=5.0)
-    settings = RuntimeSettings(storage_heartbeat_interval=1.0, scheduler_heartbeat_interval=1.0)
+    settings = RuntimeSettings(
+        storage_heartbeat_interval=1.0,
+        scheduler_heartbeat_interval=1.0,
+        extension=ExtensionSettings(enabled=False),
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(
             functools.partial(

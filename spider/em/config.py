@@ -19,6 +19,9 @@
     scheduler_poll_wait_ms: 1000
     executors: 1
     shutdown_grace_sec: 30
+    max_pending_reports: 256
+    report_senders: 4
+    execution_extension: {enabled: true, max_tasks_per_poll: 4, prefetch_per_slot: 1, max_report_batch: 64}
     shutdown_drain_sec: 5
     forced_shutdown_sec: 2
     rpc:
@@ -54,7 +57,8 @@ from spider.core.config import (
 from spider.em._retry import RetryPolicy
 from spider.em.clients import ClientDeadlines
 from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
-from spider.em.runtime import RuntimeSettings
+from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
+from spider.em.runtime import ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
 from spider.rpc import Endpoint
 
@@ -228,6 +232,28 @@ class RpcSettingsConfig:
 
 
 @attrs.frozen
+class ExecutionExtensionConfig:
+    """Spider-py's batched execution RPCs; peers that do not serve them get Spider's."""
+
+    enabled: bool = True
+    max_tasks_per_poll: int = attrs.field(default=4, validator=_int_at_least(1))
+    """The most assignments one ``NextTasks`` asks for."""
+    prefetch_per_slot: int = attrs.field(default=1, validator=_int_at_least(0))
+    """Assignments received ahead of a free slot, per slot (not registered until started)."""
+    max_report_batch: int = attrs.field(default=64, validator=_int_at_least(1))
+    """The most outcomes one ``ReportTaskOutcomes`` carries."""
+
+    def settings(self) -> ExtensionSettings:
+        """The runtime's view."""
+        return ExtensionSettings(
+            enabled=self.enabled,
+            max_tasks_per_poll=self.max_tasks_per_poll,
+            prefetch_per_slot=self.prefetch_per_slot,
+            max_report_batch=self.max_report_batch,
+        )
+
+
+@attrs.frozen
 class ExecutionManagerConfig:
     """The whole ``python -m spider.em`` configuration."""
 
@@ -246,6 +272,13 @@ class ExecutionManagerConfig:
     """Once every task has ended, how long outcome reports may take to reach storage."""
     forced_shutdown_sec: float = attrs.field(default=2.0, validator=_non_negative_seconds)
     """After a second stop request: the bound on reports, then on ``Shutdown``."""
+    max_pending_reports: int = attrs.field(
+        default=DEFAULT_MAX_PENDING_REPORTS, validator=_int_at_least(1)
+    )
+    """Outcomes queued or being reported before a dispatch loop waits to hand over its own."""
+    report_senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_int_at_least(1))
+    """Reports sent to storage at the same time."""
+    execution_extension: ExecutionExtensionConfig = attrs.field(factory=ExecutionExtensionConfig)
     rpc: RpcSettingsConfig = attrs.field(factory=RpcSettingsConfig)
     log_format: LogFormat = LogFormat.JSON
 
@@ -257,7 +290,10 @@ class ExecutionManagerConfig:
             scheduler_heartbeat_interval=self.liveness.scheduler_heartbeat_interval_sec,
             shutdown_drain=self.shutdown_drain_sec,
             shutdown_rpc_bound=self.rpc.shutdown_bound_sec,
+            max_pending_reports=self.max_pending_reports,
+            report_senders=self.report_senders,
             retry=self.rpc.retry.policy(),
+            extension=self.execution_extension.settings(),
         )
 
     def client_deadlines(self) -> ClientDeadlines:

@@ -1,24 +1,29 @@
 """The dispatch loop of one slot: poll, triage, register, execute, hand the outcome to a reporter.
 
 Each slot of the process pool runs one loop; the loops share the clients, the session tracker,
-the consumed-assignment ledger and the reporters' nursery. An iteration:
+the consumed-assignment ledger and the reporter. An iteration:
 
 1. Wait until the slot's executor is ready, so no assignment is taken that cannot start.
-2. Poll the scheduler (``NextTask`` long-poll loop). The first RPC of the loop carries the oldest
-   ledger record; a failed or cancelled RPC puts it back. Errors back off with jitter.
+2. Take a prefetched assignment, or poll the scheduler: ``NextTasks`` (Spider-py's extension,
+   one slot polling at a time for all waiting slots) carries every ledger record and may bring
+   a few assignments more, kept for the next slot that asks; an upstream scheduler answers UNIMPLEMENTED once, and from then on ``NextTask``
+   carries the oldest record on the first RPC of the loop. A failed or cancelled RPC puts its
+   records back. Errors back off with jitter. Prefetched assignments are not acknowledged
+   until registered: one still waiting at a stop goes back to the scheduler with ``Shutdown``.
 3. Triage the assignment's session, then register the instance with storage (retrying
    transport failures). Registered, stale and rejected assignments are all acknowledged, by
    pushing their record to the ledger; one whose registration a stop interrupted is not.
 4. Run it on the slot. A stop no longer interrupts anything from here: the pool's shutdown
    deadline (grace) bounds the task.
-5. Drop the outcome if the session moved on while the task ran; otherwise start its report in
-   the reporters' nursery and loop.
+5. Drop the outcome if the session moved on while the task ran; otherwise hand it to the
+   reporter (which waits while too many reports are pending) and loop.
 
 Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends them at once.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from collections.abc import Callable
@@ -29,13 +34,20 @@ import trio
 
 from spider.core import SessionTracker
 from spider.core.ids import ExecutionManagerId
-from spider.core.supervision import run_logged
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
-from spider.em.errors import CacheStale, ClientError, IllegalId, MarkedDead, StaleSession
+from spider.em.errors import (
+    CacheStale,
+    ClientError,
+    ExtensionUnavailable,
+    IllegalId,
+    MarkedDead,
+    StaleSession,
+)
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
-from spider.em.ports import SchedulerClient, StorageClient, TaskSlot
+from spider.em.ports import SchedulerClient, TaskSlot
+from spider.em.registration import Registrar
 from spider.em.reporting import Reporter
 from spider.em.shutdown import ShutdownTrigger
 from spider.em.triage import Triage, triage
@@ -53,7 +65,7 @@ class Dispatcher:
 
     em_id: ExecutionManagerId
     scheduler: SchedulerClient
-    storage: StorageClient
+    registrar: Registrar
     tracker: SessionTracker
     ledger: AssignmentLedger
     reporter: Reporter
@@ -62,14 +74,25 @@ class Dispatcher:
     """``LivenessLoop.refresh``: ask for an immediate heartbeat."""
     poll_wait_ms: int
     policy: RetryPolicy
+    scheduler_extension: bool = True
+    """Whether to call Spider-py's ``NextTasks``; cleared for good once the scheduler answers
+    UNIMPLEMENTED (an upstream scheduler), so it is asked once per process, not per poll."""
+    max_tasks_per_poll: int = 1
+    """The most assignments one ``NextTasks`` asks for."""
+    prefetch_limit: int = 0
+    """The most assignments received and not yet started, over all slots."""
+    _prefetched: collections.deque[Assignment] = attrs.field(factory=collections.deque, init=False)
+    _polling: trio.Lock = attrs.field(factory=trio.Lock, init=False)
+    """With the extension, one slot polls at a time, for itself and the slots waiting here."""
+    _waiting_to_poll: int = attrs.field(default=0, init=False)
 
-    async def run_slot(self, slot: TaskSlot, reporters: trio.Nursery) -> None:
+    async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
         while not self.trigger.requested:
             admitted = await self._acquire(slot)
             if admitted is not None:
                 assignment, context = admitted
-                await self._execute(slot, assignment, context, reporters)
+                await self._execute(slot, assignment, context)
         LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
 
     async def _acquire(self, slot: TaskSlot) -> tuple[Assignment, ExecutionContext] | None:
@@ -91,22 +114,46 @@ class Dispatcher:
         return None
 
     async def _poll(self) -> Assignment:
-        """``NextTask`` until an assignment arrives; errors back off, never end the loop."""
+        """The next assignment: a prefetched one, else ``NextTasks`` (or ``NextTask``) until one
+        arrives; errors back off, never end the loop.
+
+        With the extension one slot polls at a time, asking for itself, for every slot waiting
+        to poll and for the prefetch room; a waiting slot then finds its assignment prefetched.
+        So assignments never sit prefetched while another slot idles in a long poll of its own.
+        Without it (Spider's ``NextTask``, one assignment per call) every slot polls at once.
+        """
+        if self._prefetched:
+            return self._prefetched.popleft()
+        if not self.scheduler_extension:
+            return await self._poll_loop()
+        self._waiting_to_poll += 1
+        try:
+            await self._polling.acquire()
+        finally:
+            self._waiting_to_poll -= 1
+        try:
+            return await self._poll_loop()
+        finally:
+            self._polling.release()
+
+    async def _poll_loop(self) -> Assignment:
         carry_record = True
         delays = None
         started = -math.inf
         while True:
+            if self._prefetched:  # brought by another slot's poll
+                return self._prefetched.popleft()
             if not carry_record:
                 await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
             started = trio.current_time()
             try:
-                if carry_record:
-                    with self.ledger.lend_one() as record:
-                        assignment = await self.scheduler.next_task(
-                            self.em_id, record, self.poll_wait_ms
-                        )
+                if self.scheduler_extension:
+                    assignments = await self._next_tasks()
+                    if assignments is None:
+                        continue  # an upstream scheduler: ask it again at once with NextTask
                 else:
-                    assignment = await self.scheduler.next_task(self.em_id, None, self.poll_wait_ms)
+                    assignment = await self._next_task(carry_record)
+                    assignments = [] if assignment is None else [assignment]
             except ClientError as error:
                 delays = delays if delays is not None else self.policy.backoff.delays()
                 delay = next(delays)
@@ -120,15 +167,59 @@ class Dispatcher:
                 carry_record = True
                 continue
             delays = None
-            if assignment is not None:
-                return assignment
+            if assignments:
+                self._prefetched.extend(assignments[1:])
+                return assignments[0]
             # The record (if any) reached the scheduler: later RPCs of this poll carry none.
             carry_record = False
+
+    async def _next_task(self, carry_record: bool) -> Assignment | None:
+        """One ``NextTask``, carrying the oldest record of the ledger if ``carry_record``."""
+        if not carry_record:
+            return await self.scheduler.next_task(self.em_id, None, self.poll_wait_ms)
+        with self.ledger.lend_one() as record:
+            return await self.scheduler.next_task(self.em_id, record, self.poll_wait_ms)
+
+    async def _next_tasks(self) -> list[Assignment] | None:
+        """One ``NextTasks`` carrying every record of the ledger; ``None`` (and from now on
+        ``NextTask``) if the scheduler does not serve it.
+
+        It asks for one assignment, one more per slot waiting to poll, and up to the room
+        ``prefetch_limit`` leaves, within ``max_tasks_per_poll``.
+        """
+        room = max(0, self.prefetch_limit - len(self._prefetched))
+        max_tasks = min(self.max_tasks_per_poll, 1 + self._waiting_to_poll + room)
+        try:
+            with self.ledger.lend_all() as records:
+                return await self.scheduler.next_tasks(
+                    self.em_id, records, self.poll_wait_ms, max_tasks
+                )
+        except ExtensionUnavailable as error:
+            if self.scheduler_extension:
+                self.scheduler_extension = False
+                LOGGER.info(
+                    "The scheduler does not serve Spider-py's NextTasks; using NextTask: %s",
+                    error,
+                    extra={"em_id": self.em_id},
+                )
+            return None
+
+    def abandon_prefetched(self) -> None:
+        """At shutdown: prefetched assignments never started stay unacknowledged, so
+        ``Shutdown`` hands them back to the scheduler (storage never heard of them)."""
+        if self._prefetched:
+            LOGGER.warning(
+                "%d prefetched assignments were not started; Shutdown hands them back to the "
+                "scheduler.",
+                len(self._prefetched),
+                extra={"em_id": self.em_id, "returned": len(self._prefetched)},
+            )
+            self._prefetched.clear()
 
     async def _admit(self, assignment: Assignment) -> ExecutionContext | None:
         """Triage and register ``assignment``; ``None`` if it was dropped (and acknowledged)."""
         fields = _assignment_fields(assignment)
-        LOGGER.info("Received a new task assignment from the scheduler.", extra=fields)
+        LOGGER.debug("Received a new task assignment from the scheduler.", extra=fields)
         verdict = triage(self.tracker, assignment.session)
         if verdict is Triage.STALE:
             LOGGER.warning(
@@ -145,7 +236,7 @@ class Dispatcher:
             self.refresh_liveness()
         try:
             context = await call_with_retry(
-                lambda: self.storage.register_task_instance(assignment, self.em_id),
+                lambda: self.registrar.register(assignment),
                 # Server errors too are retried for as long as it takes: only an answer from
                 # storage lets the assignment be acknowledged (an acknowledged assignment that
                 # storage never registered would be lost), and an unacknowledged one would
@@ -203,7 +294,6 @@ class Dispatcher:
         slot: TaskSlot,
         assignment: Assignment,
         context: ExecutionContext,
-        reporters: trio.Nursery,
     ) -> None:
         request = TaskRequest(
             job_id=assignment.job_id,
@@ -222,7 +312,7 @@ class Dispatcher:
             "package": context.package,
             "task_func": context.task_func,
         }
-        LOGGER.info("Task executor acquired for execution.", extra=fields)
+        LOGGER.debug("Task executor acquired for execution.", extra=fields)
         outcome = self._explain(await slot.run(request))
         _log_outcome(outcome, fields)
         if self.tracker.is_stale(assignment.session):
@@ -238,8 +328,7 @@ class Dispatcher:
             em_id=self.em_id,
             session=assignment.session,
         )
-        name = f"outcome report of job {assignment.job_id} task {assignment.task_id}"
-        reporters.start_soon(run_logged, name, self.reporter.report, target, outcome)
+        await self.reporter.submit(target, outcome, self.trigger)
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
         """Say in a task killed at shutdown's failure why and after how long."""

@@ -62,6 +62,11 @@ class ProtocolError(ClientError):
     """The peer answered with a message that breaks Spider's protocol (a missing field)."""
 
 
+class ExtensionUnavailable(ClientError):
+    """The peer does not serve Spider-py's execution extension (it answered UNIMPLEMENTED): an
+    upstream Spider service. The EM falls back to Spider's one-at-a-time RPCs."""
+
+
 class LivenessLost(ExecutionManagerError):
     """Storage's answer to a heartbeat means this execution manager must stop: it was declared
     dead, its id is unknown, or the storage session went backwards."""

@@ -2,7 +2,7 @@
 
 The EM pushes a record once it has taken responsibility for an assignment (storage accepted the
 registration, or the EM dropped the assignment as stale or rejected). A record leaves the ledger
-only while a ``NextTask`` call carries it, and returns to the front if that call fails or is
+only while a ``NextTask`` or ``NextTasks`` call carries it, and returns to the front if that call fails or is
 cancelled before the scheduler answered; whatever is left at exit goes out in ``Shutdown``.
 Acknowledgements are idempotent on the scheduler, so sending one twice is harmless, while losing
 one makes the scheduler re-dispatch work that already ran (upstream's bug, reference §8.1-8.2).
@@ -57,7 +57,8 @@ class AssignmentLedger:
 
     @contextmanager
     def lend_all(self) -> Iterator[list[AssignmentRecord]]:
-        """Take every record for the ``Shutdown`` RPC, restoring them all if it fails."""
+        """Take every record for one RPC (``NextTasks``, ``Shutdown``), restoring them all at
+        the front if it fails or is cancelled before the scheduler answered."""
         records = list(self._records)
         self._records.clear()
         try:

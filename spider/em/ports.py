@@ -15,6 +15,7 @@ import attrs
 
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.errors import ClientError
 from spider.em.ledger import AssignmentRecord
 from spider.em.pool import TaskOutcome, TaskRequest
 
@@ -36,13 +37,26 @@ class LivenessClient(Protocol):
 
 
 class SchedulerClient(Protocol):
-    """The scheduler's ``SchedulerService``."""
+    """The scheduler's ``SchedulerService`` (and Spider-py's ``TaskDispatchService``)."""
 
     async def next_task(
         self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
     ) -> Assignment | None:
         """One ``NextTask`` RPC: acknowledge ``record`` (if any) and wait up to ``wait_ms`` for
         an assignment; ``None`` when none came. The long-poll loop is the caller's."""
+        ...
+
+    async def next_tasks(
+        self,
+        em_id: ExecutionManagerId,
+        records: Sequence[AssignmentRecord],
+        wait_ms: int,
+        max_tasks: int,
+    ) -> list[Assignment]:
+        """One ``NextTasks`` RPC (Spider-py's extension): acknowledge every record, wait up to
+        ``wait_ms`` for an assignment and return it with whatever else is ready, up to
+        ``max_tasks``; empty when none came. ``ExtensionUnavailable`` from an upstream
+        scheduler."""
         ...
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
@@ -57,12 +71,21 @@ class SchedulerClient(Protocol):
 
 
 class StorageClient(Protocol):
-    """Storage's ``TaskInstanceManagementService``."""
+    """Storage's ``TaskInstanceManagementService`` (and Spider-py's ``TaskInstanceBatchService``)."""
 
     async def register_task_instance(
         self, assignment: Assignment, em_id: ExecutionManagerId
     ) -> ExecutionContext:
         """Create a task instance for ``assignment`` (in the assignment's session)."""
+        ...
+
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """One ``RegisterTaskInstances`` RPC (Spider-py's extension): per assignment, its
+        execution context or the error its single registration would have raised. The whole
+        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError``
+        when it got no answer at all."""
         ...
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
@@ -71,6 +94,16 @@ class StorageClient(Protocol):
 
     async def report_failure(self, target: ReportTarget, message: str) -> None:
         """Report that the instance failed, with a readable ``message``."""
+        ...
+
+    async def report_outcomes(
+        self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
+    ) -> list[ClientError | None]:
+        """One ``ReportTaskOutcomes`` RPC (Spider-py's extension): each outcome as
+        ``report_success`` or ``report_failure`` would send it. Per outcome, ``None`` when
+        storage accepted it, else the error its single RPC would have raised. The whole call
+        raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError`` when it
+        got no answer at all."""
         ...
 
 

@@ -7,14 +7,14 @@
         liveness loop                     # supervised; MarkedDead & co. fail the trigger
         scheduler heartbeat loop          # supervised
         process pool:
-            reporters' nursery            # one task per outcome report
-                dispatch loop per slot    # poll -> triage -> register -> run -> report
+            reporters' nursery            # report senders over a bounded queue of outcomes
+                dispatch loop per slot    # poll -> triage -> register -> run -> submit report
             # dispatch over: reports get `shutdown_drain` more seconds
         Shutdown RPC with every record    # shielded, bounded; also after a failure
         cancel "services"
 
-Nothing is detached: a report lives in the reporters' nursery, so leaving it waits for every
-report (bounded), and the ``Shutdown`` RPC runs after the last acknowledgement was pushed.
+Nothing is detached: the report senders live in the reporters' nursery, so leaving it waits for
+every report (bounded), and the ``Shutdown`` RPC runs after the last acknowledgement was pushed.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from spider.em.ledger import AssignmentLedger
 from spider.em.liveness import LivenessLoop
 from spider.em.pool import ExecutorSpawnError
 from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClient, TaskSlot
-from spider.em.reporting import Reporter
+from spider.em.registration import Registrar
+from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
 from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
 from spider.em.shutdown import ShutdownTrigger
 
@@ -62,9 +63,35 @@ def _non_negative(instance: object, attribute: attrs.Attribute[float], value: fl
         raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 0, got {value!r}")
 
 
+def _positive_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not value >= 1:
+        raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 1, got {value!r}")
+
+
+def _non_negative_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not value >= 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
 def _non_negative_ms(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not value >= 0:
         raise ValueError(f"RuntimeSettings.{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class ExtensionSettings:
+    """How the EM uses Spider-py's execution extension (``protos/spider_py/execution.proto``)."""
+
+    enabled: bool = True
+    """Call ``NextTasks`` and ``ReportTaskOutcomes`` first; peers that answer UNIMPLEMENTED
+    (upstream Spider) get the single RPCs from then on. False: the single RPCs only."""
+    max_tasks_per_poll: int = attrs.field(default=4, validator=_positive_count)
+    """The most assignments one ``NextTasks`` asks for."""
+    prefetch_per_slot: int = attrs.field(default=1, validator=_non_negative_count)
+    """Assignments received ahead of a free slot, per slot: the next task is at hand when one
+    ends. They are not registered (their timeouts do not run) until a slot starts them."""
+    max_report_batch: int = attrs.field(default=64, validator=_positive_count)
+    """The most outcomes one ``ReportTaskOutcomes`` carries."""
 
 
 @attrs.frozen
@@ -79,7 +106,14 @@ class RuntimeSettings:
     """Seconds reports may take to drain once every dispatch loop has stopped."""
     shutdown_rpc_bound: float = attrs.field(default=10.0, validator=_positive)
     """Seconds the ``Shutdown`` RPC may take, transport retries included."""
+    max_pending_reports: int = attrs.field(
+        default=DEFAULT_MAX_PENDING_REPORTS, validator=_positive_count
+    )
+    """Outcomes queued or being reported before a dispatch loop waits to hand over its own."""
+    report_senders: int = attrs.field(default=DEFAULT_REPORT_SENDERS, validator=_positive_count)
+    """Reports sent to storage at the same time."""
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    extension: ExtensionSettings = attrs.field(factory=ExtensionSettings)
     ip_address: str = PLACEHOLDER_IP
 
 
@@ -122,11 +156,22 @@ async def run_execution_manager(
                 em_id,
                 settings.scheduler_heartbeat_interval,
             )
-            reporter = Reporter(clients.storage, tracker, liveness.refresh, settings.retry)
+            reporter = Reporter(
+                clients.storage,
+                tracker,
+                liveness.refresh,
+                settings.retry,
+                max_pending=settings.max_pending_reports,
+                senders=settings.report_senders,
+                max_batch=settings.extension.max_report_batch,
+                storage_extension=settings.extension.enabled,
+            )
             dispatcher = Dispatcher(
                 em_id=em_id,
                 scheduler=clients.scheduler,
-                storage=clients.storage,
+                registrar=Registrar(
+                    clients.storage, em_id, storage_extension=settings.extension.enabled
+                ),
                 tracker=tracker,
                 ledger=ledger,
                 reporter=reporter,
@@ -134,6 +179,8 @@ async def run_execution_manager(
                 refresh_liveness=liveness.refresh,
                 poll_wait_ms=settings.scheduler_poll_wait_ms,
                 policy=settings.retry,
+                scheduler_extension=settings.extension.enabled,
+                max_tasks_per_poll=settings.extension.max_tasks_per_poll,
             )
             try:
                 await _serve(dispatcher, open_pool, settings, trigger)
@@ -198,14 +245,16 @@ async def _serve(
 ) -> None:
     """Open the pool, run one dispatch loop per slot until stopped, then drain the reports."""
     async with open_pool() as pool:
+        dispatcher.prefetch_limit = settings.extension.prefetch_per_slot * len(pool.slots)
         with trigger.governing_tasks(pool.set_shutdown_deadline):
             with trio.CancelScope() as drain, trigger.bounded_when_forced(drain):
                 async with trio.open_nursery() as reporters:
+                    reporters.start_soon(dispatcher.reporter.run)
                     async with trio.open_nursery() as dispatchers:
                         for slot in pool.slots:
-                            dispatchers.start_soon(
-                                _dispatch_until_stopped, dispatcher, slot, reporters
-                            )
+                            dispatchers.start_soon(_dispatch_until_stopped, dispatcher, slot)
+                    dispatcher.abandon_prefetched()
+                    dispatcher.reporter.close()
                     drain.deadline = min(
                         drain.deadline, trio.current_time() + settings.shutdown_drain
                     )
@@ -222,12 +271,10 @@ async def _serve(
                 )
 
 
-async def _dispatch_until_stopped(
-    dispatcher: Dispatcher, slot: TaskSlot, reporters: trio.Nursery
-) -> None:
+async def _dispatch_until_stopped(dispatcher: Dispatcher, slot: TaskSlot) -> None:
     """One slot's dispatch loop; a bug in it stops the EM gracefully instead of at once."""
     try:
-        await dispatcher.run_slot(slot, reporters)
+        await dispatcher.run_slot(slot)
     except Exception as exc:
         LOGGER.exception(
             "The dispatch loop of slot %d failed; stopping the execution manager.",

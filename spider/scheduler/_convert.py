@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from spider.core.ids import AssignmentId, SchedulerId
+from collections.abc import Sequence
+
+from spider.core.ids import AssignmentId, ExecutionManagerId, SchedulerId
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
+from spider.proto.spider_py import execution as execution_pb
 from spider.scheduler.assignment import Assignment
 from spider.scheduler.em_registry import AssignmentRecord
 
@@ -51,4 +54,25 @@ def assignment_to_proto(
         task_id=task_id_to_proto(entry.task_id),
         scheduler_id=scheduler_id,
         session_id=assignment.session,
+    )
+
+
+def next_tasks_request_from_proto(
+    message: execution_pb.NextTasksRequest,
+) -> tuple[ExecutionManagerId, list[AssignmentRecord], float, int]:
+    """``NextTasks``' EM, acknowledgements, wait in seconds and most assignments (at least 1)."""
+    return (
+        ExecutionManagerId(message.execution_manager_id),
+        [record_from_proto(record) for record in message.prev_assignments],
+        message.wait_time_ms / 1000,
+        max(message.max_tasks, 1),
+    )
+
+
+def next_tasks_response_to_proto(
+    assignments: Sequence[Assignment], scheduler_id: SchedulerId
+) -> execution_pb.NextTasksResponse:
+    """``NextTasks``' answer: empty when nothing was ready in time."""
+    return execution_pb.NextTasksResponse(
+        assignments=[assignment_to_proto(a, scheduler_id) for a in assignments]
     )

@@ -1,13 +1,14 @@
 """``SchedulerCore``: storage's inbound lanes in, round-robin placement, dispatch queue out.
 
 Three lane pollers (one per lane) feed the placement state as their polls return; a placement
-loop drains reschedules and fills the dispatch queue whenever something changed (an ingest, a
-reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring), at most once per
-``tick_interval_ms``. Upstream instead polls all three lanes together once per tick and ticks
-every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is idle
-when the cluster is. Each poll asks for at most ``storage_poll_page_size`` entries (upstream
-asks for all the room in its buffers, up to a million), so no single answer takes long to
-decode; a lane whose page came back full is polled again at once, without waiting for the tick.
+loop drains reschedules and fills the dispatch queue as soon as something changed (an ingest, a
+reschedule, a ``NextTask`` taking an assignment, a finalizing job expiring). Each poll asks for at
+most ``storage_poll_page_size`` entries (upstream asks for all the room in its buffers, up to a
+million), so no single answer takes long to decode. A lane whose poll brought work (a full page
+or not) polls again at once; one whose poll came back empty waits out the rest of
+``tick_interval_ms`` first. Upstream instead polls all three lanes together once per tick and
+ticks every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is
+idle when the cluster is, and new work waits for no tick.
 
 Storage failures are survived (upstream exits, reference §12.5): the pollers wait with capped
 exponential backoff plus jitter, the scheduler registers again, and a new storage session
@@ -243,12 +244,11 @@ class SchedulerCore:
             if batch.session > self.session:
                 await self._follow_restart(batch.session)
             self.ingest(lane, batch)
-            if len(batch.entries) == limit:
-                # A full page: more is likely waiting, so ask again now (the poll is a
-                # checkpoint, and storage answers at once while entries are there).
-                continue
-            # At most one poll per lane per tick otherwise, so a zero wait does not spin.
-            await trio.sleep_until(started + tick)
+            if not batch.entries:
+                # At most one empty poll per lane per tick, so a zero wait does not spin. An
+                # answer with work is followed at once: the next job may already be waiting,
+                # and a full page means more is (storage answers at once while entries are).
+                await trio.sleep_until(started + tick)
 
     def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:
         """Load one lane's answer (reference §7.2 step 2, per lane)."""
@@ -291,15 +291,19 @@ class SchedulerCore:
     # --- placement -------------------------------------------------------------------------
 
     async def _place_forever(self) -> NoReturn:
+        # A round runs as soon as something changed (an ingest, a reschedule, a take freeing a
+        # dispatch slot) rather than on the next tick: with back-to-back small jobs a tick added
+        # up to tick_interval_ms to each one's latency. Changes made while a round is pending
+        # coalesce into it, and a round never wakes itself, so this does not spin.
         tick = self.config.tick_interval_ms / 1000
         while True:
             started = trio.current_time()
             self._wakeup = trio.Event()
             self.place()
-            await trio.sleep_until(started + tick)
-            if not self._wakeup.is_set():
-                with trio.move_on_at(self.placement.next_expiry()):
-                    await self._wakeup.wait()
+            # An expiry alone wakes at most one round per tick: a deadline that rounding leaves
+            # just short of expired cannot make the loop spin.
+            with trio.move_on_at(max(self.placement.next_expiry(), started + tick)):
+                await self._wakeup.wait()
 
     def place(self) -> list[Assignment]:
         """One placement round: reschedules, then decisions, then finalizing expiry."""

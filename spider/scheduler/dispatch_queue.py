@@ -87,6 +87,20 @@ class DispatchQueue:
                 return dropped
             dropped += 1
 
+    def take_nowait(self) -> Assignment | None:
+        """The next assignment of the current session if one is queued, else ``None``.
+
+        No checkpoint: a handler can record what it took before it can be cancelled.
+        """
+        while True:
+            try:
+                assignment = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                return None
+            self.on_take()
+            if assignment.session == self._session:
+                return assignment
+
     async def take(self, wait: float) -> Assignment | None:
         """The next assignment of the current session, waiting up to ``wait`` seconds for one.
 

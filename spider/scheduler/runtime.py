@@ -11,6 +11,7 @@ import trio
 from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
+from spider.scheduler.dispatch_service import TaskDispatchService
 from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import SchedulerError
 from spider.scheduler.service import SchedulerService
@@ -26,7 +27,8 @@ async def run_scheduler(
     local_services: list[ServiceBase] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``scheduler.SchedulerService`` and place storage's ready work until cancelled.
+    """Serve ``scheduler.SchedulerService`` (and Spider-py's ``TaskDispatchService``) and place
+    storage's ready work until cancelled.
 
     Needs an open RPC bridge (``spider.rpc.open_rpc_bridge``). ``task_status`` gets the bound
     port (``config.port`` 0 picks a free one) as soon as the service accepts calls; registering
@@ -37,7 +39,7 @@ async def run_scheduler(
 
     The embedded cluster passes ``storage_channel`` (a ``LocalChannel`` to the storage in the
     same process, instead of a connection to ``config.storage_endpoint``) and
-    ``local_services``, which gets the served ``SchedulerService`` to call it in process.
+    ``local_services``, which gets the served services to call them in process.
     """
     runtime = config.runtime
     rpc_config = RpcConfig(
@@ -57,12 +59,16 @@ async def run_scheduler(
         registry = ExecutionManagerRegistry(
             runtime.em_registry.dead_em_cutoff_sec, core.reschedule, core.identity.own_ids
         )
-        service = SchedulerService(core.queue, registry, core.identity)
+        services: list[ServiceBase] = [
+            SchedulerService(core.queue, registry, core.identity),
+            # Spider-py's extension beside Spider's service: upstream EMs never call it.
+            TaskDispatchService(core.queue, registry, core.identity),
+        ]
         try:
             async with trio.open_nursery() as nursery:
-                port: int = await nursery.start(serve, [service], config.host, config.port)
+                port: int = await nursery.start(serve, services, config.host, config.port)
                 if local_services is not None:
-                    local_services.append(service)
+                    local_services.extend(services)
                 nursery.start_soon(
                     registry.track_liveness,
                     runtime.em_registry.liveness_tracking_interval_ms / 1000,

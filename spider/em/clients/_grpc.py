@@ -16,18 +16,43 @@ from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.clients._convert import (
     assignment_from_proto,
+    assignments_from_proto,
     execution_context_from_proto,
+    item_statuses_from_proto,
+    next_task_request_to_proto,
+    next_tasks_request_to_proto,
     record_to_proto,
     registration_from_proto,
-    task_id_to_proto,
+    registration_results_from_proto,
+    registration_to_proto,
+    registrations_to_proto,
+    report_failure_to_proto,
+    report_outcomes_to_proto,
+    report_success_to_proto,
 )
-from spider.em.clients._mapping import liveness_error, scheduler_error, storage_error
-from spider.em.errors import ClientError
+from spider.em.clients._mapping import (
+    extension_missing,
+    liveness_error,
+    scheduler_error,
+    storage_error,
+)
+from spider.em.errors import ClientError, ExtensionUnavailable
 from spider.em.ledger import AssignmentRecord
+from spider.em.pool import TaskOutcome
 from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
-from spider.rpc import Endpoint, RpcChannel, RpcConfig, RpcError, connect_channel
+from spider.proto.spider_py import execution as execution_pb
+from spider.rpc import (
+    Endpoint,
+    RpcChannel,
+    RpcConfig,
+    RpcError,
+    Status,
+    UnknownError,
+    connect_channel,
+    error_for_status,
+)
 
 _ErrorMapping = Callable[[RpcError, str], ClientError]
 
@@ -94,18 +119,36 @@ class GrpcSchedulerClient:
     ) -> Assignment | None:
         """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
         operation = "NextTask"
-        request = scheduler_pb.NextTaskRequest(execution_manager_id=em_id, wait_time_ms=wait_ms)
-        if record is not None:
-            request.prev_assignment.CopyFrom(record_to_proto(record))
         try:
             response = await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.next_task,
-                request,
+                next_task_request_to_proto(em_id, record, wait_ms),
                 deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
             )
         except RpcError as error:
             raise scheduler_error(error, operation) from error
         return assignment_from_proto(response, operation=operation)
+
+    async def next_tasks(
+        self,
+        em_id: ExecutionManagerId,
+        records: Sequence[AssignmentRecord],
+        wait_ms: int,
+        max_tasks: int,
+    ) -> list[Assignment]:
+        """One ``NextTasks`` RPC, bounded like ``NextTask``."""
+        operation = "NextTasks"
+        try:
+            response = await self._channel.call(
+                execution_pb.TaskDispatchServiceStub.next_tasks,
+                next_tasks_request_to_proto(em_id, records, wait_ms, max_tasks),
+                deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
+            )
+        except RpcError as error:
+            if extension_missing(error):
+                raise ExtensionUnavailable(error.message, operation=operation) from error
+            raise scheduler_error(error, operation) from error
+        return assignments_from_proto(response, max_tasks=max_tasks, operation=operation)
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
         """``Heartbeat``."""
@@ -150,31 +193,46 @@ class GrpcStorageClient:
         try:
             response = await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.register_task_instance,
-                storage_pb.RegisterTaskInstanceRequest(
-                    job_id=assignment.job_id,
-                    task_id=task_id_to_proto(assignment.task_id),
-                    execution_manager_id=em_id,
-                    session_id=assignment.session,
-                ),
+                registration_to_proto(assignment, em_id),
                 deadline=self._deadlines.call,
             )
         except RpcError as error:
             raise storage_error(error, operation) from error
         return execution_context_from_proto(response, operation=operation)
 
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """``RegisterTaskInstances``; each item's failure mapped as its single call's would be."""
+        operation = "RegisterTaskInstances"
+        try:
+            response = await self._channel.call(
+                execution_pb.TaskInstanceBatchServiceStub.register_task_instances,
+                registrations_to_proto(assignments, em_id),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            if extension_missing(error):
+                raise ExtensionUnavailable(error.message, operation=operation) from error
+            raise storage_error(error, operation) from error
+        results = registration_results_from_proto(
+            response, count=len(assignments), operation=operation
+        )
+        answers: list[ExecutionContext | ClientError] = []
+        for result in results:
+            if isinstance(result, tuple):
+                code, message = result
+                answers.append(storage_error(_item_error(code, message), operation))
+            else:
+                answers.append(result)
+        return answers
+
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         """``ReportTaskSuccess`` with the output wire frame verbatim."""
         try:
             await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.report_task_success,
-                storage_pb.ReportTaskSuccessRequest(
-                    job_id=target.job_id,
-                    task_id=task_id_to_proto(target.task_id),
-                    task_instance_id=target.task_instance_id,
-                    execution_manager_id=target.em_id,
-                    session_id=target.session,
-                    serialized_outputs=outputs,
-                ),
+                report_success_to_proto(target, outputs),
                 deadline=self._deadlines.call,
             )
         except RpcError as error:
@@ -185,18 +243,43 @@ class GrpcStorageClient:
         try:
             await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.report_task_failure,
-                storage_pb.ReportTaskFailureRequest(
-                    job_id=target.job_id,
-                    task_id=task_id_to_proto(target.task_id),
-                    task_instance_id=target.task_instance_id,
-                    execution_manager_id=target.em_id,
-                    session_id=target.session,
-                    error_message=message,
-                ),
+                report_failure_to_proto(target, message),
                 deadline=self._deadlines.call,
             )
         except RpcError as error:
             raise storage_error(error, "ReportTaskFailure") from error
+
+    async def report_outcomes(
+        self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
+    ) -> list[ClientError | None]:
+        """``ReportTaskOutcomes``; each item's status mapped as its single report's would be."""
+        operation = "ReportTaskOutcomes"
+        try:
+            response = await self._channel.call(
+                execution_pb.TaskInstanceBatchServiceStub.report_task_outcomes,
+                report_outcomes_to_proto(reports),
+                deadline=self._deadlines.call,
+            )
+        except RpcError as error:
+            if extension_missing(error):
+                raise ExtensionUnavailable(error.message, operation=operation) from error
+            raise storage_error(error, operation) from error
+        statuses = item_statuses_from_proto(response, count=len(reports), operation=operation)
+        return [
+            None
+            if code == Status.OK.value
+            else storage_error(_item_error(code, message), operation)
+            for code, message in statuses
+        ]
+
+
+def _item_error(code: int, message: str) -> RpcError:
+    """The ``RpcError`` a single RPC would have raised for a batch item's status."""
+    try:
+        status = Status(code)
+    except ValueError:
+        return UnknownError(f"unknown status code {code}: {message}")
+    return error_for_status(status, message)
 
 
 @asynccontextmanager

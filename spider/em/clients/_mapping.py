@@ -52,3 +52,11 @@ def scheduler_error(error: RpcError, operation: str) -> ClientError:
     if error.is_transient:
         return TransportError(error.message, operation=operation)
     return ServerError(error.message, operation=operation)
+
+
+def extension_missing(error: RpcError) -> bool:
+    """Whether ``error`` says the peer does not serve the method (UNIMPLEMENTED; spider.rpc's
+    server answers an unknown route so). Any other status, UNKNOWN included (a proxy's or a
+    failing handler's), leaves the EM on the extension: it is that call's error, not the peer's
+    lack of the service."""
+    return error.status is Status.UNIMPLEMENTED

@@ -1,6 +1,7 @@
 """The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
 plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.status``) and
-``JobSubmissionService`` (package ``spider_py.jobs``).
+``JobSubmissionService`` (package ``spider_py.jobs``) and ``TaskInstanceBatchService`` (package
+``spider_py.execution``).
 
 Each service translates proto messages to domain values (``_unpack``), calls one
 ``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
@@ -19,6 +20,7 @@ from spider.storage.service.liveness import ExecutionManagerLivenessService
 from spider.storage.service.resource_groups import ResourceGroupManagementService
 from spider.storage.service.schedulers import SchedulerRegistrationService
 from spider.storage.service.sessions import SessionManagementService
+from spider.storage.service.task_instance_batches import TaskInstanceBatchService
 from spider.storage.service.task_instances import TaskInstanceManagementService
 from spider.storage.state import StorageState
 
@@ -31,6 +33,7 @@ __all__ = [
     "ResourceGroupManagementService",
     "SchedulerRegistrationService",
     "SessionManagementService",
+    "TaskInstanceBatchService",
     "TaskInstanceManagementService",
     "storage_services",
 ]
@@ -39,9 +42,10 @@ __all__ = [
 def storage_services(state: StorageState) -> list[ServiceBase]:
     """Spider's seven services and Spider-py's extensions, all backed by ``state``, ready for
     ``spider.rpc.serve``."""
+    task_instances = TaskInstanceManagementService(state)
     return [
         JobOrchestrationService(state),
-        TaskInstanceManagementService(state),
+        task_instances,
         InboundQueueService(state),
         ResourceGroupManagementService(state),
         ExecutionManagerLivenessService(state),
@@ -50,4 +54,5 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         # Spider-py's extensions: upstream clients never call them.
         ClusterStatusService(state),
         JobSubmissionService(state),
+        TaskInstanceBatchService(task_instances),
     ]

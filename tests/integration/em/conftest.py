@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from . import em_harness
 from .em_harness import build_package_dir
 
 
@@ -19,3 +20,12 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _capture_em_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="spider.em")
+
+
+@pytest.fixture(autouse=True, params=["extension", "upstream"])
+def peers(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs against peers serving Spider-py's execution extension and against peers
+    that do not (upstream Spider's services answer its methods UNIMPLEMENTED)."""
+    monkeypatch.setattr(em_harness, "SERVE_EXTENSION", request.param == "extension")
+    name: str = request.param
+    return name

@@ -23,12 +23,14 @@ from spider.em.pool import PoolConfig, open_process_pool
 from spider.em.runtime import RuntimeSettings, run_execution_manager
 from spider.em.shutdown import ShutdownTrigger
 from spider.proto import storage as storage_pb
-from spider.rpc import Endpoint, open_rpc_bridge
+from spider.rpc import Endpoint, ServiceBase, open_rpc_bridge
 
 from .fake_services import (
     LOOPBACK,
+    FakeDispatchService,
     FakeLivenessService,
     FakeSchedulerService,
+    FakeTaskInstanceBatchService,
     FakeTaskInstanceService,
     RestartableServer,
     SchedulerState,
@@ -98,18 +100,27 @@ class Cluster:
         )
 
 
+SERVE_EXTENSION = True
+"""Whether ``fake_cluster`` serves Spider-py's execution extension; the directory's conftest runs
+every test both ways (patching this)."""
+
+
 @asynccontextmanager
 async def fake_cluster() -> AsyncIterator[Cluster]:
     """The RPC bridge and both fake services for the block."""
     async with open_rpc_bridge(), trio.open_nursery() as nursery:
         scheduler, storage = SchedulerState(), StorageState()
+        task_instances = FakeTaskInstanceService(storage)
+        scheduler_services: list[ServiceBase] = [FakeSchedulerService(scheduler)]
+        storage_services: list[ServiceBase] = [FakeLivenessService(storage), task_instances]
+        if SERVE_EXTENSION:
+            scheduler_services.append(FakeDispatchService(scheduler))
+            storage_services.append(FakeTaskInstanceBatchService(task_instances))
         cluster = Cluster(
             scheduler,
             storage,
-            RestartableServer([FakeSchedulerService(scheduler)], nursery),
-            RestartableServer(
-                [FakeLivenessService(storage), FakeTaskInstanceService(storage)], nursery
-            ),
+            RestartableServer(scheduler_services, nursery),
+            RestartableServer(storage_services, nursery),
         )
         await cluster.scheduler_server.start()
         await cluster.storage_server.start()

@@ -5,6 +5,9 @@ wait, and tracks the assignments it handed out until a later ``NextTask`` or ``S
 acknowledges them. Storage registers the EM, answers heartbeats with its session, answers task
 registrations from a queue (or blocks them), and records every report. Both keep their state
 across a server restart, like a real service's database; ``restart`` may bump the session.
+Spider-py's execution extension (``NextTasks``, ``ReportTaskOutcomes``) is served over the same
+state when the cluster is built with it; without it the EM meets what an upstream Spider
+cluster answers (the methods are not served).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from spider import rpc
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import execution as execution_pb
 from tests.unit.em.fakes import Watchable
 
 EM_ID = 77
@@ -64,6 +68,8 @@ class SchedulerState(Watchable):
     polling: int = 0
     heartbeats: int = 0
     shutdowns: list[list[tuple[int, int]]] = attrs.field(factory=list)
+    acknowledged_together: list[list[tuple[int, int]]] = attrs.field(factory=list)
+    """The records of each ``NextTasks``."""
     block_shutdown: bool = False
     _pushed: trio.Event = attrs.field(factory=trio.Event)
 
@@ -175,6 +181,8 @@ class StorageState(Watchable):
     block_reports: bool = False
     successes: list[Report] = attrs.field(factory=list)
     failures: list[Report] = attrs.field(factory=list)
+    report_batches: list[int] = attrs.field(factory=list)
+    """Outcomes per ``ReportTaskOutcomes``."""
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -282,6 +290,96 @@ class FakeTaskInstanceService(storage_pb.TaskInstanceManagementServiceBase):
         )
         self.state.notify()
         return common.Void()
+
+
+class FakeDispatchService(execution_pb.TaskDispatchServiceBase):
+    """Spider-py's ``NextTasks`` over the same state as ``FakeSchedulerService``."""
+
+    def __init__(self, state: SchedulerState) -> None:
+        self.state = state
+
+    async def next_tasks(
+        self, next_tasks_request: execution_pb.NextTasksRequest
+    ) -> execution_pb.NextTasksResponse:
+        state = self.state
+        request = next_tasks_request
+        assert request.execution_manager_id == EM_ID
+        keys = [record_key(record) for record in request.prev_assignments]
+        for key in keys:
+            state.outstanding.discard(key)
+        # As NextTask would have carried the first of them.
+        state.next_task_calls.append(keys[0] if keys else None)
+        state.acknowledged_together.append(keys)
+        state.polling += 1
+        state.notify()
+        try:
+            with trio.move_on_after(request.wait_time_ms / 1000):
+                while not state.responses:
+                    await state._pushed.wait()
+            taken: list[scheduler_pb.SchedulerAssignment] = []
+            while state.responses and len(taken) < max(request.max_tasks, 1):
+                head = state.responses[0]
+                if isinstance(head, rpc.RpcError):
+                    if not taken:
+                        state.responses.popleft()
+                        raise head
+                    break
+                state.responses.popleft()
+                state.outstanding.add((head.id, head.scheduler_id))
+                taken.append(head)
+            return execution_pb.NextTasksResponse(assignments=taken)
+        finally:
+            state.polling -= 1
+            state.notify()
+
+
+class FakeTaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
+    """Spider-py's batch service over ``FakeTaskInstanceService``'s handlers."""
+
+    def __init__(self, single: FakeTaskInstanceService) -> None:
+        self.single = single
+
+    async def register_task_instances(
+        self, register_task_instances_request: execution_pb.RegisterTaskInstancesRequest
+    ) -> execution_pb.RegisterTaskInstancesResponse:
+        results = []
+        for request in register_task_instances_request.registrations:
+            try:
+                reply = await self.single.register_task_instance(request)
+            except rpc.RpcError as error:
+                results.append(
+                    execution_pb.RegistrationResult(
+                        error=execution_pb.ItemStatus(
+                            code=error.status.value, message=error.message
+                        )
+                    )
+                )
+            else:
+                results.append(
+                    execution_pb.RegistrationResult(execution_context=reply.execution_context)
+                )
+        return execution_pb.RegisterTaskInstancesResponse(results=results)
+
+    async def report_task_outcomes(
+        self, report_task_outcomes_request: execution_pb.ReportTaskOutcomesRequest
+    ) -> execution_pb.ReportTaskOutcomesResponse:
+        self.single.state.report_batches.append(len(report_task_outcomes_request.outcomes))
+        statuses = []
+        for outcome in report_task_outcomes_request.outcomes:
+            which = outcome.WhichOneof("outcome")
+            try:
+                if which == "success":
+                    await self.single.report_task_success(outcome.success)
+                else:
+                    assert which == "failure", which
+                    await self.single.report_task_failure(outcome.failure)
+            except rpc.RpcError as error:
+                statuses.append(
+                    execution_pb.ItemStatus(code=error.status.value, message=error.message)
+                )
+            else:
+                statuses.append(execution_pb.ItemStatus())
+        return execution_pb.ReportTaskOutcomesResponse(statuses=statuses)
 
 
 @attrs.define(eq=False)

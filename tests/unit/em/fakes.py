@@ -28,7 +28,7 @@ from spider.core.ids import (
     TaskInstanceId,
 )
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError, TransportError
+from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
 from spider.em.ledger import AssignmentRecord
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
@@ -95,6 +95,12 @@ class FakeScheduler(Watchable):
     heartbeat_error: ClientError | None = None
     shutdown_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
     block_shutdown: bool = False
+    extension: bool = False
+    """Serve ``NextTasks``; an upstream scheduler (the default) answers UNIMPLEMENTED."""
+    next_tasks_calls: list[tuple[list[AssignmentRecord], int]] = attrs.field(factory=list)
+    """``(records, max_tasks)`` of each ``NextTasks``."""
+    refused: int = 0
+    """``NextTasks`` calls answered UNIMPLEMENTED."""
     polling: int = 0
     _pushed: trio.Event = attrs.field(factory=trio.Event)
 
@@ -128,6 +134,49 @@ class FakeScheduler(Watchable):
                 raise response
             self.outstanding.append(response.record)
             return response
+        finally:
+            self.polling -= 1
+            self.notify()
+
+    async def next_tasks(
+        self,
+        em_id: ExecutionManagerId,
+        records: Sequence[AssignmentRecord],
+        wait_ms: int,
+        max_tasks: int,
+    ) -> list[Assignment]:
+        await trio.lowlevel.checkpoint()
+        if not self.extension:
+            self.refused += 1
+            raise ExtensionUnavailable("Method not found", operation="NextTasks")
+        assert em_id == EM_ID
+        for record in records:
+            if record in self.outstanding:
+                self.outstanding.remove(record)
+        self.next_tasks_calls.append((list(records), max_tasks))
+        self.next_task_times.append(trio.current_time())
+        self.polling += 1
+        self.notify()
+        try:
+            with trio.move_on_after(wait_ms / 1000 if wait_ms else 0):
+                while not self.responses:
+                    await self._pushed.wait()
+            if not self.responses:
+                await trio.lowlevel.checkpoint()
+                return []
+            head = self.responses[0]
+            if isinstance(head, ClientError):
+                self.responses.popleft()
+                raise head
+            taken: list[Assignment] = []
+            while self.responses and len(taken) < max_tasks:
+                if isinstance(self.responses[0], ClientError):
+                    break
+                response = self.responses.popleft()
+                assert isinstance(response, Assignment)
+                self.outstanding.append(response.record)
+                taken.append(response)
+            return taken
         finally:
             self.polling -= 1
             self.notify()
@@ -190,6 +239,20 @@ class FakeStorage(Watchable):
     block_reports: bool = False
     successes: list[Report] = attrs.field(factory=list)
     failures: list[Report] = attrs.field(factory=list)
+    extension: bool = False
+    """Serve ``ReportTaskOutcomes``; an upstream storage (the default) answers UNIMPLEMENTED."""
+    batch_sizes: list[int] = attrs.field(factory=list)
+    """Outcomes per ``ReportTaskOutcomes`` call."""
+    register_batches: list[int] = attrs.field(factory=list)
+    """Assignments per ``RegisterTaskInstances`` call."""
+    batch_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    """Failures of whole ``ReportTaskOutcomes`` calls, in order."""
+    batch_delay: float = 0.0
+    """Seconds each ``ReportTaskOutcomes`` takes."""
+    register_delay: float = 0.0
+    """Seconds each ``RegisterTaskInstances`` takes."""
+    refused: int = 0
+    """``ReportTaskOutcomes`` and ``RegisterTaskInstances`` calls answered UNIMPLEMENTED."""
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -232,6 +295,27 @@ class FakeStorage(Watchable):
             raise reply
         return reply
 
+    async def register_task_instances(
+        self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
+    ) -> list[ExecutionContext | ClientError]:
+        """Each item answered as ``register_task_instance`` would, after ``register_delay``."""
+        await trio.lowlevel.checkpoint()
+        if not self.extension:
+            self.refused += 1
+            raise ExtensionUnavailable("Method not found", operation="RegisterTaskInstances")
+        self.register_batches.append(len(assignments))
+        self.register_calls.extend(RegisterCall(a, em_id) for a in assignments)
+        self.notify()
+        if self.block_register:
+            await trio.sleep_forever()
+        await trio.sleep(self.register_delay)
+        answers: list[ExecutionContext | ClientError] = []
+        for _ in assignments:
+            if not self.register_replies:
+                raise AssertionError("FakeStorage: no register reply queued")
+            answers.append(self.register_replies.popleft())
+        return answers
+
     async def _report(self) -> None:
         await trio.lowlevel.checkpoint()
         self.report_attempts += 1
@@ -250,6 +334,35 @@ class FakeStorage(Watchable):
         await self._report()
         self.failures.append(Report(target, message=message))
         self.notify()
+
+    async def report_outcomes(
+        self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
+    ) -> list[ClientError | None]:
+        """Each item takes the next ``report_replies`` entry as its error, if any is left."""
+        await trio.lowlevel.checkpoint()
+        if not self.extension:
+            self.refused += 1
+            raise ExtensionUnavailable("Method not found", operation="ReportTaskOutcomes")
+        self.batch_sizes.append(len(reports))
+        self.notify()
+        await trio.sleep(self.batch_delay)
+        if self.block_reports:
+            await trio.sleep_forever()
+        if self.batch_errors:
+            raise self.batch_errors.popleft()
+        errors: list[ClientError | None] = []
+        for target, outcome in reports:
+            self.report_attempts += 1
+            if self.report_replies:
+                errors.append(self.report_replies.popleft())
+                continue
+            errors.append(None)
+            if isinstance(outcome, TaskSucceeded):
+                self.successes.append(Report(target, outputs=outcome.outputs))
+            else:
+                self.failures.append(Report(target, message=outcome.message))
+        self.notify()
+        return errors
 
 
 TaskBehaviour = Callable[[TaskRequest], Awaitable[TaskOutcome]]

@@ -76,9 +76,18 @@ def test_spider_py_additions_and_fractional_durations(tmp_path: Path) -> None:
         shutdown_grace_sec: 2.5
         rpc: {deadline_sec: 0.5, retry: {initial_sec: 0.05, cap_sec: 1, jitter_sec: 0}}
         log_format: human
+        max_pending_reports: 16
+        report_senders: 2
+        execution_extension: {enabled: false, max_tasks_per_poll: 8, prefetch_per_slot: 0,
+                              max_report_batch: 5}
         """,
     )
     config = load_em_config(path, environ={})
+    runtime = config.runtime_settings()
+    assert (runtime.max_pending_reports, runtime.report_senders) == (16, 2)
+    extension = runtime.extension
+    assert (extension.enabled, extension.max_tasks_per_poll) == (False, 8)
+    assert (extension.prefetch_per_slot, extension.max_report_batch) == (0, 5)
     pool = config.pool_config()
     assert (pool.executors, pool.memory_limit_bytes, pool.recycle_after_tasks) == (
         3,
@@ -143,6 +152,16 @@ def test_environment_and_flags_override_the_file_in_that_order(tmp_path: Path) -
             "task_executor: {package_dir: /p}\n",
             {"SPIDER_EM_EXECUTOR": "2"},
             "unknown environment variable SPIDER_EM_EXECUTOR",
+        ),
+        (
+            "task_executor: {package_dir: /p}\nexecution_extension: {max_tasks_per_poll: 0}\n",
+            {},
+            "max_tasks_per_poll must be an integer >= 1",
+        ),
+        (
+            "task_executor: {package_dir: /p}\nmax_pending_reports: 0\n",
+            {},
+            "max_pending_reports must be an integer >= 1",
         ),
         ("- a list\n", {}, "expected a mapping"),
         ("a: [unclosed\n", {}, "not valid YAML"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import pytest
 import trio
@@ -248,3 +249,29 @@ async def test_two_slots_run_tasks_at_the_same_time_and_share_the_ledger(
     assert elapsed == pytest.approx(2.0)
     assert sorted(s.target.task_instance_id for s in em.storage.successes) == [1, 2, 3, 4]
     assert em.scheduler.outstanding == []
+
+
+async def test_a_task_that_runs_and_is_reported_writes_one_info_line(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # INFO JSON lines cost the EM about 7% of its CPU per task: only the outcome is INFO.
+    caplog.set_level(logging.DEBUG, logger="spider.em")
+    em = Em()
+    em.storage.register_replies.extend([context(instance=1), context(instance=2)])
+    async with em.running():
+        em.scheduler.push(assignment(1), assignment(2))
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 2)
+        caplog.clear()
+        em.storage.register_replies.append(context(instance=3))
+        em.scheduler.push(assignment(3))
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 3)
+    per_task = [
+        record
+        for record in caplog.records
+        if getattr(record, "task_instance_id", None) == 3
+        or getattr(record, "assignment_id", None) == 3
+    ]
+    assert [r.getMessage() for r in per_task if r.levelno >= logging.INFO] == [
+        "Task completed successfully."
+    ]
+    assert len(per_task) >= 3  # received, executor acquired, reported: at DEBUG

@@ -104,3 +104,37 @@ async def test_stale_rejections_drop_the_report_and_a_stale_session_refreshes_li
         await trio.sleep(10)
     assert em.storage.report_attempts == 2
     assert em.storage.reports == []
+
+
+async def test_a_full_report_queue_holds_dispatch_back_until_a_report_lands(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em(settings=settings(max_pending_reports=1))
+    em.storage.register_replies.extend([context(instance=1), context(instance=2), context()])
+    # The first report keeps failing for 0.1 + 0.2 + 0.4 s.
+    em.storage.report_replies.extend([transport(), transport(), transport()])
+    async with em.running():
+        em.scheduler.push(assignment(1), assignment(2), assignment(3))
+        await em.pool.wait_until(lambda: len(em.pool.finished) == 2)
+        await trio.sleep(0.5)
+        # Task 2's outcome waits for room: no third assignment was taken meanwhile.
+        assert len(em.pool.started) == 2
+        assert len(em.scheduler.responses) == 1
+        assert em.storage.successes == []
+        await em.storage.wait_until(lambda: len(em.storage.successes) == 3)
+    assert [r.target.task_instance_id for r in em.storage.successes][:2] == [1, 2]
+
+
+async def test_a_stop_lifts_the_report_bound_so_no_outcome_is_lost(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em = Em(settings=settings(max_pending_reports=1))
+    em.storage.register_replies.extend([context(instance=1), context(instance=2)])
+    em.storage.report_replies.extend([transport()] * 4)
+    async with em.running():
+        em.scheduler.push(assignment(1), assignment(2))
+        await em.pool.wait_until(lambda: len(em.pool.finished) == 2)
+        await em.stop()
+    assert sorted(r.target.task_instance_id for r in em.storage.successes) == [1, 2]
+    assert em.scheduler.shutdown_calls == [[assignment(2).record]]
+    assert em.scheduler.outstanding == []

@@ -270,6 +270,35 @@ async def test_a_cleanup_that_drops_buffered_tasks_wakes_the_parked_task_lane(
     assert storage.lanes[InboundLane.TASK] == []  # polled without anything taken meanwhile
 
 
+async def test_work_arriving_between_jobs_is_placed_without_waiting_for_a_tick(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    # A long tick makes any wait for one visible: only storage's 1 ms per call may pass.
+    slow_ticks = attrs.evolve(CONFIG, tick_interval_ms=1000)
+    core = SchedulerCore(slow_ticks, storage, RECONNECT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(core.run, ADVERTISED)
+        for job in range(3):
+            storage.enqueue(task(job, 0))
+            enqueued = trio.current_time()
+            taken = await core.queue.take(10)
+            assert taken is not None
+            assert taken.entry.job_id == job
+            assert trio.current_time() - enqueued < 0.01
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_scheduler_does_not_spin(
+    core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.enqueue(task(1, 0))
+    assert len(await drain(core, wait=0.1)) == 1
+    polls = sum(len(counts) for counts in storage.polls.values())
+    await trio.sleep(10)
+    # Each lane waits out its 500 ms long poll: about 20 polls per lane in 10 s, not thousands.
+    assert sum(len(counts) for counts in storage.polls.values()) - polls <= 3 * 21
+
+
 async def test_a_lane_deeper_than_a_page_arrives_in_pages_completely_and_once(
     storage: FakeStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
