@@ -41,6 +41,9 @@ class AsyncioBridge:
 
     _loop: asyncio.AbstractEventLoop
     _trio_token: trio.lowlevel.TrioToken
+    _background: set[asyncio.Task[None]] = attrs.field(factory=set)
+    """Tasks started with ``start_background`` and not finished: closing the bridge lets them
+    finish before it cancels what is left (asyncio itself keeps only weak references)."""
 
     def serves(self, token: trio.lowlevel.TrioToken) -> bool:
         """Whether this bridge belongs to the Trio run of ``token``."""
@@ -116,6 +119,28 @@ class AsyncioBridge:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
 
+    def start_background(
+        self,
+        fn: Callable[[*_Ts], Coroutine[Any, Any, None]],
+        *args: *_Ts,
+        done: Callable[[asyncio.Task[None]], object],
+    ) -> None:
+        """Start ``fn(*args)`` as an asyncio task that no Trio caller waits for, from any
+        thread; ``done(task)`` runs in the asyncio thread when it ends.
+
+        For work that must finish even after its Trio owner stopped waiting for it (stopping a
+        server, whose listening socket only that work closes). Closing the bridge lets such
+        tasks finish, within ``BRIDGE_CLOSE_TIMEOUT``, before it cancels the rest.
+        """
+
+        def start() -> None:  # asyncio thread
+            task = self._loop.create_task(fn(*args))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(done)
+
+        self.call_soon(start)
+
     def to_trio(self, fn: Callable[[*_Ts], object], *args: *_Ts) -> None:
         """Schedule the synchronous ``fn(*args)`` in the Trio thread; callable from any thread.
 
@@ -141,11 +166,15 @@ async def open_rpc_bridge() -> AsyncIterator[None]:
     # A SelectorEventLoop built directly, not asyncio.new_event_loop(): whatever event loop
     # policy the process has installed must not choose the loop grpclib runs on.
     loop = asyncio.SelectorEventLoop()
+    bridge = AsyncioBridge(loop, trio.lowlevel.current_trio_token())
     thread = threading.Thread(
-        target=_run_until_stopped, args=(loop,), name="spider.rpc asyncio loop", daemon=True
+        target=_run_until_stopped,
+        args=(loop, bridge._background),
+        name="spider.rpc asyncio loop",
+        daemon=True,
     )
     thread.start()
-    reset_token = _current_bridge.set(AsyncioBridge(loop, trio.lowlevel.current_trio_token()))
+    reset_token = _current_bridge.set(bridge)
     try:
         yield
     finally:
@@ -161,10 +190,16 @@ async def open_rpc_bridge() -> AsyncIterator[None]:
             )
 
 
-def _run_until_stopped(loop: asyncio.AbstractEventLoop) -> None:
+def _run_until_stopped(
+    loop: asyncio.AbstractEventLoop, background: set[asyncio.Task[None]]
+) -> None:
     asyncio.set_event_loop(loop)
     try:
         loop.run_forever()
+        # Background work (a server being stopped) was started before the stop, since the
+        # loop runs callbacks in order; it may not have run a step yet. Let it finish first.
+        if background:
+            loop.run_until_complete(asyncio.wait(set(background), timeout=BRIDGE_CLOSE_TIMEOUT))
         # What asyncio.run does on the way out: cancel what is left and let it finish, so
         # that every Trio caller still waiting is woken up.
         leftovers = asyncio.all_tasks(loop)

@@ -130,7 +130,7 @@ async def serve(
             # Stopping goes on in the asyncio thread however long it takes; serve waits for
             # it only up to the grace, so a busy or wedged asyncio thread cannot hold it.
             stopped = trio.Event()
-            bridge.call_soon(_stop_in_background, server, bridge, stopped)
+            _stop_in_background(server, bridge, stopped)
             with trio.move_on_after(config.shutdown_grace, shield=True) as stopping:
                 await stopped.wait()
             if stopping.cancelled_caught:
@@ -186,23 +186,16 @@ async def _start_server(
     return server
 
 
-_STOPPING: set[asyncio.Task[None]] = set()
-"""Servers being stopped in the asyncio thread (asyncio keeps only weak references to tasks)."""
-
-
 def _stop_in_background(
     server: _ConnectionTrackingServer, bridge: AsyncioBridge, stopped: trio.Event
-) -> None:  # asyncio thread
-    def finished(task: asyncio.Task[None]) -> None:
-        _STOPPING.discard(task)
+) -> None:
+    def finished(task: asyncio.Task[None]) -> None:  # asyncio thread
         if not task.cancelled() and task.exception() is not None:
             LOGGER.error("stopping a gRPC server failed", exc_info=task.exception())
         with contextlib.suppress(trio.RunFinishedError):
             bridge.to_trio(stopped.set)
 
-    task = asyncio.get_running_loop().create_task(_stop_server(server))
-    _STOPPING.add(task)
-    task.add_done_callback(finished)
+    bridge.start_background(_stop_server, server, done=finished)
 
 
 async def _stop_server(server: _ConnectionTrackingServer) -> None:

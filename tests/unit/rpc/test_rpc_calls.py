@@ -309,3 +309,22 @@ async def test_stopping_a_server_gives_up_on_a_wedged_asyncio_thread(bridge: Non
         stopped_after = trio.current_time() - began
     # Without giving up, serve waits for the asyncio thread: the whole 3 s.
     assert stopped_after < wedged_for / 2
+
+
+async def test_a_server_stopped_late_still_closes_its_listener_before_the_bridge_closes() -> None:
+    # serve gave up waiting (the asyncio thread was wedged past the grace), and the bridge
+    # closes right after: the stopping still runs to its end, so the port is free again.
+    config = rpc.ServerConfig(shutdown_grace=0.05)
+    with ExitStack() as wedged:
+        async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+            port = await nursery.start(
+                functools.partial(rpc.serve, config=config),
+                [RecordingScheduler()],
+                LOOPBACK,
+                0,
+            )
+            # Wedged until a timer releases it, after the bridge has begun to close.
+            wedged.enter_context(wedged_asyncio_thread(0.5))
+            nursery.cancel_scope.cancel()
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, port))
