@@ -28,9 +28,16 @@ The task is ``noop(x: int) -> int`` (returns ``x``) everywhere. Measured, in one
    Celery tasks are sent with ``send_task`` (what ``.delay()`` does, without importing the
    task module here).
 
-Goals: Spider-py at least Celery's throughput and at most Celery's p50 round trip. The tables give
-Spider/Celery ratios measured in the same run (the machine may be shared, so absolute figures are
-noisy; ratios less so).
+3. **Calls and commits per task**: each phase runs on a cluster started for it alone, and the
+   gRPC calls the services answered, the calls the embedded cluster's parts made to each other
+   in process, and storage's commits (one fsync each on SQLite) are read from the lines they log
+   when they stop.
+
+Goals (docs/plan-hot-path.md): one job of N tasks at least Celery's tasks/s, N one-task jobs at
+least half of it, a one-task round trip p50 at most 1.5x Celery's embedded and 3x multi-process,
+and at most 1.5 ms of server CPU per task for one job on the multi-process cluster. The tables
+give Spider/Celery ratios measured in the same run (the machine may be shared, so absolute
+figures are noisy; ratios less so).
 
 Run: ``python benchmarks/e2e.py [--runs N] [--warmup N] [--tasks N] [--in-flight N]
 [--systems embedded,multi,celery]``. Progress goes to stderr, tables to stdout.
@@ -141,12 +148,48 @@ class Throughput:
     cpu_per_task: float
 
 
+@attrs.frozen
+class CallCounts:
+    """What the services logged when they stopped: the gRPC calls they answered, the calls the
+    embedded cluster's parts made to each other in process, and storage's commits."""
+
+    grpc_calls: int = 0
+    local_calls: int = 0
+    transactions: int = 0
+
+    @classmethod
+    def from_logs(cls, services: Sequence[Service]) -> CallCounts:
+        grpc_calls = local_calls = transactions = 0
+        for service in services:
+            for line in service.text().splitlines():
+                if not line.startswith("{"):
+                    continue
+                entry = json.loads(line)
+                grpc_calls += sum(entry.get("rpc_calls", {}).values())
+                local_calls += sum(entry.get("rpc_local_calls", {}).values())
+                transactions += entry.get("transactions", 0)
+        return cls(grpc_calls, local_calls, transactions)
+
+
+@attrs.frozen
+class PhaseCounts:
+    """Calls and commits per task of one phase, from a cluster started for that phase alone
+    (its warm-up job and heartbeats included)."""
+
+    tasks: int
+    counts: CallCounts
+
+    def per_task(self, value: int) -> str:
+        return f"{value / self.tasks:.2f}"
+
+
 @attrs.define(eq=False)
 class SystemResult:
     """What one system measured: round trips by label, throughput by (workers, label)."""
 
     latency: dict[str, Latency] = attrs.field(factory=dict)
     throughput: dict[tuple[int, str], Throughput] = attrs.field(factory=dict)
+    counts: dict[tuple[int, str], PhaseCounts] = attrs.field(factory=dict)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -430,43 +473,59 @@ def measure_spider(
     start: Callable[[contextlib.ExitStack, Path, int], tuple[str, list[Service]]],
     args: argparse.Namespace,
 ) -> SystemResult:
+    """Each phase on a cluster of its own, so that the calls and commits its services log when
+    they stop are that phase's."""
     result = SystemResult()
+    name = SYSTEM_NAMES[system]
     for workers in (1, 2):
-        with contextlib.ExitStack() as stack:
-            directory = Path(tempfile.mkdtemp(prefix=f"e2e_{system}_"))
-            stack.callback(shutil.rmtree, directory, ignore_errors=True)
-            package = directory / "packages" / PACKAGE
-            package.mkdir(parents=True)
-            (package / "__init__.py").write_text(textwrap.dedent(SPIDER_PACKAGE))
-            progress(f"{SYSTEM_NAMES[system]}: starting with {workers} executor(s)")
-            endpoint, services = start(stack, directory, workers)
-            run_trio(spider_warm, endpoint)
-            if workers == 1:
-                for label, config in (
-                    ("default poll", DEFAULT_POLL),
-                    ("Spider's calls, default poll", UPSTREAM_CALLS),
-                    ("Spider's calls, 1 ms poll", FAST_POLL),
-                ):
-                    progress(f"{SYSTEM_NAMES[system]}: {args.runs} round trips ({label})")
-                    result.latency[label] = run_trio(
-                        spider_round_trips, endpoint, config, args.warmup, args.runs
-                    )
-            progress(
-                f"{SYSTEM_NAMES[system]}: one job of {args.tasks} tasks, {workers} executor(s)"
-            )
-            result.throughput[workers, "one job"] = measure_throughput(
-                services,
-                args.tasks,
-                functools.partial(run_trio, spider_one_job, endpoint, args.tasks),
-            )
-            progress(f"{SYSTEM_NAMES[system]}: {args.tasks} one-task jobs, {workers} executor(s)")
-            result.throughput[workers, "many jobs"] = measure_throughput(
-                services,
-                args.tasks,
-                functools.partial(run_trio, spider_many_jobs, endpoint, args.tasks, args.in_flight),
-            )
-            progress(f"{SYSTEM_NAMES[system]}: stopping")
+        phases = ["round trips"] if workers == 1 else []
+        for phase in [*phases, "one job", "many jobs"]:
+            with tempfile.TemporaryDirectory(prefix=f"e2e_{system}_") as temporary:
+                directory = Path(temporary)
+                package = directory / "packages" / PACKAGE
+                package.mkdir(parents=True)
+                (package / "__init__.py").write_text(textwrap.dedent(SPIDER_PACKAGE))
+                with contextlib.ExitStack() as stack:
+                    progress(f"{name}: starting with {workers} executor(s) for {phase}")
+                    endpoint, services = start(stack, directory, workers)
+                    run_trio(spider_warm, endpoint)
+                    tasks = 1 + run_phase(result, name, phase, workers, endpoint, services, args)
+                    progress(f"{name}: stopping")
+                result.counts[workers, phase] = PhaseCounts(tasks, CallCounts.from_logs(services))
     return result
+
+
+def run_phase(
+    result: SystemResult,
+    name: str,
+    phase: str,
+    workers: int,
+    endpoint: str,
+    services: Sequence[Service],
+    args: argparse.Namespace,
+) -> int:
+    """Run one phase against a warm cluster, record its figures; the number of tasks it ran."""
+    if phase == "round trips":
+        configs = (
+            ("default poll", DEFAULT_POLL),
+            ("Spider's calls, default poll", UPSTREAM_CALLS),
+            ("Spider's calls, 1 ms poll", FAST_POLL),
+        )
+        for label, config in configs:
+            progress(f"{name}: {args.runs} round trips ({label})")
+            result.latency[label] = run_trio(
+                spider_round_trips, endpoint, config, args.warmup, args.runs
+            )
+        runs: int = args.warmup + args.runs
+        return len(configs) * runs
+    progress(f"{name}: {phase}, {args.tasks} tasks, {workers} executor(s)")
+    if phase == "one job":
+        run = functools.partial(run_trio, spider_one_job, endpoint, args.tasks)
+    else:
+        run = functools.partial(run_trio, spider_many_jobs, endpoint, args.tasks, args.in_flight)
+    result.throughput[workers, phase] = measure_throughput(services, args.tasks, run)
+    tasks: int = args.tasks
+    return tasks
 
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -641,33 +700,59 @@ def report(results: dict[str, SystemResult], args: argparse.Namespace) -> None:
                 f"{two.tasks_per_second:.0f} | {two.tasks_per_second / one.tasks_per_second:.2f} | "
                 f"{versus[0]} | {versus[1]} | {_ms(one.cpu_per_task)} | {_ms(two.cpu_per_task)} |"
             )
+    print()
+    print(
+        "Calls and commits per task, each phase on a cluster of its own (warm-up job and "
+        "heartbeats included; in-process = the embedded cluster's parts calling each other)"
+    )
+    print()
+    print("| system | phase | processes | gRPC calls/task | in-process calls/task | commits/task |")
+    print("|---|---|---|---|---|---|")
+    for system, result in results.items():
+        for (workers, phase), counts in result.counts.items():
+            print(
+                f"| {SYSTEM_NAMES[system]} | {phase} | {workers} | "
+                f"{counts.per_task(counts.counts.grpc_calls)} | "
+                f"{counts.per_task(counts.counts.local_calls)} | "
+                f"{counts.per_task(counts.counts.transactions)} |"
+            )
     if celery is None or celery_p50 is None:
         return
     print()
     for system, result in results.items():
-        if system == "celery":
-            continue
-        p50 = result.latency["default poll"].p50
-        met = "met" if p50 <= celery_p50 else "not met"
-        print(
-            f"- {SYSTEM_NAMES[system]}: p50 round trip {_ms(p50)} ms vs Celery "
-            f"{_ms(celery_p50)} ms (default client poll): goal {met}"
-        )
-        for workers in (1, 2):
-            best_label, best = max(
-                (
-                    (label, throughput.tasks_per_second)
-                    for (count, label), throughput in result.throughput.items()
-                    if count == workers
-                ),
-                key=lambda item: item[1],
-            )
-            theirs = celery.throughput[workers, "delay()"].tasks_per_second
-            met = "met" if best >= theirs else "not met"
+        if system != "celery":
+            report_goals(system, result, celery, celery_p50)
+
+
+def report_goals(
+    system: str, result: SystemResult, celery: SystemResult, celery_p50: float
+) -> None:
+    """One line per goal of the hot-path issue (docs/plan-hot-path.md), met or not."""
+    name = SYSTEM_NAMES[system]
+    p50_goal = 1.5 if system == "embedded" else 3.0
+    p50 = result.latency["default poll"].p50
+    print(
+        f"- {name}: p50 round trip {_ms(p50)} ms = {p50 / celery_p50:.2f}x Celery's "
+        f"{_ms(celery_p50)} ms (goal <= {p50_goal}x): {_verdict(p50 / celery_p50 <= p50_goal)}"
+    )
+    for workers in (1, 2):
+        theirs = celery.throughput[workers, "delay()"].tasks_per_second
+        for label, goal in (("one job", 1.0), ("many jobs", 0.5)):
+            ratio = result.throughput[workers, label].tasks_per_second / theirs
             print(
-                f"- {SYSTEM_NAMES[system]}: {workers} process(es), best {best:.0f} tasks/s "
-                f"({best_label}) vs Celery {theirs:.0f}: goal {met}"
+                f"- {name}: {label}, {workers} process(es): {ratio:.2f}x Celery's tasks/s "
+                f"(goal >= {goal}x): {_verdict(ratio >= goal)}"
             )
+    if system == "multi":
+        cpu = min(result.throughput[workers, "one job"].cpu_per_task for workers in (1, 2))
+        print(
+            f"- {name}: server CPU per task, one job: {_ms(cpu)} ms (goal <= 1.5 ms): "
+            f"{_verdict(cpu <= 0.0015)}"
+        )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
