@@ -111,6 +111,14 @@ class GroupCommit:
         except Exception as exc:  # a backend bug: every write of the batch gets the error
             for pending in batch:
                 pending.result = outcome.Error(exc)
+        except BaseException:
+            # KeyboardInterrupt and the like end the leader; the writes it took must still be
+            # settled, or their callers would wait (shielded) for an outcome that never comes.
+            for pending in batch:
+                pending.result = outcome.Error(
+                    RuntimeError("the batch writing this was interrupted; its outcome is unknown")
+                )
+            raise
         else:
             self.counters.add(result.transactions, result.written)
             for pending, settled in zip(batch, result.outcomes, strict=True):

@@ -190,6 +190,51 @@ async def test_a_broken_batch_runner_fails_every_write_of_its_batch() -> None:
     assert group.counters.transactions == 0
 
 
+class Interrupted(BaseException):
+    """Stands for KeyboardInterrupt, which pytest would take for the user's."""
+
+
+class EmptyBatch(BaseException):
+    """A batch with no writes: what a caller left unsettled would lead, again and again."""
+
+
+async def test_an_interrupted_batch_still_settles_every_write_it_took() -> None:
+    gate = trio.Event()
+    sizes: list[int] = []
+
+    async def write_batch(writes: Sequence[Write]) -> BatchOutcome:
+        sizes.append(len(writes))
+        if not writes:
+            raise EmptyBatch
+        if len(sizes) == 1:
+            await gate.wait()
+            return BatchOutcome((outcome.Value(None),) * len(writes), 1)
+        raise Interrupted
+
+    group = GroupCommit(write_batch)
+    results: dict[int, object] = {}
+
+    async def write(index: int) -> None:
+        try:
+            results[index] = await group.commit(record(index))
+        except (RuntimeError, Interrupted) as exc:
+            results[index] = type(exc)
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, 0)
+            await trio.testing.wait_all_tasks_blocked()
+            # Both queue behind the first batch and go into the second, which is interrupted.
+            nursery.start_soon(write, 1)
+            nursery.start_soon(write, 2)
+            await trio.testing.wait_all_tasks_blocked()
+            gate.set()
+    assert sizes == [1, 2]
+    assert results[0] is None
+    # The leader sees the interruption; its batch-mate a clear error, not an endless wait.
+    assert sorted([results[1], results[2]], key=str) == sorted([Interrupted, RuntimeError], key=str)
+
+
 # --- job level: reports of one job's tasks are written together ----------------------------
 
 
