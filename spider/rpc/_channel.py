@@ -89,6 +89,7 @@ class Channel:
         *,
         deadline: float | None = None,
         retry: Backoff | None = None,
+        abandon_on_cancel: bool = True,
     ) -> _ResponseT:
         """Call ``method`` (a generated ``UnaryMethod``, e.g. ``SchedulerServiceStub.next_task``)
         with ``request``.
@@ -101,7 +102,12 @@ class Channel:
 
         Returns the response message; raises an ``RpcError`` subclass for a non-OK status or a
         transport failure. Cancelling the caller cancels the call: the stream is reset and the
-        server's handler is cancelled.
+        server's handler is cancelled. By default a cancelled call (deadline, caller cancelled)
+        is abandoned at once, so the bound holds however busy the asyncio thread is, and an
+        answer that arrives meanwhile is dropped. Pass ``abandon_on_cancel=False`` for calls
+        whose answer hands something over (an assignment, a registered instance): the caller
+        then waits for the asyncio side to finish, and an answer it had already received is
+        returned instead of lost.
         """
         if not isinstance(method, UnaryMethod):
             raise TypeError(
@@ -110,9 +116,15 @@ class Channel:
             )
         budget = call_budget(deadline, self.config.default_deadline)
         if retry is None:
-            return await self._call_once(method, request, budget)
+            return await self._call_once(method, request, budget, abandon_on_cancel)
         return await retry_transient(
-            self._call_once, method, request, budget, backoff=retry, what=method.route
+            self._call_once,
+            method,
+            request,
+            budget,
+            abandon_on_cancel,
+            backoff=retry,
+            what=method.route,
         )
 
     async def _call_once(
@@ -120,6 +132,7 @@ class Channel:
         method: UnaryMethod[_RequestT, _ResponseT],
         request: _RequestT,
         budget: float,
+        abandon_on_cancel: bool,
     ) -> _ResponseT:
         call = self._next_callable(method)
         name = method.route
@@ -127,11 +140,12 @@ class Channel:
         # server learns it (grpc-timeout) and cancels its handler when it passes.
         with trio.move_on_after(budget):
             try:
-                # Abandoned on cancellation (deadline, caller cancelled, shutdown): the stream is
-                # reset in the background and the Trio bound holds however busy the asyncio
-                # thread is.
+                # Abandoned on cancellation unless the caller must see an answer already
+                # received: the stream is then reset in the background and the Trio bound holds
+                # however busy the asyncio thread is.
                 return await self._bridge.run(
-                    functools.partial(call, request, timeout=budget), abandon_on_cancel=True
+                    functools.partial(call, request, timeout=budget),
+                    abandon_on_cancel=abandon_on_cancel,
                 )
             except (Exception, asyncio.CancelledError) as exc:
                 error = error_for_call_failure(exc, method=name)

@@ -40,6 +40,7 @@ class RpcChannel(Protocol):
         *,
         deadline: float | None = None,
         retry: Backoff | None = None,
+        abandon_on_cancel: bool = True,
     ) -> _ResponseT: ...
 
 
@@ -62,9 +63,11 @@ class LocalChannel:
         *,
         deadline: float | None = None,
         retry: Backoff | None = None,
+        abandon_on_cancel: bool = True,
     ) -> _ResponseT:
-        """As ``Channel.call``; ``retry`` is accepted and unused (nothing here is transient)."""
-        del retry
+        """As ``Channel.call``; ``retry`` and ``abandon_on_cancel`` are accepted and unused
+        (nothing here is transient, and no other thread holds an answer)."""
+        del retry, abandon_on_cancel
         name = method.route
         self.calls[name] += 1
         served = self._handlers.get(name)

@@ -124,6 +124,8 @@ class GrpcSchedulerClient:
                 scheduler_pb.SchedulerServiceStub.next_task,
                 next_task_request_to_proto(em_id, record, wait_ms),
                 deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
+                # Its answer hands over an assignment or an instance: never drop one.
+                abandon_on_cancel=False,
             )
         except RpcError as error:
             raise scheduler_error(error, operation) from error
@@ -143,6 +145,8 @@ class GrpcSchedulerClient:
                 execution_pb.TaskDispatchServiceStub.next_tasks,
                 next_tasks_request_to_proto(em_id, records, wait_ms, max_tasks),
                 deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
+                # Its answer hands over an assignment or an instance: never drop one.
+                abandon_on_cancel=False,
             )
         except RpcError as error:
             if extension_missing(error):
@@ -195,6 +199,8 @@ class GrpcStorageClient:
                 storage_pb.TaskInstanceManagementServiceStub.register_task_instance,
                 registration_to_proto(assignment, em_id),
                 deadline=self._deadlines.call,
+                # Its answer hands over an assignment or an instance: never drop one.
+                abandon_on_cancel=False,
             )
         except RpcError as error:
             raise storage_error(error, operation) from error
@@ -210,6 +216,8 @@ class GrpcStorageClient:
                 execution_pb.TaskInstanceBatchServiceStub.register_task_instances,
                 registrations_to_proto(assignments, em_id),
                 deadline=self._deadlines.call,
+                # Its answer hands over an assignment or an instance: never drop one.
+                abandon_on_cancel=False,
             )
         except RpcError as error:
             if extension_missing(error):

@@ -65,6 +65,37 @@ async def test_cancelling_the_trio_caller_cancels_the_asyncio_task_and_waits_for
             assert finished == ["cancelled"]
 
 
+@pytest.mark.parametrize("abandon_on_cancel", [False, True])
+async def test_an_answer_the_asyncio_side_already_had_is_kept_unless_abandoned(
+    abandon_on_cancel: bool,
+) -> None:
+    entered = threading.Event()
+
+    async def answers_despite_the_cancel() -> str:
+        entered.set()
+        try:
+            await asyncio.sleep(TEST_BOUND)
+        except asyncio.CancelledError:
+            return "the answer"  # had arrived when the cancellation came
+        return "too late"
+
+    async with rpc.open_rpc_bridge():
+        with trio.fail_after(TEST_BOUND), trio.CancelScope() as caller:
+            async with trio.open_nursery() as nursery:
+
+                async def cancel_once_entered() -> None:
+                    await trio.to_thread.run_sync(entered.wait)
+                    caller.cancel()
+
+                nursery.start_soon(cancel_once_entered)
+                answer = await current_bridge().run(
+                    answers_despite_the_cancel, abandon_on_cancel=abandon_on_cancel
+                )
+                assert answer == "the answer"
+    # Abandoned, the caller leaves at once and the answer is dropped; kept, it is returned.
+    assert caller.cancelled_caught is abandon_on_cancel
+
+
 async def test_errors_from_the_block_pass_through_unwrapped() -> None:
     with pytest.raises(ValueError, match="from the body"):
         async with rpc.open_rpc_bridge():
