@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-
 from spider.core.ids import ExecutionManagerId
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
-from spider.rpc import NotFoundError, on_undelivered
+from spider.rpc import NotFoundError
 from spider.scheduler._convert import assignment_to_proto, record_from_proto
 from spider.scheduler.core import SchedulerIdentity
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import ExecutionManagerNotFound
+from spider.scheduler.hand_out import hand_out
 
 
 class SchedulerService(scheduler_pb.SchedulerServiceBase):
@@ -33,19 +32,23 @@ class SchedulerService(scheduler_pb.SchedulerServiceBase):
     ) -> scheduler_pb.NextTaskResponse:
         """Acknowledge the previous assignment, then wait up to ``wait_time_ms`` for one."""
         em_id = ExecutionManagerId(next_task_request.execution_manager_id)
-        if next_task_request.HasField("prev_assignment"):
-            record = record_from_proto(next_task_request.prev_assignment)
-            self._registry.acknowledge(em_id, record)
-        assignment = await self._queue.take(next_task_request.wait_time_ms / 1000)
-        if assignment is None:
+        acknowledged = (
+            [record_from_proto(next_task_request.prev_assignment)]
+            if next_task_request.HasField("prev_assignment")
+            else []
+        )
+        taken = await hand_out(
+            self._queue,
+            self._registry,
+            em_id,
+            acknowledged,
+            next_task_request.wait_time_ms / 1000,
+            max_tasks=1,
+        )
+        if not taken:
             return scheduler_pb.NextTaskResponse(no_task=common.Void())
-        # No checkpoint between taking it and recording it: a cancelled call cannot lose it.
-        self._registry.assign(em_id, assignment)
-        # And if the response does not leave (the EM's call was cancelled or its stream
-        # reset once we had answered), the assignment is rescheduled at once.
-        on_undelivered(functools.partial(self._registry.take_back, em_id, assignment))
         return scheduler_pb.NextTaskResponse(
-            assignment=assignment_to_proto(assignment, self._identity.scheduler_id)
+            assignment=assignment_to_proto(taken[0], self._identity.scheduler_id)
         )
 
     async def heartbeat(self, heartbeat_request: scheduler_pb.HeartbeatRequest) -> common.Void:
