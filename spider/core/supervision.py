@@ -1,4 +1,4 @@
-"""Supervision of durable background loops (architecture.md §5).
+"""Supervision of durable background loops (docs/architecture.md, "Long-lived loops").
 
 ``supervise`` keeps a loop that should run for the life of its nursery running: an unexpected
 exception is logged with its traceback and the loop restarts after a capped exponential backoff;

@@ -17,6 +17,7 @@ from typing import Final, NoReturn
 
 import attrs
 import trio
+from trio_util import AsyncValue
 
 from spider.core import SessionRegressionError, SessionTracker
 from spider.core.ids import ExecutionManagerId
@@ -36,11 +37,12 @@ class LivenessLoop:
     tracker: SessionTracker
     period: float
     trigger: ShutdownTrigger
-    _refresh_requested: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _refreshes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0), init=False)
+    """How many heartbeats were asked for out of turn (``refresh``)."""
 
     def refresh(self) -> None:
         """Ask for a heartbeat now, to learn storage's session."""
-        self._refresh_requested.set()
+        self._refreshes.value += 1
 
     async def run(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -48,11 +50,11 @@ class LivenessLoop:
         """Heartbeat until cancelled (or idle after a fatal answer)."""
         task_status.started()
         while True:
-            self._refresh_requested = trio.Event()
+            seen = self._refreshes.value
             if not await self._beat():
                 await trio.sleep_forever()
             with trio.move_on_at(trio.current_time() + self.period):
-                await self._refresh_requested.wait()
+                await self._refreshes.wait_value(lambda refreshes, seen=seen: refreshes > seen)
 
     async def _beat(self) -> bool:
         """One heartbeat; False if the EM must stop."""

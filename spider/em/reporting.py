@@ -29,6 +29,7 @@ from typing import Any, Final
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider.core import SessionTracker
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
@@ -82,7 +83,8 @@ class Reporter:
     waits for."""
     delivered: int = attrs.field(default=0, init=False)
     """Reports storage accepted."""
-    _room: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _room: RepeatedEvent = attrs.field(factory=RepeatedEvent, init=False)
+    """Set whenever outcomes were answered: ``submit`` rechecks the bound."""
     _send: trio.MemorySendChannel[_Queued] = attrs.field(init=False)
     _receive: trio.MemoryReceiveChannel[_Queued] = attrs.field(init=False)
 
@@ -235,7 +237,6 @@ class Reporter:
     def _finished(self, count: int) -> None:
         self.in_flight -= count
         self._room.set()
-        self._room = trio.Event()
 
     async def report(self, target: ReportTarget, outcome: TaskOutcome) -> None:
         """Report ``outcome`` of ``target`` now; failures are logged, never raised."""

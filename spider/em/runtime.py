@@ -1,4 +1,4 @@
-"""``run_execution_manager``: the EM as a nursery tree (architecture.md §3).
+"""``run_execution_manager``: the EM as a nursery tree (docs/architecture.md, "How a service stops").
 
 ::
 

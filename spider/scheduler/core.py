@@ -25,6 +25,7 @@ from typing import Final, NoReturn
 
 import attrs
 import trio
+from trio_util import AsyncValue, RepeatedEvent
 
 from spider.core.backoff import Backoff
 from spider.core.ids import SchedulerId, SessionId
@@ -66,21 +67,6 @@ class SchedulerIdentity:
 
 
 @attrs.define(eq=False)
-class _ChangeSignal:
-    """Wakes every waiter on each ``fire``; a waiter that checks its condition and then waits
-    cannot miss a fire, since nothing runs between the check and the wait."""
-
-    _event: trio.Event = attrs.field(factory=trio.Event)
-
-    def fire(self) -> None:
-        self._event.set()
-        self._event = trio.Event()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-
-
-@attrs.define(eq=False)
 class SchedulerCore:
     """The placement core of one scheduler process."""
 
@@ -91,8 +77,11 @@ class SchedulerCore:
     placement: RoundRobinPlacement = attrs.field(init=False)
     queue: DispatchQueue = attrs.field(init=False)
     _reschedules: deque[Assignment] = attrs.field(factory=deque)
-    _wakeup: trio.Event = attrs.field(factory=trio.Event)
-    _capacity_changed: _ChangeSignal = attrs.field(factory=_ChangeSignal)
+    _changes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0))
+    """How many times something placement depends on changed (``wake``)."""
+    _capacity_changed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
+    """Set when dispatch capacity may have freed; a waiter checks its condition, then waits
+    (nothing runs between the two, so no change is missed)."""
     _reconnecting: trio.Lock = attrs.field(factory=trio.Lock)
     _failure_delays: Iterator[float] | None = None
     _advertised: Endpoint | None = None
@@ -111,7 +100,7 @@ class SchedulerCore:
 
     def wake(self) -> None:
         """Ask for a placement round soon (something changed)."""
-        self._wakeup.set()
+        self._changes.value += 1
 
     def reschedule(self, assignment: Assignment) -> None:
         """Decide ``assignment``'s task again, with a new id (its EM died or left)."""
@@ -272,7 +261,7 @@ class SchedulerCore:
         if loaded != len(batch.entries) or (loaded and lane is not InboundLane.TASK):
             # Skipped entries, or a commit or cleanup that dropped its job's buffered tasks:
             # either may have made room for a task-lane poller parked at limit 0.
-            self._capacity_changed.fire()
+            self._capacity_changed.set()
 
     def _start_session(self, session: SessionId) -> None:
         old = self.session
@@ -285,7 +274,7 @@ class SchedulerCore:
             dropped,
             extra={"session_id": session},
         )
-        self._capacity_changed.fire()
+        self._capacity_changed.set()
         self.wake()
 
     # --- placement -------------------------------------------------------------------------
@@ -298,12 +287,12 @@ class SchedulerCore:
         tick = self.config.tick_interval_ms / 1000
         while True:
             started = trio.current_time()
-            self._wakeup = trio.Event()
+            seen = self._changes.value
             self.place()
             # An expiry alone wakes at most one round per tick: a deadline that rounding leaves
             # just short of expired cannot make the loop spin.
             with trio.move_on_at(max(self.placement.next_expiry(), started + tick)):
-                await self._wakeup.wait()
+                await self._changes.wait_value(lambda changes, seen=seen: changes > seen)
 
     def place(self) -> list[Assignment]:
         """One placement round: reschedules, then decisions, then finalizing expiry."""
@@ -313,7 +302,7 @@ class SchedulerCore:
             self.queue.put(assignment)
         expired = self.placement.retire_expired(trio.current_time())
         if decided or expired:
-            self._capacity_changed.fire()
+            self._capacity_changed.set()
         return decided
 
     def _drain_reschedules(self) -> None:

@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider.core.ids import JobId, TaskInstanceId
 from spider.core.task_id import TaskId
@@ -85,7 +86,7 @@ class StderrForwarder:
     _splitter: LineSplitter = attrs.field(init=False)
     _limiter: LineRateLimiter = attrs.field(init=False)
     _bytes_read: int = attrs.field(default=0, init=False)
-    _progress: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _progress: RepeatedEvent = attrs.field(factory=RepeatedEvent, init=False)
     _finished: bool = attrs.field(default=False, init=False)
     _unreported_truncated: int = attrs.field(default=0, init=False)
     _unreported_dropped: int = attrs.field(default=0, init=False)
@@ -166,7 +167,6 @@ class StderrForwarder:
             if trio.current_time() >= self._report_at:
                 self._report_losses()
             self._progress.set()
-            self._progress = trio.Event()
 
     def _forward(self, line: StderrLine) -> None:
         now = trio.current_time()

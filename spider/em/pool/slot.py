@@ -7,6 +7,7 @@ from typing import Any, Final
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider.em.pool._deadline import ShutdownDeadline
 from spider.em.pool._executor import ExecutorSpawner, PooledExecutor, SpawnReason
@@ -73,7 +74,7 @@ class ExecutorSlot:
     )
     _supplier_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope, init=False)
     _spare_pid: int | None = attrs.field(default=None, init=False)
-    _spare_ready: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _spare_ready: RepeatedEvent = attrs.field(factory=RepeatedEvent, init=False)
     _busy: bool = attrs.field(default=False, init=False)
     _closed: bool = attrs.field(default=False, init=False)
     _tasks_run: int = attrs.field(default=0, init=False)
@@ -292,7 +293,6 @@ class ExecutorSlot:
                         raise
                     finally:
                         self._spare_pid = None
-                        self._spare_ready = trio.Event()
                     spare = await self._spawner.spawn_until_started(self.index, SpawnReason.SPARE)
 
     async def close(self) -> None:

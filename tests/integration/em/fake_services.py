@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider import rpc
 from spider.proto import common
@@ -71,7 +72,7 @@ class SchedulerState(Watchable):
     acknowledged_together: list[list[tuple[int, int]]] = attrs.field(factory=list)
     """The records of each ``NextTasks``."""
     block_shutdown: bool = False
-    _pushed: trio.Event = attrs.field(factory=trio.Event)
+    _pushed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -79,7 +80,6 @@ class SchedulerState(Watchable):
     def push(self, *items: scheduler_pb.SchedulerAssignment | rpc.RpcError) -> None:
         self.responses.extend(items)
         self._pushed.set()
-        self._pushed = trio.Event()
 
 
 class FakeSchedulerService(scheduler_pb.SchedulerServiceBase):

@@ -14,6 +14,7 @@ import attrs
 import ormsgpack
 import pytest
 import trio
+from trio_util import RepeatedEvent
 
 from spider.core import (
     EMPTY_FRAME,
@@ -82,7 +83,7 @@ class StderrLog:
     """Everything an executor wrote to stderr, drained as it arrives."""
 
     data: bytearray = attrs.field(factory=bytearray)
-    _updated: trio.Event = attrs.field(factory=trio.Event)
+    _updated: RepeatedEvent = attrs.field(factory=RepeatedEvent)
     _closed: bool = False
 
     async def drain(self, stream: trio.abc.ReceiveStream) -> None:
@@ -91,7 +92,6 @@ class StderrLog:
             while chunk := await stream.receive_some():
                 self.data += chunk
                 self._updated.set()
-                self._updated = trio.Event()
         self._closed = True
         self._updated.set()
 

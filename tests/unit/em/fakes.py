@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider.core import TaskId
 from spider.core.ids import (
@@ -41,11 +42,10 @@ class Watchable:
     """State that tests can wait on: every change wakes the waiters."""
 
     def __init__(self) -> None:
-        self._changed = trio.Event()
+        self._changed = RepeatedEvent()
 
     def notify(self) -> None:
         self._changed.set()
-        self._changed = trio.Event()
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         while not predicate():
@@ -102,7 +102,7 @@ class FakeScheduler(Watchable):
     refused: int = 0
     """``NextTasks`` calls answered UNIMPLEMENTED."""
     polling: int = 0
-    _pushed: trio.Event = attrs.field(factory=trio.Event)
+    _pushed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -110,7 +110,6 @@ class FakeScheduler(Watchable):
     def push(self, *items: Assignment | ClientError) -> None:
         self.responses.extend(items)
         self._pushed.set()
-        self._pushed = trio.Event()
 
     async def next_task(
         self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 import trio
+from trio_util import RepeatedEvent
 
 from spider.core.ids import SchedulerId, SessionId
 from spider.rpc import Endpoint
@@ -33,7 +34,7 @@ class FakeStorage:
     polls: dict[InboundLane, list[int]] = attrs.field(
         factory=lambda: {lane: [] for lane in InboundLane}
     )
-    _changed: trio.Event = attrs.field(factory=trio.Event)
+    _changed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
     def enqueue(self, *entries: ReadyEntry) -> None:
         for entry in entries:
@@ -53,7 +54,6 @@ class FakeStorage:
 
     def _fire(self) -> None:
         self._changed.set()
-        self._changed = trio.Event()
 
     async def register(self, advertised: Endpoint) -> StorageRegistration:
         await trio.sleep(0.001)
