@@ -14,9 +14,8 @@ from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
 from spider.storage import StorageConfig
 from spider.storage.cli import StorageLaunch, serve_storage
 from spider.storage.db import SqliteConfig
+from tests.fake_em import FakeEm, tdl_runner
 from tests.unit.client import tasks
-
-from .fake_em import FakeEm
 
 TASKS: dict[str, Callable[..., Any]] = {
     "math::add": tasks.add,
@@ -45,6 +44,6 @@ async def client(storage_port: int) -> AsyncIterator[SpiderClient]:
 @pytest.fixture
 async def fake_em(storage_port: int) -> AsyncIterator[FakeEm]:
     async with connect_channel(Endpoint("127.0.0.1", storage_port)) as channel:
-        em = FakeEm(channel, TASKS)
+        em = FakeEm(channel, tdl_runner(TASKS))
         await em.register()
         yield em

@@ -15,9 +15,9 @@ import trio
 
 from spider.cli import ExitStatus
 from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
+from tests.fake_em import FakeEm, tdl_runner
 
 from .conftest import TASKS
-from .fake_em import FakeEm
 
 LIMIT = 60  # seconds; bounds a hang only
 
@@ -100,7 +100,7 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
             open_rpc_bridge(),
             connect_channel(Endpoint("127.0.0.1", port)) as channel,
         ):
-            em = FakeEm(channel, TASKS)
+            em = FakeEm(channel, tdl_runner(TASKS))
             await em.register()
             await em.run_until(job_id)
 

@@ -27,9 +27,8 @@ from spider.client import (
 from spider.proto import common
 from spider.proto import storage as storage_pb
 from spider.rpc import Endpoint
+from tests.fake_em import FakeEm
 from tests.unit.client.tasks import add, double, fails, split
-
-from .fake_em import FakeEm
 
 WAIT_LIMIT = 30  # seconds; a bound on a hang, never a wait for a race
 
@@ -69,7 +68,12 @@ async def test_submit_start_wait_and_read_outputs(client: SpiderClient, fake_em:
     assert await client.outputs(job.id, [int, int]) == [3, 40]
     with pytest.raises(JobStateError, match="GetJobError"):
         await client.error(job)
-    assert sorted(fake_em.ran) == ["math::add", "math::add", "math::double", "math::split"]
+    assert sorted(ran.task_func for ran in fake_em.ran) == [
+        "math::add",
+        "math::add",
+        "math::double",
+        "math::split",
+    ]
 
 
 async def test_a_failed_job_reports_the_tasks_error(client: SpiderClient, fake_em: FakeEm) -> None:

@@ -39,10 +39,10 @@ from spider.storage import StorageConfig, open_storage_state
 from spider.storage.db import open_database
 from spider.storage.db.config import SqliteConfig
 from spider.storage.service import JobSubmissionService, storage_services
+from tests.fake_em import FakeEm, tdl_runner
 from tests.unit.client.tasks import add, double, fails
 
 from .conftest import TASKS
-from .fake_em import FakeEm
 
 WAIT_LIMIT = 30  # seconds; a bound on a hang, never a wait for a race
 
@@ -131,7 +131,7 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             async with open_client(endpoint) as client, connect_channel(endpoint) as em_channel:
                 recorder = RecordingChannel(client.channel)
                 client.channel = cast(Channel, recorder)
-                em = FakeEm(em_channel, TASKS)
+                em = FakeEm(em_channel, tdl_runner(TASKS))
                 await em.register()
                 yield Cluster(request.param, port, client, recorder, em)
             nursery.cancel_scope.cancel()

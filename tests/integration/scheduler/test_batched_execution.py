@@ -21,10 +21,11 @@ from spider.rpc import (
     connect_channel,
     open_rpc_bridge,
 )
+from tests.fake_em import graph_outputs
 from tests.unit.storage.jobs import flat
 
 from .conftest import StorageProcess, running_scheduler
-from .fake_em import _outputs, job_state, submit_and_start
+from .jobs import job_state, submit_and_start
 
 TEST_BUDGET = 30.0
 DISPATCH = execution_pb.TaskDispatchServiceStub
@@ -118,7 +119,7 @@ async def test_a_job_runs_on_batched_calls_and_every_assignment_is_acknowledged(
                                 task_instance_id=context.task_instance_id,
                                 execution_manager_id=em_id,
                                 session_id=assignment.session_id,
-                                serialized_outputs=_outputs(
+                                serialized_outputs=graph_outputs(
                                     graph, assignment.task_id, context.serialized_task_io
                                 ),
                             )

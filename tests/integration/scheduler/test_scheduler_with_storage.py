@@ -14,10 +14,11 @@ from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
 from spider.proto.storage import SessionManagementServiceStub
 from spider.rpc import Channel, Endpoint, NotFoundError, connect_channel, open_rpc_bridge
+from tests.fake_em import FakeEm, graph_runner
 from tests.unit.storage.jobs import diamond, flat
 
 from .conftest import StorageProcess, running_scheduler
-from .fake_em import FakeEm, job_state, submit_and_start
+from .jobs import job_state, submit_and_start
 
 TEST_BUDGET = 30.0
 
@@ -43,13 +44,13 @@ async def current_session(storage: Channel) -> int:
     return session
 
 
-async def run_until(em: FakeEm, graphs: dict[int, TaskGraph], job_ids: list[int]) -> None:
+async def run_until(em: FakeEm, job_ids: list[int]) -> None:
     storage = em.storage
     while True:
         states = [await job_state(storage, job_id) for job_id in job_ids]
         if all(state == storage_pb.JobState.SUCCEEDED for state in states):
             return
-        await em.run_one(graphs, wait_ms=200)
+        await em.run_one(wait_ms=200)
 
 
 async def test_jobs_run_to_success_through_the_scheduler(
@@ -62,20 +63,20 @@ async def test_jobs_run_to_success_through_the_scheduler(
             connect_channel(Endpoint("127.0.0.1", storage_port)) as storage,
             connect_channel(Endpoint("127.0.0.1", scheduler_port)) as scheduler,
         ):
-            em = FakeEm(storage, scheduler)
-            await em.register()
             graphs: dict[int, TaskGraph] = {}
+            em = FakeEm(storage, graph_runner(graphs), scheduler)
+            await em.register()
             diamond_job = await submit_and_start(storage, diamond(), [1, 2])
             graphs[diamond_job] = diamond()
             flat_job = await submit_and_start(storage, flat(3), [1, 2, 3])
             graphs[flat_job] = flat(3)
 
-            await run_until(em, graphs, [diamond_job, flat_job])
+            await run_until(em, [diamond_job, flat_job])
 
-            ran_jobs = [job for job, _ in em.ran]
+            ran_jobs = [ran.job_id for ran in em.ran]
             assert ran_jobs.count(diamond_job) == 4
             assert ran_jobs.count(flat_job) == 4  # three tasks and the commit task
-            ids = [assignment_id for _, assignment_id in em.ran]
+            ids = [ran.assignment_id for ran in em.ran]
             assert len(set(ids)) == len(ids)
             await em.shutdown()  # acknowledges the last assignment; nothing is left over
             with pytest.raises(NotFoundError):
@@ -93,16 +94,18 @@ async def test_a_job_wider_than_a_poll_page_runs_each_task_once(
             connect_channel(Endpoint("127.0.0.1", storage_port)) as storage,
             connect_channel(Endpoint("127.0.0.1", scheduler_port)) as scheduler,
         ):
-            em = FakeEm(storage, scheduler)
+            graphs: dict[int, TaskGraph] = {}
+            em = FakeEm(storage, graph_runner(graphs), scheduler)
             await em.register()
             job = await submit_and_start(storage, flat(tasks), list(range(tasks)))
+            graphs[job] = flat(tasks)
 
-            await run_until(em, {job: flat(tasks)}, [job])
+            await run_until(em, [job])
 
             # 40 ready tasks reach the scheduler in pages of at most 7: every one is
             # dispatched, none twice (plus the commit task).
-            assert [ran_job for ran_job, _ in em.ran] == [job] * (tasks + 1)
-            ids = [assignment_id for _, assignment_id in em.ran]
+            assert [ran.job_id for ran in em.ran] == [job] * (tasks + 1)
+            ids = [ran.assignment_id for ran in em.ran]
             assert len(set(ids)) == len(ids)
 
 
@@ -151,11 +154,13 @@ async def test_the_scheduler_survives_a_storage_restart(
                 connect_channel(Endpoint("127.0.0.1", storage_port)) as storage,
                 connect_channel(Endpoint("127.0.0.1", scheduler_port)) as scheduler,
             ):
-                em = FakeEm(storage, scheduler)
-                await em.register()
                 graph = flat(2)
+                graphs: dict[int, TaskGraph] = {}
+                em = FakeEm(storage, graph_runner(graphs), scheduler)
+                await em.register()
                 before = await submit_and_start(storage, graph, [1, 2])
-                await run_until(em, {before: graph}, [before])
+                graphs[before] = graph
+                await run_until(em, [before])
                 old_session = await current_session(storage)
 
             await trio.sleep(0.5)  # storage is down; the scheduler keeps serving EMs
@@ -171,10 +176,11 @@ async def test_the_scheduler_survives_a_storage_restart(
                 connect_channel(Endpoint("127.0.0.1", storage_port)) as storage,
                 connect_channel(Endpoint("127.0.0.1", scheduler_port)) as scheduler,
             ):
-                em = FakeEm(storage, scheduler)
+                em = FakeEm(storage, graph_runner(graphs), scheduler)
                 await em.register()
                 after = await submit_and_start(storage, graph, [3, 4])
-                await run_until(em, {after: graph}, [after])
+                graphs[after] = graph
+                await run_until(em, [after])
                 # Instances register only in storage's current session, so the job's success
                 # shows the scheduler moved its assignments to the new one.
                 assert await current_session(storage) > old_session
