@@ -22,7 +22,7 @@ import trio
 
 from spider.core.config import ConfigError, unstructure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
-from spider.core.service_cli import STOP_SIGNALS, add_logging_arguments
+from spider.core.service_cli import STOP_SIGNALS, add_logging_arguments, tune_thread_switching
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
@@ -152,6 +152,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             file=sys.stderr,
         )
         return ExitStatus.USAGE
+    tune_thread_switching()
     return trio.run(_serve, config)
 
 

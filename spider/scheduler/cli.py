@@ -19,7 +19,12 @@ import trio
 
 from spider.core.config import ConfigError, unstructure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
-from spider.core.service_cli import STOP_SIGNALS, ServiceExit, add_logging_arguments
+from spider.core.service_cli import (
+    STOP_SIGNALS,
+    ServiceExit,
+    add_logging_arguments,
+    tune_thread_switching,
+)
 from spider.rpc import Endpoint, ListenError, open_rpc_bridge
 from spider.scheduler.config import SchedulerConfig, load_scheduler_config
 from spider.scheduler.errors import SchedulerError
@@ -133,6 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(yaml.safe_dump(unstructure_config(config), sort_keys=False), end="")
         return ExitStatus.STOPPED
     configure_logging(level=args.log_level, human=args.human_logs)
+    tune_thread_switching()
     try:
         trio.run(_serve, config)
     except Exception as error:
