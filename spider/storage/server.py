@@ -66,7 +66,7 @@ async def serve_storage(
                 extra={"host": config.host, "port": port, "session_id": state.session},
             )
             # Only now (#398): the lanes are drained by a scheduler that can reach us.
-            offered = state.resend_ready_work()
+            offered = state.lifecycle.resend_ready_work()
             LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
             task_status.started(port)
             await trio.sleep_forever()
