@@ -168,8 +168,8 @@ async def _recovery(database: DatabaseConfig, jobs: int, tasks: int) -> tuple[fl
         state = await StorageState.create(config, writer)
         group = await state.add_resource_group("recovery", b"pw")
         for _ in range(jobs):
-            job_id = await state.register_job(group, graph, inputs)
-            await state.start_job(job_id)
+            job_id = await state.lifecycle.register_job(group, graph, inputs)
+            await state.lifecycle.start_job(job_id)
     finally:
         writer.close()
     written = time.perf_counter() - started

@@ -21,9 +21,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from spider.client import JobProgress, open_client
+from spider.cluster import open_embedded_cluster
 from spider.core.logging import configure_logging
 from spider.em.config import EmbeddedConfig, ExecutionManagerConfig, TaskExecutorConfig
-from spider.em.embedded import open_embedded_cluster
 from spider.rpc import open_rpc_bridge
 
 CONSOLE = Console()

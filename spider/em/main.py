@@ -1,4 +1,8 @@
-"""``python -m spider.em``: load the configuration, handle signals, run the execution manager.
+"""The execution manager's command line: load the configuration, handle signals, run the EM.
+
+Without endpoints the EM runs inside the embedded cluster, which this package does not know:
+``python -m spider.em`` (``spider.cluster.main``) passes it in as ``main``'s ``embedded``, so
+that ``spider.em`` depends on neither storage nor the scheduler (docs/execution-manager.md).
 
 Exit status: 0 after a stop requested by SIGTERM or SIGINT, 1 when the EM had to stop on its
 own (storage declared it dead, executors cannot start...), 2 for a configuration or usage
@@ -14,9 +18,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeAlias
 
 import trio
 
@@ -32,7 +36,6 @@ from spider.em.config import (
     endpoint_data,
     load_em_config,
 )
-from spider.em.embedded import EmbeddedEndpoints, run_embedded_cluster
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
@@ -54,6 +57,10 @@ class ExitStatus(enum.IntEnum):
     FORCED = 3
     """A second stop signal forced the exit; reports or acknowledgements may be lost."""
 
+
+EmbeddedRunner: TypeAlias = Callable[[ExecutionManagerConfig, ShutdownTrigger], Awaitable[None]]
+"""Runs the EM inside a single-node cluster of its own, in a process whose RPC bridge is open,
+until the trigger's stop completes; raises ``ExecutionManagerError`` as the EM does."""
 
 _ENV_HELP = "\n".join(f"  {name:<30} {key}" for name, key in ENV_OVERRIDES.items())
 
@@ -127,8 +134,17 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    """Run the execution manager; return the process's exit status."""
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    embedded: EmbeddedRunner | None = None,
+) -> int:
+    """Run the execution manager; return the process's exit status.
+
+    ``embedded`` runs the EM when the configuration names no endpoints; without it, only the
+    connected mode is available and a configuration without endpoints is a usage error.
+    """
     args = build_parser().parse_args(argv)
     env = os.environ if environ is None else environ
     try:
@@ -152,11 +168,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             file=sys.stderr,
         )
         return ExitStatus.USAGE
+    if config.storage is None and embedded is None:
+        print(
+            "error: give the storage and the scheduler endpoints; this entry point runs only a "
+            "connected execution manager (python -m spider.em runs the embedded cluster)",
+            file=sys.stderr,
+        )
+        return ExitStatus.USAGE
     tune_thread_switching()
-    return trio.run(_serve, config)
+    return trio.run(_serve, config, embedded)
 
 
-async def _serve(config: ExecutionManagerConfig) -> ExitStatus:
+async def _serve(config: ExecutionManagerConfig, embedded: EmbeddedRunner | None) -> ExitStatus:
     trigger = ShutdownTrigger(
         grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec
     )
@@ -164,18 +187,21 @@ async def _serve(config: ExecutionManagerConfig) -> ExitStatus:
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_relay_signals, signals, trigger)
-            status = await _run(config, trigger)
+            status = await _run(config, embedded, trigger)
             nursery.cancel_scope.cancel(reason="the execution manager has stopped")
     return status
 
 
-async def _run(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> ExitStatus:
+async def _run(
+    config: ExecutionManagerConfig, embedded: EmbeddedRunner | None, trigger: ShutdownTrigger
+) -> ExitStatus:
     try:
         async with open_rpc_bridge():
-            if config.storage is None or config.scheduler is None:
-                await _run_embedded(config, trigger)
-            else:
+            if config.storage is not None and config.scheduler is not None:
                 await _run_connected(config, config.storage, config.scheduler, trigger)
+            else:
+                assert embedded is not None, "main() refuses a configuration without endpoints"
+                await embedded(config, trigger)
     except ExecutionManagerError as error:
         LOGGER.critical(
             "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None
@@ -214,28 +240,6 @@ async def _run_connected(
             functools.partial(open_process_pool, config.pool_config()),
             trigger,
         )
-
-
-async def _run_embedded(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> None:
-    try:
-        async with trio.open_nursery() as nursery:
-            endpoints: EmbeddedEndpoints = await nursery.start(
-                run_embedded_cluster, config, trigger
-            )
-            # A plain line on stdout too: the logs are JSON by default, and a person who just
-            # started the cluster needs to know where to point the client.
-            print(
-                f"Spider-py embedded cluster: storage at {endpoints.storage}, scheduler at "
-                f"{endpoints.scheduler}, data in {config.embedded.data_dir}. "
-                "Stop it with Ctrl-C.",
-                flush=True,
-            )
-    except BaseExceptionGroup as group:
-        # The cluster's only child raises bare errors; unwrap the group the nursery adds.
-        failures, _ = group.split(ExecutionManagerError)
-        if failures is not None and len(failures.exceptions) == 1:
-            raise failures.exceptions[0] from None
-        raise
 
 
 async def _relay_signals(signals: AsyncIterator[int], trigger: ShutdownTrigger) -> NoReturn:

@@ -1,8 +1,10 @@
 """The storage service: jobs, task instances, sessions and EM liveness, on SQLite or MariaDB.
 
-The domain core is ``StorageState`` (``open_storage_state``): one method per RPC, taking and
-returning plain values and raising ``StorageError`` subclasses, each answered with the gRPC
-status ``grpc_status(error)`` gives. ``docs/storage-model.md`` describes the job model.
+``open_storage_state`` opens a ``StorageState``: the schema, a new session, the recovered job
+cache (``JobLifecycle``, which holds every job and task operation) and the GC loops. Domain
+operations take and return plain values and raise ``StorageError`` subclasses, each answered
+with the gRPC status ``grpc_status(error)`` gives. ``docs/storage-model.md`` describes the job
+model; ``spider.storage.server`` serves it.
 """
 
 from spider.storage.config import (

@@ -1,9 +1,8 @@
 """``python -m spider.storage``: load the configuration, open the database, serve until a signal.
 
-Startup follows Spider (#398): database and schema, a new session, recovery of the job cache,
-serve gRPC, and only then re-enqueue the recovered jobs' ready work, so that the scheduler can
-already drain the queue. Exit status: 0 after SIGTERM or SIGINT, 1 when the service could not
-start or had to stop (database unreachable, port taken), 2 for a configuration or usage error.
+The service itself, and the order of its startup, is ``spider.storage.server``. Exit status: 0
+after SIGTERM or SIGINT, 1 when the service could not start or had to stop (database
+unreachable, port taken), 2 for a configuration or usage error.
 """
 
 from __future__ import annotations
@@ -17,18 +16,21 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import attrs
 import trio
 
 from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
-from spider.core.service_cli import STOP_SIGNALS, ServiceExit, add_logging_arguments
-from spider.rpc import ListenError, ServiceBase, open_rpc_bridge, serve
+from spider.core.service_cli import (
+    STOP_SIGNALS,
+    ServiceExit,
+    add_logging_arguments,
+    tune_thread_switching,
+)
+from spider.rpc import ListenError, open_rpc_bridge
 from spider.storage.config import StorageConfig
-from spider.storage.db import DatabaseConfig, DatabaseError, SqliteConfig, open_database
+from spider.storage.db import DatabaseError, SqliteConfig
 from spider.storage.errors import StorageError
-from spider.storage.service import storage_services
-from spider.storage.state import open_storage_state
+from spider.storage.server import SQLITE_FILE_NAME, StorageLaunch, serve_storage
 
 LOGGER: Final = logging.getLogger("spider.storage")
 
@@ -39,15 +41,6 @@ DEFAULT_HOST: Final = "127.0.0.1"
 """Spider's default is 0.0.0.0; Spider-py listens on loopback unless told otherwise, because the
 storage service has no authentication of its own."""
 DEFAULT_DATA_DIR: Final = Path("spider-data")
-SQLITE_FILE_NAME: Final = "storage.db"
-
-
-@attrs.frozen
-class StorageLaunch:
-    """What the command line resolved to: the configuration and the database to open."""
-
-    config: StorageConfig
-    database: DatabaseConfig
 
 
 _EPILOG = f"""\
@@ -124,44 +117,6 @@ async def run_storage(
     LOGGER.info("storage stopped")
 
 
-async def serve_storage(
-    launch: StorageLaunch,
-    environ: Mapping[str, str] = os.environ,
-    *,
-    local_services: list[ServiceBase] | None = None,
-    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve storage until cancelled, in a process whose RPC bridge is open.
-
-    ``task_status`` gets the bound port once the service is serving and the recovered jobs'
-    ready work is enqueued. The embedded cluster runs storage this way, beside the other parts;
-    it passes ``local_services``, which gets the served service objects, to call them in
-    process (``spider.rpc.LocalChannel``).
-    """
-    config = launch.config
-    database = open_database(launch.database, environ)
-    try:
-        async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
-            services = storage_services(state)
-            port: int = await nursery.start(serve, services, config.host, config.port)
-            if local_services is not None:
-                local_services.extend(services)
-            LOGGER.info(
-                "storage listening on %s:%d (session %d)",
-                config.host,
-                port,
-                state.session,
-                extra={"host": config.host, "port": port, "session_id": state.session},
-            )
-            # Only now (#398): the lanes are drained by a scheduler that can reach us.
-            offered = state.resend_ready_work()
-            LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
-            task_status.started(port)
-            await trio.sleep_forever()
-    finally:
-        database.close()
-
-
 def _leaves(error: BaseException) -> Iterator[BaseException]:
     if isinstance(error, BaseExceptionGroup):
         for inner in error.exceptions:
@@ -183,6 +138,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
     configure_logging(level=args.log_level, human=args.human_logs)
+    tune_thread_switching()
     try:
         trio.run(run_storage, launch, env)
     except Exception as error:

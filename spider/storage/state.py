@@ -1,16 +1,21 @@
-"""``StorageState``: the storage service's domain, one method per RPC, plus its background loops.
+"""``StorageState``: one storage process's domain objects, opened and recovered, and the few
+operations that are more than a call to one of them.
 
-Synopsis (what ``spider.storage.__main__`` and the gRPC layer do)::
+``open_storage_state`` creates the schema, starts a new session, recovers the job cache
+(``recovery.py``) and runs the two GC loops (task-instance sweeps, the job-cache GC), supervised,
+around its block. ``spider.storage.server`` serves it::
 
-    async with open_storage_state(config, database) as state:   # schema, session, recovery, GC
-        async with serve(handlers_for(state)):                   # the gRPC layer
-            state.resend_ready_work()                            # only once serving (see below)
-            await trio.sleep_forever()
+    async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
+        await nursery.start(serve, storage_services(state), host, port)
+        state.lifecycle.resend_ready_work()   # only once serving: a scheduler can poll it now
 
-Methods take and return plain domain values (ids, bytes, ``JobState``, attrs records) and raise
-only ``StorageError`` subclasses for anything a request can cause; the gRPC layer answers with
-``grpc_status(error)`` and ``str(error)``. ``resend_ready_work`` must run after the server
-serves: the recovered jobs' ready work is only useful once a scheduler can poll it.
+The services call the domain objects directly: jobs and task instances are ``state.lifecycle``
+(``JobLifecycle``), a job-cache GC pass is ``state.collector.collect()``, a sweep is
+``instance_gc.sweep_task_instances(state.lifecycle)``. The methods here add something of their
+own: request validation (resource groups, scheduler endpoints), password hashing, the session
+stamped on registration and poll answers, the bound on ``WaitForJob``, the retention window of
+the status snapshot, and the re-enqueueing of all ready work when a scheduler replaces another. They take and return plain domain values and
+raise only ``StorageError`` subclasses; the services answer with ``grpc_status(error)``.
 """
 
 from __future__ import annotations
@@ -29,20 +34,18 @@ from spider.core.ids import (
     ResourceGroupId,
     SchedulerId,
     SessionId,
-    TaskInstanceId,
 )
 from spider.core.supervision import supervise
-from spider.core.task_id import TaskId
 from spider.storage.cluster_status import ClusterStatus, cluster_status
 from spider.storage.config import StorageConfig
-from spider.storage.db.interface import JobState, StorageDatabase
+from spider.storage.db.interface import StorageDatabase
 from spider.storage.errors import BadRequest, InvalidResourceGroup
 from spider.storage.inbound_queue import InboundQueue, Lane, ReadyTask
-from spider.storage.instance_gc import SweepReport, run_task_instance_gc, sweep_task_instances
+from spider.storage.instance_gc import run_task_instance_gc
 from spider.storage.instance_pool import TaskInstancePool
 from spider.storage.job_cache import JobCache
 from spider.storage.job_cache_gc import TerminatedJobCollector
-from spider.storage.job_lifecycle import ExecutionContext, JobLifecycle, JobOutcome
+from spider.storage.job_lifecycle import JobLifecycle, JobOutcome
 from spider.storage.liveness import ExecutionManagerLiveness
 from spider.storage.passwords import burn_verification_time, hash_password, verify_password
 from spider.storage.persistence import Persistence
@@ -89,7 +92,7 @@ class SchedulerInfo:
 
 @attrs.define(eq=False)
 class StorageState:
-    """Everything a storage process knows, behind one method per RPC."""
+    """A storage process's domain objects, and the operations that add checks or state to them."""
 
     config: StorageConfig
     persistence: Persistence
@@ -144,103 +147,13 @@ class StorageState:
         """This process's storage session id."""
         return self.lifecycle.session
 
-    def get_session(self) -> SessionId:
-        """``GetSession``."""
-        return self.lifecycle.session
-
-    # --- JobOrchestrationService -----------------------------------------------------------
-
-    async def register_job(
-        self,
-        resource_group_id: ResourceGroupId,
-        compressed_task_graph: bytes,
-        compressed_inputs: bytes,
-    ) -> JobId:
-        """``RegisterJob``: validate, store as Ready, cache. ``InvalidResourceGroup`` if unknown."""
-        return await self.lifecycle.register_job(
-            resource_group_id, compressed_task_graph, compressed_inputs
-        )
-
-    async def submit_job(
-        self,
-        resource_group_id: ResourceGroupId,
-        compressed_task_graph: bytes,
-        compressed_inputs: bytes,
-        *,
-        start: bool,
-    ) -> JobId:
-        """Spider-py's ``SubmitJob``: ``RegisterJob``, and ``StartJob`` if ``start``, in one write."""
-        return await self.lifecycle.register_job(
-            resource_group_id, compressed_task_graph, compressed_inputs, start=start
-        )
+    # --- Spider-py's JobSubmissionService -------------------------------------------------
 
     async def wait_for_job(self, job_id: JobId, wait_sec: float) -> JobOutcome:
         """Spider-py's ``WaitForJob``: up to ``wait_sec`` (at most ``max_job_wait_sec``) for the
         job to end; its state, and its outputs or error once it has."""
         wait_sec = min(wait_sec, self.config.runtime.max_job_wait_sec)
         return await self.lifecycle.wait_for_job(job_id, wait_sec)
-
-    async def start_job(self, job_id: JobId) -> JobState:
-        """``StartJob``: Ready -> Running; ``InvalidJobState`` from any other state."""
-        return await self.lifecycle.start_job(job_id)
-
-    async def cancel_job(self, job_id: JobId) -> JobState:
-        """``CancelJob``: the state after cancelling (see ``JobLifecycle.cancel_job``)."""
-        return await self.lifecycle.cancel_job(job_id)
-
-    async def get_job_state(self, job_id: JobId) -> JobState:
-        """``GetJobState``."""
-        return await self.lifecycle.get_job_state(job_id)
-
-    async def get_job_outputs(self, job_id: JobId) -> bytes:
-        """``GetJobOutputs``: ``SerializedTaskOutputs``; ``InvalidJobState`` unless Succeeded."""
-        return await self.lifecycle.get_job_outputs(job_id)
-
-    async def get_job_error(self, job_id: JobId) -> str:
-        """``GetJobError``: the failure message; ``InvalidJobState`` unless Failed."""
-        return await self.lifecycle.get_job_error(job_id)
-
-    # --- TaskInstanceManagementService -----------------------------------------------------
-
-    async def register_task_instance(
-        self,
-        job_id: JobId,
-        task_id: TaskId,
-        execution_manager_id: ExecutionManagerId,
-        session_id: SessionId,
-    ) -> ExecutionContext:
-        """``RegisterTaskInstance``."""
-        return await self.lifecycle.register_task_instance(
-            job_id, task_id, execution_manager_id, session_id
-        )
-
-    async def report_task_success(
-        self,
-        job_id: JobId,
-        task_id: TaskId,
-        task_instance_id: TaskInstanceId,
-        execution_manager_id: ExecutionManagerId,
-        session_id: SessionId,
-        serialized_outputs: bytes,
-    ) -> None:
-        """``ReportTaskSuccess``. The EM id is not checked, as upstream: the instance id is."""
-        await self.lifecycle.report_task_success(
-            job_id, task_id, task_instance_id, session_id, serialized_outputs
-        )
-
-    async def report_task_failure(
-        self,
-        job_id: JobId,
-        task_id: TaskId,
-        task_instance_id: TaskInstanceId,
-        execution_manager_id: ExecutionManagerId,
-        session_id: SessionId,
-        error_message: str,
-    ) -> None:
-        """``ReportTaskFailure``. The EM id is not checked, as upstream: the instance id is."""
-        await self.lifecycle.report_task_failure(
-            job_id, task_id, task_instance_id, session_id, error_message
-        )
 
     # --- InboundQueueService ---------------------------------------------------------------
 
@@ -313,7 +226,7 @@ class StorageState:
         scheduler_id = await self.persistence.register_scheduler(host, port)
         self._scheduler_registrations += 1
         if self._scheduler_registrations > 1:
-            offered = self.resend_ready_work()
+            offered = self.lifecycle.resend_ready_work()
             LOGGER.info(
                 "scheduler %s replaced the previous one; re-enqueued %d ready task(s)",
                 scheduler_id,
@@ -333,20 +246,6 @@ class StorageState:
         return await cluster_status(
             self.lifecycle, self.config.runtime.job_cache_gc.terminated_job_retention_sec
         )
-
-    # --- maintenance -----------------------------------------------------------------------
-
-    def resend_ready_work(self) -> int:
-        """Enqueue every ready task of every cached job; return how many were offered."""
-        return self.lifecycle.resend_ready_work()
-
-    async def sweep_task_instances(self) -> SweepReport:
-        """One task-instance sweep now (the GC loop runs one every interval)."""
-        return await sweep_task_instances(self.lifecycle)
-
-    async def collect_terminated_jobs(self) -> tuple[list[JobId], int]:
-        """One job-cache GC pass now: evicted job ids and deleted database rows."""
-        return await self.collector.collect()
 
 
 @asynccontextmanager

@@ -3,8 +3,9 @@ plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.statu
 ``JobSubmissionService`` (package ``spider_py.jobs``) and ``TaskInstanceBatchService`` (package
 ``spider_py.execution``).
 
-Each service translates proto messages to domain values (``_unpack``), calls one
-``StorageState`` method and translates domain errors to their gRPC status (``_errors``)::
+Each service translates proto messages to domain values (``_unpack``), makes one domain call
+(``JobLifecycle`` for jobs and task instances, ``StorageState`` for what adds checks of its own)
+and translates domain errors to their gRPC status (``_errors``)::
 
     port = await nursery.start(serve, storage_services(state), host, port)
 """

@@ -31,7 +31,7 @@ class JobSubmissionService(jobs_pb.JobSubmissionServiceBase):
         """RegisterJob, plus StartJob if ``start``, in one transaction."""
         submission = submission_from_proto(submit_job_request)
         with answering_storage_errors("SubmitJob"):
-            job_id = await self._state.submit_job(
+            job_id = await self._state.lifecycle.register_job(
                 submission.resource_group_id,
                 submission.compressed_task_graph,
                 submission.compressed_inputs,

@@ -15,4 +15,4 @@ class SessionManagementService(storage_pb.SessionManagementServiceBase):
 
     async def get_session(self, common_void: common.Void) -> storage_pb.GetSessionResponse:
         """This process's session id (a new one after every restart)."""
-        return storage_pb.GetSessionResponse(session_id=self._state.get_session())
+        return storage_pb.GetSessionResponse(session_id=self._state.session)

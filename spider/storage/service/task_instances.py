@@ -14,7 +14,7 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
     """Task instances: registration, success and failure reports."""
 
     def __init__(self, state: StorageState) -> None:
-        self._state = state
+        self._jobs = state.lifecycle
 
     async def register_task_instance(
         self, register_task_instance_request: storage_pb.RegisterTaskInstanceRequest
@@ -23,7 +23,7 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         request = register_task_instance_request
         task_id = task_id_from_proto(request.task_id)
         with answering_storage_errors("RegisterTaskInstance"):
-            context = await self._state.register_task_instance(
+            context = await self._jobs.register_task_instance(
                 JobId(request.job_id),
                 task_id,
                 ExecutionManagerId(request.execution_manager_id),
@@ -51,11 +51,11 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         request = report_task_success_request
         task_id = task_id_from_proto(request.task_id)
         with answering_storage_errors("ReportTaskSuccess"):
-            await self._state.report_task_success(
+            # The EM id is not checked, as upstream: the instance id is.
+            await self._jobs.report_task_success(
                 JobId(request.job_id),
                 task_id,
                 TaskInstanceId(request.task_instance_id),
-                ExecutionManagerId(request.execution_manager_id),
                 SessionId(request.session_id),
                 request.serialized_outputs,
             )
@@ -68,11 +68,11 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         request = report_task_failure_request
         task_id = task_id_from_proto(request.task_id)
         with answering_storage_errors("ReportTaskFailure"):
-            await self._state.report_task_failure(
+            # The EM id is not checked, as upstream: the instance id is.
+            await self._jobs.report_task_failure(
                 JobId(request.job_id),
                 task_id,
                 TaskInstanceId(request.task_instance_id),
-                ExecutionManagerId(request.execution_manager_id),
                 SessionId(request.session_id),
                 request.error_message,
             )

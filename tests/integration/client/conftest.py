@@ -12,8 +12,8 @@ import trio
 from spider.client import SpiderClient, open_client
 from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
 from spider.storage import StorageConfig
-from spider.storage.cli import StorageLaunch, serve_storage
 from spider.storage.db import SqliteConfig
+from spider.storage.server import StorageLaunch, serve_storage
 from tests.fake_em import FakeEm, tdl_runner
 from tests.unit.client import tasks
 

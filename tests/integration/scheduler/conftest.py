@@ -73,7 +73,7 @@ class StorageProcess:
                 bound: int = await nursery.start(
                     serve, storage_services(state), config.host, config.port
                 )
-                state.resend_ready_work()
+                state.lifecycle.resend_ready_work()
                 yield bound
                 nursery.cancel_scope.cancel()
         finally:

@@ -68,7 +68,7 @@ class StorageLauncher:
             trio.open_nursery() as nursery,
         ):
             port = await nursery.start(serve, storage_services(state), config.host, config.port)
-            state.resend_ready_work()  # after serving, as the real startup does
+            state.lifecycle.resend_ready_work()  # after serving, as the real startup does
             client = StorageClient.connect(self.stubs, port)
             try:
                 yield RunningStorage(state, client, port)

@@ -12,8 +12,9 @@ import zstandard
 
 from spider.core.ids import JobId
 from spider.core.wire import encode_frame
-from spider.storage import StorageInternalError, StorageState, StorageUnavailable
+from spider.storage import StorageInternalError, StorageUnavailable
 from spider.storage.db import JobState
+from spider.storage.job_lifecycle import JobLifecycle
 from tests.unit.storage.jobs import flat, submission
 
 from .conftest import RunningStorage
@@ -249,18 +250,18 @@ async def test_internal_and_unavailable_errors_fail_only_the_request(
 ) -> None:
     client = storage.client
 
-    async def database_down(self: StorageState, job_id: JobId) -> JobState:
+    async def database_down(self: JobLifecycle, job_id: JobId) -> JobState:
         raise StorageUnavailable("the database is down (injected)")
 
-    async def broken(self: StorageState, job_id: JobId) -> JobState:
+    async def broken(self: JobLifecycle, job_id: JobId) -> JobState:
         raise RuntimeError("an invariant broke (injected)")
 
-    async def inconsistent(self: StorageState, job_id: JobId) -> JobState:
+    async def inconsistent(self: JobLifecycle, job_id: JobId) -> JobState:
         raise StorageInternalError("cache and database disagree (injected)")
 
     codes = []
     for replacement in (database_down, broken, inconsistent):
-        monkeypatch.setattr(StorageState, "get_job_state", replacement)
+        monkeypatch.setattr(JobLifecycle, "get_job_state", replacement)
         codes.append(await client.status(JOBS, "GetJobState", job_id=1))
     monkeypatch.undo()
 

@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import trio
 
+from spider.storage.instance_gc import sweep_task_instances
 from tests.unit.storage.jobs import flat, submission
 
 from .conftest import TEST_CONFIG, RunningStorage, StorageLauncher
@@ -114,7 +115,7 @@ async def test_status_follows_execution_managers_queues_and_jobs(
         await client.call(
             LIVENESS, "UpdateExecutionManagerHeartbeat", execution_manager_id=first.em_id
         )
-        await storage.state.sweep_task_instances()
+        await sweep_task_instances(storage.state.lifecycle)
         status = await cluster_status(storage)
         assert execution_managers(status) == {first.em_id: (True, 1), second.em_id: (False, 0)}
         assert status.dead_execution_managers == 1
@@ -144,7 +145,7 @@ async def test_status_follows_execution_managers_queues_and_jobs(
         # Once evicted from the job cache, a terminated job is only counted in the database.
         retention = TEST_CONFIG.runtime.job_cache_gc.terminated_job_retention_sec
         storage.state.collector.monotonic = lambda: trio.current_time() + retention
-        evicted, _ = await storage.state.collect_terminated_jobs()
+        evicted, _ = await storage.state.collector.collect()
         assert evicted == [job_id]
         status = await cluster_status(storage)
         assert jobs_by_state(storage, status.cached_jobs) == {}

@@ -11,6 +11,7 @@ import pytest
 from spider.core.service_cli import SERVICE_SWITCH_INTERVAL, tune_thread_switching
 from spider.em import main as em_main
 from spider.scheduler import cli as scheduler_cli
+from spider.storage import cli as storage_cli
 
 
 @pytest.fixture(autouse=True)
@@ -43,8 +44,9 @@ def _record_interval_at_run(seen: list[float], result: object) -> Callable[..., 
             0,
         ),
         (scheduler_cli, ["--storage", "127.0.0.1:1"], None),
+        (storage_cli, ["--data-dir", "."], None),
     ],
-    ids=["em", "scheduler"],
+    ids=["em", "scheduler", "storage"],
 )
 def test_a_service_runs_with_the_service_interval(
     monkeypatch: pytest.MonkeyPatch, module: Any, argv: list[str], result: object

@@ -191,6 +191,14 @@ def test_one_endpoint_without_the_other_is_a_usage_error(
     assert "give both the storage and the scheduler endpoints" in capsys.readouterr().err
 
 
+def test_without_endpoints_the_em_alone_refuses_and_names_the_embedded_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # spider.em.main does not know the embedded cluster; python -m spider.em passes it in.
+    assert main(["--package-dir", "/p"], environ={}) == ExitStatus.USAGE
+    assert "python -m spider.em runs the embedded cluster" in capsys.readouterr().err
+
+
 def test_print_config_shows_flags_over_the_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

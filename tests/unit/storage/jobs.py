@@ -238,15 +238,14 @@ class SimulatedEm:
     async def fail_twice(self, entry: ReadyTask, session: SessionId) -> None:
         async def register_and_fail() -> None:
             try:
-                context = await self.state.register_task_instance(
+                context = await self.state.lifecycle.register_task_instance(
                     entry.job_id, entry.task_id, self.em_id, session
                 )
                 await trio.lowlevel.checkpoint()
-                await self.state.report_task_failure(
+                await self.state.lifecycle.report_task_failure(
                     entry.job_id,
                     entry.task_id,
                     context.task_instance_id,
-                    self.em_id,
                     session,
                     f"injected failure of {entry.task_id}",
                 )
@@ -264,25 +263,23 @@ class SimulatedEm:
             await self.fail_twice(entry, session)
             return
         try:
-            context = await self.state.register_task_instance(
+            context = await self.state.lifecycle.register_task_instance(
                 entry.job_id, entry.task_id, self.em_id, session
             )
             await trio.lowlevel.checkpoint()
             if self.fail(entry.task_id, attempt):
-                await self.state.report_task_failure(
+                await self.state.lifecycle.report_task_failure(
                     entry.job_id,
                     entry.task_id,
                     context.task_instance_id,
-                    self.em_id,
                     session,
                     f"injected failure of {entry.task_id}, attempt {attempt}",
                 )
                 return
-            await self.state.report_task_success(
+            await self.state.lifecycle.report_task_success(
                 entry.job_id,
                 entry.task_id,
                 context.task_instance_id,
-                self.em_id,
                 session,
                 outputs_for(entry.task_id, context, self.graph),
             )
@@ -295,14 +292,14 @@ class SimulatedEm:
 
         Give the test ``autojump_clock``: a job that never ends then fails the test at once.
         """
-        if (await self.state.get_job_state(job_id)).is_terminal:
-            return await self.state.get_job_state(job_id)
+        if (await self.state.lifecycle.get_job_state(job_id)).is_terminal:
+            return await self.state.lifecycle.get_job_state(job_id)
         send, receive = trio.open_memory_channel[ReadyTask](workers)
 
         async def worker(cancel_scope: trio.CancelScope) -> None:
             async for entry in receive:
                 await self.run_entry(entry, self.state.session)
-                if (await self.state.get_job_state(job_id)).is_terminal:
+                if (await self.state.lifecycle.get_job_state(job_id)).is_terminal:
                     cancel_scope.cancel(reason="job terminated")
 
         async def poll(lane: Lane) -> None:
@@ -317,4 +314,4 @@ class SimulatedEm:
                     nursery.start_soon(worker, nursery.cancel_scope)
                 for lane in Lane:
                     nursery.start_soon(poll, lane)
-        return await self.state.get_job_state(job_id)
+        return await self.state.lifecycle.get_job_state(job_id)

@@ -257,11 +257,10 @@ class StartedJob:
     contexts: list[ExecutionContext]
 
     async def report(self, index: int) -> None:
-        await self.state.report_task_success(
+        await self.state.lifecycle.report_task_success(
             self.job_id,
             TaskId.index(index),
             self.contexts[index].task_instance_id,
-            self.em,
             self.state.session,
             frame_of(index),
         )
@@ -271,12 +270,12 @@ async def start_job(database: FakeDatabase, tasks: int) -> StartedJob:
     """A started job of ``tasks`` independent tasks, each with a registered instance."""
     state = await create_state(database)
     graph, inputs = submission(flat(tasks), list(range(tasks)))
-    job_id = await state.register_job(new_group(database), graph, inputs)
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), graph, inputs)
+    await state.lifecycle.start_job(job_id)
     em = (await state.register_execution_manager("127.0.0.1")).execution_manager_id
     entries = sorted(await drain(state), key=lambda entry: entry.task_id.position or 0)
     contexts = [
-        await state.register_task_instance(job_id, entry.task_id, em, state.session)
+        await state.lifecycle.register_task_instance(job_id, entry.task_id, em, state.session)
         for entry in entries
     ]
     return StartedJob(state, job_id, em, contexts)

@@ -28,7 +28,7 @@ from spider.storage import (
     open_storage_state,
 )
 from spider.storage.db.interface import JobState
-from spider.storage.instance_gc import SweepReport
+from spider.storage.instance_gc import SweepReport, sweep_task_instances
 from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
@@ -59,8 +59,10 @@ async def started(
 ) -> tuple[StorageState, FakeDatabase, JobId]:
     database = database or FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(graph, [1] * len(graph)))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(
+        new_group(database), *submission(graph, [1] * len(graph))
+    )
+    await state.lifecycle.start_job(job_id)
     await drain(state)
     return state, database, job_id
 
@@ -79,8 +81,8 @@ def task_state(state: StorageState, job_id: JobId, index: int) -> TaskState:
 async def test_a_sweep_keeps_healthy_instances(autojump_clock: trio.testing.MockClock) -> None:
     state, _, job_id = await started(fast_graph(2))
     worker = await em(state)
-    await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
-    assert await state.sweep_task_instances() == SweepReport()
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    assert await sweep_task_instances(state.lifecycle) == SweepReport()
     assert len(state.lifecycle.pool) == 1
     assert await drain(state) == []
 
@@ -90,7 +92,9 @@ async def test_a_sweep_drops_instances_of_terminated_tasks(
 ) -> None:
     state, _, job_id = await started(fast_graph(2))
     worker = await em(state)
-    context = await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    context = await state.lifecycle.register_task_instance(
+        job_id, TaskId.index(0), worker, state.session
+    )
     # Bypass the eager removal to check the sweep's own safety net.
     jcb = state.lifecycle.cache.get(job_id)
     assert jcb is not None
@@ -99,7 +103,7 @@ async def test_a_sweep_drops_instances_of_terminated_tasks(
     assert context.task_instance_id in state.lifecycle.pool
     await trio.sleep(100)  # far past every timeout: a dropped entry must not be re-enqueued
     await state.update_execution_manager_heartbeat(worker)
-    assert await state.sweep_task_instances() == SweepReport()
+    assert await sweep_task_instances(state.lifecycle) == SweepReport()
     assert len(state.lifecycle.pool) == 0
     assert await drain(state) == []
 
@@ -110,17 +114,19 @@ async def test_soft_timed_out_instances_are_re_enqueued_once_and_kept(
     state, _, job_id = await started(fast_graph(3, instances=2))
     worker = await em(state)
     for index in range(3):
-        await state.register_task_instance(job_id, TaskId.index(index), worker, state.session)
+        await state.lifecycle.register_task_instance(
+            job_id, TaskId.index(index), worker, state.session
+        )
     await trio.sleep(0.99)
-    assert (await state.sweep_task_instances()).soft_timeouts == 0
+    assert (await sweep_task_instances(state.lifecycle)).soft_timeouts == 0
     await trio.sleep(0.01)
-    assert (await state.sweep_task_instances()).soft_timeouts == 3
+    assert (await sweep_task_instances(state.lifecycle)).soft_timeouts == 3
     assert [e.task_id for e in await drain(state)] == [TaskId.index(n) for n in range(3)]
     assert len(state.lifecycle.pool) == 3
-    assert (await state.sweep_task_instances()).soft_timeouts == 0
+    assert (await sweep_task_instances(state.lifecycle)).soft_timeouts == 0
     assert await drain(state) == []
     # The duplicate dispatch may run as a second instance (max_num_instances = 2).
-    await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(0), worker, state.session)
 
 
 async def test_a_dead_ems_instances_are_removed_and_re_enqueued_without_using_a_retry(
@@ -130,12 +136,14 @@ async def test_a_dead_ems_instances_are_removed_and_re_enqueued_without_using_a_
     doomed = await em(state)
     survivor = await em(state)
     for index in range(2):
-        await state.register_task_instance(job_id, TaskId.index(index), doomed, state.session)
-    await state.register_task_instance(job_id, TaskId.index(2), survivor, state.session)
+        await state.lifecycle.register_task_instance(
+            job_id, TaskId.index(index), doomed, state.session
+        )
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(2), survivor, state.session)
     await trio.sleep(0.9)
     await state.update_execution_manager_heartbeat(survivor)
     database.ems[doomed].last_heartbeat_at = trio.current_time() - 5.5
-    report = await state.sweep_task_instances()
+    report = await sweep_task_instances(state.lifecycle)
     assert (report.dead_execution_managers, report.removed_for_dead_em) == (1, 2)
     assert [e.task_id for e in await drain(state)] == [TaskId.index(0), TaskId.index(1)]
     assert [task_state(state, job_id, n) for n in range(3)] == [
@@ -151,7 +159,7 @@ async def test_a_dead_ems_instances_are_removed_and_re_enqueued_without_using_a_
     with pytest.raises(EmDead):
         await state.update_execution_manager_heartbeat(doomed)
     with pytest.raises(EmDead):
-        await state.register_task_instance(job_id, TaskId.index(0), doomed, state.session)
+        await state.lifecycle.register_task_instance(job_id, TaskId.index(0), doomed, state.session)
 
 
 async def test_terminated_tasks_of_a_dead_em_are_not_re_enqueued(
@@ -159,14 +167,16 @@ async def test_terminated_tasks_of_a_dead_em_are_not_re_enqueued(
 ) -> None:
     state, _, job_id = await started(fast_graph(2))
     doomed = await em(state)
-    context = await state.register_task_instance(job_id, TaskId.index(0), doomed, state.session)
-    await state.report_task_success(
-        job_id, TaskId.index(0), context.task_instance_id, doomed, state.session, frame_of(1)
+    context = await state.lifecycle.register_task_instance(
+        job_id, TaskId.index(0), doomed, state.session
     )
-    await state.register_task_instance(job_id, TaskId.index(1), doomed, state.session)
-    await state.cancel_job(job_id)
+    await state.lifecycle.report_task_success(
+        job_id, TaskId.index(0), context.task_instance_id, state.session, frame_of(1)
+    )
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(1), doomed, state.session)
+    await state.lifecycle.cancel_job(job_id)
     await trio.sleep(6)
-    report = await state.sweep_task_instances()
+    report = await sweep_task_instances(state.lifecycle)
     assert (report.dead_execution_managers, report.removed_for_dead_em) == (1, 0)
     assert await drain(state) == []
 
@@ -176,25 +186,28 @@ async def test_storage_enforces_the_hard_timeout_as_a_failure(
 ) -> None:
     state, database, job_id = await started(fast_graph(1, retries=1))
     worker = await em(state)
-    first = await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    first = await state.lifecycle.register_task_instance(
+        job_id, TaskId.index(0), worker, state.session
+    )
     await trio.sleep(2.99)  # hard timeout 2 s + grace 1 s not yet over
     await state.update_execution_manager_heartbeat(worker)
-    assert (await state.sweep_task_instances()).hard_timeouts == 0
+    assert (await sweep_task_instances(state.lifecycle)).hard_timeouts == 0
     await trio.sleep(0.01)
-    assert (await state.sweep_task_instances()).hard_timeouts == 1
+    assert (await sweep_task_instances(state.lifecycle)).hard_timeouts == 1
     assert [e.task_id for e in await drain(state)] == [TaskId.index(0)]
     with pytest.raises(CacheStale) as caught:
-        await state.report_task_success(
-            job_id, TaskId.index(0), first.task_instance_id, worker, state.session, frame_of(1)
+        await state.lifecycle.report_task_success(
+            job_id, TaskId.index(0), first.task_instance_id, state.session, frame_of(1)
         )
     assert caught.value.reason is StaleReason.INVALID_TASK_INSTANCE_ID
-    await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(0), worker, state.session)
     await trio.sleep(3)
     await state.update_execution_manager_heartbeat(worker)
-    assert (await state.sweep_task_instances()).hard_timeouts == 1
+    assert (await sweep_task_instances(state.lifecycle)).hard_timeouts == 1
     assert database.state_of(job_id) is JobState.FAILED
     assert (
-        await state.get_job_error(job_id) == "hard timeout (2000 ms) exceeded (enforced by storage)"
+        await state.lifecycle.get_job_error(job_id)
+        == "hard timeout (2000 ms) exceeded (enforced by storage)"
     )
     assert len(state.lifecycle.pool) == 0
 
@@ -204,14 +217,14 @@ async def test_a_hard_timeout_during_a_db_outage_is_retried_at_the_next_sweep(
 ) -> None:
     state, database, job_id = await started(fast_graph(1))
     worker = await em(state)
-    await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+    await state.lifecycle.register_task_instance(job_id, TaskId.index(0), worker, state.session)
     await trio.sleep(3)
     await state.update_execution_manager_heartbeat(worker)
     database.fail_once["transition_job"] = 1
     with pytest.raises(StorageUnavailable):
-        await state.sweep_task_instances()
+        await sweep_task_instances(state.lifecycle)
     assert task_state(state, job_id, 0) is TaskState.RUNNING
-    assert (await state.sweep_task_instances()).hard_timeouts == 1
+    assert (await sweep_task_instances(state.lifecycle)).hard_timeouts == 1
     assert database.state_of(job_id) is JobState.FAILED
 
 
@@ -225,7 +238,7 @@ async def test_gc_comprehensive(autojump_clock: trio.testing.MockClock) -> None:
     alive, doomed = await em(state), await em(state)
 
     async def register(index: int, worker: ExecutionManagerId) -> TaskInstanceId:
-        context = await state.register_task_instance(
+        context = await state.lifecycle.register_task_instance(
             job_id,
             TaskId.index(index),
             worker,
@@ -241,13 +254,13 @@ async def test_gc_comprehensive(autojump_clock: trio.testing.MockClock) -> None:
     await register(4, alive)
     await trio.sleep(0.2)
     await register(4, alive)  # healthy second instance
-    await state.report_task_success(
-        job_id, TaskId.index(2), finished, alive, state.session, frame_of(1)
+    await state.lifecycle.report_task_success(
+        job_id, TaskId.index(2), finished, state.session, frame_of(1)
     )
     await trio.sleep(1.4)  # t = 3.1: task 0 is past 2 s + 1 s; tasks 1, 4 past their soft timeout
     await state.update_execution_manager_heartbeat(alive)
     database.ems[doomed].last_heartbeat_at = -10.0
-    report = await state.sweep_task_instances()
+    report = await sweep_task_instances(state.lifecycle)
     assert report == SweepReport(
         dead_execution_managers=1, removed_for_dead_em=1, hard_timeouts=1, soft_timeouts=3
     )
@@ -269,11 +282,13 @@ async def test_the_gc_loop_declares_a_silent_em_dead_between_cutoff_and_cutoff_p
     async with open_storage_state(
         storage_config(), database, clock=trio.current_time, threaded=False
     ) as state:
-        job_id = await state.register_job(new_group(database), *submission(diamond(), [1, 2]))
-        await state.start_job(job_id)
+        job_id = await state.lifecycle.register_job(
+            new_group(database), *submission(diamond(), [1, 2])
+        )
+        await state.lifecycle.start_job(job_id)
         await drain(state)
         worker = await em(state)
-        await state.register_task_instance(job_id, TaskId.index(0), worker, state.session)
+        await state.lifecycle.register_task_instance(job_id, TaskId.index(0), worker, state.session)
         began = trio.current_time()
         with caplog.at_level(logging.WARNING, logger="spider.storage.instance_gc"):
             batch = await state.poll_ready_tasks(Lane.TASK, 10, 60_000)

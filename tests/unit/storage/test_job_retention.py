@@ -26,8 +26,8 @@ async def cancelled_jobs(state: StorageState, database: FakeDatabase, count: int
     group = new_group(database, f"group-{len(database.groups)}")
     jobs = []
     for _ in range(count):
-        job_id = await state.register_job(group, *submission(diamond(), [1, 2]))
-        await state.cancel_job(job_id)
+        job_id = await state.lifecycle.register_job(group, *submission(diamond(), [1, 2]))
+        await state.lifecycle.cancel_job(job_id)
         jobs.append(job_id)
     return jobs
 
@@ -39,7 +39,7 @@ async def test_gc_keeps_jobs_until_their_retention_expires(
     state = await create_state(database)
     (job_id,) = await cancelled_jobs(state, database, 1)
     await trio.sleep(9)
-    assert await state.collect_terminated_jobs() == ([], 0)
+    assert await state.collector.collect() == ([], 0)
     assert state.lifecycle.cache.get(job_id) is not None
 
 
@@ -50,9 +50,9 @@ async def test_gc_removes_jobs_exactly_when_their_retention_expires(
     state = await create_state(database)
     (job_id,) = await cancelled_jobs(state, database, 1)
     await trio.sleep(10)
-    assert await state.collect_terminated_jobs() == ([job_id], 0)
+    assert await state.collector.collect() == ([job_id], 0)
     assert state.lifecycle.cache.get(job_id) is None
-    assert await state.get_job_state(job_id) is JobState.CANCELLED
+    assert await state.lifecycle.get_job_state(job_id) is JobState.CANCELLED
 
 
 async def test_gc_removes_all_expired_jobs_and_only_those(
@@ -63,12 +63,14 @@ async def test_gc_removes_all_expired_jobs_and_only_those(
     early = await cancelled_jobs(state, database, 3)
     await trio.sleep(5)
     late = await cancelled_jobs(state, database, 2)
-    running = await state.register_job(new_group(database, "r"), *submission(diamond(), [1, 2]))
+    running = await state.lifecycle.register_job(
+        new_group(database, "r"), *submission(diamond(), [1, 2])
+    )
     await trio.sleep(5)
-    evicted, _ = await state.collect_terminated_jobs()
+    evicted, _ = await state.collector.collect()
     assert evicted == early
     await trio.sleep(5)
-    evicted, _ = await state.collect_terminated_jobs()
+    evicted, _ = await state.collector.collect()
     assert evicted == late
     assert state.lifecycle.cache.get(running) is not None
 
@@ -82,11 +84,11 @@ async def test_terminated_jobs_are_deleted_from_the_db_after_the_db_retention(
     state = await create_state(database, config)
     (job_id,) = await cancelled_jobs(state, database, 1)
     await trio.sleep(100)
-    assert await state.collect_terminated_jobs() == ([job_id], 0)
+    assert await state.collector.collect() == ([job_id], 0)
     await trio.sleep(0.5)
-    assert await state.collect_terminated_jobs() == ([], 1)
+    assert await state.collector.collect() == ([], 1)
     with pytest.raises(JobNotFound):
-        await state.get_job_state(job_id)
+        await state.lifecycle.get_job_state(job_id)
 
 
 async def test_the_gc_loop_evicts_on_its_own(autojump_clock: trio.testing.MockClock) -> None:

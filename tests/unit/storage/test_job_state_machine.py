@@ -45,6 +45,7 @@ from spider.storage import (
     StorageUnavailable,
 )
 from spider.storage.db.interface import JobState
+from spider.storage.instance_gc import sweep_task_instances
 from spider.storage.job_lifecycle import hard_timeout_message
 from spider.storage.task_control import TaskState
 
@@ -166,9 +167,9 @@ class JobLife(RuleBasedStateMachine):
 
         async def submit() -> JobId:
             if how == "submit started":  # Spider-py's SubmitJob: both in one write
-                job_id = await self.state.submit_job(group, *blobs, start=True)
+                job_id = await self.state.lifecycle.register_job(group, *blobs, start=True)
             else:
-                job_id = await self.state.register_job(group, *blobs)
+                job_id = await self.state.lifecycle.register_job(group, *blobs)
             for _ in range(2):
                 registration = await self.state.register_execution_manager("10.0.0.1")
                 self.ems.append(registration.execution_manager_id)
@@ -186,7 +187,7 @@ class JobLife(RuleBasedStateMachine):
 
         async def start() -> None:
             try:
-                assert await self.state.start_job(self.job_id) is JobState.RUNNING
+                assert await self.state.lifecycle.start_job(self.job_id) is JobState.RUNNING
                 assert before is JobState.READY
             except InvalidJobState:
                 assert before is not JobState.READY
@@ -200,7 +201,7 @@ class JobLife(RuleBasedStateMachine):
 
         async def cancel() -> None:
             try:
-                after = await self.state.cancel_job(self.job_id)
+                after = await self.state.lifecycle.cancel_job(self.job_id)
             except InvalidJobState:
                 assert before is JobState.COMMIT_READY
                 assert not has_cleanup
@@ -236,7 +237,7 @@ class JobLife(RuleBasedStateMachine):
 
         async def register() -> None:
             try:
-                context = await self.state.register_task_instance(
+                context = await self.state.lifecycle.register_task_instance(
                     entry.job_id, entry.task_id, em, session
                 )
             except STALE:
@@ -253,7 +254,7 @@ class JobLife(RuleBasedStateMachine):
 
         async def register() -> None:
             try:
-                await self.state.register_task_instance(
+                await self.state.lifecycle.register_task_instance(
                     self.job_id, TaskId.index(0), dead, self.state.session
                 )
                 raise AssertionError("a dead EM registered an instance")
@@ -267,11 +268,10 @@ class JobLife(RuleBasedStateMachine):
         if outputs is None:
             outputs = outputs_for(instance.task_id, instance.context, self.graph)
         try:
-            await self.state.report_task_success(
+            await self.state.lifecycle.report_task_success(
                 self.job_id,
                 instance.task_id,
                 instance.context.task_instance_id,
-                self.ems[0] if self.ems else ExecutionManagerId(0),
                 instance.session,
                 outputs,
             )
@@ -293,11 +293,10 @@ class JobLife(RuleBasedStateMachine):
         self.failures += 1
         message = f"failure {self.failures}"
         try:
-            await self.state.report_task_failure(
+            await self.state.lifecycle.report_task_failure(
                 self.job_id,
                 instance.task_id,
                 instance.context.task_instance_id,
-                ExecutionManagerId(0),
                 instance.session,
                 message,
             )
@@ -386,7 +385,7 @@ class JobLife(RuleBasedStateMachine):
     async def heartbeat_and_sweep(self) -> None:
         for em in self.ems:
             await self.state.update_execution_manager_heartbeat(em)
-        await self.state.sweep_task_instances()
+        await sweep_task_instances(self.state.lifecycle)
 
     @rule(choice=st.integers(0, 10))
     def em_dies(self, choice: int) -> None:
@@ -415,7 +414,7 @@ class JobLife(RuleBasedStateMachine):
     def restart(self) -> None:
         async def restart() -> StorageState:
             state = await self.new_state()
-            state.resend_ready_work()  # what the service does once it serves
+            state.lifecycle.resend_ready_work()  # what the service does once it serves
             return state
 
         self.state = self.run(restart)
@@ -442,7 +441,7 @@ class JobLife(RuleBasedStateMachine):
         stored = self.database.state_of(self.job_id)
 
         async def query() -> None:
-            assert await self.state.get_job_state(self.job_id) is stored
+            assert await self.state.lifecycle.get_job_state(self.job_id) is stored
             outcome = await self.state.wait_for_job(self.job_id, 0)
             assert outcome.state is stored
             assert (outcome.serialized_outputs is not None) is (stored is JobState.SUCCEEDED)
@@ -450,12 +449,12 @@ class JobLife(RuleBasedStateMachine):
             if jcb is not None:  # waiters are woken exactly when the end is durable
                 assert jcb.ended.is_set() is stored.is_terminal
             try:
-                await self.state.get_job_outputs(self.job_id)
+                await self.state.lifecycle.get_job_outputs(self.job_id)
                 assert stored is JobState.SUCCEEDED
             except InvalidJobState:
                 assert stored is not JobState.SUCCEEDED
             try:
-                await self.state.get_job_error(self.job_id)
+                await self.state.lifecycle.get_job_error(self.job_id)
                 assert stored is JobState.FAILED
             except InvalidJobState:
                 assert stored is not JobState.FAILED
@@ -507,7 +506,7 @@ class JobLife(RuleBasedStateMachine):
             JobState.SUCCEEDED
         ):
             return
-        outputs = decode_job_outputs(self.run(self.state.get_job_outputs, self.job_id))
+        outputs = decode_job_outputs(self.run(self.state.lifecycle.get_job_outputs, self.job_id))
         assert outputs == reference_job_outputs(self.graph, self.inputs)
         assert self.expected_successes() <= self.accepted
 
@@ -523,7 +522,7 @@ class JobLife(RuleBasedStateMachine):
     async def drive_to_completion(self) -> JobState:
         state = self.state
         if self.database.state_of(self.job_id) is JobState.READY:
-            await state.start_job(self.job_id)
+            await state.lifecycle.start_job(self.job_id)
         em = (await state.register_execution_manager("10.0.0.3")).execution_manager_id
         self.ems.append(em)
         for _ in range(30):  # each round finishes at least one level of the graph
@@ -538,7 +537,7 @@ class JobLife(RuleBasedStateMachine):
             entries, self.entries = self.entries, []
             for session, entry in entries:
                 try:
-                    context = await state.register_task_instance(
+                    context = await state.lifecycle.register_task_instance(
                         entry.job_id, entry.task_id, em, session
                     )
                 except STALE:
@@ -557,15 +556,17 @@ class JobLife(RuleBasedStateMachine):
         cached = self.cached_state
         assert cached is None or cached is final
         if final is JobState.SUCCEEDED:
-            outputs = decode_job_outputs(self.run(self.state.get_job_outputs, self.job_id))
+            outputs = decode_job_outputs(
+                self.run(self.state.lifecycle.get_job_outputs, self.job_id)
+            )
             assert outputs == reference_job_outputs(self.graph, self.inputs)
             assert self.expected_successes() <= self.accepted
         elif final is JobState.FAILED:
-            error = self.run(self.state.get_job_error, self.job_id)
+            error = self.run(self.state.lifecycle.get_job_error, self.job_id)
             assert error in self.failure_messages or error == hard_timeout_message(FAST_TIMEOUTS)
         elif self.graph.cleanup_task is not None:
             assert TaskId.CLEANUP in self.accepted
-        assert self.run(self.state.cancel_job, self.job_id) is final
+        assert self.run(self.state.lifecycle.cancel_job, self.job_id) is final
 
 
 JobLife.TestCase.settings = settings(

@@ -48,7 +48,9 @@ async def submitted(
     database: FakeDatabase, graph: TaskGraph, inputs: list[int], *, start: bool = True
 ) -> tuple[StorageState, JobId]:
     state = await create_state(database)
-    job_id = await state.submit_job(new_group(database), *submission(graph, inputs), start=start)
+    job_id = await state.lifecycle.register_job(
+        new_group(database), *submission(graph, inputs), start=start
+    )
     return state, job_id
 
 
@@ -56,17 +58,16 @@ async def run_task(state: StorageState, job_id: JobId, graph: TaskGraph, *, fail
     """Register and report the single ready task of ``job_id``."""
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     (entry,) = await drain(state)
-    context = await state.register_task_instance(job_id, entry.task_id, em, state.session)
+    context = await state.lifecycle.register_task_instance(job_id, entry.task_id, em, state.session)
     if fail:
-        await state.report_task_failure(
-            job_id, entry.task_id, context.task_instance_id, em, state.session, "boom"
+        await state.lifecycle.report_task_failure(
+            job_id, entry.task_id, context.task_instance_id, state.session, "boom"
         )
     else:
-        await state.report_task_success(
+        await state.lifecycle.report_task_success(
             job_id,
             entry.task_id,
             context.task_instance_id,
-            em,
             state.session,
             outputs_for(entry.task_id, context, graph),
         )
@@ -80,16 +81,18 @@ async def test_submit_and_start_is_one_write_and_enqueues_the_input_tasks() -> N
     state = await create_state(database)
     counters = state.persistence.counters
     before = (counters.transactions, counters.writes)
-    job_id = await state.submit_job(new_group(database), *submission(diamond(), [1, 2]), start=True)
+    job_id = await state.lifecycle.register_job(
+        new_group(database), *submission(diamond(), [1, 2]), start=True
+    )
     # One write record through the group commit, committed in one transaction.
     assert (counters.transactions, counters.writes) == (before[0] + 1, before[1] + 1)
     assert database.calls["insert_job"] == 1
     assert database.calls["transition_job"] == 0  # started in the insert's transaction
     assert database.state_of(job_id) is JobState.RUNNING
-    assert await state.get_job_state(job_id) is JobState.RUNNING
+    assert await state.lifecycle.get_job_state(job_id) is JobState.RUNNING
     assert [entry.task_id for entry in await drain(state)] == [TaskId.index(0)]
     with pytest.raises(InvalidJobState, match="is Running; StartJob needs Ready"):
-        await state.start_job(job_id)
+        await state.lifecycle.start_job(job_id)
 
 
 async def test_submit_without_start_is_register_job() -> None:
@@ -97,21 +100,25 @@ async def test_submit_without_start_is_register_job() -> None:
     state, job_id = await submitted(database, diamond(), [1, 2], start=False)
     assert database.state_of(job_id) is JobState.READY
     assert await drain(state) == []
-    assert await state.start_job(job_id) is JobState.RUNNING
+    assert await state.lifecycle.start_job(job_id) is JobState.RUNNING
 
 
 async def test_a_rejected_submission_leaves_no_job() -> None:
     database = FakeDatabase()
     state = await create_state(database)
     with pytest.raises(BadRequest) as bad:
-        await state.submit_job(new_group(database), b"not zstd", b"", start=True)
+        await state.lifecycle.register_job(new_group(database), b"not zstd", b"", start=True)
     assert grpc_status(bad.value) is Status.INVALID_ARGUMENT
     with pytest.raises(InvalidResourceGroup) as unknown:
-        await state.submit_job(ResourceGroupId(99), *submission(diamond(), [1, 2]), start=True)
+        await state.lifecycle.register_job(
+            ResourceGroupId(99), *submission(diamond(), [1, 2]), start=True
+        )
     assert grpc_status(unknown.value) is Status.UNAUTHENTICATED
     database.unavailable = True
     with pytest.raises(StorageUnavailable):
-        await state.submit_job(ResourceGroupId(1), *submission(diamond(), [1, 2]), start=True)
+        await state.lifecycle.register_job(
+            ResourceGroupId(1), *submission(diamond(), [1, 2]), start=True
+        )
     assert database.jobs == {}
     assert len(state.lifecycle.cache) == 0
     assert await drain(state) == []
@@ -171,7 +178,7 @@ async def test_a_waiter_is_woken_by_a_cancel_and_after_the_cleanup(
 ) -> None:
     database = FakeDatabase()
     state, plain = await submitted(database, one_task(), [1])
-    with_cleanup = await state.submit_job(
+    with_cleanup = await state.lifecycle.register_job(
         new_group(database, "b"), *submission(one_task(cleanup=True), [1]), start=True
     )
     outcomes: dict[JobId, JobOutcome] = {}
@@ -183,15 +190,17 @@ async def test_a_waiter_is_woken_by_a_cancel_and_after_the_cleanup(
         nursery.start_soon(waiter, plain)
         nursery.start_soon(waiter, with_cleanup)
         await trio.sleep(1)
-        assert await state.cancel_job(plain) is JobState.CANCELLED
-        assert await state.cancel_job(with_cleanup) is JobState.CLEANUP_READY
+        assert await state.lifecycle.cancel_job(plain) is JobState.CANCELLED
+        assert await state.lifecycle.cancel_job(with_cleanup) is JobState.CLEANUP_READY
         await trio.sleep(1)
         assert list(outcomes) == [plain]
         em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
         (entry,) = await drain(state, Lane.CLEANUP)
-        context = await state.register_task_instance(with_cleanup, entry.task_id, em, state.session)
-        await state.report_task_success(
-            with_cleanup, TaskId.CLEANUP, context.task_instance_id, em, state.session, b""
+        context = await state.lifecycle.register_task_instance(
+            with_cleanup, entry.task_id, em, state.session
+        )
+        await state.lifecycle.report_task_success(
+            with_cleanup, TaskId.CLEANUP, context.task_instance_id, state.session, b""
         )
     assert trio.current_time() == 2
     assert outcomes == {
@@ -208,12 +217,11 @@ async def test_a_failed_write_does_not_wake_the_waiter(
     state, job_id = await submitted(database, graph, [5])
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     (entry,) = await drain(state)
-    context = await state.register_task_instance(job_id, entry.task_id, em, state.session)
+    context = await state.lifecycle.register_task_instance(job_id, entry.task_id, em, state.session)
     report = (
         job_id,
         entry.task_id,
         context.task_instance_id,
-        em,
         state.session,
         outputs_for(entry.task_id, context, graph),
     )
@@ -227,10 +235,10 @@ async def test_a_failed_write_does_not_wake_the_waiter(
         await trio.sleep(1)
         database.fail_once["transition_job"] = 1
         with pytest.raises(StorageUnavailable):
-            await state.report_task_success(*report)
+            await state.lifecycle.report_task_success(*report)
         await trio.sleep(1)
         assert outcomes == []  # the job's end was not written, so nobody hears of it
-        await state.report_task_success(*report)
+        await state.lifecycle.report_task_success(*report)
     assert trio.current_time() == 2  # woken by the second report, not by the 30 s bound
     assert [outcome.state for outcome in outcomes] == [JobState.SUCCEEDED]
 
@@ -240,7 +248,7 @@ async def test_a_wait_that_times_out_answers_the_current_state(
 ) -> None:
     database = FakeDatabase()
     state, running = await submitted(database, one_task(), [1])
-    ready = await state.submit_job(
+    ready = await state.lifecycle.register_job(
         new_group(database, "b"), *submission(one_task(), [1]), start=False
     )
     assert await state.wait_for_job(running, 2.5) == JobOutcome(JobState.RUNNING)
@@ -262,7 +270,9 @@ async def test_the_wait_is_bounded_by_the_storage_maximum(
         )
     )
     state = await create_state(database, config)
-    job_id = await state.submit_job(new_group(database), *submission(one_task(), [1]), start=True)
+    job_id = await state.lifecycle.register_job(
+        new_group(database), *submission(one_task(), [1]), start=True
+    )
     assert await state.wait_for_job(job_id, 3600) == JobOutcome(JobState.RUNNING)
     assert trio.current_time() == 3.0
 
@@ -296,7 +306,9 @@ async def test_an_evicted_job_is_answered_from_the_database(
     graph = one_task()
     state, job_id = await submitted(database, graph, [4])
     await run_task(state, job_id, graph, fail=False)
-    failed = await state.submit_job(new_group(database, "b"), *submission(graph, [1]), start=True)
+    failed = await state.lifecycle.register_job(
+        new_group(database, "b"), *submission(graph, [1]), start=True
+    )
     await run_task(state, failed, graph, fail=True)
     restarted = await create_state(database)  # a restart: terminal jobs are not cached
     assert restarted.lifecycle.cache.get(job_id) is None

@@ -40,18 +40,18 @@ async def run_to_the_end(
 ) -> tuple[JobState, SimulatedEm, FakeDatabase, list[int] | None]:
     database = FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(graph, inputs))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(graph, inputs))
+    await state.lifecycle.start_job(job_id)
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     unlucky = half_of_the_tasks()
     simulated = SimulatedEm(state, graph, em, twin_failures=unlucky.__contains__)
     if cancel:
-        await state.cancel_job(job_id)
+        await state.lifecycle.cancel_job(job_id)
     final = await simulated.run_job(job_id)
     assert database.state_of(job_id) is final
     outputs = None
     if final is JobState.SUCCEEDED:
-        outputs = decode_job_outputs(await state.get_job_outputs(job_id))
+        outputs = decode_job_outputs(await state.lifecycle.get_job_outputs(job_id))
     assert len(state.lifecycle.pool) == 0
     return final, simulated, database, outputs
 
@@ -89,10 +89,10 @@ async def test_always_failing_tasks_fail_the_job(autojump_clock: trio.testing.Mo
     graph = flat(3, retries=2)
     database = FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(graph, [1, 2, 3]))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(graph, [1, 2, 3]))
+    await state.lifecycle.start_job(job_id)
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     simulated = SimulatedEm(state, graph, em, fail=lambda task_id, attempt: True)
     assert await simulated.run_job(job_id) is JobState.FAILED
     assert simulated.successes == {}
-    assert (await state.get_job_error(job_id)).startswith("injected failure of Index(")
+    assert (await state.lifecycle.get_job_error(job_id)).startswith("injected failure of Index(")

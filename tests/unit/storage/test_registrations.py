@@ -103,8 +103,8 @@ async def test_heartbeats_of_known_unknown_and_dead_execution_managers() -> None
 async def test_register_scheduler_resends_ready_tasks_only_when_replacing_a_scheduler() -> None:
     database = FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(diamond(), [1, 2]))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(diamond(), [1, 2]))
+    await state.lifecycle.start_job(job_id)
     assert len(await drain(state)) == 1
     first = await state.register_scheduler("10.0.0.5", 50052)
     assert first.session_id == state.session
@@ -124,6 +124,6 @@ async def test_each_storage_start_is_a_new_session() -> None:
     database = FakeDatabase()
     first = await create_state(database)
     second = await create_state(database)
-    assert (first.get_session(), second.get_session()) == (1, 2)
+    assert (first.session, second.session) == (1, 2)
     batch = await second.poll_ready_tasks(Lane.TASK, 1, 0)
     assert batch.session_id == 2

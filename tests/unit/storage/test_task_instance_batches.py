@@ -23,8 +23,10 @@ TASKS = 8
 
 async def started(database: FakeDatabase) -> tuple[StorageState, JobId, ExecutionManagerId]:
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(flat(TASKS), [1] * TASKS))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(
+        new_group(database), *submission(flat(TASKS), [1] * TASKS)
+    )
+    await state.lifecycle.start_job(job_id)
     await drain(state)
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     return state, job_id, em

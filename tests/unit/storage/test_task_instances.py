@@ -65,23 +65,22 @@ class Running:
     em: ExecutionManagerId
 
     async def register(self, task_id: TaskId) -> ExecutionContext:
-        return await self.state.register_task_instance(
+        return await self.state.lifecycle.register_task_instance(
             self.job_id, task_id, self.em, self.state.session
         )
 
     async def succeed(self, task_id: TaskId, context: ExecutionContext) -> None:
-        await self.state.report_task_success(
+        await self.state.lifecycle.report_task_success(
             self.job_id,
             task_id,
             context.task_instance_id,
-            self.em,
             self.state.session,
             outputs_for(task_id, context, self.graph),
         )
 
     async def fail(self, task_id: TaskId, context: ExecutionContext, message: str = "boom") -> None:
-        await self.state.report_task_failure(
-            self.job_id, task_id, context.task_instance_id, self.em, self.state.session, message
+        await self.state.lifecycle.report_task_failure(
+            self.job_id, task_id, context.task_instance_id, self.state.session, message
         )
 
     async def ready(self, lane: Lane = Lane.TASK) -> list[TaskId]:
@@ -98,8 +97,8 @@ async def start(
 ) -> Running:
     database = database or FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(graph, inputs))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(graph, inputs))
+    await state.lifecycle.start_job(job_id)
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     return Running(database, state, graph, job_id, em)
 
@@ -128,7 +127,7 @@ async def test_create_task_instance_returns_the_execution_context() -> None:
 async def test_create_task_instance_for_a_job_not_in_the_cache_is_cache_stale() -> None:
     run = await start(diamond(), [1, 2])
     with pytest.raises(CacheStale) as caught:
-        await run.state.register_task_instance(
+        await run.state.lifecycle.register_task_instance(
             JobId(777), TaskId.index(0), run.em, run.state.session
         )
     assert caught.value.reason is StaleReason.JOB_NOT_IN_CACHE
@@ -139,7 +138,7 @@ async def test_create_task_instance_for_a_job_not_in_the_cache_is_cache_stale() 
 async def test_an_unknown_execution_manager_is_refused_at_registration() -> None:
     run = await start(diamond(), [1, 2])
     with pytest.raises(IllegalEmId, match="execution manager 999 is not registered") as caught:
-        await run.state.register_task_instance(
+        await run.state.lifecycle.register_task_instance(
             run.job_id, TaskId.index(0), ExecutionManagerId(999), run.state.session
         )
     assert grpc_status(caught.value) is Status.INVALID_ARGUMENT
@@ -153,7 +152,9 @@ async def test_a_registration_from_a_dead_execution_manager_is_refused() -> None
     dead = run.database.register_execution_manager("10.0.0.9", 0.0)
     run.database.ems[dead].alive = False
     with pytest.raises(EmDead) as caught:
-        await run.state.register_task_instance(run.job_id, TaskId.index(0), dead, run.state.session)
+        await run.state.lifecycle.register_task_instance(
+            run.job_id, TaskId.index(0), dead, run.state.session
+        )
     assert grpc_status(caught.value) is Status.FAILED_PRECONDITION
     assert run.task_state(TaskId.index(0)) is TaskState.READY
     assert len(run.state.lifecycle.pool) == 0
@@ -163,7 +164,7 @@ async def test_a_known_live_execution_manager_is_checked_in_the_db_once() -> Non
     run = await start(single(instances=2), [1])
     other = run.database.register_execution_manager("10.0.0.3", 0.0)  # not via this state
     for _ in range(2):
-        await run.state.register_task_instance(
+        await run.state.lifecycle.register_task_instance(
             run.job_id, TaskId.index(0), other, run.state.session
         )
     assert run.database.calls["is_execution_manager_alive"] == 1
@@ -175,11 +176,13 @@ async def test_registering_a_pending_task_or_a_task_of_an_unstarted_job_is_stale
     with pytest.raises(CacheStale) as pending:
         await run.register(TaskId.index(3))
     assert pending.value.reason is StaleReason.TASK_NOT_READY
-    job_id = await run.state.register_job(
+    job_id = await run.state.lifecycle.register_job(
         new_group(run.database, "b"), *submission(diamond(), [1, 2])
     )
     with pytest.raises(CacheStale) as unstarted:
-        await run.state.register_task_instance(job_id, TaskId.index(0), run.em, run.state.session)
+        await run.state.lifecycle.register_task_instance(
+            job_id, TaskId.index(0), run.em, run.state.session
+        )
     assert unstarted.value.reason is StaleReason.JOB_NOT_STARTED
 
 
@@ -203,14 +206,16 @@ async def test_task_instance_orchestration_returns_stale_session_on_mismatch(cal
 
     async def call_with_the_old_session() -> None:
         if call == "register":
-            await run.state.register_task_instance(run.job_id, TaskId.index(0), run.em, old)
+            await run.state.lifecycle.register_task_instance(
+                run.job_id, TaskId.index(0), run.em, old
+            )
         elif call == "success":
-            await run.state.report_task_success(
-                run.job_id, TaskId.index(0), context.task_instance_id, run.em, old, frame_of(1)
+            await run.state.lifecycle.report_task_success(
+                run.job_id, TaskId.index(0), context.task_instance_id, old, frame_of(1)
             )
         else:
-            await run.state.report_task_failure(
-                run.job_id, TaskId.index(0), context.task_instance_id, run.em, old, "x"
+            await run.state.lifecycle.report_task_failure(
+                run.job_id, TaskId.index(0), context.task_instance_id, old, "x"
             )
 
     with pytest.raises(StaleSession) as caught:
@@ -234,7 +239,7 @@ async def job_at(task_id: TaskId, instances: int) -> Running:
     if task_id == TaskId.COMMIT:
         await run.succeed(TaskId.index(0), await run.register(TaskId.index(0)))
     elif task_id == TaskId.CLEANUP:
-        await run.state.cancel_job(run.job_id)
+        await run.state.lifecycle.cancel_job(run.job_id)
     return run
 
 
@@ -313,7 +318,7 @@ async def test_fail_first_instance_then_succeed_a_new_one() -> None:
     assert await run.ready() == [TaskId.index(0)]
     second = await run.register(TaskId.index(0))
     await run.succeed(TaskId.index(0), second)
-    assert await run.state.get_job_state(run.job_id) is JobState.SUCCEEDED
+    assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.SUCCEEDED
 
 
 async def test_fail_instance_then_reject_the_stale_and_the_surviving_instance() -> None:
@@ -321,8 +326,8 @@ async def test_fail_instance_then_reject_the_stale_and_the_surviving_instance() 
     failing = await run.register(TaskId.index(0))
     surviving = await run.register(TaskId.index(0))
     await run.fail(TaskId.index(0), failing, "first failure")
-    assert await run.state.get_job_state(run.job_id) is JobState.FAILED
-    assert await run.state.get_job_error(run.job_id) == "first failure"
+    assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.FAILED
+    assert await run.state.lifecycle.get_job_error(run.job_id) == "first failure"
     for context in (failing, surviving):
         with pytest.raises(CacheStale) as caught:
             await run.succeed(TaskId.index(0), context)
@@ -348,9 +353,9 @@ async def test_retries_are_used_one_per_failure_and_the_last_fails_the_job() -> 
     run = await start(single(retries=2), [5])
     for attempt in range(2):
         await run.fail(TaskId.index(0), await run.register(TaskId.index(0)), f"try {attempt}")
-        assert await run.state.get_job_state(run.job_id) is JobState.RUNNING
+        assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.RUNNING
     await run.fail(TaskId.index(0), await run.register(TaskId.index(0)), "try 2")
-    assert await run.state.get_job_error(run.job_id) == "try 2"
+    assert await run.state.lifecycle.get_job_error(run.job_id) == "try 2"
 
 
 # --- success: dataflow, outputs -------------------------------------------------------------
@@ -368,8 +373,8 @@ async def test_diamond_sequential_execution() -> None:
     d = await run.register(TaskId.index(3))
     assert d.serialized_task_io == frame_of(3 + 4 + 10, 3 + 4 + 20)
     await run.succeed(TaskId.index(3), d)
-    assert await run.state.get_job_state(run.job_id) is JobState.SUCCEEDED
-    outputs = decode_job_outputs(await run.state.get_job_outputs(run.job_id))
+    assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.SUCCEEDED
+    outputs = decode_job_outputs(await run.state.lifecycle.get_job_outputs(run.job_id))
     assert outputs == reference_job_outputs(run.graph, [3, 4]) == [3 + 4 + 10 + 3 + 4 + 20 + 30]
     assert run.state.lifecycle.cache.get(run.job_id).dataflow is None  # type: ignore[union-attr]
 
@@ -384,7 +389,7 @@ async def test_diamond_concurrent_b_and_c_execution() -> None:
             nursery.start_soon(run.succeed, task_id, context)
     assert await run.ready() == [TaskId.index(3)]
     await run.succeed(TaskId.index(3), await run.register(TaskId.index(3)))
-    outputs = decode_job_outputs(await run.state.get_job_outputs(run.job_id))
+    outputs = decode_job_outputs(await run.state.lifecycle.get_job_outputs(run.job_id))
     assert outputs == reference_job_outputs(run.graph, [3, 4])
 
 
@@ -398,11 +403,10 @@ async def test_outputs_with_the_wrong_count_are_a_bad_request_that_changes_nothi
     run = await start(single(), [5])
     context = await run.register(TaskId.index(0))
     with pytest.raises(BadRequest, match=r"declares 2 output\(s\) but the report carries 1") as c:
-        await run.state.report_task_success(
+        await run.state.lifecycle.report_task_success(
             run.job_id,
             TaskId.index(0),
             context.task_instance_id,
-            run.em,
             run.state.session,
             frame_of(1),
         )
@@ -410,18 +414,17 @@ async def test_outputs_with_the_wrong_count_are_a_bad_request_that_changes_nothi
     assert run.task_state(TaskId.index(0)) is TaskState.RUNNING
     assert run.database.task_outputs == {}
     await run.succeed(TaskId.index(0), context)
-    assert decode_job_outputs(await run.state.get_job_outputs(run.job_id)) == [5, 6]
+    assert decode_job_outputs(await run.state.lifecycle.get_job_outputs(run.job_id)) == [5, 6]
 
 
 async def test_outputs_that_are_not_a_wire_frame_are_a_bad_request() -> None:
     run = await start(single(), [5])
     context = await run.register(TaskId.index(0))
     with pytest.raises(BadRequest, match="invalid wire frame"):
-        await run.state.report_task_success(
+        await run.state.lifecycle.report_task_success(
             run.job_id,
             TaskId.index(0),
             context.task_instance_id,
-            run.em,
             run.state.session,
             b"\x05\x00",
         )
@@ -437,7 +440,7 @@ async def test_termination_tasks_get_the_job_outputs_and_an_empty_frame() -> Non
     commit = await run.register(TaskId.COMMIT)
     assert decode_job_outputs(commit.serialized_task_io) == [8]
     assert commit.tdl_context == TdlContext("test_pkg", "commit")
-    await run.state.cancel_job(run.job_id)
+    await run.state.lifecycle.cancel_job(run.job_id)
     cleanup = await run.register(TaskId.CLEANUP)
     assert cleanup.serialized_task_io == EMPTY_FRAME == b"\x00\x00\x00\x00"
 
@@ -447,7 +450,7 @@ async def test_a_commit_failure_with_no_retry_fails_the_job() -> None:
     await run.succeed(TaskId.index(0), await run.register(TaskId.index(0)))
     await run.fail(TaskId.COMMIT, await run.register(TaskId.COMMIT), "commit broke")
     assert run.database.state_of(run.job_id) is JobState.FAILED
-    assert await run.state.get_job_error(run.job_id) == "commit broke"
+    assert await run.state.lifecycle.get_job_error(run.job_id) == "commit broke"
 
 
 # --- force removal (dead EM) -----------------------------------------------------------------
@@ -478,7 +481,7 @@ async def test_force_remove_one_of_two_instances_keeps_the_task_running() -> Non
     run.state.lifecycle.remove_instance_of_dead_em(record)
     assert run.task_state(TaskId.index(0)) is TaskState.RUNNING
     await run.succeed(TaskId.index(0), second)
-    assert await run.state.get_job_state(run.job_id) is JobState.SUCCEEDED
+    assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.SUCCEEDED
 
 
 # --- database failures never corrupt the cache ------------------------------------------------
@@ -506,7 +509,7 @@ async def test_a_failed_completion_write_leaves_the_job_running() -> None:
     run.database.fail_once["transition_job"] = 1
     with pytest.raises(StorageUnavailable):
         await run.succeed(TaskId.index(0), context)
-    assert await run.state.get_job_state(run.job_id) is JobState.RUNNING
+    assert await run.state.lifecycle.get_job_state(run.job_id) is JobState.RUNNING
     assert run.database.state_of(run.job_id) is JobState.RUNNING
     await run.succeed(TaskId.index(0), context)
     assert run.database.state_of(run.job_id) is JobState.SUCCEEDED
@@ -526,16 +529,16 @@ async def test_a_failed_job_failure_write_keeps_the_instance_live() -> None:
 async def test_failed_start_and_cancel_writes_change_nothing() -> None:
     database = FakeDatabase()
     state = await create_state(database)
-    job_id = await state.register_job(new_group(database), *submission(diamond(), [1, 2]))
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(diamond(), [1, 2]))
     database.unavailable = True
     with pytest.raises(StorageUnavailable):
-        await state.start_job(job_id)
+        await state.lifecycle.start_job(job_id)
     with pytest.raises(StorageUnavailable):
-        await state.cancel_job(job_id)
+        await state.lifecycle.cancel_job(job_id)
     database.unavailable = False
-    assert await state.get_job_state(job_id) is JobState.READY
+    assert await state.lifecycle.get_job_state(job_id) is JobState.READY
     assert await drain(state) == []
-    assert await state.start_job(job_id) is JobState.RUNNING
+    assert await state.lifecycle.start_job(job_id) is JobState.RUNNING
 
 
 async def test_a_cache_and_db_disagreement_fails_the_request_but_not_the_service() -> None:
@@ -555,7 +558,7 @@ async def test_unexpected_database_errors_become_internal_errors() -> None:
     state = await create_state(database)
     database.broken.add("get_job_status")
     with pytest.raises(StorageInternalError, match="RuntimeError: driver bug"):
-        await state.get_job_state(JobId(5))
+        await state.lifecycle.get_job_state(JobId(5))
 
 
 # --- concurrency with real worker threads ------------------------------------------------------
@@ -565,23 +568,22 @@ async def test_concurrent_successes_of_one_task_are_applied_once() -> None:
     database = FakeDatabase()
     state = await StorageState.create(storage_config(), database)  # threaded persistence
     graph = diamond(instances=4)
-    job_id = await state.register_job(new_group(database), *submission(graph, [1, 2]))
-    await state.start_job(job_id)
+    job_id = await state.lifecycle.register_job(new_group(database), *submission(graph, [1, 2]))
+    await state.lifecycle.start_job(job_id)
     em = (await state.register_execution_manager("10.0.0.1")).execution_manager_id
     await drain(state)
     contexts = [
-        await state.register_task_instance(job_id, TaskId.index(0), em, state.session)
+        await state.lifecycle.register_task_instance(job_id, TaskId.index(0), em, state.session)
         for _ in range(4)
     ]
     outcomes: list[str] = []
 
     async def report(context: ExecutionContext) -> None:
         try:
-            await state.report_task_success(
+            await state.lifecycle.report_task_success(
                 job_id,
                 TaskId.index(0),
                 context.task_instance_id,
-                em,
                 state.session,
                 outputs_for(TaskId.index(0), context, graph),
             )

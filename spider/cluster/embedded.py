@@ -1,15 +1,16 @@
 """The embedded single-node cluster: storage, the scheduler and one EM in one Trio process.
 
-``python -m spider.em`` without ``storage`` and ``scheduler`` endpoints runs this. The three
-parts talk over real gRPC on loopback, exactly as they would across machines, so the embedded
-mode is the distributed system on one node and not a separate code path:
+``python -m spider.em`` without ``storage`` and ``scheduler`` endpoints runs this
+(``spider.cluster.main``). It is the distributed system on one node, not a separate code path:
+the same services and the same EM runtime, wired together in one process:
 
 * storage on SQLite in ``embedded.data_dir`` (the database survives restarts);
 * the scheduler, registered with that storage;
 * the execution manager, connected to both.
 
-Inside the process the parts call each other's gRPC handlers directly (``LocalChannel``);
-clients and other processes reach storage and the scheduler over gRPC on loopback.
+Inside the process the parts call each other's gRPC handlers directly (``LocalChannel``: the
+same handlers, status errors and deadlines, without encoding and HTTP/2); clients and other
+processes reach storage and the scheduler over real gRPC on loopback.
 
 Shutdown runs in the reverse order: the EM stops first (its running task, reports and
 ``Shutdown`` go to services that are still up), then the scheduler and storage are cancelled.
@@ -35,10 +36,11 @@ from spider.em.shutdown import ShutdownTrigger
 from spider.rpc import Endpoint, LocalChannel, ServiceBase
 from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
 from spider.scheduler import SchedulerConfig, run_scheduler
-from spider.storage.cli import SQLITE_FILE_NAME, StorageLaunch, serve_storage
 from spider.storage.config import StorageConfig
 from spider.storage.db import SqliteConfig
+from spider.storage.server import SQLITE_FILE_NAME, StorageLaunch, serve_storage
 
+# The cluster runs as ``python -m spider.em``: its lines are that process's, under its logger.
 LOGGER: Final = logging.getLogger("spider.em")
 
 

@@ -1,0 +1,50 @@
+"""``python -m spider.em``: the execution manager's command line, with the embedded cluster.
+
+``spider.em.main`` owns the command line, the signals and the exit statuses; this module adds
+the one thing the EM package must not know: how to run the EM inside a single-node cluster when
+no endpoints are given. ``spider/em/__main__.py`` calls ``main`` here, so the command is the
+same in both modes (docs/execution-manager.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import trio
+
+from spider.cluster.embedded import EmbeddedEndpoints, run_embedded_cluster
+from spider.em.config import ExecutionManagerConfig
+from spider.em.errors import ExecutionManagerError
+from spider.em.main import main as em_main
+from spider.em.shutdown import ShutdownTrigger
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the execution manager, in the embedded cluster without endpoints; the exit status."""
+    return em_main(argv, environ, embedded=run_embedded_em)
+
+
+async def run_embedded_em(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> None:
+    """Run the embedded cluster until the EM stops, telling the person who started it where.
+
+    Raises the EM's ``ExecutionManagerError`` bare, as the connected mode does.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            endpoints: EmbeddedEndpoints = await nursery.start(
+                run_embedded_cluster, config, trigger
+            )
+            # A plain line on stdout too: the logs are JSON by default, and a person who just
+            # started the cluster needs to know where to point the client.
+            print(
+                f"Spider-py embedded cluster: storage at {endpoints.storage}, scheduler at "
+                f"{endpoints.scheduler}, data in {config.embedded.data_dir}. "
+                "Stop it with Ctrl-C.",
+                flush=True,
+            )
+    except BaseExceptionGroup as group:
+        # The cluster's only child raises bare errors; unwrap the group the nursery adds.
+        failures, _ = group.split(ExecutionManagerError)
+        if failures is not None and len(failures.exceptions) == 1:
+            raise failures.exceptions[0] from None
+        raise
