@@ -4,8 +4,7 @@ Producers (StartJob, successes that make children ready, retries, soft timeouts,
 cancels with a cleanup task, resends) call ``put``, which never blocks. Upstream's lanes are
 bounded channels whose producers block while holding job locks, so a full lane stalls every RPC
 on that job, and a resend before the scheduler polls deadlocks startup
-(docs/upstream.md#the-inbound-queue-and-the-task-instance-pool).
-Here a lane instead
+(docs/upstream.md#the-inbound-queue-and-the-task-instance-pool). Here a lane instead
 
 * deduplicates: an entry already waiting for (job, task) is not added again. A second identical
   entry would reach the scheduler in the same poll, where it is deduplicated anyway, so nothing
