@@ -1,9 +1,9 @@
 """The errors of the execution manager: one base class, flat subclasses.
 
 ``ClientError`` and its subclasses are what the EM's clients of storage and the scheduler raise,
-after mapping gRPC status codes the way upstream Spider does (reference §5.2): the runtime
-decides per error whether to retry, drop and acknowledge an assignment, or stop. The other
-errors end the execution manager with a non-zero exit status.
+after mapping gRPC status codes the way upstream Spider does (docs/upstream.md#status-codes):
+the runtime decides per error whether to retry, drop and acknowledge an assignment, or stop.
+The other errors end the execution manager with a non-zero exit status.
 """
 
 from __future__ import annotations

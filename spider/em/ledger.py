@@ -2,10 +2,11 @@
 
 The EM pushes a record once it has taken responsibility for an assignment (storage accepted the
 registration, or the EM dropped the assignment as stale or rejected). A record leaves the ledger
-only while a ``NextTask`` or ``NextTasks`` call carries it, and returns to the front if that call fails or is
-cancelled before the scheduler answered; whatever is left at exit goes out in ``Shutdown``.
-Acknowledgements are idempotent on the scheduler, so sending one twice is harmless, while losing
-one makes the scheduler re-dispatch work that already ran (upstream's bug, reference §8.1-8.2).
+only while a ``NextTask`` or ``NextTasks`` call carries it, and returns to the front if that call
+fails or is cancelled before the scheduler answered; whatever is left at exit goes out in
+``Shutdown``. Acknowledgements are idempotent on the scheduler, so sending one twice is harmless,
+while losing one makes the scheduler re-dispatch work that already ran (upstream's bug,
+docs/upstream.md#em-flaws-fixed, items 1-2).
 """
 
 from __future__ import annotations

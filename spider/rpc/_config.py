@@ -10,11 +10,12 @@ from spider.core.backoff import Backoff
 
 DEFAULT_DEADLINE = 10.0
 """Seconds a call may take when its caller names no deadline. Never unbounded: upstream Spider
-sets no deadlines, so a hung peer could hang an EM's shutdown forever (upstream-em.md §5.3)."""
+sets no deadlines, so a hung peer could hang an EM's shutdown forever
+(docs/upstream.md#retries-and-deadlines)."""
 
 RPC_RETRY_BACKOFF = Backoff(initial=0.1, multiplier=2.0, cap=3.0, jitter=0.02, max_attempts=11)
 """Upstream Spider's retry helper: 100 ms doubling to 3 s, plus 0-20 ms, 10 retries after the
-first attempt (upstream-em.md §5.3)."""
+first attempt (docs/upstream.md#retries-and-deadlines)."""
 
 SHUTDOWN_GRACE = 5.0
 """Seconds a stopping server waits for cancelled handlers to finish before closing connections."""

@@ -10,7 +10,7 @@ or not) polls again at once; one whose poll came back empty waits out the rest o
 ticks every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is
 idle when the cluster is, and new work waits for no tick.
 
-Storage failures are survived (upstream exits, reference §12.5): the pollers wait with capped
+Storage failures are survived (docs/upstream.md#storage-flaws-fixed): the pollers wait with capped
 exponential backoff plus jitter, the scheduler registers again, and a new storage session
 clears all placement state and queued assignments.
 """
@@ -240,7 +240,7 @@ class SchedulerCore:
                 await trio.sleep_until(started + tick)
 
     def ingest(self, lane: InboundLane, batch: InboundBatch) -> None:
-        """Load one lane's answer (reference §7.2 step 2, per lane)."""
+        """Load one lane's answer (docs/upstream.md#the-schedulers-core-loop step 2, per lane)."""
         if batch.session < self.session:
             # Polled before a restart that another lane already saw; storage lost these
             # entries with its queue and will enqueue them again.

@@ -4,7 +4,8 @@ An assignment is *outstanding* from the moment ``NextTask`` hands it out until t
 acknowledges it (on its next ``NextTask`` or in ``Shutdown``). An EM that sends ``Shutdown``,
 or that has not been heard from for ``dead_em_cutoff`` seconds, is removed and its outstanding
 assignments go back to the core to be decided again (with new ids). There is no per-assignment
-timeout: a long task stays outstanding for as long as its EM heartbeats (reference §7.6).
+timeout: a long task stays outstanding for as long as its EM heartbeats
+(docs/upstream.md#the-schedulers-em-registry).
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class ExecutionManagerRegistry:
         """The ``NextTask`` response carrying ``assignment`` never left: reschedule it now.
 
         Otherwise it would stay outstanding, the EM unaware of it, for as long as the EM lives
-        (upstream's gap, reference §7.6). True if it was still outstanding.
+        (upstream's gap, docs/upstream.md#the-schedulers-em-registry). True if it was still
+        outstanding.
         """
         em = self._ems.get(em_id)
         if em is None or em.outstanding.pop(assignment.id, None) is None:

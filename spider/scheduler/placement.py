@@ -1,7 +1,8 @@
-"""``RoundRobinPlacement``: which buffered task goes out next (reference §7.3).
+"""``RoundRobinPlacement``: which buffered task goes out next.
 
 Pure, synchronous state; the core (``core.py``) feeds it storage's entries and reschedules and
-drains it into the dispatch queue. The rules:
+drains it into the dispatch queue. The rules, upstream's (docs/upstream.md#round-robin-placement)
+with one difference given below:
 
 * Every buffered (job, task) is buffered once; duplicates are skipped until it is dispatched.
 * Commit and cleanup entries make their job *finalizing*: its regular tasks are dropped, now

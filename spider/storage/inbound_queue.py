@@ -3,8 +3,8 @@
 Producers (StartJob, successes that make children ready, retries, soft timeouts, dead EMs,
 cancels with a cleanup task, resends) call ``put``, which never blocks. Upstream's lanes are
 bounded channels whose producers block while holding job locks, so a full lane stalls every RPC
-on that job, and a resend before the scheduler polls deadlocks startup (reference §5.1, §12.18).
-Here a lane instead
+on that job, and a resend before the scheduler polls deadlocks startup
+(docs/upstream.md#the-inbound-queue-and-the-task-instance-pool). Here a lane instead
 
 * deduplicates: an entry already waiting for (job, task) is not added again. A second identical
   entry would reach the scheduler in the same poll, where it is deduplicated anyway, so nothing
@@ -16,7 +16,7 @@ Here a lane instead
 
 The scheduler drains a lane with ``receive``, which returns as soon as at least one entry is
 there, with up to ``max_items`` of those immediately available. Upstream waits for the whole
-``wait_ms`` unless ``max_items`` fill up (§12.12); returning early changes latency, not
+``wait_ms`` unless ``max_items`` fill up; returning early changes latency, not
 correctness: the scheduler simply polls again. The caller bounds the wait with
 ``trio.move_on_after``.
 """

@@ -1,10 +1,10 @@
 """``TaskInstancePool``: every live task instance, with its EM and its timeout deadlines.
 
-Instance ids come from a counter that starts at 1 in each storage process; the session check
-keeps ids of an earlier process from being confused with these. The pool mirrors the
-instances held by the task control blocks: an instance enters both at registration and leaves
-both when it is reported, removed, or made stale by its task or job ending (upstream left a
-failed job's instances in the pool until their EM died, reference §5.2).
+Instance ids come from a counter that starts at 1 in each storage process; the session check keeps
+ids of an earlier process from being confused with these. The pool mirrors the instances held by the
+task control blocks: an instance enters both at registration and leaves both when it is reported,
+removed, or made stale by its task or job ending (upstream left a failed job's instances in the pool
+until their EM died, docs/upstream.md#the-inbound-queue-and-the-task-instance-pool).
 
 Deadlines are in ``trio.current_time()`` seconds (monotonic), not wall time.
 """

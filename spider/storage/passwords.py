@@ -1,7 +1,8 @@
 """Resource-group passwords: stored as salted scrypt hashes, verified in constant time.
 
-Upstream stores and compares the raw password (reference §1.4, §12.15). The stored form is
-self-describing, so the cost can be raised later without invalidating existing hashes::
+Upstream stores and compares the raw password (docs/upstream.md#storage-flaws-fixed, item 9).
+The stored form is self-describing, so the cost can be raised later without invalidating
+existing hashes::
 
     scrypt$<log2 n>$<r>$<p>$<salt, base64>$<key, base64>
 

@@ -7,8 +7,8 @@ drain the lanes):
 * **Ready**: the graph and inputs; it still needs StartJob.
 * **Running**: the graph and inputs, plus every task output persisted by ``record_task_outputs``.
   Those tasks stay Succeeded with their slots filled, counters are recomputed, and only the
-  rest runs again (upstream restarted every task, reference §4.4). A Running job whose tasks
-  are all recorded is completed on the spot.
+  rest runs again (upstream restarted every task, docs/upstream.md#recovery-at-startup). A
+  Running job whose tasks are all recorded is completed on the spot.
 * **CommitReady**: needs a commit task and the stored job outputs; only the commit runs.
 * **CleanupReady**: needs a cleanup task; only the cleanup runs.
 

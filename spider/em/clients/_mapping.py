@@ -1,4 +1,6 @@
-"""Upstream Spider's mapping of gRPC failures onto the EM's client errors (reference §5.2).
+"""Upstream Spider's mapping of gRPC failures onto the EM's client errors.
+
+The mapping is in docs/upstream.md#status-codes.
 
 Each service maps status codes differently, as upstream's clients do. On top of upstream,
 ``DEADLINE_EXCEEDED`` counts as a transport failure everywhere: upstream set no deadlines, so it

@@ -1,4 +1,4 @@
-"""The tables: Spider's (reference §4.1) plus ``task_outputs`` and ``schema_version``.
+"""The tables: Spider's (docs/upstream.md#the-schema) plus ``task_outputs`` and ``schema_version``.
 
 One ``MetaData`` serves both backends; dialect variants give MariaDB/MySQL Spider's exact column
 types (``BIGINT UNSIGNED``, ``LONGBLOB``, ``ENUM``...) and SQLite the types it needs, notably

@@ -44,7 +44,8 @@ class JobState(enum.Enum):
 
 _TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
-# Spider's legal transitions (reference §2.1), plus two of ours: Ready -> CleanupReady so that
+# Spider's legal transitions (docs/upstream.md#job-states-and-transitions), plus two of ours:
+# Ready -> CleanupReady so that
 # cancelling a never-started job that has a cleanup task runs the cleanup instead of crashing
 # storage, and Ready -> Failed below.
 LEGAL_TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {

@@ -59,8 +59,6 @@ from tests.unit.storage.jobs import reference_job_outputs, submission, summing_t
 
 from .storage_process import StorageProcess, running_storage, write_config
 
-pytestmark = pytest.mark.slow
-
 JOBS = "JobOrchestrationService"
 NUM_EMS = 64
 RETRIES = 2

@@ -1,4 +1,6 @@
-"""Fake storage and scheduler gRPC services in Trio, after upstream's mocks (reference §7.2).
+"""Fake storage and scheduler gRPC services in Trio, after upstream's mocks.
+
+The mocks are described in docs/upstream.md#em-runtime-scenarios-and-mocks.
 
 The scheduler hands out queued assignments (or errors), blocking each ``NextTask`` for up to its
 wait, and tracks the assignments it handed out until a later ``NextTask`` or ``Shutdown``

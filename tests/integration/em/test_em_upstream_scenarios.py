@@ -1,8 +1,9 @@
-"""Upstream's 15 EM runtime scenarios (reference §7.1) over gRPC, with real executors.
+"""Upstream's 15 EM runtime scenarios over gRPC, with real executors.
 
-Fake scheduler and storage servers reproduce upstream's mocks (§7.2). Most tests end with a
-graceful stop and check that the scheduler has nothing outstanding: every assignment it handed
-out was acknowledged by a later ``NextTask`` or by ``Shutdown``.
+The scenarios and the mocks are in docs/upstream.md#em-runtime-scenarios-and-mocks; fake scheduler
+and storage servers reproduce the mocks. Most tests end with a graceful stop and check that the
+scheduler has nothing outstanding: every assignment it handed out was acknowledged by a later
+``NextTask`` or by ``Shutdown``.
 """
 
 from __future__ import annotations

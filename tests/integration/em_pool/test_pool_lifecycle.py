@@ -215,7 +215,6 @@ async def test_closing_the_pool_ends_every_executor_and_the_slots(package_dir: P
         await pool.slots[0].run(task("add", 1, 2))
 
 
-@pytest.mark.slow
 async def test_a_thousand_tasks_leave_no_process_or_descriptor_behind(package_dir: Path) -> None:
     children_before, fds_before = running_children(), open_fd_count()
     async with open_pool(package_dir, recycle_after_tasks=250, warm_spare=True) as pool:

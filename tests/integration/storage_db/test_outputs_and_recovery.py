@@ -96,7 +96,6 @@ def test_times_are_kept_to_the_microsecond(
     assert record.created_at == pytest.approx(now, abs=1e-6)
 
 
-@pytest.mark.slow
 def test_a_twenty_megabyte_graph_and_large_outputs_round_trip(
     storage_database: StorageDatabase, group: ResourceGroupId
 ) -> None:

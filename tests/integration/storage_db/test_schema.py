@@ -19,8 +19,8 @@ from tests.mariadb_server import MariaDbServer
 
 from .storage_helpers import add_group, add_job, execute_raw
 
-# Spider's schema (reference §4.1) with times as DATETIME(6), plus task_outputs and
-# schema_version: (table, column) -> (type, nullable).
+# Spider's schema (docs/upstream.md#the-schema) with times as DATETIME(6), plus task_outputs
+# and schema_version: (table, column) -> (type, nullable).
 SPIDER_COLUMNS = {
     ("resource_groups", "id"): ("bigint(20) unsigned", "NO"),
     ("resource_groups", "external_id"): ("varchar(256)", "NO"),

@@ -42,7 +42,7 @@ def test_index_task_matches_spiders_example_bytes() -> None:
 
 
 def test_commit_task_matches_spiders_example_bytes() -> None:
-    # upstream-em.md §4.4: Python writes the outputs as bin.
+    # docs/upstream.md#task-data-formats: Python writes the outputs as bin.
     expected = bytes.fromhex("95 2a a6 436f6d6d6974 01 07 c4 05 0000000000")
     commit = context(TaskId.COMMIT, b"\x00" * 5)
     assert commit.encode() == expected

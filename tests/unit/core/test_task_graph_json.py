@@ -145,7 +145,8 @@ def test_an_explicit_default_policy_is_left_out() -> None:
 
 
 def test_the_reference_example_parses() -> None:
-    # upstream-storage-scheduler.md §2.7, whose policy has no timeout_policy.
+    # docs/task-graph.md#the-json-format's example, with the policy's optional timeout_policy
+    # left out.
     text = """{"schema_version":"0.1.0",
      "tasks":[
       {"tdl_context":{"package":"p","task_func":"ns::f"},

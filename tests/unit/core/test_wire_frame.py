@@ -15,7 +15,7 @@ payload_lists = st.lists(st.binary(max_size=64), max_size=8)
 
 
 def test_one_int_input_is_spiders_example_bytes() -> None:
-    # interfaces.md §2: inputs [10] (msgpack 0x0a).
+    # docs/upstream.md#task-data-formats: inputs [10] (msgpack 0x0a).
     assert encode_frame([b"\x0a"]) == bytes.fromhex("01000000 01000000 0a")
     assert decode_frame(bytes.fromhex("01000000 01000000 0a")) == [b"\x0a"]
 

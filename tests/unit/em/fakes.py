@@ -1,10 +1,10 @@
 """In-process fakes of the EM runtime's collaborators: storage, the scheduler and the pool.
 
-They reproduce upstream's mocks (reference §7.2): the scheduler hands out queued responses and
-blocks (up to the poll wait) when there are none, tracks outstanding assignments and removes
-them when acknowledged; storage answers queued register results, records every call, and can
-block registrations or reports. Tests wait for state changes with ``wait_until`` instead of
-sleeping.
+They reproduce upstream's mocks (docs/upstream.md#em-runtime-scenarios-and-mocks): the scheduler
+hands out queued responses and blocks (up to the poll wait) when there are none, tracks outstanding
+assignments and removes them when acknowledged; storage answers queued register results, records
+every call, and can block registrations or reports. Tests wait for state changes with ``wait_until``
+instead of sleeping.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Upstream's status mapping (reference §5.2) and the protobuf conversions of the EM's clients."""
+"""Upstream's status mapping and the protobuf conversions of the EM's clients.
+
+The mapping: docs/upstream.md#status-codes.
+"""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ def test_an_index_task_gets_storage_bytes_as_inputs_and_no_job_outputs() -> None
     inputs = encode_frame([ormsgpack.packb(10)])
     execute = request(TaskId.index(0), inputs).executor_request()
     assert (execute.package, execute.task_func, execute.raw_inputs) == ("pkg", "fn", inputs)
-    # interfaces.md §2: job 42, Index(0), instance 1, group 7, no outputs.
+    # docs/upstream.md#task-data-formats: job 42, Index(0), instance 1, group 7, no outputs.
     assert execute.raw_ctx == bytes.fromhex("952a81a5496e646578000107c0")
 
 

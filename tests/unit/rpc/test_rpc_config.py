@@ -16,7 +16,8 @@ def test_defaults_are_bounded_and_match_upstream_retry() -> None:
     assert math.isfinite(config.default_deadline)
     assert config.connection_pool_size == 1
     assert config.retry == rpc.RPC_RETRY_BACKOFF
-    # upstream-em.md §5.3: 100 ms doubling to 3 s plus 0-20 ms, 10 retries after the first try.
+    # docs/upstream.md#retries-and-deadlines: 100 ms doubling to 3 s plus 0-20 ms, 10 retries
+    # after the first try.
     assert list(rpc.RPC_RETRY_BACKOFF.delays()) == pytest.approx(
         [0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 3.0, 3.0, 3.0, 3.0], abs=0.02
     )

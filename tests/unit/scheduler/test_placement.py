@@ -1,4 +1,7 @@
-"""The round-robin placement rules of reference §7.3, as upstream's core tests state them."""
+"""The round-robin placement rules as upstream's core tests state them.
+
+The rules and the properties: docs/upstream.md#round-robin-placement.
+"""
 
 from __future__ import annotations
 

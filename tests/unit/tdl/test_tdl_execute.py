@@ -82,7 +82,7 @@ def _isolated_registry() -> Iterator[None]:
 
 
 def test_fibonacci_matches_upstream_bytes(tasks: TdlPackage) -> None:
-    # interfaces.md §2: inputs [10] = 01000000 01000000 0a; outputs [55] = ... 37.
+    # docs/upstream.md#task-data-formats: inputs [10] = 01000000 01000000 0a; outputs [55] = ... 37.
     raw_inputs = bytes.fromhex("01000000 01000000 0a")
     assert tasks.execute("fibonacci", index_ctx(), raw_inputs) == bytes.fromhex(
         "01000000 01000000 37"
