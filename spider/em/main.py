@@ -21,6 +21,7 @@ from typing import Any, Final, NoReturn
 import trio
 
 from spider.core.config import ConfigError, unstructure_config
+from spider.core.exception_groups import leaves
 from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.core.service_cli import STOP_SIGNALS, add_logging_arguments
 from spider.em.clients import open_grpc_clients
@@ -231,9 +232,9 @@ async def _run_embedded(config: ExecutionManagerConfig, trigger: ShutdownTrigger
             )
     except BaseExceptionGroup as group:
         # The cluster's only child raises bare errors; unwrap the group the nursery adds.
-        failures, _ = group.split(ExecutionManagerError)
-        if failures is not None and len(failures.exceptions) == 1:
-            raise failures.exceptions[0] from None
+        failures = [leaf for leaf in leaves(group) if isinstance(leaf, ExecutionManagerError)]
+        if len(failures) == 1:
+            raise failures[0] from None
         raise
 
 
