@@ -48,7 +48,7 @@ from spider.client.errors import (
 )
 from spider.core.errors import CodecError
 from spider.core.ids import JobId, ResourceGroupId, SessionId
-from spider.core.retry import FailedAttempt, retry, retry_if
+from spider.core.retry import FailedAttempt, retry
 from spider.core.task_outputs import decode_task_outputs
 from spider.proto import common
 from spider.proto import storage as storage_pb
@@ -564,7 +564,7 @@ class SpiderClient:
             return await retry(
                 lambda: self.channel.call(method, request, deadline=self.config.call_deadline),
                 delays=self.config.retry.delays,
-                rule=_NEVER_SENT,
+                rule=_provably_unsent,
             )
         except RpcError as error:
             if unimplemented and isinstance(error, UnimplementedError):
@@ -621,11 +621,10 @@ def _never_sent(error: RpcError) -> bool:
     return isinstance(error.__cause__, ConnectionRefusedError | socket.gaierror)
 
 
-_NEVER_SENT = retry_if(
-    lambda error: TRANSIENT(error) and isinstance(error, RpcError) and _never_sent(error)
-)
-"""The retry rule for calls that must not be done twice: only failures that provably never
-reached storage."""
+def _provably_unsent(error: Exception) -> bool:
+    """The retry rule of calls that must not be done twice: transient failures that provably
+    never reached storage."""
+    return isinstance(error, RpcError) and error.is_transient and _never_sent(error)
 
 
 def decode_outputs(

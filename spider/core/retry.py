@@ -1,7 +1,7 @@
 """``retry``: call again after a backoff delay while a rule says the failure may pass.
 
-Every retry loop in Spider-py is this one (docs/architecture.md, "Retries"); what differs from
-one caller to the next is data:
+Every retry loop in Spider-py is this one (docs/rpc.md, "Retries: one helper, named rules"); what
+differs from one caller to the next is data:
 
 - ``rule``: which failures are retried, and when to give up on them (``retry_on``,
   ``retry_if``, ``at_most``, ``any_of``). A failure the rule refuses propagates at once.
