@@ -17,10 +17,10 @@ so tests under Trio's ``autojump_clock`` see exact times.
 
 Synopsis::
 
-    reply = await retry(
-        lambda: channel.call(method, request),
-        delays=config.retry.delays,
-        rule=retry_if(lambda error: isinstance(error, RpcError) and error.is_transient),
+    registration = await retry(
+        lambda: storage.register(endpoint),
+        delays=reconnect.delays,
+        rule=retry_on(StorageUnavailable),
         on_retry=lambda failed: LOGGER.warning("%s; retrying in %.3f s", failed.error, failed.delay),
     )
 """
