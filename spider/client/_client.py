@@ -48,11 +48,13 @@ from spider.client.errors import (
 )
 from spider.core.errors import CodecError
 from spider.core.ids import JobId, ResourceGroupId, SessionId
+from spider.core.retry import FailedAttempt, retry
 from spider.core.task_outputs import decode_task_outputs
 from spider.proto import common
 from spider.proto import storage as storage_pb
 from spider.proto.spider_py import status as status_pb
 from spider.rpc import (
+    TRANSIENT,
     AlreadyExistsError,
     Channel,
     Endpoint,
@@ -268,28 +270,32 @@ class SpiderClient:
         """Start a Ready job (Running); ``JobStateError`` if it was already started."""
         job_id = as_submitted(job).id
         request = storage_pb.JobIdRequest(job_id=job_id)
-        delays = self.config.retry.delays()
         ambiguous = False
-        while True:
-            try:
-                reply = await self.channel.call(
+
+        def note_ambiguous(_failed: FailedAttempt) -> None:
+            # The failed attempt's answer was lost: it may have started the job.
+            nonlocal ambiguous
+            ambiguous = True
+
+        try:
+            reply = await retry(
+                lambda: self.channel.call(
                     _Orchestration.start_job, request, deadline=self.config.call_deadline
-                )
-            except FailedPreconditionError as error:
-                if ambiguous:
-                    # An attempt whose answer was lost may have started it; then this is fine.
-                    state = await self.state(job_id)
-                    if state is not JobState.READY:
-                        return state
-                raise self._translate(error, "StartJob", job_id) from error
-            except RpcError as error:
-                delay = next(delays, None) if error.is_transient else None
-                if delay is None:
-                    raise self._translate(error, "StartJob", job_id) from error
-                ambiguous = True
-                await trio.sleep(delay)
-            else:
-                return JobState.from_proto(reply.state)
+                ),
+                delays=self.config.retry.delays,
+                rule=TRANSIENT,
+                on_retry=note_ambiguous,
+            )
+        except FailedPreconditionError as error:
+            if ambiguous:
+                # An attempt whose answer was lost may have started it; then this is fine.
+                state = await self.state(job_id)
+                if state is not JobState.READY:
+                    return state
+            raise self._translate(error, "StartJob", job_id) from error
+        except RpcError as error:
+            raise self._translate(error, "StartJob", job_id) from error
+        return JobState.from_proto(reply.state)
 
     async def cancel(self, job: JobRef) -> JobState:
         """Cancel a job; return CleanupReady (its cleanup task runs next) or Cancelled.
@@ -554,25 +560,22 @@ class SpiderClient:
         With ``unimplemented``, an ``UnimplementedError`` is raised as it is (the caller falls
         back to other calls) instead of being translated.
         """
-        delays = self.config.retry.delays()
-        while True:
-            try:
-                return await self.channel.call(method, request, deadline=self.config.call_deadline)
-            except RpcError as error:
-                if unimplemented and isinstance(error, UnimplementedError):
-                    raise
-                if not error.is_transient:
-                    raise self._translate(error, operation, None) from error
-                if not _never_sent(error):
-                    raise SubmissionUnknownError(
-                        f"{operation} to storage at {self.endpoint} failed after it may have "
-                        f"been received ({error}); storage may or may not have done it, and "
-                        "retrying could do it twice. Check before retrying"
-                    ) from error
-                delay = next(delays, None)
-                if delay is None:
-                    raise self._translate(error, operation, None) from error
-                await trio.sleep(delay)
+        try:
+            return await retry(
+                lambda: self.channel.call(method, request, deadline=self.config.call_deadline),
+                delays=self.config.retry.delays,
+                rule=_provably_unsent,
+            )
+        except RpcError as error:
+            if unimplemented and isinstance(error, UnimplementedError):
+                raise
+            if error.is_transient and not _never_sent(error):
+                raise SubmissionUnknownError(
+                    f"{operation} to storage at {self.endpoint} failed after it may have "
+                    f"been received ({error}); storage may or may not have done it, and "
+                    "retrying could do it twice. Check before retrying"
+                ) from error
+            raise self._translate(error, operation, None) from error
 
     def _translate(self, error: RpcError, operation: str, job_id: int | None) -> ClientError:
         about = f"job {job_id}" if job_id is not None else f"storage at {self.endpoint}"
@@ -616,6 +619,12 @@ def _decode_payloads(job_id: int, serialized_outputs: bytes) -> list[bytes]:
 def _never_sent(error: RpcError) -> bool:
     # The channel chains the transport exception: these two happen before any byte is sent.
     return isinstance(error.__cause__, ConnectionRefusedError | socket.gaierror)
+
+
+def _provably_unsent(error: Exception) -> bool:
+    """The retry rule of calls that must not be done twice: transient failures that provably
+    never reached storage."""
+    return isinstance(error, RpcError) and error.is_transient and _never_sent(error)
 
 
 def decode_outputs(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import trio
 
 from spider.cluster.embedded import EmbeddedEndpoints, run_embedded_cluster
+from spider.core.exception_groups import leaves
 from spider.em.config import ExecutionManagerConfig
 from spider.em.errors import ExecutionManagerError
 from spider.em.main import main as em_main
@@ -44,7 +45,7 @@ async def run_embedded_em(config: ExecutionManagerConfig, trigger: ShutdownTrigg
             )
     except BaseExceptionGroup as group:
         # The cluster's only child raises bare errors; unwrap the group the nursery adds.
-        failures, _ = group.split(ExecutionManagerError)
-        if failures is not None and len(failures.exceptions) == 1:
-            raise failures.exceptions[0] from None
+        failures = [leaf for leaf in leaves(group) if isinstance(leaf, ExecutionManagerError)]
+        if len(failures) == 1:
+            raise failures[0] from None
         raise

@@ -16,7 +16,7 @@ Synopsis::
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
 import attrs
@@ -24,6 +24,7 @@ import trio
 
 from spider.core.backoff import Backoff
 from spider.core.errors import SpiderError
+from spider.core.retry import FailedAttempt, retry
 
 LOGGER = logging.getLogger("spider.supervision")
 
@@ -84,64 +85,68 @@ async def supervise(
     """
     forwarder = _FirstStartForwarder(task_status)
     fail_before_start = task_status is not trio.TASK_STATUS_IGNORED
-    delays = backoff.delays()
-    while True:
-        began = trio.current_time()
-        try:
-            await fn(*args, task_status=forwarder)
-        except Exception as exc:
-            if fail_before_start and not forwarder.forwarded:
-                raise
-            ran_for = trio.current_time() - began
-            delays = _reset_if_healthy(delays, backoff, ran_for, healthy_after)
-            delay = next(delays, None)
-            if delay is None:
-                LOGGER.error(
-                    "supervised loop %r failed and has used up its %s attempts; giving up",
-                    name,
-                    backoff.max_attempts,
-                    exc_info=True,
-                    extra={"loop_name": name, "ran_for_s": ran_for},
-                )
-                raise
-            LOGGER.error(
-                "supervised loop %r failed after %.3f s; restarting in %.3f s: %r",
-                name,
-                ran_for,
-                delay,
-                exc,
-                exc_info=True,
-                extra={"loop_name": name, "ran_for_s": ran_for, "restart_delay_s": delay},
+    last_start = trio.current_time()
+
+    def restartable(_error: Exception) -> bool:
+        # Started with ``nursery.start``, a loop that never came up is the starter's error.
+        return not (fail_before_start and not forwarder.forwarded)
+
+    async def run() -> NoReturn:
+        nonlocal last_start
+        last_start = trio.current_time()
+        await fn(*args, task_status=forwarder)
+        if fail_before_start and not forwarder.forwarded:
+            raise LoopReturnedError(
+                f"supervised loop {name!r} returned before calling task_status.started(); "
+                "a durable loop must report readiness, then run until cancelled"
             )
-        else:
-            if fail_before_start and not forwarder.forwarded:
-                raise LoopReturnedError(
-                    f"supervised loop {name!r} returned before calling task_status.started(); "
-                    "a durable loop must report readiness, then run until cancelled"
-                )
-            ran_for = trio.current_time() - began
-            delays = _reset_if_healthy(delays, backoff, ran_for, healthy_after)
-            delay = next(delays, None)
-            if delay is None:
-                raise LoopReturnedError(
-                    f"supervised loop {name!r} keeps returning and has used up its "
-                    f"{backoff.max_attempts} attempts; a durable loop must run until cancelled"
-                )
+        raise _Returned
+
+    def log(failed: FailedAttempt) -> None:
+        extra = {"loop_name": name, "ran_for_s": failed.ran_for, "restart_delay_s": failed.delay}
+        if isinstance(failed.error, _Returned):
             LOGGER.error(
                 "supervised loop %r returned after %.3f s but should run until cancelled; "
                 "restarting in %.3f s",
                 name,
-                ran_for,
-                delay,
-                extra={"loop_name": name, "ran_for_s": ran_for, "restart_delay_s": delay},
+                failed.ran_for,
+                failed.delay,
+                extra=extra,
             )
-        await trio.sleep(delay)
+        else:
+            LOGGER.error(
+                "supervised loop %r failed after %.3f s; restarting in %.3f s: %r",
+                name,
+                failed.ran_for,
+                failed.delay,
+                failed.error,
+                exc_info=failed.error,
+                extra=extra,
+            )
+
+    try:
+        await retry(
+            run, delays=backoff.delays, rule=restartable, on_retry=log, fresh_after=healthy_after
+        )
+    except _Returned:
+        raise LoopReturnedError(
+            f"supervised loop {name!r} keeps returning and has used up its "
+            f"{backoff.max_attempts} attempts; a durable loop must run until cancelled"
+        ) from None
+    except Exception as exc:
+        if restartable(exc):  # so it failed for good: its attempts are used up
+            LOGGER.error(
+                "supervised loop %r failed and has used up its %s attempts; giving up",
+                name,
+                backoff.max_attempts,
+                exc_info=True,
+                extra={"loop_name": name, "ran_for_s": trio.current_time() - last_start},
+            )
+        raise
 
 
-def _reset_if_healthy(
-    delays: Iterator[float], backoff: Backoff, ran_for: float, healthy_after: float
-) -> Iterator[float]:
-    return backoff.delays() if ran_for >= healthy_after else delays
+class _Returned(Exception):
+    """A supervised run returned: restarted like a failure, logged as a return."""
 
 
 async def run_logged(name: str, fn: Callable[..., Awaitable[object]], *args: object) -> None:

@@ -7,14 +7,17 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
-import trio
 
 from spider.core.backoff import Backoff
-from spider.em.errors import ClientError, ServerError, TransportError
+from spider.core.retry import FailedAttempt, any_of, at_most, retry, retry_on
+from spider.em.errors import ServerError, TransportError
 
 LOGGER: Final = logging.getLogger("spider.em")
 
 _T = TypeVar("_T")
+
+_TRANSPORT: Final = retry_on(TransportError)
+_SERVER: Final = retry_on(ServerError)
 
 DEFAULT_RETRY_BACKOFF: Final = Backoff(initial=0.1, cap=5.0, multiplier=2.0, jitter=0.1)
 """100 ms doubling to 5 s, plus up to 100 ms of jitter, for as long as it takes."""
@@ -71,32 +74,31 @@ async def call_with_retry(
     raises ``Superseded``. Other ``ClientError`` s, and the last ``ServerError``, propagate.
     Each retry is logged at WARNING with ``what`` and ``fields``.
     """
-    delays = policy.backoff.delays()
-    server_failures = 0
-    attempt = 1
-    while True:
+
+    async def attempt() -> _T:
         reason = superseded()
         if reason is not None:
             raise Superseded(reason)
-        error: ClientError
-        try:
-            return await call()
-        except TransportError as exc:
-            error = exc
-        except ServerError as exc:
-            server_failures += 1
-            limit = policy.server_error_attempts
-            if limit is not None and server_failures >= limit:
-                raise
-            error = exc
-        delay = next(delays)
+        return await call()
+
+    def log(failed: FailedAttempt) -> None:
         LOGGER.warning(
             "%s failed on attempt %d (%s); retrying in %.3f s.",
             what,
-            attempt,
-            error,
-            delay,
-            extra={**fields, "attempt": attempt, "error": str(error), "retry_delay_s": delay},
+            failed.attempt,
+            failed.error,
+            failed.delay,
+            extra={
+                **fields,
+                "attempt": failed.attempt,
+                "error": str(failed.error),
+                "retry_delay_s": failed.delay,
+            },
         )
-        await trio.sleep(delay)
-        attempt += 1
+
+    return await retry(
+        attempt,
+        delays=policy.backoff.delays,
+        rule=any_of(_TRANSPORT, at_most(policy.server_error_attempts, _SERVER)),
+        on_retry=log,
+    )

@@ -34,6 +34,7 @@ import trio
 
 from spider.core import SessionTracker
 from spider.core.ids import ExecutionManagerId
+from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
 from spider.em.errors import (
@@ -53,6 +54,8 @@ from spider.em.shutdown import ShutdownTrigger
 from spider.em.triage import Triage, triage
 
 LOGGER: Final = logging.getLogger("spider.em")
+
+_ANY_CLIENT_ERROR: Final = retry_on(ClientError)
 
 MIN_IDLE_POLL_INTERVAL: Final = 0.05
 """Seconds between the starts of two ``NextTask`` RPCs when the first answered ``no_task``: with
@@ -138,40 +141,58 @@ class Dispatcher:
 
     async def _poll_loop(self) -> Assignment:
         carry_record = True
-        delays = None
         started = -math.inf
+
+        async def poll_until_answered() -> Assignment | None:
+            """Poll until an assignment arrives (returned) or a poll is answered with none
+            (``None``: the backoff starts over); a ``ClientError`` is retried by the caller."""
+            nonlocal carry_record, started
+            while True:
+                if self._prefetched:  # brought by another slot's poll
+                    return self._prefetched.popleft()
+                if not carry_record:
+                    await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
+                started = trio.current_time()
+                try:
+                    if self.scheduler_extension:
+                        assignments = await self._next_tasks()
+                        if assignments is None:
+                            continue  # an upstream scheduler: ask it again at once with NextTask
+                    else:
+                        assignment = await self._next_task(carry_record)
+                        assignments = [] if assignment is None else [assignment]
+                except ClientError:
+                    # Whether or not the record reached the scheduler, send it again.
+                    carry_record = True
+                    raise
+                if assignments:
+                    self._prefetched.extend(assignments[1:])
+                    return assignments[0]
+                # The record (if any) reached the scheduler: later RPCs of this poll carry none.
+                carry_record = False
+                return None
+
+        def log(failed: FailedAttempt) -> None:
+            LOGGER.warning(
+                "Scheduler returned an error; retrying in %.3f s: %s",
+                failed.delay,
+                failed.error,
+                extra={
+                    "em_id": self.em_id,
+                    "error": str(failed.error),
+                    "retry_delay_s": failed.delay,
+                },
+            )
+
         while True:
-            if self._prefetched:  # brought by another slot's poll
-                return self._prefetched.popleft()
-            if not carry_record:
-                await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
-            started = trio.current_time()
-            try:
-                if self.scheduler_extension:
-                    assignments = await self._next_tasks()
-                    if assignments is None:
-                        continue  # an upstream scheduler: ask it again at once with NextTask
-                else:
-                    assignment = await self._next_task(carry_record)
-                    assignments = [] if assignment is None else [assignment]
-            except ClientError as error:
-                delays = delays if delays is not None else self.policy.backoff.delays()
-                delay = next(delays)
-                LOGGER.warning(
-                    "Scheduler returned an error; retrying in %.3f s: %s",
-                    delay,
-                    error,
-                    extra={"em_id": self.em_id, "error": str(error), "retry_delay_s": delay},
-                )
-                await trio.sleep(delay)
-                carry_record = True
-                continue
-            delays = None
-            if assignments:
-                self._prefetched.extend(assignments[1:])
-                return assignments[0]
-            # The record (if any) reached the scheduler: later RPCs of this poll carry none.
-            carry_record = False
+            answer = await retry(
+                poll_until_answered,
+                delays=self.policy.backoff.delays,
+                rule=_ANY_CLIENT_ERROR,
+                on_retry=log,
+            )
+            if answer is not None:
+                return answer
 
     async def _next_task(self, carry_record: bool) -> Assignment | None:
         """One ``NextTask``, carrying the oldest record of the ledger if ``carry_record``."""

@@ -26,7 +26,9 @@ import attrs
 import trio
 
 from spider.core import SessionTracker
+from spider.core.exception_groups import leaves_if_only
 from spider.core.ids import ExecutionManagerId
+from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.core.supervision import supervise
 from spider.em._retry import RetryPolicy, call_with_retry
 from spider.em.assignment import Registration
@@ -51,6 +53,8 @@ LOGGER: Final = logging.getLogger("spider.em")
 
 PLACEHOLDER_IP: Final = "0.0.0.0"
 """What upstream registers as the EM's address (a placeholder, upstream issue #406)."""
+
+_TRANSPORT: Final = retry_on(TransportError)
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -202,11 +206,11 @@ async def run_execution_manager(
                     )
             services.cancel_scope.cancel(reason="the execution manager has stopped")
     except BaseExceptionGroup as group:
-        spawn_failures, others = group.split(ExecutorSpawnError)
-        if spawn_failures is None or others is not None:
+        spawn_failures = leaves_if_only(group, ExecutorSpawnError)
+        if spawn_failures is None:
             raise
         raise ExecutorsUnavailable(
-            f"the task executors could not start: {_first_leaf(spawn_failures)}; check "
+            f"the task executors could not start: {spawn_failures[0]}; check "
             "task_executor.bin_path and task_executor.package_dir"
         ) from group
     if trigger.error is not None:
@@ -293,36 +297,32 @@ async def _acknowledge_all(
     policy: RetryPolicy,
 ) -> None:
     """``Shutdown`` with every record in the ledger, retrying transport failures."""
-    delays = policy.backoff.delays()
-    while True:
-        try:
-            with ledger.lend_all() as records:
-                await scheduler.shutdown(em_id, records)
-        except TransportError as error:
-            delay = next(delays)
-            LOGGER.warning(
-                "Shutdown RPC failed; retrying in %.3f s: %s",
-                delay,
-                error,
-                extra={"em_id": em_id, "error": str(error), "retry_delay_s": delay},
-            )
-            await trio.sleep(delay)
-        except ClientError as error:
-            LOGGER.warning(
-                "Failed to notify scheduler shutdown: %s",
-                error,
-                extra={"em_id": em_id, "error": str(error), "unacknowledged": len(ledger)},
-            )
-            return
-        else:
-            LOGGER.info(
-                "Scheduler notified of the shutdown.",
-                extra={"em_id": em_id, "acknowledged": len(records)},
-            )
-            return
 
+    async def shutdown() -> int:
+        with ledger.lend_all() as records:
+            await scheduler.shutdown(em_id, records)
+        return len(records)
 
-def _first_leaf(error: BaseException) -> BaseException:
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return error
+    def log(failed: FailedAttempt) -> None:
+        LOGGER.warning(
+            "Shutdown RPC failed; retrying in %.3f s: %s",
+            failed.delay,
+            failed.error,
+            extra={"em_id": em_id, "error": str(failed.error), "retry_delay_s": failed.delay},
+        )
+
+    try:
+        acknowledged = await retry(
+            shutdown, delays=policy.backoff.delays, rule=_TRANSPORT, on_retry=log
+        )
+    except ClientError as error:
+        LOGGER.warning(
+            "Failed to notify scheduler shutdown: %s",
+            error,
+            extra={"em_id": em_id, "error": str(error), "unacknowledged": len(ledger)},
+        )
+    else:
+        LOGGER.info(
+            "Scheduler notified of the shutdown.",
+            extra={"em_id": em_id, "acknowledged": acknowledged},
+        )

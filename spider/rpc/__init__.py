@@ -9,7 +9,8 @@ Open the bridge once, then call and serve gRPC as ordinary Trio code::
                 response = await channel.call(SchedulerServiceStub.next_task, request, deadline=5)
 
 Failures arrive as ``RpcError`` subclasses, one per gRPC status; ``retry_transient`` (or
-``Channel.call(..., retry=...)``) retries the transient ones. docs/rpc.md has the details.
+``Channel.call(..., retry=...)``) retries the transient ones, and ``TRANSIENT`` is that rule for
+``spider.core.retry``. docs/rpc.md has the details.
 """
 
 from spider.rpc._bridge import has_rpc_bridge as has_rpc_bridge
@@ -27,6 +28,7 @@ from spider.rpc._local import RpcChannel as RpcChannel
 from spider.rpc._mapping import error_for_status as error_for_status
 from spider.rpc._method import ServiceBase as ServiceBase
 from spider.rpc._method import UnaryMethod as UnaryMethod
+from spider.rpc._retry import TRANSIENT as TRANSIENT
 from spider.rpc._retry import retry_transient as retry_transient
 from spider.rpc._server import current_peer as current_peer
 from spider.rpc._server import on_undelivered as on_undelivered

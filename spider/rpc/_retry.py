@@ -6,15 +6,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar, TypeVarTuple
 
-import trio
-
 from spider.core.backoff import Backoff
+from spider.core.retry import FailedAttempt, RetryRule, retry, retry_if
 from spider.rpc.errors import RpcError
 
 LOGGER = logging.getLogger("spider.rpc")
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
+
+TRANSIENT: RetryRule = retry_if(lambda error: isinstance(error, RpcError) and error.is_transient)
+"""The retry rule for RPCs: retry what ``RpcError.is_transient`` says a retry may cure."""
 
 
 async def retry_transient(
@@ -33,29 +35,22 @@ async def retry_transient(
     have taken effect.
     """
     label = what if what is not None else getattr(fn, "__qualname__", repr(fn))
-    delays = backoff.delays()
-    attempt = 1
-    while True:
-        try:
-            return await fn(*args)
-        except RpcError as error:
-            if not error.is_transient:
-                raise
-            delay = next(delays, None)
-            if delay is None:
-                raise
-            LOGGER.warning(
-                "%s failed on attempt %d (%s); retrying in %.3f s",
-                label,
-                attempt,
-                error,
-                delay,
-                extra={
-                    "rpc_operation": label,
-                    "rpc_attempt": attempt,
-                    "rpc_status": error.status.name,
-                    "retry_delay_s": delay,
-                },
-            )
-        await trio.sleep(delay)
-        attempt += 1
+
+    def log(failed: FailedAttempt) -> None:
+        error = failed.error
+        assert isinstance(error, RpcError), "TRANSIENT retries only RpcError"
+        LOGGER.warning(
+            "%s failed on attempt %d (%s); retrying in %.3f s",
+            label,
+            failed.attempt,
+            error,
+            failed.delay,
+            extra={
+                "rpc_operation": label,
+                "rpc_attempt": failed.attempt,
+                "rpc_status": error.status.name,
+                "retry_delay_s": failed.delay,
+            },
+        )
+
+    return await retry(lambda: fn(*args), delays=backoff.delays, rule=TRANSIENT, on_retry=log)

@@ -11,13 +11,14 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import trio
 
 from spider.core.config import ConfigError, unstructure_config
+from spider.core.exception_groups import leaves_if_only
 from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.core.service_cli import (
     STOP_SIGNALS,
@@ -113,14 +114,6 @@ async def _serve(config: SchedulerConfig) -> None:
     LOGGER.info("scheduler stopped")
 
 
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
-
-
 _FATAL: Final = (SchedulerError, ListenError, OSError)
 
 
@@ -142,10 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         trio.run(_serve, config)
     except Exception as error:
-        leaves = list(_leaves(error))
-        if not all(isinstance(leaf, _FATAL) for leaf in leaves):
+        fatal = leaves_if_only(error, _FATAL)
+        if fatal is None:
             raise
-        for leaf in leaves:
+        for leaf in fatal:
             LOGGER.critical("scheduler cannot run: %s", leaf)
         return ExitStatus.FAILED
     return ExitStatus.STOPPED

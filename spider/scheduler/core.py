@@ -29,6 +29,7 @@ from trio_util import AsyncValue, RepeatedEvent
 
 from spider.core.backoff import Backoff
 from spider.core.ids import SchedulerId, SessionId
+from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.rpc import Endpoint
 from spider.scheduler.assignment import Assignment
 from spider.scheduler.config import RoundRobinConfig
@@ -47,6 +48,8 @@ LOGGER: Final = logging.getLogger("spider.scheduler")
 
 UNREGISTERED: Final = SchedulerId(0)
 """The scheduler id before storage has given one."""
+
+_STORAGE_UNAVAILABLE: Final = retry_on(StorageUnavailable)
 
 
 @attrs.define(eq=False)
@@ -131,22 +134,24 @@ class SchedulerCore:
     async def _register(self) -> None:
         advertised = self._advertised
         assert advertised is not None, "run() sets the advertised endpoint first"
+        # Continues the lanes' backoff if a failed poll started one.
         delays = self._failure_delays or self.reconnect.delays()
-        while True:
-            try:
-                registration = await self.storage.register(advertised)
-            except StorageUnavailable as error:
-                delay = next(delays)
-                LOGGER.warning(
-                    "cannot register with storage (%s); retrying in %.2f s",
-                    error,
-                    delay,
-                    extra={"retry_delay_s": delay},
-                )
-                await trio.sleep(delay)
-                continue
-            self._registered(registration)
-            return
+
+        def log(failed: FailedAttempt) -> None:
+            LOGGER.warning(
+                "cannot register with storage (%s); retrying in %.2f s",
+                failed.error,
+                failed.delay,
+                extra={"retry_delay_s": failed.delay},
+            )
+
+        registration = await retry(
+            lambda: self.storage.register(advertised),
+            delays=lambda: delays,
+            rule=_STORAGE_UNAVAILABLE,
+            on_retry=log,
+        )
+        self._registered(registration)
 
     def _registered(self, registration: StorageRegistration) -> None:
         self.identity.adopt(registration.scheduler_id)

@@ -8,6 +8,7 @@ from typing import Final
 
 import trio
 
+from spider.core.exception_groups import leaves_if_only
 from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
@@ -83,10 +84,7 @@ async def run_scheduler(
                 )
                 task_status.started(port)
         except BaseExceptionGroup as group:
-            fatal, rest = group.split(SchedulerError)
-            if fatal is None or rest is not None:
+            fatal = leaves_if_only(group, SchedulerError)
+            if fatal is None:
                 raise
-            first = fatal.exceptions[0]
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            raise first from group
+            raise fatal[0] from group

@@ -12,13 +12,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import trio
 
 from spider.core.config import ConfigError, merge_overrides, read_config_file, structure_config
+from spider.core.exception_groups import leaves_if_only
 from spider.core.logging import LEVEL_ENV, configure_logging
 from spider.core.service_cli import (
     STOP_SIGNALS,
@@ -117,14 +118,6 @@ async def run_storage(
     LOGGER.info("storage stopped")
 
 
-def _leaves(error: BaseException) -> Iterator[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield error
-
-
 _FATAL = (StorageError, DatabaseError, ListenError, ConfigError, OSError)
 
 
@@ -142,12 +135,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         trio.run(run_storage, launch, env)
     except Exception as error:
-        leaves = list(_leaves(error))
-        if not all(isinstance(leaf, _FATAL) for leaf in leaves):
+        fatal = leaves_if_only(error, _FATAL)
+        if fatal is None:
             raise
-        for leaf in leaves:
+        for leaf in fatal:
             LOGGER.critical("storage cannot run: %s", leaf)
-        if any(isinstance(leaf, ConfigError) for leaf in leaves):
+        if any(isinstance(leaf, ConfigError) for leaf in fatal):
             return ExitStatus.USAGE
         return ExitStatus.FAILED
     return ExitStatus.STOPPED

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
+from spider.core.exception_mapping import map_exceptions
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.clients._convert import (
@@ -84,26 +85,22 @@ class GrpcLivenessClient:
     async def register(self, ip_address: str) -> Registration:
         """``RegisterExecutionManager``."""
         operation = "RegisterExecutionManager"
-        try:
+        with _mapped(liveness_error, operation):
             response = await self._channel.call(
                 storage_pb.ExecutionManagerLivenessServiceStub.register_execution_manager,
                 storage_pb.RegisterExecutionManagerRequest(ip_address=ip_address),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            raise liveness_error(error, operation) from error
         return registration_from_proto(response, operation=operation)
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
         """``UpdateExecutionManagerHeartbeat``."""
-        try:
+        with _mapped(liveness_error, "UpdateExecutionManagerHeartbeat"):
             response = await self._channel.call(
                 storage_pb.ExecutionManagerLivenessServiceStub.update_execution_manager_heartbeat,
                 storage_pb.ExecutionManagerIdRequest(execution_manager_id=em_id),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            raise liveness_error(error, "UpdateExecutionManagerHeartbeat") from error
         return SessionId(response.session_id)
 
 
@@ -119,7 +116,7 @@ class GrpcSchedulerClient:
     ) -> Assignment | None:
         """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
         operation = "NextTask"
-        try:
+        with _mapped(scheduler_error, operation):
             response = await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.next_task,
                 next_task_request_to_proto(em_id, record, wait_ms),
@@ -127,8 +124,6 @@ class GrpcSchedulerClient:
                 # Its answer hands over an assignment or an instance: never drop one.
                 abandon_on_cancel=False,
             )
-        except RpcError as error:
-            raise scheduler_error(error, operation) from error
         return assignment_from_proto(response, operation=operation)
 
     async def next_tasks(
@@ -140,7 +135,7 @@ class GrpcSchedulerClient:
     ) -> list[Assignment]:
         """One ``NextTasks`` RPC, bounded like ``NextTask``."""
         operation = "NextTasks"
-        try:
+        with _mapped(scheduler_error, operation, extension=True):
             response = await self._channel.call(
                 execution_pb.TaskDispatchServiceStub.next_tasks,
                 next_tasks_request_to_proto(em_id, records, wait_ms, max_tasks),
@@ -148,28 +143,22 @@ class GrpcSchedulerClient:
                 # Its answer hands over an assignment or an instance: never drop one.
                 abandon_on_cancel=False,
             )
-        except RpcError as error:
-            if extension_missing(error):
-                raise ExtensionUnavailable(error.message, operation=operation) from error
-            raise scheduler_error(error, operation) from error
         return assignments_from_proto(response, max_tasks=max_tasks, operation=operation)
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
         """``Heartbeat``."""
-        try:
+        with _mapped(scheduler_error, "Heartbeat"):
             await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.heartbeat,
                 scheduler_pb.HeartbeatRequest(execution_manager_id=em_id),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            raise scheduler_error(error, "Heartbeat") from error
 
     async def shutdown(
         self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
     ) -> None:
         """``Shutdown`` with every acknowledgement not sent yet."""
-        try:
+        with _mapped(scheduler_error, "Shutdown"):
             await self._channel.call(
                 scheduler_pb.SchedulerServiceStub.shutdown,
                 scheduler_pb.ShutdownRequest(
@@ -178,8 +167,6 @@ class GrpcSchedulerClient:
                 ),
                 deadline=self._deadlines.shutdown,
             )
-        except RpcError as error:
-            raise scheduler_error(error, "Shutdown") from error
 
 
 @attrs.define(eq=False)
@@ -194,7 +181,7 @@ class GrpcStorageClient:
     ) -> ExecutionContext:
         """``RegisterTaskInstance`` in the assignment's session."""
         operation = "RegisterTaskInstance"
-        try:
+        with _mapped(storage_error, operation):
             response = await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.register_task_instance,
                 registration_to_proto(assignment, em_id),
@@ -202,8 +189,6 @@ class GrpcStorageClient:
                 # Its answer hands over an assignment or an instance: never drop one.
                 abandon_on_cancel=False,
             )
-        except RpcError as error:
-            raise storage_error(error, operation) from error
         return execution_context_from_proto(response, operation=operation)
 
     async def register_task_instances(
@@ -211,7 +196,7 @@ class GrpcStorageClient:
     ) -> list[ExecutionContext | ClientError]:
         """``RegisterTaskInstances``; each item's failure mapped as its single call's would be."""
         operation = "RegisterTaskInstances"
-        try:
+        with _mapped(storage_error, operation, extension=True):
             response = await self._channel.call(
                 execution_pb.TaskInstanceBatchServiceStub.register_task_instances,
                 registrations_to_proto(assignments, em_id),
@@ -219,10 +204,6 @@ class GrpcStorageClient:
                 # Its answer hands over an assignment or an instance: never drop one.
                 abandon_on_cancel=False,
             )
-        except RpcError as error:
-            if extension_missing(error):
-                raise ExtensionUnavailable(error.message, operation=operation) from error
-            raise storage_error(error, operation) from error
         results = registration_results_from_proto(
             response, count=len(assignments), operation=operation
         )
@@ -237,41 +218,33 @@ class GrpcStorageClient:
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         """``ReportTaskSuccess`` with the output wire frame verbatim."""
-        try:
+        with _mapped(storage_error, "ReportTaskSuccess"):
             await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.report_task_success,
                 report_success_to_proto(target, outputs),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            raise storage_error(error, "ReportTaskSuccess") from error
 
     async def report_failure(self, target: ReportTarget, message: str) -> None:
         """``ReportTaskFailure`` with a readable message."""
-        try:
+        with _mapped(storage_error, "ReportTaskFailure"):
             await self._channel.call(
                 storage_pb.TaskInstanceManagementServiceStub.report_task_failure,
                 report_failure_to_proto(target, message),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            raise storage_error(error, "ReportTaskFailure") from error
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
     ) -> list[ClientError | None]:
         """``ReportTaskOutcomes``; each item's status mapped as its single report's would be."""
         operation = "ReportTaskOutcomes"
-        try:
+        with _mapped(storage_error, operation, extension=True):
             response = await self._channel.call(
                 execution_pb.TaskInstanceBatchServiceStub.report_task_outcomes,
                 report_outcomes_to_proto(reports),
                 deadline=self._deadlines.call,
             )
-        except RpcError as error:
-            if extension_missing(error):
-                raise ExtensionUnavailable(error.message, operation=operation) from error
-            raise storage_error(error, operation) from error
         statuses = item_statuses_from_proto(response, count=len(reports), operation=operation)
         return [
             None
@@ -279,6 +252,20 @@ class GrpcStorageClient:
             else storage_error(_item_error(code, message), operation)
             for code, message in statuses
         ]
+
+
+def _mapped(
+    to_client_error: _ErrorMapping, operation: str, *, extension: bool = False
+) -> map_exceptions:
+    """Raise ``to_client_error(error, operation)`` for an ``RpcError`` leaving the block; with
+    ``extension``, ``ExtensionUnavailable`` if the peer does not serve a Spider-py call."""
+
+    def translate(error: RpcError) -> ClientError:
+        if extension and extension_missing(error):
+            return ExtensionUnavailable(error.message, operation=operation)
+        return to_client_error(error, operation)
+
+    return map_exceptions({RpcError: translate})
 
 
 def _item_error(code: int, message: str) -> RpcError:

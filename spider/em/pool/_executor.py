@@ -12,7 +12,7 @@ from typing import Final
 import attrs
 import trio
 
-from spider.core.backoff import Backoff
+from spider.core.retry import FailedAttempt, retry, retry_on, then_cap
 from spider.em.pool._forwarder import StderrForwarder
 from spider.em.pool.config import PoolConfig
 from spider.em.pool.errors import ExecutorSpawnError
@@ -23,6 +23,8 @@ LOGGER: Final = logging.getLogger("spider.em.pool")
 REAP_BOUND: Final = 5.0
 """Seconds to wait for a killed executor to be reaped (it takes microseconds; the bound guards
 against a process stuck in uninterruptible sleep)."""
+
+_SPAWN_FAILED: Final = retry_on(ExecutorSpawnError)
 
 
 class SpawnReason(enum.StrEnum):
@@ -143,25 +145,24 @@ class ExecutorSpawner:
         return executor
 
     async def spawn_until_started(self, slot: int, reason: SpawnReason) -> PooledExecutor:
-        """``spawn``, retried after ``respawn_backoff`` delays until it works (or is cancelled)."""
-        delays = _endless(self.config.respawn_backoff)
-        while True:
-            try:
-                return await self.spawn(slot, reason)
-            except ExecutorSpawnError as exc:
-                delay = next(delays)
-                LOGGER.error(
-                    "Executor respawn failed; retrying in %.3f s: %s",
-                    delay,
-                    exc,
-                    extra={"slot": slot, "retry_in_s": delay, "error": str(exc)},
-                )
-            await trio.sleep(delay)
+        """``spawn``, retried after ``respawn_backoff`` delays (then its cap, for as long as it
+        takes) until it works or is cancelled."""
+        backoff = self.config.respawn_backoff
 
+        def log(failed: FailedAttempt) -> None:
+            LOGGER.error(
+                "Executor respawn failed; retrying in %.3f s: %s",
+                failed.delay,
+                failed.error,
+                extra={"slot": slot, "retry_in_s": failed.delay, "error": str(failed.error)},
+            )
 
-def _endless(backoff: Backoff) -> itertools.chain[float]:
-    """The policy's delays, then its cap forever."""
-    return itertools.chain(backoff.delays(), itertools.repeat(backoff.cap))
+        return await retry(
+            lambda: self.spawn(slot, reason),
+            delays=lambda: then_cap(backoff),
+            rule=_SPAWN_FAILED,
+            on_retry=log,
+        )
 
 
 def _limit_address_space(pid: int, limit: int) -> None:

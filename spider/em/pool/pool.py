@@ -24,6 +24,7 @@ from typing import Final
 import attrs
 import trio
 
+from spider.core.exception_groups import leaves_if_only
 from spider.em.pool._deadline import ShutdownDeadline
 from spider.em.pool._executor import REAP_BOUND, ExecutorSpawner
 from spider.em.pool.config import PoolConfig
@@ -112,15 +113,8 @@ async def _open_slots(slots: Sequence[ExecutorSlot], warm_spare: bool) -> None:
 
 def _spawn_error(group: BaseExceptionGroup[BaseException]) -> ExecutorSpawnError | None:
     """One ``ExecutorSpawnError`` for a failed opening, unless something else went wrong too."""
-    failures, others = group.split(ExecutorSpawnError)
-    if failures is None or others is not None:
+    leaves = leaves_if_only(group, ExecutorSpawnError)
+    if leaves is None:
         return None
-    leaves = _leaves(failures)
     more = f" (and {len(leaves) - 1} more executors failed to start)" if len(leaves) > 1 else ""
     return ExecutorSpawnError(f"{leaves[0]}{more}")
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
