@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import enum
+import math
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Final
 
+from spider.core.config import ConfigError
 from spider.core.logging import LEVEL_ENV
 
 STOP_SIGNALS: Final = (signal.SIGTERM, signal.SIGINT)
@@ -26,13 +29,36 @@ Python code. ``benchmarks/switch_interval.py`` measures it: a one-row SQLite com
 thread takes 6 ms at the default and 1.5 ms at 0.5 ms (docs/benchmarks.md has the figures)."""
 
 
-def tune_thread_switching() -> None:
-    """Apply ``SERVICE_SWITCH_INTERVAL``: for a service's own process, before ``trio.run``.
+SWITCH_INTERVAL_ENV: Final = "SPIDER_SWITCH_INTERVAL_MS"
+"""Overrides ``SERVICE_SWITCH_INTERVAL``, in milliseconds (5 is the interpreter's default)."""
+
+
+def switch_interval(environ: Mapping[str, str]) -> float:
+    """The switch interval a service runs with: ``$SPIDER_SWITCH_INTERVAL_MS`` if set, else
+    ``SERVICE_SWITCH_INTERVAL``. Raises ``ConfigError`` for an override that is not a positive
+    number of milliseconds."""
+    override = environ.get(SWITCH_INTERVAL_ENV)
+    if override is None:
+        return SERVICE_SWITCH_INTERVAL
+    try:
+        interval = float(override) / 1000
+    except ValueError:
+        interval = math.nan
+    if not (interval > 0 and math.isfinite(interval)):
+        raise ConfigError(
+            f"{SWITCH_INTERVAL_ENV} must be a positive number of milliseconds, got {override!r}"
+        )
+    return interval
+
+
+def tune_thread_switching(interval: float) -> None:
+    """Set the interpreter's switch interval (``switch_interval``'s answer): for a service's own
+    process, before ``trio.run``.
 
     A process-wide setting, so the services' entry points call it and library code (the
     client, the embedded cluster inside someone else's program) does not.
     """
-    sys.setswitchinterval(SERVICE_SWITCH_INTERVAL)
+    sys.setswitchinterval(interval)
 
 
 class ServiceExit(enum.IntEnum):

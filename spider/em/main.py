@@ -26,7 +26,12 @@ import trio
 
 from spider.core.config import ConfigError, unstructure_config
 from spider.core.logging import LEVEL_ENV, configure_logging
-from spider.core.service_cli import STOP_SIGNALS, add_logging_arguments, tune_thread_switching
+from spider.core.service_cli import (
+    STOP_SIGNALS,
+    add_logging_arguments,
+    switch_interval,
+    tune_thread_switching,
+)
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
@@ -149,6 +154,7 @@ def main(
     env = os.environ if environ is None else environ
     try:
         config = load_em_config(args.config, environ=env, overrides=_flag_overrides(args))
+        interval = switch_interval(env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -175,7 +181,7 @@ def main(
             file=sys.stderr,
         )
         return ExitStatus.USAGE
-    tune_thread_switching()
+    tune_thread_switching(interval)
     return trio.run(_serve, config, embedded)
 
 

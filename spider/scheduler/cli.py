@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from spider.core.service_cli import (
     STOP_SIGNALS,
     ServiceExit,
     add_logging_arguments,
+    switch_interval,
     tune_thread_switching,
 )
 from spider.rpc import Endpoint, ListenError, open_rpc_bridge
@@ -122,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = resolve_config(args)
+        interval = switch_interval(os.environ)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
@@ -131,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(yaml.safe_dump(unstructure_config(config), sort_keys=False), end="")
         return ExitStatus.STOPPED
     configure_logging(level=args.log_level, human=args.human_logs)
-    tune_thread_switching()
+    tune_thread_switching(interval)
     try:
         trio.run(_serve, config)
     except Exception as error:

@@ -25,6 +25,7 @@ from spider.core.service_cli import (
     STOP_SIGNALS,
     ServiceExit,
     add_logging_arguments,
+    switch_interval,
     tune_thread_switching,
 )
 from spider.rpc import ListenError, open_rpc_bridge
@@ -127,11 +128,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     try:
         launch = resolve_launch(args)
+        interval = switch_interval(env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitStatus.USAGE
     configure_logging(level=args.log_level, human=args.human_logs)
-    tune_thread_switching()
+    tune_thread_switching(interval)
     try:
         trio.run(run_storage, launch, env)
     except Exception as error:
