@@ -55,6 +55,10 @@ class TaskInstanceBatchServiceBase(abc.ABC):
     async def ReportTaskOutcomes(self, stream: 'grpclib.server.Stream[spider_py.execution_pb2.ReportTaskOutcomesRequest, spider_py.execution_pb2.ReportTaskOutcomesResponse]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def ReportAndRegister(self, stream: 'grpclib.server.Stream[spider_py.execution_pb2.ReportAndRegisterRequest, spider_py.execution_pb2.ReportAndRegisterResponse]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/spider_py.execution.TaskInstanceBatchService/RegisterTaskInstances': grpclib.const.Handler(
@@ -68,6 +72,12 @@ class TaskInstanceBatchServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 spider_py.execution_pb2.ReportTaskOutcomesRequest,
                 spider_py.execution_pb2.ReportTaskOutcomesResponse,
+            ),
+            '/spider_py.execution.TaskInstanceBatchService/ReportAndRegister': grpclib.const.Handler(
+                self.ReportAndRegister,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                spider_py.execution_pb2.ReportAndRegisterRequest,
+                spider_py.execution_pb2.ReportAndRegisterResponse,
             ),
         }
 
@@ -86,4 +96,10 @@ class TaskInstanceBatchServiceStub:
             '/spider_py.execution.TaskInstanceBatchService/ReportTaskOutcomes',
             spider_py.execution_pb2.ReportTaskOutcomesRequest,
             spider_py.execution_pb2.ReportTaskOutcomesResponse,
+        )
+        self.ReportAndRegister = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/spider_py.execution.TaskInstanceBatchService/ReportAndRegister',
+            spider_py.execution_pb2.ReportAndRegisterRequest,
+            spider_py.execution_pb2.ReportAndRegisterResponse,
         )

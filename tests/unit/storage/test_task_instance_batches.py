@@ -96,3 +96,93 @@ async def test_a_batch_of_reports_shares_transactions_and_answers_each_item() ->
     assert [entry.task_id for entry in await drain(state, Lane.COMMIT)] == [TaskId.COMMIT]
     # Concurrent items queue behind one another's commit: fewer batches than successes.
     assert database.calls["write_batch"] - before < TASKS
+
+
+def _registration(
+    job_id: JobId, index: int, em: ExecutionManagerId, session: SessionId
+) -> storage_pb.RegisterTaskInstanceRequest:
+    return storage_pb.RegisterTaskInstanceRequest(
+        job_id=job_id,
+        task_id=common.TaskId(index=index),
+        execution_manager_id=em,
+        session_id=session,
+    )
+
+
+def _success(
+    job_id: JobId,
+    index: int,
+    context: storage_pb.ExecutionContext,
+    em: ExecutionManagerId,
+    session: SessionId,
+) -> execution_pb.TaskOutcome:
+    inputs = [unpack(payload) for payload in decode_frame(context.serialized_task_io)]
+    return execution_pb.TaskOutcome(
+        success=storage_pb.ReportTaskSuccessRequest(
+            job_id=job_id,
+            task_id=common.TaskId(index=index),
+            task_instance_id=context.task_instance_id,
+            execution_manager_id=em,
+            session_id=session,
+            serialized_outputs=frame_of(*task_result(index, inputs, 1)),
+        )
+    )
+
+
+async def test_report_and_register_answers_each_side_and_shares_transactions() -> None:
+    database = FakeDatabase()
+    state, job_id, em = await started(database)
+    service = TaskInstanceBatchService(TaskInstanceManagementService(state))
+    session = SessionId(state.session)
+    half = TASKS // 2
+    first = await service.register_task_instances(
+        execution_pb.RegisterTaskInstancesRequest(
+            registrations=[_registration(job_id, index, em, session) for index in range(half)]
+        )
+    )
+    outcomes = [
+        _success(job_id, index, result.execution_context, em, session)
+        for index, result in enumerate(first.results)
+    ]
+    # An outcome of an instance nobody registered is rejected for itself only.
+    outcomes.append(
+        execution_pb.TaskOutcome(
+            failure=storage_pb.ReportTaskFailureRequest(
+                job_id=job_id,
+                task_id=common.TaskId(index=0),
+                task_instance_id=999_999,
+                execution_manager_id=em,
+                session_id=session,
+                error_message="never registered",
+            )
+        )
+    )
+    before = database.calls["write_batch"]
+    answer = await service.report_and_register(
+        execution_pb.ReportAndRegisterRequest(
+            outcomes=outcomes,
+            registrations=[
+                _registration(job_id, index, em, session) for index in range(half, TASKS)
+            ],
+        )
+    )
+
+    codes = [status.code for status in answer.statuses]
+    assert codes[:half] == [Status.OK.value] * half
+    assert codes[half] != Status.OK.value
+    assert [result.WhichOneof("result") for result in answer.results] == ["execution_context"] * (
+        TASKS - half
+    )
+    # Reports and registrations were written together: fewer batches than items.
+    assert database.calls["write_batch"] - before < TASKS
+    # The instances it registered are real: reporting them finishes the job's regular tasks.
+    rest = await service.report_task_outcomes(
+        execution_pb.ReportTaskOutcomesRequest(
+            outcomes=[
+                _success(job_id, index, result.execution_context, em, session)
+                for index, result in zip(range(half, TASKS), answer.results, strict=True)
+            ]
+        )
+    )
+    assert [status.code for status in rest.statuses] == [Status.OK.value] * (TASKS - half)
+    assert [entry.task_id for entry in await drain(state, Lane.COMMIT)] == [TaskId.COMMIT]
