@@ -18,7 +18,8 @@ the consumed-assignment ledger and the reporter. An iteration:
 5. Drop the outcome if the session moved on while the task ran; otherwise hand it to the
    reporter (which waits while too many reports are pending) and loop.
 
-Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends them at once.
+Steps 1-3 race the stop (``EmStop``): each is a cancel scope that the first stop request ends at
+once, raced by one task per loop rather than one per iteration.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest
 from spider.em.ports import SchedulerClient, TaskSlot
 from spider.em.registration import Registrar
 from spider.em.reporting import Reporter
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop, StopRacer
 from spider.em.triage import Triage, triage
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -72,7 +73,7 @@ class Dispatcher:
     tracker: SessionTracker
     ledger: AssignmentLedger
     reporter: Reporter
-    trigger: ShutdownTrigger
+    stop: EmStop
     refresh_liveness: Callable[[], None]
     """``LivenessLoop.refresh``: ask for an immediate heartbeat."""
     poll_wait_ms: int
@@ -91,18 +92,21 @@ class Dispatcher:
 
     async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
-        while not self.trigger.requested:
-            admitted = await self._acquire(slot)
-            if admitted is not None:
-                assignment, context = admitted
-                await self._execute(slot, assignment, context)
+        async with self.stop.racing_each_wait() as racer:
+            while not self.stop.requested:
+                admitted = await self._acquire(slot, racer)
+                if admitted is not None:
+                    assignment, context = admitted
+                    await self._execute(slot, assignment, context)
         LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
 
-    async def _acquire(self, slot: TaskSlot) -> tuple[Assignment, ExecutionContext] | None:
+    async def _acquire(
+        self, slot: TaskSlot, racer: StopRacer
+    ) -> tuple[Assignment, ExecutionContext] | None:
         """The next registered assignment, or ``None`` (dropped, or a stop was requested)."""
         assignment: Assignment | None = None
         context: ExecutionContext | None = None
-        with self.trigger.cancelled_on_stop() as scope:
+        with racer.cancelled_on_stop() as scope:
             await slot.wait_ready()
             assignment = await self._poll()
             context = await self._admit(assignment)
@@ -349,12 +353,12 @@ class Dispatcher:
             em_id=self.em_id,
             session=assignment.session,
         )
-        await self.reporter.submit(target, outcome, self.trigger)
+        await self.reporter.submit(target, outcome, self.stop)
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
         """Say in a task killed at shutdown's failure why and after how long."""
         if isinstance(outcome, TaskFailed) and outcome.kind == PoolFailureKind.SHUTDOWN:
-            return attrs.evolve(outcome, message=self.trigger.kill_message())
+            return attrs.evolve(outcome, message=self.stop.kill_message())
         return outcome
 
     def _stale_reason(self, assignment: Assignment) -> str | None:
