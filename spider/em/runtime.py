@@ -231,6 +231,7 @@ async def _register(
 ) -> Registration | None:
     """Register with storage, retrying while it is unreachable; ``None`` if stopped first."""
     registration: Registration | None = None
+    refusal: ClientError | None = None
     async with stop.cancelled_on_stop():
         try:
             registration = await call_with_retry(
@@ -240,9 +241,11 @@ async def _register(
                 fields={"ip_address": settings.ip_address},
             )
         except ClientError as error:
-            raise RegistrationRefused(
-                f"storage refused to register this execution manager: {error}"
-            ) from error
+            refusal = error  # raised out here, not inside the race's nursery (a group)
+    if refusal is not None:
+        raise RegistrationRefused(
+            f"storage refused to register this execution manager: {refusal}"
+        ) from refusal
     return registration
 
 
