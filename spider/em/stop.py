@@ -22,9 +22,9 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Final, NoReturn
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Final, NoReturn, TypeAlias, cast
 
 import attrs
 import trio
@@ -33,6 +33,10 @@ from trio_util import AsyncValue, move_on_when
 from spider.em.errors import ExecutionManagerError
 
 LOGGER: Final = logging.getLogger("spider.em")
+
+Race: TypeAlias = AbstractAsyncContextManager[trio.CancelScope, bool]
+"""A cancel scope raced against the stop; like ``trio.CancelScope`` it absorbs its own
+cancellation, so check ``scope.cancelled_caught`` after the block."""
 
 
 class StopPhase(enum.Enum):
@@ -175,14 +179,13 @@ class EmStop:
         )
         return forced
 
-    def cancelled_on_stop(self) -> AbstractAsyncContextManager[trio.CancelScope]:
+    def cancelled_on_stop(self) -> Race:
         """A wait that the first request ends, for one-off waits (``move_on_when``).
 
         Use as ``async with stop.cancelled_on_stop() as scope:``; like ``trio.CancelScope`` it
         absorbs its own cancellation: check ``scope.cancelled_caught`` after the block.
         """
-        race: AbstractAsyncContextManager[trio.CancelScope] = move_on_when(self.wait_requested)
-        return race
+        return cast(Race, move_on_when(self.wait_requested))
 
     @asynccontextmanager
     async def racing_each_wait(self) -> AsyncIterator[StopRacer]:
@@ -193,11 +196,14 @@ class EmStop:
             yield racer
             race.cancel_scope.cancel()
 
-    @asynccontextmanager
-    async def bounded_when_forced(
-        self, *, deadline: float = math.inf, shield: bool = False
-    ) -> AsyncIterator[trio.CancelScope]:
+    def bounded_when_forced(self, *, deadline: float = math.inf, shield: bool = False) -> Race:
         """A cancel scope ending at ``deadline``, or ``forced_bound`` after the stop is forced."""
+        return cast(Race, self._bounded_when_forced(deadline, shield))
+
+    @asynccontextmanager
+    async def _bounded_when_forced(
+        self, deadline: float, shield: bool
+    ) -> AsyncIterator[trio.CancelScope]:
         with trio.CancelScope(deadline=deadline, shield=shield) as scope:
 
             async def bound() -> None:
@@ -228,21 +234,18 @@ class StopRacer:
     _stop: EmStop
     _current: trio.CancelScope | None = attrs.field(default=None, init=False)
 
-    @contextmanager
-    def cancelled_on_stop(self) -> Iterator[trio.CancelScope]:
-        """A cancel scope that the first request cancels (at once if it came already)."""
-        assert self._current is None, "a loop waits for one thing at a time"
-        with trio.CancelScope() as scope:
-            if self._stop.requested:
-                scope.cancel(reason=f"stop requested: {self._stop.reason}")
-            self._current = scope
-            try:
-                yield scope
-            finally:
-                self._current = None
+    def cancelled_on_stop(self) -> trio.CancelScope:
+        """A cancel scope (for ``with``) that the first request cancels, at once if it came
+        already. It replaces the loop's previous one, which has ended: a loop waits for one
+        thing at a time."""
+        scope = trio.CancelScope()
+        if self._stop.requested:
+            scope.cancel(reason=f"stop requested: {self._stop.reason}")
+        self._current = scope
+        return scope
 
     async def cancel_when_requested(self) -> None:
         """Cancel the loop's current wait at the first request (later ones start cancelled)."""
         await self._stop.wait_requested()
-        if self._current is not None:
+        if self._current is not None:  # cancelling one that has ended does nothing
             self._current.cancel(reason=f"stop requested: {self._stop.reason}")
