@@ -51,7 +51,7 @@ from spider.em.ledger import AssignmentRecord
 from spider.em.pool import PoolConfig, TaskOutcome, TaskRequest, open_process_pool
 from spider.em.ports import EmClients, TaskPool, TaskSlot
 from spider.em.runtime import ExtensionSettings, RuntimeSettings, run_execution_manager
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EM_ID = ExecutionManagerId(1)
@@ -256,7 +256,7 @@ async def measure(
             yield TimedPool(pool, [TimedSlot(slot, runs) for slot in pool.slots])
 
     storage = InstantStorage(workload)
-    trigger = ShutdownTrigger(grace=5.0)
+    stop = EmStop(grace=5.0)
     settings = RuntimeSettings(
         storage_heartbeat_interval=1.0,
         scheduler_heartbeat_interval=1.0,
@@ -269,12 +269,12 @@ async def measure(
                 settings,
                 EmClients(liveness=storage, scheduler=InstantScheduler(workload), storage=storage),
                 open_timed_pool,
-                trigger,
+                stop,
             )
         )
         await workload.all_reported.wait()
         finished = trio.current_time()
-        trigger.request("benchmark done")
+        stop.request("benchmark done")
     started = workload.poll_times[0]
     polls = workload.poll_times
     cycles, round_trips, overheads = [], [], []

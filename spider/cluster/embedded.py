@@ -32,7 +32,7 @@ from spider.em.config import ExecutionManagerConfig
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 from spider.rpc import Endpoint, LocalChannel, ServiceBase
 from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
 from spider.scheduler import SchedulerConfig, run_scheduler
@@ -54,11 +54,11 @@ class EmbeddedEndpoints:
 
 async def run_embedded_cluster(
     config: ExecutionManagerConfig,
-    trigger: ShutdownTrigger,
+    stop: EmStop,
     *,
     task_status: trio.TaskStatus[EmbeddedEndpoints] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run storage, the scheduler and the EM until ``trigger`` asks the EM to stop.
+    """Run storage, the scheduler and the EM until ``stop`` asks the EM to stop.
 
     Needs an open RPC bridge. ``task_status`` gets the endpoints once all three serve. Raises
     what the EM raises (``ExecutionManagerError``) or what stops a service from starting.
@@ -114,7 +114,7 @@ async def run_embedded_cluster(
                 config.runtime_settings(),
                 local_clients(to_storage, to_scheduler, deadlines),
                 functools.partial(open_process_pool, config.pool_config()),
-                trigger,
+                stop,
             )
         except ExecutionManagerError as error:
             # Raised bare after the services stop, as the EM alone raises it, rather than
@@ -142,12 +142,10 @@ async def open_embedded_cluster(config: ExecutionManagerConfig) -> AsyncIterator
 
     Leaving the block stops the EM gracefully (as SIGTERM would), then the services.
     """
-    trigger = ShutdownTrigger(
-        grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec
-    )
+    stop = EmStop(grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec)
     async with trio.open_nursery() as nursery:
-        endpoints: EmbeddedEndpoints = await nursery.start(run_embedded_cluster, config, trigger)
+        endpoints: EmbeddedEndpoints = await nursery.start(run_embedded_cluster, config, stop)
         try:
             yield endpoints
         finally:
-            trigger.request("the embedded cluster's block ended")
+            stop.request("the embedded cluster's block ended")

@@ -17,7 +17,7 @@ from spider.core.exception_groups import leaves
 from spider.em.config import ExecutionManagerConfig
 from spider.em.errors import ExecutionManagerError
 from spider.em.main import main as em_main
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -25,16 +25,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     return em_main(argv, environ, embedded=run_embedded_em)
 
 
-async def run_embedded_em(config: ExecutionManagerConfig, trigger: ShutdownTrigger) -> None:
+async def run_embedded_em(config: ExecutionManagerConfig, stop: EmStop) -> None:
     """Run the embedded cluster until the EM stops, telling the person who started it where.
 
     Raises the EM's ``ExecutionManagerError`` bare, as the connected mode does.
     """
     try:
         async with trio.open_nursery() as nursery:
-            endpoints: EmbeddedEndpoints = await nursery.start(
-                run_embedded_cluster, config, trigger
-            )
+            endpoints: EmbeddedEndpoints = await nursery.start(run_embedded_cluster, config, stop)
             # A plain line on stdout too: the logs are JSON by default, and a person who just
             # started the cluster needs to know where to point the client.
             print(

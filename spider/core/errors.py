@@ -7,6 +7,11 @@ class SpiderError(Exception):
     """Base class of every error Spider-py raises on purpose."""
 
 
+class FatalError(SpiderError):
+    """A condition the service cannot go on after: ``supervise`` does not restart a loop that
+    raises one; it propagates and ends the service, whose entry point reports the message."""
+
+
 class CodecError(SpiderError, ValueError):
     """Bytes that do not decode as the format they claim to be."""
 

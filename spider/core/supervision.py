@@ -1,10 +1,12 @@
 """Supervision of durable background loops (docs/architecture.md, "Long-lived loops").
 
-``supervise`` keeps a loop that should run for the life of its nursery running: an unexpected
-exception is logged with its traceback and the loop restarts after a capped exponential backoff;
-a clean return is logged and restarted the same way; cancellation passes through untouched.
-``run_logged`` is the variant for one-shot work that must neither restart nor take its siblings
-down: it logs a failure and returns.
+One policy: ``supervise`` keeps a loop that should run for the life of its nursery running: an
+unexpected exception is logged with its traceback and the loop restarts after a capped
+exponential backoff; a clean return is logged and restarted the same way; cancellation passes
+through untouched. A ``FatalError`` (alone or inside an exception group) is the exception: the
+loop is not restarted, the error propagates and ends the service with its message.
+``run_suppressing_errors`` is for one-shot work that must neither restart nor take its siblings
+down: it logs a failure and swallows it.
 
 Synopsis::
 
@@ -23,7 +25,8 @@ import attrs
 import trio
 
 from spider.core.backoff import Backoff
-from spider.core.errors import SpiderError
+from spider.core.errors import FatalError, SpiderError
+from spider.core.exception_groups import leaves
 from spider.core.retry import FailedAttempt, retry
 
 LOGGER = logging.getLogger("spider.supervision")
@@ -80,14 +83,18 @@ async def supervise(
     number of runs: once they are used up, the last error propagates (``LoopReturnedError`` if
     the last run returned).
 
-    Ends only by cancellation, which passes through untouched, as do ``KeyboardInterrupt`` and
-    other ``BaseException`` s.
+    A run that raises a ``FatalError`` (or a group holding one) is not restarted: the error is
+    logged once and propagates as raised, to end the service. Otherwise ends only by
+    cancellation, which passes through untouched, as do ``KeyboardInterrupt`` and other
+    ``BaseException`` s.
     """
     forwarder = _FirstStartForwarder(task_status)
     fail_before_start = task_status is not trio.TASK_STATUS_IGNORED
     last_start = trio.current_time()
 
-    def restartable(_error: Exception) -> bool:
+    def restartable(error: Exception) -> bool:
+        if _fatal(error) is not None:
+            return False
         # Started with ``nursery.start``, a loop that never came up is the starter's error.
         return not (fail_before_start and not forwarder.forwarded)
 
@@ -134,7 +141,15 @@ async def supervise(
             f"{backoff.max_attempts} attempts; a durable loop must run until cancelled"
         ) from None
     except Exception as exc:
-        if restartable(exc):  # so it failed for good: its attempts are used up
+        fatal = _fatal(exc)
+        if fatal is not None:
+            LOGGER.error(
+                "supervised loop %r stopped on a fatal error, not restarting it: %s",
+                name,
+                fatal,
+                extra={"loop_name": name, "ran_for_s": trio.current_time() - last_start},
+            )
+        elif restartable(exc):  # so it failed for good: its attempts are used up
             LOGGER.error(
                 "supervised loop %r failed and has used up its %s attempts; giving up",
                 name,
@@ -145,12 +160,19 @@ async def supervise(
         raise
 
 
+def _fatal(error: BaseException) -> FatalError | None:
+    """The first ``FatalError`` in ``error`` (itself, or a leaf of its group)."""
+    return next((leaf for leaf in leaves(error) if isinstance(leaf, FatalError)), None)
+
+
 class _Returned(Exception):
     """A supervised run returned: restarted like a failure, logged as a return."""
 
 
-async def run_logged(name: str, fn: Callable[..., Awaitable[object]], *args: object) -> None:
-    """Run ``await fn(*args)`` once; log an ``Exception`` instead of propagating it.
+async def run_suppressing_errors(
+    name: str, fn: Callable[..., Awaitable[object]], *args: object
+) -> None:
+    """Run ``await fn(*args)`` once; log an ``Exception`` and swallow it (never propagate it).
 
     For work whose failure must not cancel its siblings and must not be retried (for example a
     best-effort notification). Cancellation and other ``BaseException`` s pass through.

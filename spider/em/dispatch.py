@@ -22,7 +22,8 @@ the consumed-assignment ledger and the reporter. An iteration:
    scheduler now (the last ``NextTasks`` brought all it asked for); anything that could make it wait (a long poll, an executor starting, an error, a stop)
    hands it to the reporter first.
 
-Steps 1-3 run under the shutdown trigger's cancel scope, so a stop request ends them at once.
+Steps 1-3 race the stop (``EmStop``): each is a cancel scope that the first stop request ends at
+once, raced by one task per loop rather than one per iteration.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest
 from spider.em.ports import SchedulerClient, TaskSlot
 from spider.em.registration import Registrar
 from spider.em.reporting import HeldOutcome, Reporter
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop, StopRacer
 from spider.em.triage import Triage, triage
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -76,7 +77,7 @@ class Dispatcher:
     tracker: SessionTracker
     ledger: AssignmentLedger
     reporter: Reporter
-    trigger: ShutdownTrigger
+    stop: EmStop
     refresh_liveness: Callable[[], None]
     """``LivenessLoop.refresh``: ask for an immediate heartbeat."""
     poll_wait_ms: int
@@ -99,18 +100,19 @@ class Dispatcher:
     async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
         held: HeldOutcome | None = None
-        while not self.trigger.requested:
-            admitted = await self._acquire(slot, held)
-            held = None
-            if admitted is not None:
-                assignment, context = admitted
-                held = await self._execute(slot, assignment, context)
+        async with self.stop.racing_each_wait() as racer:
+            while not self.stop.requested:
+                admitted = await self._acquire(slot, racer, held)
+                held = None
+                if admitted is not None:
+                    assignment, context = admitted
+                    held = await self._execute(slot, assignment, context)
         if held is not None:
             self.reporter.release(held)
         LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
 
     async def _acquire(
-        self, slot: TaskSlot, held: HeldOutcome | None
+        self, slot: TaskSlot, racer: StopRacer, held: HeldOutcome | None
     ) -> tuple[Assignment, ExecutionContext] | None:
         """The next registered assignment, or ``None`` (dropped, or a stop was requested).
 
@@ -121,7 +123,7 @@ class Dispatcher:
         assignment: Assignment | None = None
         context: ExecutionContext | None = None
         try:
-            with self.trigger.cancelled_on_stop() as scope:
+            with racer.cancelled_on_stop() as scope:
                 if not slot.ready:
                     self._release(held)
                 await slot.wait_ready()
@@ -405,13 +407,13 @@ class Dispatcher:
             and self.reporter.can_hold()
         ):
             return self.reporter.hold(target, outcome)
-        await self.reporter.submit(target, outcome, self.trigger)
+        await self.reporter.submit(target, outcome, self.stop)
         return None
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
         """Say in a task killed at shutdown's failure why and after how long."""
         if isinstance(outcome, TaskFailed) and outcome.kind == PoolFailureKind.SHUTDOWN:
-            return attrs.evolve(outcome, message=self.trigger.kill_message())
+            return attrs.evolve(outcome, message=self.stop.kill_message())
         return outcome
 
     def _stale_reason(self, assignment: Assignment) -> str | None:

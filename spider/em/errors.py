@@ -8,7 +8,7 @@ The other errors end the execution manager with a non-zero exit status.
 
 from __future__ import annotations
 
-from spider.core.errors import SpiderError
+from spider.core.errors import FatalError, SpiderError
 
 
 class ExecutionManagerError(SpiderError):
@@ -67,18 +67,18 @@ class ExtensionUnavailable(ClientError):
     upstream Spider service. The EM falls back to Spider's one-at-a-time RPCs."""
 
 
-class LivenessLost(ExecutionManagerError):
+class LivenessLost(ExecutionManagerError, FatalError):
     """Storage's answer to a heartbeat means this execution manager must stop: it was declared
     dead, its id is unknown, or the storage session went backwards."""
 
 
-class DispatchFailed(ExecutionManagerError):
+class DispatchFailed(ExecutionManagerError, FatalError):
     """A dispatch loop broke on an unexpected error (a bug); the EM stops after draining."""
 
 
-class ExecutorsUnavailable(ExecutionManagerError):
+class ExecutorsUnavailable(ExecutionManagerError, FatalError):
     """The task executors could not be started; check ``task_executor.bin_path``."""
 
 
-class RegistrationRefused(ExecutionManagerError):
+class RegistrationRefused(ExecutionManagerError, FatalError):
     """Storage refused to register this execution manager (not a transient failure)."""

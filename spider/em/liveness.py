@@ -6,8 +6,9 @@ immediate one. Requests made while a heartbeat is in flight coalesce into one mo
 right after it, since that heartbeat may have left before storage changed session.
 
 Storage answering ``MarkedDead`` or ``IllegalId``, or a session older than the tracker's, means
-this EM must not go on: the loop fails the shutdown trigger (a fast stop) and stays idle until
-cancelled. Any other failure is logged and the next period tries again.
+this EM must not go on: the loop raises ``LivenessLost``, a ``FatalError`` that ``supervise``
+does not restart; the runtime turns it into a forced stop. Any other failure is logged and the
+next period tries again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from spider.core import SessionRegressionError, SessionTracker
 from spider.core.ids import ExecutionManagerId
 from spider.em.errors import ClientError, IllegalId, LivenessLost, MarkedDead
 from spider.em.ports import LivenessClient
-from spider.em.shutdown import ShutdownTrigger
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -36,7 +36,6 @@ class LivenessLoop:
     em_id: ExecutionManagerId
     tracker: SessionTracker
     period: float
-    trigger: ShutdownTrigger
     _refreshes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0), init=False)
     """How many heartbeats were asked for out of turn (``refresh``)."""
 
@@ -47,49 +46,46 @@ class LivenessLoop:
     async def run(
         self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> NoReturn:
-        """Heartbeat until cancelled (or idle after a fatal answer)."""
+        """Heartbeat until cancelled; raises ``LivenessLost`` on a fatal answer."""
         task_status.started()
         while True:
             seen = self._refreshes.value
-            if not await self._beat():
-                await trio.sleep_forever()
+            await self._beat()
             with trio.move_on_at(trio.current_time() + self.period):
                 await self._refreshes.wait_value(lambda refreshes, seen=seen: refreshes > seen)
 
-    async def _beat(self) -> bool:
-        """One heartbeat; False if the EM must stop."""
+    async def _beat(self) -> None:
+        """One heartbeat; raises ``LivenessLost`` if the EM must stop."""
         try:
             session = await self.client.heartbeat(self.em_id)
         except MarkedDead as error:
-            return self._lost(
+            raise self._lost(
                 f"storage has declared execution manager {self.em_id} dead ({error.message}); "
                 "it stops so that its supervisor starts a fresh one"
-            )
+            ) from error
         except IllegalId as error:
-            return self._lost(
+            raise self._lost(
                 f"storage does not know execution manager id {self.em_id} ({error.message}); "
                 "it stops so that its supervisor starts a fresh one"
-            )
+            ) from error
         except ClientError as error:
             LOGGER.warning(
                 "Heartbeat to storage failed; retrying next period: %s",
                 error,
                 extra={"em_id": self.em_id, "error": str(error)},
             )
-            return True
+            return
         previous = self.tracker.current
         try:
             advanced = self.tracker.advance(session)
         except SessionRegressionError as error:
-            return self._lost(f"{error}; execution manager {self.em_id} stops")
+            raise self._lost(f"{error}; execution manager {self.em_id} stops") from error
         if advanced:
             LOGGER.info(
                 "Session advanced by heartbeat.",
                 extra={"em_id": self.em_id, "from": previous, "to": session},
             )
-        return True
 
-    def _lost(self, message: str) -> bool:
+    def _lost(self, message: str) -> LivenessLost:
         LOGGER.error(message, extra={"em_id": self.em_id})
-        self.trigger.fail(LivenessLost(message), force=True)
-        return False
+        return LivenessLost(message)

@@ -44,7 +44,7 @@ from spider.em.config import (
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 from spider.rpc import open_rpc_bridge
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -63,9 +63,9 @@ class ExitStatus(enum.IntEnum):
     """A second stop signal forced the exit; reports or acknowledgements may be lost."""
 
 
-EmbeddedRunner: TypeAlias = Callable[[ExecutionManagerConfig, ShutdownTrigger], Awaitable[None]]
+EmbeddedRunner: TypeAlias = Callable[[ExecutionManagerConfig, EmStop], Awaitable[None]]
 """Runs the EM inside a single-node cluster of its own, in a process whose RPC bridge is open,
-until the trigger's stop completes; raises ``ExecutionManagerError`` as the EM does."""
+until the stop's stop completes; raises ``ExecutionManagerError`` as the EM does."""
 
 _ENV_HELP = "\n".join(f"  {name:<30} {key}" for name, key in ENV_OVERRIDES.items())
 
@@ -186,34 +186,32 @@ def main(
 
 
 async def _serve(config: ExecutionManagerConfig, embedded: EmbeddedRunner | None) -> ExitStatus:
-    trigger = ShutdownTrigger(
-        grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec
-    )
+    stop = EmStop(grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec)
     # Installed before anything else, so that no stop signal can hit the default disposition.
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_relay_signals, signals, trigger)
-            status = await _run(config, embedded, trigger)
+            nursery.start_soon(_relay_signals, signals, stop)
+            status = await _run(config, embedded, stop)
             nursery.cancel_scope.cancel(reason="the execution manager has stopped")
     return status
 
 
 async def _run(
-    config: ExecutionManagerConfig, embedded: EmbeddedRunner | None, trigger: ShutdownTrigger
+    config: ExecutionManagerConfig, embedded: EmbeddedRunner | None, stop: EmStop
 ) -> ExitStatus:
     try:
         async with open_rpc_bridge():
             if config.storage is not None and config.scheduler is not None:
-                await _run_connected(config, config.storage, config.scheduler, trigger)
+                await _run_connected(config, config.storage, config.scheduler, stop)
             else:
                 assert embedded is not None, "main() refuses a configuration without endpoints"
-                await embedded(config, trigger)
+                await embedded(config, stop)
     except ExecutionManagerError as error:
         LOGGER.critical(
             "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None
         )
         return ExitStatus.FAILED
-    if trigger.forced:
+    if stop.forced:
         LOGGER.warning("Execution manager exited early: the stop was forced.")
         return ExitStatus.FORCED
     LOGGER.info("Execution manager runtime exited.")
@@ -224,7 +222,7 @@ async def _run_connected(
     config: ExecutionManagerConfig,
     storage: EndpointConfig,
     scheduler: EndpointConfig,
-    trigger: ShutdownTrigger,
+    stop: EmStop,
 ) -> None:
     LOGGER.info(
         "Execution manager starting.",
@@ -244,12 +242,12 @@ async def _run_connected(
             config.runtime_settings(),
             clients,
             functools.partial(open_process_pool, config.pool_config()),
-            trigger,
+            stop,
         )
 
 
-async def _relay_signals(signals: AsyncIterator[int], trigger: ShutdownTrigger) -> NoReturn:
-    """Turn each stop signal into a request to the trigger (the second one forces the stop)."""
+async def _relay_signals(signals: AsyncIterator[int], stop: EmStop) -> NoReturn:
+    """Turn each stop signal into a stop request (the second one forces the stop)."""
     async for signum in signals:
-        trigger.request(f"received {signal.Signals(signum).name}")
+        stop.request(f"received {signal.Signals(signum).name}")
     raise AssertionError("the signal receiver never ends")  # pragma: no cover

@@ -48,7 +48,7 @@ from spider.em.errors import (
 )
 from spider.em.pool import TaskOutcome, TaskSucceeded
 from spider.em.ports import StorageClient
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -114,15 +114,14 @@ class Reporter:
         # Unbounded: ``submit`` enforces the bound, so that it can be lifted at a stop.
         self._send, self._receive = trio.open_memory_channel[_Queued](math.inf)
 
-    async def submit(
-        self, target: ReportTarget, outcome: TaskOutcome, trigger: ShutdownTrigger
-    ) -> None:
+    async def submit(self, target: ReportTarget, outcome: TaskOutcome, stop: EmStop) -> None:
         """Queue ``outcome`` for storage, first waiting while ``max_pending`` outcomes are
         pending; a stop request ends the wait (the queue then exceeds the bound by at most one
         outcome per slot), since the dispatch loop takes no new work after it."""
-        with trigger.cancelled_on_stop():
-            while self.in_flight >= self.max_pending:
-                await self._room.wait()
+        if self.in_flight >= self.max_pending:  # rare: race the stop only then
+            async with stop.cancelled_on_stop():
+                while self.in_flight >= self.max_pending:
+                    await self._room.wait()
         self.in_flight += 1
         self._send.send_nowait((target, outcome))
 

@@ -2,15 +2,16 @@
 
 ::
 
-    register with storage                 # retried while storage is unreachable
+    register with storage                 # retried while storage is unreachable; a stop ends it
     nursery "services":
-        liveness loop                     # supervised; MarkedDead & co. fail the trigger
+        liveness loop                     # supervised; LivenessLost (fatal) forces the stop
         scheduler heartbeat loop          # supervised
         process pool:
+            task deadline follower        # the stop's task deadline -> the pool
             reporters' nursery            # report senders over a bounded queue of outcomes
                 dispatch loop per slot    # poll -> triage -> register -> run -> submit report
-            # dispatch over: reports get `shutdown_drain` more seconds
-        Shutdown RPC with every record    # shielded, bounded; also after a failure
+            # dispatch over: reports get `shutdown_drain` more seconds (less once forced)
+        Shutdown RPC with every record    # shielded, bounded (less once forced); also after a failure
         cancel "services"
 
 Nothing is detached: the report senders live in the reporters' nursery, so leaving it waits for
@@ -20,13 +21,15 @@ every report (bounded), and the ``Shutdown`` RPC runs after the last acknowledge
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 import trio
 
 from spider.core import SessionTracker
-from spider.core.exception_groups import leaves_if_only
+from spider.core.errors import FatalError
+from spider.core.exception_groups import leaves, leaves_if_only
 from spider.core.ids import ExecutionManagerId
 from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.core.supervision import supervise
@@ -36,6 +39,7 @@ from spider.em.dispatch import Dispatcher
 from spider.em.errors import (
     ClientError,
     DispatchFailed,
+    ExecutionManagerError,
     ExecutorsUnavailable,
     RegistrationRefused,
     TransportError,
@@ -47,7 +51,7 @@ from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClie
 from spider.em.registration import Registrar
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
 from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -125,9 +129,9 @@ async def run_execution_manager(
     settings: RuntimeSettings,
     clients: EmClients,
     open_pool: PoolOpener,
-    trigger: ShutdownTrigger,
+    stop: EmStop,
 ) -> None:
-    """Register, serve assignments until ``trigger`` asks to stop, acknowledge, return.
+    """Register, serve assignments until ``stop`` is requested, acknowledge, return.
 
     Returns after a requested stop (also one that arrived before registration completed).
     Raises ``ExecutionManagerError`` when the EM must exit non-zero: storage declared it dead,
@@ -135,7 +139,7 @@ async def run_execution_manager(
     (``RegistrationRefused``), the executors cannot start (``ExecutorsUnavailable``), or a
     dispatch loop broke (``DispatchFailed``).
     """
-    registration = await _register(clients.liveness, settings, trigger)
+    registration = await _register(clients.liveness, settings, stop)
     if registration is None:
         LOGGER.warning("Stopped before registering with storage.")
         return
@@ -149,9 +153,11 @@ async def run_execution_manager(
     try:
         async with trio.open_nursery() as services:
             liveness = LivenessLoop(
-                clients.liveness, em_id, tracker, settings.storage_heartbeat_interval, trigger
+                clients.liveness, em_id, tracker, settings.storage_heartbeat_interval
             )
-            await services.start(supervise, "storage liveness heartbeat", liveness.run)
+            await services.start(
+                _supervise_until_fatal, stop, "storage liveness heartbeat", liveness.run
+            )
             await services.start(
                 supervise,
                 "scheduler heartbeat",
@@ -179,7 +185,7 @@ async def run_execution_manager(
                 tracker=tracker,
                 ledger=ledger,
                 reporter=reporter,
-                trigger=trigger,
+                stop=stop,
                 refresh_liveness=liveness.refresh,
                 poll_wait_ms=settings.scheduler_poll_wait_ms,
                 policy=settings.retry,
@@ -187,13 +193,12 @@ async def run_execution_manager(
                 max_tasks_per_poll=settings.extension.max_tasks_per_poll,
             )
             try:
-                await _serve(dispatcher, open_pool, settings, trigger)
+                await _serve(dispatcher, open_pool, settings, stop)
             finally:
-                bound = trigger.forced_bound if trigger.forced else settings.shutdown_rpc_bound
-                with (
-                    trio.move_on_after(bound, shield=True) as scope,
-                    trigger.bounded_when_forced(scope),
-                ):
+                bound = stop.forced_bound if stop.forced else settings.shutdown_rpc_bound
+                async with stop.bounded_when_forced(
+                    deadline=trio.current_time() + bound, shield=True
+                ) as scope:
                     await _acknowledge_all(clients.scheduler, em_id, ledger, settings.retry)
                 if scope.cancelled_caught:
                     LOGGER.error(
@@ -213,8 +218,8 @@ async def run_execution_manager(
             f"the task executors could not start: {spawn_failures[0]}; check "
             "task_executor.bin_path and task_executor.package_dir"
         ) from group
-    if trigger.error is not None:
-        raise trigger.error
+    if stop.error is not None:
+        raise stop.error
     LOGGER.info(
         "Execution manager stopped.",
         extra={"em_id": em_id, "reports_delivered": reporter.delivered},
@@ -222,11 +227,12 @@ async def run_execution_manager(
 
 
 async def _register(
-    client: LivenessClient, settings: RuntimeSettings, trigger: ShutdownTrigger
+    client: LivenessClient, settings: RuntimeSettings, stop: EmStop
 ) -> Registration | None:
     """Register with storage, retrying while it is unreachable; ``None`` if stopped first."""
     registration: Registration | None = None
-    with trigger.cancelled_on_stop():
+    refusal: ClientError | None = None
+    async with stop.cancelled_on_stop():
         try:
             registration = await call_with_retry(
                 lambda: client.register(settings.ip_address),
@@ -235,9 +241,11 @@ async def _register(
                 fields={"ip_address": settings.ip_address},
             )
         except ClientError as error:
-            raise RegistrationRefused(
-                f"storage refused to register this execution manager: {error}"
-            ) from error
+            refusal = error  # raised out here, not inside the race's nursery (a group)
+    if refusal is not None:
+        raise RegistrationRefused(
+            f"storage refused to register this execution manager: {refusal}"
+        ) from refusal
     return registration
 
 
@@ -245,41 +253,42 @@ async def _serve(
     dispatcher: Dispatcher,
     open_pool: PoolOpener,
     settings: RuntimeSettings,
-    trigger: ShutdownTrigger,
+    stop: EmStop,
 ) -> None:
     """Open the pool, run one dispatch loop per slot until stopped, then drain the reports."""
-    async with open_pool() as pool:
+    async with open_pool() as pool, trio.open_nursery() as serving:
         dispatcher.prefetch_limit = settings.extension.prefetch_per_slot * len(pool.slots)
-        with trigger.governing_tasks(pool.set_shutdown_deadline):
-            with trio.CancelScope() as drain, trigger.bounded_when_forced(drain):
-                async with trio.open_nursery() as reporters:
-                    reporters.start_soon(dispatcher.reporter.run)
-                    async with trio.open_nursery() as dispatchers:
-                        for slot in pool.slots:
-                            dispatchers.start_soon(_dispatch_until_stopped, dispatcher, slot)
-                    dispatcher.abandon_prefetched()
-                    dispatcher.reporter.close()
-                    drain.deadline = min(
-                        drain.deadline, trio.current_time() + settings.shutdown_drain
-                    )
-                    if dispatcher.reporter.in_flight:
-                        LOGGER.info(
-                            "Waiting up to %g s for %d outcome reports.",
-                            drain.deadline - trio.current_time(),
-                            dispatcher.reporter.in_flight,
-                        )
-            if drain.cancelled_caught:
-                LOGGER.error(
-                    "Gave up on the outcome reports still in flight at shutdown; storage "
-                    "retries those tasks after their timeouts."
+        serving.start_soon(stop.follow_task_deadline, pool.set_shutdown_deadline)
+        async with stop.bounded_when_forced() as drain, trio.open_nursery() as reporters:
+            reporters.start_soon(dispatcher.reporter.run)
+            async with trio.open_nursery() as dispatchers:
+                for slot in pool.slots:
+                    dispatchers.start_soon(_dispatch_until_stopped, dispatcher, slot)
+            dispatcher.abandon_prefetched()
+            dispatcher.reporter.close()
+            drain.deadline = min(drain.deadline, trio.current_time() + settings.shutdown_drain)
+            if dispatcher.reporter.in_flight:
+                LOGGER.info(
+                    "Waiting up to %g s for %d outcome reports.",
+                    drain.deadline - trio.current_time(),
+                    dispatcher.reporter.in_flight,
                 )
+        if drain.cancelled_caught:
+            LOGGER.error(
+                "Gave up on the outcome reports still in flight at shutdown; storage "
+                "retries those tasks after their timeouts."
+            )
+        serving.cancel_scope.cancel(reason="no task runs any more")
 
 
 async def _dispatch_until_stopped(dispatcher: Dispatcher, slot: TaskSlot) -> None:
     """One slot's dispatch loop; a bug in it stops the EM gracefully instead of at once."""
     try:
         await dispatcher.run_slot(slot)
-    except Exception as exc:
+    except Exception as raised:
+        # ``run_slot`` races the stop in a nursery: report the bug, not its group.
+        found = leaves(raised)
+        exc = found[0] if len(found) == 1 else raised
         LOGGER.exception(
             "The dispatch loop of slot %d failed; stopping the execution manager.",
             slot.index,
@@ -287,7 +296,29 @@ async def _dispatch_until_stopped(dispatcher: Dispatcher, slot: TaskSlot) -> Non
         )
         failure = DispatchFailed(f"the dispatch loop of slot {slot.index} failed: {exc!r}")
         failure.__cause__ = exc
-        dispatcher.trigger.fail(failure, force=False)
+        dispatcher.stop.fail(failure, force=False)
+
+
+async def _supervise_until_fatal(
+    stop: EmStop,
+    name: str,
+    loop: Callable[..., Awaitable[object]],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """``supervise`` ``loop``; a fatal error it raises forces the stop and is raised once the
+    EM has wound down (by ``run_execution_manager``), instead of cancelling its siblings now."""
+    try:
+        await supervise(name, loop, task_status=task_status)
+    except Exception as raised:
+        fatal = [
+            leaf
+            for leaf in leaves(raised)
+            if isinstance(leaf, FatalError) and isinstance(leaf, ExecutionManagerError)
+        ]
+        if not fatal:
+            raise
+        stop.fail(fatal[0], force=True)
 
 
 async def _acknowledge_all(

@@ -118,11 +118,14 @@ class SchedulerCore:
     ) -> NoReturn:
         """Register with storage as ``advertised``, then poll and place until cancelled.
 
-        ``task_status.started()`` once registered. Raises only on fatal errors
-        (``StorageRejected``, ``InvalidSessionId``).
+        ``task_status.started()`` once registered. Raises ``FatalError`` s (``StorageRejected``,
+        ``InvalidSessionId``), and whatever a bug raises: the runtime supervises it, and a
+        restart keeps the registration and the placement state (registering again would make
+        storage resend every ready task, some of them already handed out).
         """
         self._advertised = advertised
-        await self._register()
+        if self.identity.scheduler_id == UNREGISTERED:
+            await self._register()
         async with trio.open_nursery() as nursery:
             for lane in InboundLane:
                 nursery.start_soon(self._poll_lane, lane)

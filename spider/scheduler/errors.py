@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from spider.core.errors import SpiderError
+from spider.core.errors import FatalError, SpiderError
 
 
 class SchedulerError(SpiderError):
     """Base class of the scheduler's errors."""
 
 
-class InvalidSessionId(SchedulerError):
+class InvalidSessionId(SchedulerError, FatalError):
     """A storage session that does not move forward: storage's database was replaced under us.
 
     Fatal: nothing the scheduler holds can be reconciled with a storage that forgot its
@@ -17,7 +17,7 @@ class InvalidSessionId(SchedulerError):
     """
 
 
-class StorageRejected(SchedulerError):
+class StorageRejected(SchedulerError, FatalError):
     """Storage refused a request in a way no retry can fix (wrong endpoint, bad advertised
     address...); fatal."""
 

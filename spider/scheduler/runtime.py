@@ -9,6 +9,7 @@ from typing import Final
 import trio
 
 from spider.core.exception_groups import leaves_if_only
+from spider.core.supervision import supervise
 from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
@@ -70,11 +71,17 @@ async def run_scheduler(
                 port: int = await nursery.start(serve, services, config.host, config.port)
                 if local_services is not None:
                     local_services.extend(services)
+                # Supervised: a bug restarts them with backoff; a fatal error (FatalError: storage
+                # refused us, its sessions went backwards) is not restarted and ends the service.
                 nursery.start_soon(
+                    supervise,
+                    "EM liveness tracking",
                     registry.track_liveness,
                     runtime.em_registry.liveness_tracking_interval_ms / 1000,
                 )
-                nursery.start_soon(core.run, config.advertised_endpoint(port))
+                nursery.start_soon(
+                    supervise, "scheduler core loop", core.run, config.advertised_endpoint(port)
+                )
                 LOGGER.info(
                     "scheduler listening on %s:%d; storage at %s",
                     config.host,

@@ -17,15 +17,16 @@ reap) and waits, bounded, for the forwarders to read what is left.
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final
 
 import attrs
 import trio
+from trio_util import AsyncValue
 
 from spider.core.exception_groups import leaves_if_only
-from spider.em.pool._deadline import ShutdownDeadline
 from spider.em.pool._executor import REAP_BOUND, ExecutorSpawner
 from spider.em.pool.config import PoolConfig
 from spider.em.pool.errors import ExecutorSpawnError
@@ -42,12 +43,13 @@ class ProcessPool:
     config: PoolConfig
     slots: Sequence[ExecutorSlot]
     """One per configured executor; run one dispatch loop per slot."""
-    _shutdown: ShutdownDeadline
+    _shutdown: AsyncValue[float]
 
     @property
     def shutdown_deadline(self) -> float:
         """When running tasks get killed (``trio.current_time()`` terms); ``inf`` if never."""
-        return self._shutdown.deadline
+        deadline: float = self._shutdown.value
+        return deadline
 
     def set_shutdown_deadline(self, deadline: float) -> None:
         """Kill tasks still running at ``deadline`` (e.g. ``trio.current_time() + grace``).
@@ -57,7 +59,7 @@ class ProcessPool:
         started after the deadline fails the same way without running. The latest call wins,
         so the deadline can be brought forward (a second signal: ``trio.current_time()``).
         """
-        self._shutdown.move_to(deadline)
+        self._shutdown.value = deadline
 
     def statistics(self) -> list[SlotStatistics]:
         """Each slot's statistics, in slot order."""
@@ -75,7 +77,8 @@ async def open_process_pool(config: PoolConfig) -> AsyncIterator[ProcessPool]:
     try:
         async with trio.open_nursery() as background:
             spawner = ExecutorSpawner(config, background)
-            shutdown = ShutdownDeadline()
+            # Each slot races it for its own running task's scope.
+            shutdown = AsyncValue(math.inf)
             slots = tuple(
                 ExecutorSlot(index, config, spawner, shutdown) for index in range(config.executors)
             )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Final
 
 import attrs
 import trio
-from trio_util import RepeatedEvent
+from trio_util import AsyncValue, RepeatedEvent
 
-from spider.em.pool._deadline import ShutdownDeadline
 from spider.em.pool._executor import ExecutorSpawner, PooledExecutor, SpawnReason
 from spider.em.pool._forwarder import TaskLabels
 from spider.em.pool.config import PoolConfig
@@ -67,7 +67,11 @@ class ExecutorSlot:
     index: int
     _config: PoolConfig
     _spawner: ExecutorSpawner
-    _shutdown: ShutdownDeadline
+    _shutdown: AsyncValue[float]
+    """The pool's shutdown deadline (``ProcessPool.set_shutdown_deadline``), shared by all slots."""
+    _bounded: tuple[trio.CancelScope, float] | None = attrs.field(default=None, init=False)
+    """The slot's scope that the shutdown deadline ends, with its own cap (a hard timeout)."""
+    _follower_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope, init=False)
     _executor: PooledExecutor | None = attrs.field(default=None, init=False)
     _spares: trio.MemoryReceiveChannel[PooledExecutor] | None = attrs.field(
         default=None, init=False
@@ -92,7 +96,7 @@ class ExecutorSlot:
         """
         self._claim()
         try:
-            if self._shutdown.passed():
+            if trio.current_time() >= self._shutdown.value:
                 await trio.lowlevel.checkpoint()
                 return self._not_run(request)
             executor = self._executor
@@ -154,7 +158,7 @@ class ExecutorSlot:
         # One cancel scope for both the hard timeout and the pool's shutdown deadline: a scope
         # costs as much as the rest of the pool's per-task work.
         hard_deadline = trio.current_time() + request.hard_timeout
-        scope = self._shutdown.open_scope(cap=hard_deadline)
+        scope = self._open_bounded(cap=hard_deadline)
         try:
             with scope:
                 response = await executor.process.execute(execute)
@@ -177,10 +181,10 @@ class ExecutorSlot:
             await self._discard(executor)
             raise
         finally:
-            self._shutdown.forget(scope)
+            self._bounded = None
         if scope.cancelled_caught:
             await self._discard(executor)
-            if self._shutdown.ended_by_shutdown(scope, hard_deadline):
+            if scope.deadline < hard_deadline:  # the shutdown deadline came first
                 LOGGER.warning("Task killed at shutdown.", extra=self._fields(executor, request))
                 return shutdown_failure(started=True)
             LOGGER.warning(
@@ -210,13 +214,28 @@ class ExecutorSlot:
 
     async def _acquire_before_shutdown(self) -> PooledExecutor | None:
         """``_acquire`` unless the shutdown deadline passes first (then ``None``)."""
-        stop = self._shutdown.open_scope()
+        stop = self._open_bounded(cap=math.inf)
         try:
             with stop:
                 return await self._acquire()
         finally:
-            self._shutdown.forget(stop)
+            self._bounded = None
         return None
+
+    def _open_bounded(self, cap: float) -> trio.CancelScope:
+        """The slot's one scope ending at ``cap`` or at the shutdown deadline, whichever is first;
+        ``_follow_shutdown_deadline`` moves it while it is ``_bounded``."""
+        scope = trio.CancelScope(deadline=min(cap, self._shutdown.value))
+        self._bounded = (scope, cap)
+        return scope
+
+    async def _follow_shutdown_deadline(self) -> None:
+        """Race the pool's shutdown deadline for the slot's own scope, until the slot closes."""
+        with self._follower_scope:
+            async for deadline in self._shutdown.eventual_values():
+                if self._bounded is not None:
+                    scope, cap = self._bounded
+                    scope.deadline = min(cap, deadline)
 
     def _not_run(self, request: TaskRequest) -> TaskFailed:
         LOGGER.warning(
@@ -265,6 +284,7 @@ class ExecutorSlot:
 
     async def open(self) -> None:
         """Start the slot's first executor (the pool calls this when it opens)."""
+        self._spawner.nursery.start_soon(self._follow_shutdown_deadline)
         self._executor = await self._spawner.spawn(self.index, SpawnReason.START)
 
     async def open_spare_supply(self) -> None:
@@ -307,6 +327,7 @@ class ExecutorSlot:
         """
         self._closed = True
         self._supplier_scope.cancel(reason="the process pool is closing")
+        self._follower_scope.cancel(reason="the process pool is closing")
         self._spare_ready.set()
         executor, self._executor = self._executor, None
         if executor is None:

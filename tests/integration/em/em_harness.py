@@ -21,7 +21,7 @@ from spider.em.clients import ClientDeadlines, open_grpc_clients
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import PoolConfig, open_process_pool
 from spider.em.runtime import RuntimeSettings, run_execution_manager
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 from spider.proto import storage as storage_pb
 from spider.rpc import Endpoint, ServiceBase, open_rpc_bridge
 
@@ -130,16 +130,16 @@ async def fake_cluster() -> AsyncIterator[Cluster]:
 
 @attrs.define(eq=False)
 class RunningEm:
-    """One run of ``run_execution_manager``: its trigger and how it ended."""
+    """One run of ``run_execution_manager``: its stop and how it ended."""
 
-    trigger: ShutdownTrigger
+    em_stop: EmStop
     done: trio.Event = attrs.field(factory=trio.Event)
     error: ExecutionManagerError | None = None
     stopped_at: float | None = None
 
     async def stop(self) -> None:
         """What SIGTERM does: request a stop; then wait for the runtime to return."""
-        self.trigger.request("SIGTERM (test)")
+        self.em_stop.request("SIGTERM (test)")
         await self.done.wait()
 
 
@@ -157,14 +157,14 @@ async def running_em(
     requests a stop unless one was, and waits for the runtime to return."""
     pool_settings.setdefault("warm_spare", False)
     pool = PoolConfig(package_dir=package_dir, **pool_settings)
-    em = RunningEm(ShutdownTrigger(grace=grace, forced_bound=forced_bound))
+    em = RunningEm(EmStop(grace=grace, forced_bound=forced_bound))
     storage, scheduler = cluster.endpoints()
 
     async def run() -> None:
         try:
             async with open_grpc_clients(storage, scheduler, deadlines=DEADLINES) as clients:
                 await run_execution_manager(
-                    settings, clients, functools.partial(open_process_pool, pool), em.trigger
+                    settings, clients, functools.partial(open_process_pool, pool), em.em_stop
                 )
         except ExecutionManagerError as error:
             em.error = error
@@ -176,8 +176,8 @@ async def running_em(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run)
             yield em
-            if not em.trigger.requested:
-                em.trigger.request("the test is over")
+            if not em.em_stop.requested:
+                em.em_stop.request("the test is over")
             await em.done.wait()
 
 

@@ -60,7 +60,7 @@ async def test_stop_during_execution_within_the_grace(package_dir: Path, tmp_pat
         cluster.storage.register_replies.append(gate.context())
         cluster.scheduler.push(scheduler_assignment(1))
         await gate.wait_started()
-        em.trigger.request("SIGTERM (test)")
+        em.em_stop.request("SIGTERM (test)")
         await gate.open()
         await em.done.wait()
     (success,) = cluster.storage.successes
@@ -88,7 +88,7 @@ async def test_stop_during_a_report(package_dir: Path) -> None:
         cluster.storage.register_replies.append(execution_context("fibonacci", inputs(10)))
         cluster.scheduler.push(scheduler_assignment(1))
         await cluster.storage.wait_until(lambda: cluster.storage.report_attempts == 1)
-        em.trigger.request("SIGTERM (test)")
+        em.em_stop.request("SIGTERM (test)")
         # The blocked report call fails when storage restarts; the retry lands.
         cluster.storage.block_reports = False
         await cluster.restart_storage(new_session=False)
@@ -102,13 +102,13 @@ async def test_a_second_stop_during_a_hung_shutdown_rpc(package_dir: Path) -> No
     async with fake_cluster() as cluster, running_em(cluster, package_dir, forced_bound=0.5) as em:
         await _complete_one(cluster)
         cluster.scheduler.block_shutdown = True
-        em.trigger.request("SIGTERM (test)")
+        em.em_stop.request("SIGTERM (test)")
         await cluster.scheduler.wait_until(lambda: len(cluster.scheduler.shutdowns) == 1)
         forced_at = trio.current_time()
         await em.stop()
         assert em.stopped_at is not None
         assert em.stopped_at - forced_at < 0.5 + 1.5  # the bound, plus closing the pool
-    assert em.trigger.forced
+    assert em.em_stop.forced
     assert cluster.scheduler.outstanding == set()
     assert len(cluster.storage.successes) == 1
 

@@ -1,7 +1,8 @@
-"""``supervise`` and ``run_logged`` under Trio's autojump clock: exact restart times."""
+"""``supervise`` and ``run_suppressing_errors`` under Trio's autojump clock: exact restart times."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import pytest
@@ -9,7 +10,8 @@ import trio
 import trio.testing
 
 from spider.core.backoff import Backoff
-from spider.core.supervision import LoopReturnedError, run_logged, supervise
+from spider.core.errors import FatalError
+from spider.core.supervision import LoopReturnedError, run_suppressing_errors, supervise
 
 
 class ScriptedLoop:
@@ -204,6 +206,56 @@ async def test_exception_groups_are_supervised_but_base_exceptions_pass(
     assert runs == [0, 1]
 
 
+_TWO_ATTEMPTS = Backoff(initial=1.0, cap=1.0, max_attempts=2)
+
+
+class _Lost(FatalError):
+    """A fatal condition of a test loop."""
+
+
+async def test_a_fatal_error_is_not_restarted_and_propagates(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    runs: list[float] = []
+
+    async def loop(*, task_status: trio.TaskStatus[None]) -> None:
+        runs.append(trio.current_time())
+        task_status.started()
+        await trio.sleep(5)
+        raise _Lost("declared dead")
+
+    with pytest.RaisesGroup(pytest.RaisesExc(_Lost, match="declared dead")):
+        async with trio.open_nursery() as nursery:
+            # Two attempts at most, so that a restart shows in ``runs`` rather than hanging.
+            await nursery.start(functools.partial(supervise, "fatal", loop, backoff=_TWO_ATTEMPTS))
+
+    assert runs == [0]
+    assert trio.current_time() == 5
+    [record] = [r for r in caplog.records if r.name == "spider.supervision"]
+    assert "fatal error" in record.getMessage()
+    assert "declared dead" in record.getMessage()
+
+
+async def test_a_fatal_error_inside_a_group_is_not_restarted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    runs: list[float] = []
+
+    async def loop(*, task_status: trio.TaskStatus[None]) -> None:
+        runs.append(trio.current_time())
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            raise _Lost("session went backwards")
+
+    with pytest.RaisesGroup(pytest.RaisesGroup(_Lost)):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                functools.partial(supervise, "fatal in a group", loop, backoff=_TWO_ATTEMPTS)
+            )
+
+    assert runs == [0]
+
+
 async def test_supervise_passes_its_arguments(autojump_clock: trio.testing.MockClock) -> None:
     seen: list[tuple[str, int]] = []
 
@@ -219,14 +271,14 @@ async def test_supervise_passes_its_arguments(autojump_clock: trio.testing.MockC
     assert seen == [("a", 2)]
 
 
-async def test_run_logged_logs_a_failure_and_returns(
+async def test_run_suppressing_errors_logs_a_failure_and_returns(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def fails(reason: str) -> None:
         await trio.sleep(1)
         raise RuntimeError(reason)
 
-    await run_logged("best effort", fails, "disk full")
+    await run_suppressing_errors("best effort", fails, "disk full")
 
     assert trio.current_time() == 1
     [record] = [r for r in caplog.records if r.name == "spider.supervision"]
@@ -236,11 +288,11 @@ async def test_run_logged_logs_a_failure_and_returns(
     assert record.__dict__["loop_name"] == "best effort"
 
 
-async def test_run_logged_lets_cancellation_through(
+async def test_run_suppressing_errors_lets_cancellation_through(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     with trio.move_on_after(1) as scope:
-        await run_logged("best effort", trio.sleep_forever)
+        await run_suppressing_errors("best effort", trio.sleep_forever)
 
     assert scope.cancelled_caught
     assert not caplog.records

@@ -12,7 +12,7 @@ from spider.core.backoff import Backoff
 from spider.em._retry import RetryPolicy
 from spider.em.errors import ExecutionManagerError
 from spider.em.runtime import RuntimeSettings, run_execution_manager
-from spider.em.shutdown import ShutdownTrigger
+from spider.em.stop import EmStop
 
 from .fakes import FakePool, FakeScheduler, FakeStorage, fake_clients
 
@@ -43,9 +43,7 @@ class Em:
     scheduler: FakeScheduler = attrs.field(factory=FakeScheduler)
     pool: FakePool = attrs.field(factory=FakePool)
     settings: RuntimeSettings = attrs.field(factory=settings)
-    trigger: ShutdownTrigger = attrs.field(
-        factory=lambda: ShutdownTrigger(grace=10.0, forced_bound=1.0)
-    )
+    em_stop: EmStop = attrs.field(factory=lambda: EmStop(grace=10.0, forced_bound=1.0))
     done: trio.Event = attrs.field(factory=trio.Event)
     error: ExecutionManagerError | None = None
     finished_at: float | None = None
@@ -56,7 +54,7 @@ class Em:
                 self.settings,
                 fake_clients(self.storage, self.scheduler),
                 self.pool.open,
-                self.trigger,
+                self.em_stop,
             )
         except ExecutionManagerError as error:
             self.error = error
@@ -71,13 +69,13 @@ class Em:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.run)
                 yield self
-                if not self.trigger.requested:
-                    self.trigger.request("the test is over")
+                if not self.em_stop.requested:
+                    self.em_stop.request("the test is over")
                 await self.done.wait()
 
     async def stop(self) -> None:
         """Request a stop and wait for the runtime to return."""
-        self.trigger.request("SIGTERM (test)")
+        self.em_stop.request("SIGTERM (test)")
         await self.done.wait()
 
     async def wait_polling(self, calls: int = 1) -> None:

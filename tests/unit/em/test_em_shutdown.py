@@ -77,7 +77,7 @@ async def test_a_task_past_the_grace_is_killed_and_reported_as_such(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     em = _hang_em()
-    em.trigger.grace = 2.0
+    em.em_stop.grace = 2.0
     em.storage.register_replies.append(context("hang"))
     async with em.running():
         em.scheduler.push(assignment(1))
@@ -97,7 +97,7 @@ async def test_a_second_request_kills_the_task_at_once(
     async with em.running():
         em.scheduler.push(assignment(1))
         await em.pool.wait_until(lambda: len(em.pool.started) == 1)
-        em.trigger.request("SIGTERM")
+        em.em_stop.request("SIGTERM")
         await trio.sleep(1.0)
         forced_at = trio.current_time()
         await em.stop()
@@ -108,7 +108,7 @@ async def test_a_second_request_kills_the_task_at_once(
         "killed at shutdown: the execution manager was stopped at once"
     )
     assert em.scheduler.shutdown_calls == [[assignment(1).record]]
-    assert em.trigger.forced
+    assert em.em_stop.forced
 
 
 async def test_reports_drain_for_a_bounded_time_at_shutdown(
@@ -150,7 +150,7 @@ async def test_a_second_request_during_a_hung_shutdown_rpc_exits_within_the_forc
     async with em.running():
         em.scheduler.push(assignment(1))
         await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
-        em.trigger.request("SIGTERM")
+        em.em_stop.request("SIGTERM")
         await em.scheduler.wait_until(lambda: len(em.scheduler.shutdown_calls) == 1)
         forced_at = trio.current_time()
         await em.stop()

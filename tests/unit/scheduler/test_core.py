@@ -11,13 +11,14 @@ import trio.testing
 
 from spider.core.backoff import Backoff
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.supervision import SUPERVISOR_BACKOFF, supervise
 from spider.core.task_id import TaskId
 from spider.rpc import Endpoint
 from spider.scheduler.assignment import Assignment, ReadyEntry
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.errors import InvalidSessionId, StorageRejected
-from spider.scheduler.storage_link import InboundLane
+from spider.scheduler.storage_link import InboundBatch, InboundLane
 
 from .fake_storage import FakeStorage
 
@@ -317,3 +318,41 @@ async def test_a_lane_deeper_than_a_page_arrives_in_pages_completely_and_once(
     assert max(polls) == 3
     # 25 entries in full pages of 3, then the partial page of 1: no entry was asked for twice.
     assert polls[:9] == [3] * 9
+
+
+@attrs.define
+class _BrokenOnce(FakeStorage):
+    """A storage whose first task-lane poll raises what no handler expects (a bug)."""
+
+    broken: bool = True
+
+    async def poll(self, lane: InboundLane, max_items: int, wait_ms: int) -> InboundBatch:
+        if self.broken and lane is InboundLane.TASK:
+            self.broken = False
+            raise RuntimeError("a bug in the poller")
+        return await super().poll(lane, max_items, wait_ms)
+
+
+async def test_supervised_core_restarts_after_a_bug_without_registering_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    storage = _BrokenOnce()
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(supervise, "scheduler core loop", core.run, ADVERTISED)
+        storage.enqueue(task(1, 0))
+        taken = await drain(core, wait=5)
+        nursery.cancel_scope.cancel()
+    assert not storage.broken
+    assert len(storage.registrations) == 1
+    assert keys(taken) == [(1, "Index(0)")]
+
+
+async def test_supervised_core_is_not_restarted_on_a_fatal_error(
+    storage: FakeStorage, autojump_clock: trio.testing.MockClock
+) -> None:
+    storage.rejects = True
+    core = SchedulerCore(CONFIG, storage, RECONNECT)
+    with pytest.raises(StorageRejected):
+        await supervise("scheduler core loop", core.run, ADVERTISED)
+    assert trio.current_time() < SUPERVISOR_BACKOFF.initial  # no restart was waited for
