@@ -138,14 +138,6 @@ class InstantStorage:
         # The benchmark measures the loop over Spider's single RPCs (the extension is off).
         raise ExtensionUnavailable("not served", operation="ReportTaskOutcomes")
 
-    async def report_and_register(
-        self,
-        reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-        assignments: Sequence[Assignment],
-        em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
-        raise ExtensionUnavailable("not served", operation="ReportAndRegister")
-
 
 @attrs.define(eq=False)
 class InstantScheduler:
@@ -206,10 +198,6 @@ class TimedSlot:
     @property
     def index(self) -> int:
         return self.slot.index
-
-    @property
-    def ready(self) -> bool:
-        return self.slot.ready
 
     async def wait_ready(self) -> None:
         await self.slot.wait_ready()

@@ -16,11 +16,7 @@ the consumed-assignment ledger and the reporter. An iteration:
 4. Run it on the slot. A stop no longer interrupts anything from here: the pool's shutdown
    deadline (grace) bounds the task.
 5. Drop the outcome if the session moved on while the task ran; otherwise hand it to the
-   reporter (which waits while too many reports are pending) and loop. With the extensions, the
-   outcome is held instead and carried by the slot's next registration (one
-   ``ReportAndRegister`` call) if the next assignment is prefetched, or likely ready at the
-   scheduler now (the last ``NextTasks`` brought all it asked for); anything that could make it wait (a long poll, an executor starting, an error, a stop)
-   hands it to the reporter first.
+   reporter (which waits while too many reports are pending) and loop.
 
 Steps 1-3 race the stop (``EmStop``): each is a cancel scope that the first stop request ends at
 once, raced by one task per loop rather than one per iteration.
@@ -54,7 +50,7 @@ from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import SchedulerClient, TaskSlot
 from spider.em.registration import Registrar
-from spider.em.reporting import HeldOutcome, Reporter
+from spider.em.reporting import Reporter
 from spider.em.stop import EmStop, StopRacer
 from spider.em.triage import Triage, triage
 
@@ -93,44 +89,27 @@ class Dispatcher:
     _polling: trio.Lock = attrs.field(factory=trio.Lock, init=False)
     """With the extension, one slot polls at a time, for itself and the slots waiting here."""
     _waiting_to_poll: int = attrs.field(default=0, init=False)
-    _more_ready: bool = attrs.field(default=False, init=False)
-    """The last ``NextTasks`` answered with all it asked for: more work is likely ready, so an
-    outcome is held for the next registration (see ``_acquire``)."""
 
     async def run_slot(self, slot: TaskSlot) -> None:
         """Serve assignments on ``slot`` until a stop is requested and its task has ended."""
-        held: HeldOutcome | None = None
         async with self.stop.racing_each_wait() as racer:
             while not self.stop.requested:
-                admitted = await self._acquire(slot, racer, held)
-                held = None
+                admitted = await self._acquire(slot, racer)
                 if admitted is not None:
                     assignment, context = admitted
-                    held = await self._execute(slot, assignment, context)
-        if held is not None:
-            self.reporter.release(held)
+                    await self._execute(slot, assignment, context)
         LOGGER.info("Dispatch loop stopped.", extra={"slot": slot.index})
 
     async def _acquire(
-        self, slot: TaskSlot, racer: StopRacer, held: HeldOutcome | None
+        self, slot: TaskSlot, racer: StopRacer
     ) -> tuple[Assignment, ExecutionContext] | None:
-        """The next registered assignment, or ``None`` (dropped, or a stop was requested).
-
-        ``held``, the slot's last outcome, rides with the registration if the next assignment
-        is at hand and the slot ready; before anything that may wait (an executor starting, a
-        poll), and whatever ends this step, it goes to the reporter's queue instead.
-        """
+        """The next registered assignment, or ``None`` (dropped, or a stop was requested)."""
         assignment: Assignment | None = None
         context: ExecutionContext | None = None
-        try:
-            with racer.cancelled_on_stop() as scope:
-                if not slot.ready:
-                    self._release(held)
-                await slot.wait_ready()
-                assignment = await self._poll(held)
-                context = await self._admit(assignment, held)
-        finally:
-            self._release(held)
+        with racer.cancelled_on_stop() as scope:
+            await slot.wait_ready()
+            assignment = await self._poll()
+            context = await self._admit(assignment)
         if not scope.cancelled_caught:
             return None if context is None or assignment is None else (assignment, context)
         if assignment is not None:
@@ -141,12 +120,7 @@ class Dispatcher:
             )
         return None
 
-    def _release(self, held: HeldOutcome | None) -> None:
-        """Hand ``held`` to the reporter's queue unless a call or the queue already has it."""
-        if held is not None and not held.taken:
-            self.reporter.release(held)
-
-    async def _poll(self, held: HeldOutcome | None = None) -> Assignment:
+    async def _poll(self) -> Assignment:
         """The next assignment: a prefetched one, else ``NextTasks`` (or ``NextTask``) until one
         arrives; errors back off, never end the loop.
 
@@ -154,29 +128,22 @@ class Dispatcher:
         to poll and for the prefetch room; a waiting slot then finds its assignment prefetched.
         So assignments never sit prefetched while another slot idles in a long poll of its own.
         Without it (Spider's ``NextTask``, one assignment per call) every slot polls at once.
-
-        A ``held`` outcome waits only for a poll that answers at once: the first ``NextTasks``
-        then asks for what is ready now (``wait_time_ms`` 0), and before any poll that may wait
-        (another slot's, or a long one after an empty answer) it goes to the reporter's queue.
         """
         if self._prefetched:
             return self._prefetched.popleft()
         if not self.scheduler_extension:
-            self._release(held)
-            return await self._poll_loop(None)
-        if self._polling.locked():
-            self._release(held)
+            return await self._poll_loop()
         self._waiting_to_poll += 1
         try:
             await self._polling.acquire()
         finally:
             self._waiting_to_poll -= 1
         try:
-            return await self._poll_loop(held)
+            return await self._poll_loop()
         finally:
             self._polling.release()
 
-    async def _poll_loop(self, held: HeldOutcome | None) -> Assignment:
+    async def _poll_loop(self) -> Assignment:
         carry_record = True
         started = -math.inf
 
@@ -190,12 +157,10 @@ class Dispatcher:
                 if not carry_record:
                     await trio.sleep_until(started + MIN_IDLE_POLL_INTERVAL)
                 started = trio.current_time()
-                at_once = held is not None and not held.taken
                 try:
                     if self.scheduler_extension:
-                        assignments = await self._next_tasks(0 if at_once else self.poll_wait_ms)
+                        assignments = await self._next_tasks()
                         if assignments is None:
-                            self._release(held)
                             continue  # an upstream scheduler: ask it again at once with NextTask
                     else:
                         assignment = await self._next_task(carry_record)
@@ -203,15 +168,10 @@ class Dispatcher:
                 except ClientError:
                     # Whether or not the record reached the scheduler, send it again.
                     carry_record = True
-                    self._release(held)
                     raise
                 if assignments:
                     self._prefetched.extend(assignments[1:])
                     return assignments[0]
-                if at_once:
-                    # Nothing ready now: report the outcome, then poll the usual way at once.
-                    self._release(held)
-                    continue
                 # The record (if any) reached the scheduler: later RPCs of this poll carry none.
                 carry_record = False
                 return None
@@ -245,7 +205,7 @@ class Dispatcher:
         with self.ledger.lend_one() as record:
             return await self.scheduler.next_task(self.em_id, record, self.poll_wait_ms)
 
-    async def _next_tasks(self, wait_ms: int) -> list[Assignment] | None:
+    async def _next_tasks(self) -> list[Assignment] | None:
         """One ``NextTasks`` carrying every record of the ledger; ``None`` (and from now on
         ``NextTask``) if the scheduler does not serve it.
 
@@ -256,12 +216,9 @@ class Dispatcher:
         max_tasks = min(self.max_tasks_per_poll, 1 + self._waiting_to_poll + room)
         try:
             with self.ledger.lend_all() as records:
-                assignments = await self.scheduler.next_tasks(
-                    self.em_id, records, wait_ms, max_tasks
+                return await self.scheduler.next_tasks(
+                    self.em_id, records, self.poll_wait_ms, max_tasks
                 )
-            # A full answer suggests more work is ready: worth asking again before reporting.
-            self._more_ready = len(assignments) == max_tasks
-            return assignments
         except ExtensionUnavailable as error:
             if self.scheduler_extension:
                 self.scheduler_extension = False
@@ -284,11 +241,8 @@ class Dispatcher:
             )
             self._prefetched.clear()
 
-    async def _admit(
-        self, assignment: Assignment, held: HeldOutcome | None = None
-    ) -> ExecutionContext | None:
-        """Triage and register ``assignment`` (carrying ``held``, see ``_acquire``); ``None``
-        if it was dropped (and acknowledged)."""
+    async def _admit(self, assignment: Assignment) -> ExecutionContext | None:
+        """Triage and register ``assignment``; ``None`` if it was dropped (and acknowledged)."""
         fields = _assignment_fields(assignment)
         LOGGER.debug("Received a new task assignment from the scheduler.", extra=fields)
         verdict = triage(self.tracker, assignment.session)
@@ -307,7 +261,7 @@ class Dispatcher:
             self.refresh_liveness()
         try:
             context = await call_with_retry(
-                lambda: self.registrar.register(assignment, held),
+                lambda: self.registrar.register(assignment),
                 # Server errors too are retried for as long as it takes: only an answer from
                 # storage lets the assignment be acknowledged (an acknowledged assignment that
                 # storage never registered would be lost), and an unacknowledged one would
@@ -365,9 +319,7 @@ class Dispatcher:
         slot: TaskSlot,
         assignment: Assignment,
         context: ExecutionContext,
-    ) -> HeldOutcome | None:
-        """Run the task and hand its outcome to the reporter, or return it held (see
-        ``_acquire``) when a registration may carry it."""
+    ) -> None:
         request = TaskRequest(
             job_id=assignment.job_id,
             task_id=assignment.task_id,
@@ -393,7 +345,7 @@ class Dispatcher:
                 "Dropping stale task assignment's outcome.",
                 extra={**fields, "current_session": self.tracker.current},
             )
-            return None
+            return
         target = ReportTarget(
             job_id=assignment.job_id,
             task_id=assignment.task_id,
@@ -401,14 +353,7 @@ class Dispatcher:
             em_id=self.em_id,
             session=assignment.session,
         )
-        if (
-            (self._prefetched or self._more_ready)
-            and self.registrar.can_carry()
-            and self.reporter.can_hold()
-        ):
-            return self.reporter.hold(target, outcome)
         await self.reporter.submit(target, outcome, self.stop)
-        return None
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:
         """Say in a task killed at shutdown's failure why and after how long."""

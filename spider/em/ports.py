@@ -106,17 +106,6 @@ class StorageClient(Protocol):
         got no answer at all."""
         ...
 
-    async def report_and_register(
-        self,
-        reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-        assignments: Sequence[Assignment],
-        em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
-        """One ``ReportAndRegister`` RPC (Spider-py's extension): what ``report_outcomes``
-        answers for ``reports`` and ``register_task_instances`` for ``assignments``, in one
-        call. Raises as they do."""
-        ...
-
 
 @attrs.frozen
 class EmClients:
@@ -133,11 +122,6 @@ class TaskSlot(Protocol):
     @property
     def index(self) -> int:
         """The slot's position in the pool, for logs."""
-        ...
-
-    @property
-    def ready(self) -> bool:
-        """Whether ``wait_ready`` would return at once (an executor is up)."""
         ...
 
     async def wait_ready(self) -> None:

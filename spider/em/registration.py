@@ -7,11 +7,6 @@ registrations other slots ask for meanwhile wait for it and go together in the n
 caller gets exactly what a ``RegisterTaskInstance`` of its own would have given it: the execution
 context or the same ``ClientError``, which the dispatch loop retries or handles as before.
 
-A registration may carry the outcome its slot just produced (``HeldOutcome``): the call is then a
-``ReportAndRegister``, which reports and registers in one storage call, and the reporter settles
-the outcome with its answer; an outcome whose call gets no answer goes back to the reporter's
-queue, and is reported as any other.
-
 A storage that answers UNIMPLEMENTED (upstream Spider) is remembered: from then on every
 registration is a ``RegisterTaskInstance``. A caller cancelled while its registration is in a
 call leaves it unacknowledged, as a cancelled single call would (storage may or may not have
@@ -31,7 +26,6 @@ from spider.core.ids import ExecutionManagerId
 from spider.em.assignment import Assignment, ExecutionContext
 from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
 from spider.em.ports import StorageClient
-from spider.em.reporting import HeldOutcome, Reporter
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -46,7 +40,6 @@ _ALONE: Final = _SendAlone()
 @attrs.define(eq=False)
 class _Pending:
     assignment: Assignment
-    held: HeldOutcome | None = None
     answer: ExecutionContext | ClientError | _SendAlone | None = None
 
 
@@ -56,37 +49,17 @@ class Registrar:
 
     storage: StorageClient
     em_id: ExecutionManagerId
-    reporter: Reporter
-    """Settles the held outcomes that registrations carry."""
     storage_extension: bool = True
     """Whether to call ``RegisterTaskInstances``; cleared for good once storage answers
     UNIMPLEMENTED."""
-    carry_outcomes: bool = True
-    """Whether registrations carry held outcomes (``ReportAndRegister``); cleared for good
-    once storage answers UNIMPLEMENTED."""
     _waiting: list[_Pending] = attrs.field(factory=list, init=False)
     _sending: trio.Lock = attrs.field(factory=trio.Lock, init=False)
 
-    def can_carry(self) -> bool:
-        """Whether a registration may carry a held outcome."""
-        return self.storage_extension and self.carry_outcomes
-
-    async def register(
-        self, assignment: Assignment, held: HeldOutcome | None = None
-    ) -> ExecutionContext:
-        """Register ``assignment``'s instance; raises what ``RegisterTaskInstance`` would.
-
-        ``held``, unless a call already took it, goes in the same call and is settled by the
-        reporter with that call's answer, or released to its queue if the call cannot carry it.
-        """
-        if held is not None and held.taken:
-            held = None
-        if held is not None and not self.can_carry():
-            self.reporter.release(held)
-            held = None
+    async def register(self, assignment: Assignment) -> ExecutionContext:
+        """Register ``assignment``'s instance; raises what ``RegisterTaskInstance`` would."""
         if not self.storage_extension:
             return await self.storage.register_task_instance(assignment, self.em_id)
-        pending = _Pending(assignment, held)
+        pending = _Pending(assignment)
         self._waiting.append(pending)
         try:
             while pending.answer is None:
@@ -97,8 +70,6 @@ class Registrar:
         finally:
             if pending in self._waiting:  # cancelled before any call carried it
                 self._waiting.remove(pending)
-                if pending.held is not None:
-                    self.reporter.release(pending.held)
         answer = pending.answer
         if isinstance(answer, _SendAlone):
             return await self.storage.register_task_instance(assignment, self.em_id)
@@ -107,15 +78,11 @@ class Registrar:
         return answer
 
     async def _send(self, batch: list[_Pending], own: _Pending) -> None:
-        held = self._carried(batch)
         answers: Sequence[ExecutionContext | ClientError | _SendAlone]
         try:
-            if held:
-                answers = await self._report_and_register(held, batch)
-            else:
-                answers = await self.storage.register_task_instances(
-                    [pending.assignment for pending in batch], self.em_id
-                )
+            answers = await self.storage.register_task_instances(
+                [pending.assignment for pending in batch], self.em_id
+            )
         except ExtensionUnavailable as error:
             if self.storage_extension:
                 self.storage_extension = False
@@ -140,46 +107,3 @@ class Registrar:
             raise
         for pending, answer in zip(batch, answers, strict=True):
             pending.answer = answer
-
-    def _carried(self, batch: list[_Pending]) -> list[HeldOutcome]:
-        """The held outcomes ``batch`` carries that are still worth reporting."""
-        held: list[HeldOutcome] = []
-        for pending in batch:
-            outcome, pending.held = pending.held, None
-            if outcome is not None and self.reporter.stale_reason(outcome) is None:
-                outcome.taken = True
-                held.append(outcome)
-        return held
-
-    async def _report_and_register(
-        self, held: list[HeldOutcome], batch: list[_Pending]
-    ) -> Sequence[ExecutionContext | ClientError]:
-        """One ``ReportAndRegister``; ``held`` is settled or released whatever happens, and a
-        storage without it gets ``RegisterTaskInstances`` (raising what that raises)."""
-        settled = False
-        try:
-            reports, answers = await self.storage.report_and_register(
-                [(outcome.target, outcome.outcome) for outcome in held],
-                [pending.assignment for pending in batch],
-                self.em_id,
-            )
-            for outcome, error in zip(held, reports, strict=True):
-                self.reporter.settle(outcome, error)
-            settled = True
-            return answers
-        except ExtensionUnavailable as error:
-            self.carry_outcomes = False
-            LOGGER.info(
-                "Storage does not serve Spider-py's ReportAndRegister; reporting and "
-                "registering separately: %s",
-                error,
-                extra={"em_id": self.em_id},
-            )
-        finally:
-            if not settled:
-                # No answer (or no such call): the reporter sends them on their own.
-                for outcome in held:
-                    self.reporter.release(outcome)
-        return await self.storage.register_task_instances(
-            [pending.assignment for pending in batch], self.em_id
-        )

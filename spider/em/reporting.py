@@ -13,10 +13,6 @@ the batch did not settle (the call failed, or an item failed transiently) are th
 one at a time as below; an upstream storage answers UNIMPLEMENTED once, and from then on every
 outcome goes as ``ReportTaskSuccess`` or ``ReportTaskFailure``.
 
-A slot that finished a task with its next assignment at hand may instead ``hold`` the outcome
-for the registrar, which sends it with that registration in one ``ReportAndRegister``
-(``HeldOutcome``); what that call does not settle comes back here as a queued outcome.
-
 A report is retried while storage is unreachable (``TransportError``) and, a few times, while it
 fails internally (``ServerError``). Before each attempt the report's session is checked: once
 the liveness loop has seen a newer session, storage has restarted and forgotten the instance,
@@ -59,24 +55,6 @@ DEFAULT_REPORT_SENDERS: Final = 4
 """Reports sent at the same time (``report_senders``)."""
 
 _Queued = tuple[ReportTarget, TaskOutcome]
-
-
-@attrs.define(eq=False)
-class HeldOutcome:
-    """A slot's outcome held back to ride with the slot's next registration in one
-    ``ReportAndRegister``, so a task costs one storage call instead of two.
-
-    The dispatch loop holds it (``Reporter.hold``) only while its next assignment is at hand;
-    whatever happens next, the outcome is reported exactly as a submitted one would be: the
-    registrar settles it with the call's answer, or it is released to the queue (the call failed,
-    was cancelled, or never carried it).
-    """
-
-    target: ReportTarget
-    outcome: TaskOutcome
-    taken: bool = False
-    """Set once a call carries it, the queue has it or it was dropped: the dispatch loop must
-    not release it again."""
 
 
 def _at_least_one(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -124,43 +102,6 @@ class Reporter:
                     await self._room.wait()
         self.in_flight += 1
         self._send.send_nowait((target, outcome))
-
-    def can_hold(self) -> bool:
-        """Whether an outcome may be held for ``ReportAndRegister``: storage serves the
-        extension and the bound leaves room (a held outcome counts as pending)."""
-        return self.storage_extension and self.in_flight < self.max_pending
-
-    def hold(self, target: ReportTarget, outcome: TaskOutcome) -> HeldOutcome:
-        """Count ``outcome`` as pending, to be carried by a registration (``can_hold`` first)."""
-        self.in_flight += 1
-        return HeldOutcome(target, outcome)
-
-    def release(self, held: HeldOutcome) -> None:
-        """Report a held outcome the usual way: no call carries it, or its call got no answer."""
-        held.taken = True
-        self._send.send_nowait((held.target, held.outcome))
-
-    def settle(self, held: HeldOutcome, error: ClientError | None) -> None:
-        """Storage answered the call that carried ``held``: accepted (``None``), to be retried
-        alone (a transient error), or rejected."""
-        if error is None:
-            self._delivered(held.target, "ReportAndRegister")
-        elif isinstance(error, TransportError | ServerError):
-            self.release(held)
-            return
-        else:
-            self._rejected(held.target, error)
-        self._finished(1)
-
-    def stale_reason(self, held: HeldOutcome) -> str | None:
-        """Why ``held`` must not be reported any more (its session is over), or ``None``; a
-        stale one is dropped and stops counting as pending."""
-        reason = self._superseded(held.target)
-        if reason is not None:
-            held.taken = True
-            LOGGER.warning("Dropping stale task outcome: %s.", reason, extra=_fields(held.target))
-            self._finished(1)
-        return reason
 
     def close(self) -> None:
         """No more outcomes will be submitted: ``run`` returns once the queue is empty."""

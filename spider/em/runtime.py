@@ -180,7 +180,7 @@ async def run_execution_manager(
                 em_id=em_id,
                 scheduler=clients.scheduler,
                 registrar=Registrar(
-                    clients.storage, em_id, reporter, storage_extension=settings.extension.enabled
+                    clients.storage, em_id, storage_extension=settings.extension.enabled
                 ),
                 tracker=tracker,
                 ledger=ledger,

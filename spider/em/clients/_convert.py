@@ -188,10 +188,10 @@ def report_failure_to_proto(
     )
 
 
-def outcomes_to_proto(
+def report_outcomes_to_proto(
     reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-) -> list[execution_pb.TaskOutcome]:
-    """Each outcome as its single report (``ReportTaskSuccess``/``Failure``) would carry it."""
+) -> execution_pb.ReportTaskOutcomesRequest:
+    """``ReportTaskOutcomes``: each outcome as its single report would carry it."""
     outcomes = []
     for target, outcome in reports:
         if isinstance(outcome, TaskSucceeded):
@@ -203,33 +203,11 @@ def outcomes_to_proto(
                 failure=report_failure_to_proto(target, outcome.message)
             )
         outcomes.append(item)
-    return outcomes
-
-
-def report_outcomes_to_proto(
-    reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-) -> execution_pb.ReportTaskOutcomesRequest:
-    """``ReportTaskOutcomes``: each outcome as its single report would carry it."""
-    return execution_pb.ReportTaskOutcomesRequest(outcomes=outcomes_to_proto(reports))
-
-
-def report_and_register_to_proto(
-    reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-    assignments: Sequence[Assignment],
-    em_id: ExecutionManagerId,
-) -> execution_pb.ReportAndRegisterRequest:
-    """``ReportAndRegister``: the outcomes and the registrations of one call."""
-    return execution_pb.ReportAndRegisterRequest(
-        outcomes=outcomes_to_proto(reports),
-        registrations=[registration_to_proto(assignment, em_id) for assignment in assignments],
-    )
+    return execution_pb.ReportTaskOutcomesRequest(outcomes=outcomes)
 
 
 def item_statuses_from_proto(
-    response: execution_pb.ReportTaskOutcomesResponse | execution_pb.ReportAndRegisterResponse,
-    *,
-    count: int,
-    operation: str,
+    response: execution_pb.ReportTaskOutcomesResponse, *, count: int, operation: str
 ) -> list[tuple[int, str]]:
     """``(code, message)`` per item, one per outcome sent."""
     if len(response.statuses) != count:
@@ -262,10 +240,7 @@ def registrations_to_proto(
 
 
 def registration_results_from_proto(
-    response: execution_pb.RegisterTaskInstancesResponse | execution_pb.ReportAndRegisterResponse,
-    *,
-    count: int,
-    operation: str,
+    response: execution_pb.RegisterTaskInstancesResponse, *, count: int, operation: str
 ) -> list[ExecutionContext | tuple[int, str] | ProtocolError]:
     """Per registration: the execution context, ``(code, message)`` of its failure, or the
     ``ProtocolError`` that makes its answer unusable."""

@@ -27,7 +27,6 @@ from spider.em.clients._convert import (
     registration_results_from_proto,
     registration_to_proto,
     registrations_to_proto,
-    report_and_register_to_proto,
     report_failure_to_proto,
     report_outcomes_to_proto,
     report_success_to_proto,
@@ -205,7 +204,17 @@ class GrpcStorageClient:
                 # Its answer hands over an assignment or an instance: never drop one.
                 abandon_on_cancel=False,
             )
-        return _registration_answers(response, len(assignments), operation)
+        results = registration_results_from_proto(
+            response, count=len(assignments), operation=operation
+        )
+        answers: list[ExecutionContext | ClientError] = []
+        for result in results:
+            if isinstance(result, tuple):
+                code, message = result
+                answers.append(storage_error(_item_error(code, message), operation))
+            else:
+                answers.append(result)
+        return answers
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
         """``ReportTaskSuccess`` with the output wire frame verbatim."""
@@ -236,56 +245,13 @@ class GrpcStorageClient:
                 report_outcomes_to_proto(reports),
                 deadline=self._deadlines.call,
             )
-        return _report_answers(response, len(reports), operation)
-
-    async def report_and_register(
-        self,
-        reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-        assignments: Sequence[Assignment],
-        em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
-        """``ReportAndRegister``: per outcome what ``report_outcomes`` answers, per assignment
-        what ``register_task_instances`` answers."""
-        operation = "ReportAndRegister"
-        with _mapped(storage_error, operation, extension=True):
-            response = await self._channel.call(
-                execution_pb.TaskInstanceBatchServiceStub.report_and_register,
-                report_and_register_to_proto(reports, assignments, em_id),
-                deadline=self._deadlines.call,
-                # Its answer hands over instances: never drop one.
-                abandon_on_cancel=False,
-            )
-        return (
-            _report_answers(response, len(reports), operation),
-            _registration_answers(response, len(assignments), operation),
-        )
-
-
-def _registration_answers(
-    response: execution_pb.RegisterTaskInstancesResponse | execution_pb.ReportAndRegisterResponse,
-    count: int,
-    operation: str,
-) -> list[ExecutionContext | ClientError]:
-    answers: list[ExecutionContext | ClientError] = []
-    for result in registration_results_from_proto(response, count=count, operation=operation):
-        if isinstance(result, tuple):
-            code, message = result
-            answers.append(storage_error(_item_error(code, message), operation))
-        else:
-            answers.append(result)
-    return answers
-
-
-def _report_answers(
-    response: execution_pb.ReportTaskOutcomesResponse | execution_pb.ReportAndRegisterResponse,
-    count: int,
-    operation: str,
-) -> list[ClientError | None]:
-    statuses = item_statuses_from_proto(response, count=count, operation=operation)
-    return [
-        None if code == Status.OK.value else storage_error(_item_error(code, message), operation)
-        for code, message in statuses
-    ]
+        statuses = item_statuses_from_proto(response, count=len(reports), operation=operation)
+        return [
+            None
+            if code == Status.OK.value
+            else storage_error(_item_error(code, message), operation)
+            for code, message in statuses
+        ]
 
 
 def _mapped(

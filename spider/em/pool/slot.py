@@ -108,11 +108,6 @@ class ExecutorSlot:
         finally:
             self._busy = False
 
-    @property
-    def ready(self) -> bool:
-        """Whether ``wait_ready`` would return at once: an executor is up and no task runs."""
-        return self._executor is not None and not self._busy
-
     async def wait_ready(self) -> None:
         """Wait until the slot has an executor ready for its next task.
 

@@ -55,10 +55,6 @@ class TaskInstanceBatchServiceBase(abc.ABC):
     async def ReportTaskOutcomes(self, stream: 'grpclib.server.Stream[spider_py.execution_pb2.ReportTaskOutcomesRequest, spider_py.execution_pb2.ReportTaskOutcomesResponse]') -> None:
         pass
 
-    @abc.abstractmethod
-    async def ReportAndRegister(self, stream: 'grpclib.server.Stream[spider_py.execution_pb2.ReportAndRegisterRequest, spider_py.execution_pb2.ReportAndRegisterResponse]') -> None:
-        pass
-
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/spider_py.execution.TaskInstanceBatchService/RegisterTaskInstances': grpclib.const.Handler(
@@ -72,12 +68,6 @@ class TaskInstanceBatchServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 spider_py.execution_pb2.ReportTaskOutcomesRequest,
                 spider_py.execution_pb2.ReportTaskOutcomesResponse,
-            ),
-            '/spider_py.execution.TaskInstanceBatchService/ReportAndRegister': grpclib.const.Handler(
-                self.ReportAndRegister,
-                grpclib.const.Cardinality.UNARY_UNARY,
-                spider_py.execution_pb2.ReportAndRegisterRequest,
-                spider_py.execution_pb2.ReportAndRegisterResponse,
             ),
         }
 
@@ -96,10 +86,4 @@ class TaskInstanceBatchServiceStub:
             '/spider_py.execution.TaskInstanceBatchService/ReportTaskOutcomes',
             spider_py.execution_pb2.ReportTaskOutcomesRequest,
             spider_py.execution_pb2.ReportTaskOutcomesResponse,
-        )
-        self.ReportAndRegister = grpclib.client.UnaryUnaryMethod(
-            channel,
-            '/spider_py.execution.TaskInstanceBatchService/ReportAndRegister',
-            spider_py.execution_pb2.ReportAndRegisterRequest,
-            spider_py.execution_pb2.ReportAndRegisterResponse,
         )

@@ -73,19 +73,3 @@ class ReportTaskOutcomesResponse(_message.Message):
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     statuses: _containers.RepeatedCompositeFieldContainer[ItemStatus]
     def __init__(self, statuses: _Optional[_Iterable[_Union[ItemStatus, _Mapping]]] = ...) -> None: ...
-
-class ReportAndRegisterRequest(_message.Message):
-    __slots__ = ("outcomes", "registrations")
-    OUTCOMES_FIELD_NUMBER: _ClassVar[int]
-    REGISTRATIONS_FIELD_NUMBER: _ClassVar[int]
-    outcomes: _containers.RepeatedCompositeFieldContainer[TaskOutcome]
-    registrations: _containers.RepeatedCompositeFieldContainer[_storage_pb2.RegisterTaskInstanceRequest]
-    def __init__(self, outcomes: _Optional[_Iterable[_Union[TaskOutcome, _Mapping]]] = ..., registrations: _Optional[_Iterable[_Union[_storage_pb2.RegisterTaskInstanceRequest, _Mapping]]] = ...) -> None: ...
-
-class ReportAndRegisterResponse(_message.Message):
-    __slots__ = ("statuses", "results")
-    STATUSES_FIELD_NUMBER: _ClassVar[int]
-    RESULTS_FIELD_NUMBER: _ClassVar[int]
-    statuses: _containers.RepeatedCompositeFieldContainer[ItemStatus]
-    results: _containers.RepeatedCompositeFieldContainer[RegistrationResult]
-    def __init__(self, statuses: _Optional[_Iterable[_Union[ItemStatus, _Mapping]]] = ..., results: _Optional[_Iterable[_Union[RegistrationResult, _Mapping]]] = ...) -> None: ...

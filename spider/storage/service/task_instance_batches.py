@@ -1,5 +1,4 @@
-"""``TaskInstanceBatchService``: Spider-py's batched registrations and outcome reports, alone
-or together (``ReportAndRegister``).
+"""``TaskInstanceBatchService``: Spider-py's batched registrations and outcome reports.
 
 Not part of Spider's protocol (``protos/spider_py/execution.proto``): Spider-py's execution
 managers call it first and fall back to ``TaskInstanceManagementService`` when storage answers
@@ -30,8 +29,7 @@ _ReplyT = TypeVar("_ReplyT")
 
 
 class TaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
-    """``RegisterTaskInstances``, ``ReportTaskOutcomes`` and ``ReportAndRegister`` over the
-    single-item handlers."""
+    """``RegisterTaskInstances`` and ``ReportTaskOutcomes`` over the single-item handlers."""
 
     def __init__(self, single: TaskInstanceManagementService) -> None:
         self._single = single
@@ -58,37 +56,9 @@ class TaskInstanceBatchService(execution_pb.TaskInstanceBatchServiceBase):
             "ReportTaskOutcome", report_task_outcomes_request.outcomes, self._report
         )
         return execution_pb.ReportTaskOutcomesResponse(
-            statuses=[_status(answer) for answer in answers]
-        )
-
-    async def report_and_register(
-        self, report_and_register_request: execution_pb.ReportAndRegisterRequest
-    ) -> execution_pb.ReportAndRegisterResponse:
-        """``ReportTaskOutcomes`` and ``RegisterTaskInstances`` at once: every item runs
-        concurrently, so the outcomes and the registrations share commits; answered once every
-        accepted outcome is durable."""
-        request = report_and_register_request
-        outcomes: list[common.Void | execution_pb.ItemStatus] = []
-        registrations: list[storage_pb.RegisterTaskInstanceResponse | execution_pb.ItemStatus] = []
-
-        async def report() -> None:
-            outcomes.extend(await _each("ReportTaskOutcome", request.outcomes, self._report))
-
-        async def register() -> None:
-            registrations.extend(
-                await _each(
-                    "RegisterTaskInstance",
-                    request.registrations,
-                    self._single.register_task_instance,
-                )
-            )
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(report)
-            nursery.start_soon(register)
-        return execution_pb.ReportAndRegisterResponse(
-            statuses=[_status(answer) for answer in outcomes],
-            results=[_registration_result(answer) for answer in registrations],
+            statuses=[
+                answer if isinstance(answer, execution_pb.ItemStatus) else _OK for answer in answers
+            ]
         )
 
     async def _report(self, outcome: execution_pb.TaskOutcome) -> common.Void:
@@ -128,10 +98,6 @@ async def _each(
         for index, request in enumerate(requests):
             nursery.start_soon(one, index, request)
     return answers
-
-
-def _status(answer: common.Void | execution_pb.ItemStatus) -> execution_pb.ItemStatus:
-    return answer if isinstance(answer, execution_pb.ItemStatus) else _OK
 
 
 def _registration_result(

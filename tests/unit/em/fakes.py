@@ -252,16 +252,6 @@ class FakeStorage(Watchable):
     """Seconds each ``RegisterTaskInstances`` takes."""
     refused: int = 0
     """``ReportTaskOutcomes`` and ``RegisterTaskInstances`` calls answered UNIMPLEMENTED."""
-    combined: bool = False
-    """Serve ``ReportAndRegister`` too (with ``extension``)."""
-    combined_calls: list[tuple[int, int]] = attrs.field(factory=list)
-    """(outcomes, registrations) per ``ReportAndRegister`` call."""
-    combined_refused: int = 0
-    """``ReportAndRegister`` calls answered UNIMPLEMENTED."""
-    combined_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
-    """Failures of whole ``ReportAndRegister`` calls, in order."""
-    block_combined: bool = False
-    """``ReportAndRegister`` hangs before doing anything."""
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -373,26 +363,6 @@ class FakeStorage(Watchable):
         self.notify()
         return errors
 
-    async def report_and_register(
-        self,
-        reports: Sequence[tuple[ReportTarget, TaskOutcome]],
-        assignments: Sequence[Assignment],
-        em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
-        """``report_outcomes`` then ``register_task_instances``, as one call."""
-        await trio.lowlevel.checkpoint()
-        if not (self.extension and self.combined):
-            self.combined_refused += 1
-            raise ExtensionUnavailable("Method not found", operation="ReportAndRegister")
-        self.combined_calls.append((len(reports), len(assignments)))
-        self.notify()
-        if self.block_combined:
-            await trio.sleep_forever()
-        if self.combined_errors:
-            raise self.combined_errors.popleft()
-        errors = await self.report_outcomes(reports)
-        return errors, await self.register_task_instances(assignments, em_id)
-
 
 TaskBehaviour = Callable[[TaskRequest], Awaitable[TaskOutcome]]
 
@@ -410,10 +380,6 @@ class FakeSlot:
     index: int
     pool: FakePool
     running: TaskRequest | None = None
-
-    @property
-    def ready(self) -> bool:
-        return self.running is None
 
     async def wait_ready(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -80,17 +80,6 @@ class BatchStorage(execution_pb.TaskInstanceBatchServiceBase):
             ]
         )
 
-    async def report_and_register(
-        self, report_and_register_request: execution_pb.ReportAndRegisterRequest
-    ) -> execution_pb.ReportAndRegisterResponse:
-        self.requests.append(report_and_register_request)
-        reported = await self.report_task_outcomes(execution_pb.ReportTaskOutcomesRequest())
-        registered = await self.register_task_instances(execution_pb.RegisterTaskInstancesRequest())
-        del self.requests[-2:]
-        return execution_pb.ReportAndRegisterResponse(
-            statuses=reported.statuses, results=registered.results
-        )
-
 
 async def test_each_reported_outcome_gets_the_error_its_single_report_would_have() -> None:
     service = BatchStorage()
@@ -117,26 +106,6 @@ async def test_registrations_answer_contexts_and_per_item_errors() -> None:
     assert isinstance(second, StaleSession)
 
 
-async def test_report_and_register_maps_each_side_as_its_own_call_would() -> None:
-    service = BatchStorage()
-    client = GrpcStorageClient(LocalChannel([service], 5.0), ClientDeadlines())
-    outcomes = [(target(n), TaskSucceeded(b"out", 1)) for n in range(len(CODES))]
-    errors, (first, second) = await client.report_and_register(
-        outcomes, [assignment(1), assignment(2)], EM_ID
-    )
-    assert [None if e is None else type(e) for e in errors] == EXPECTED
-    assert not isinstance(first, Exception)
-    assert first.task_instance_id == 9
-    assert isinstance(second, StaleSession)
-    (request,) = service.requests
-    assert isinstance(request, execution_pb.ReportAndRegisterRequest)
-    assert [o.success.task_instance_id for o in request.outcomes] == [100, 101, 102, 103, 104, 105]
-    assert [r.job_id for r in request.registrations] == [42, 42]
-    # Answers that do not match the request are a protocol error, not a guess.
-    with pytest.raises(ProtocolError):
-        await client.report_and_register(outcomes[:1], [assignment(1), assignment(2)], EM_ID)
-
-
 async def test_peers_without_the_extension_are_recognised() -> None:
     storage = GrpcStorageClient(LocalChannel([], 5.0), ClientDeadlines())
     scheduler = GrpcSchedulerClient(LocalChannel([], 5.0), ClientDeadlines())
@@ -144,8 +113,6 @@ async def test_peers_without_the_extension_are_recognised() -> None:
         await storage.report_outcomes([(target(1), TaskSucceeded(b"", 1))])
     with pytest.raises(ExtensionUnavailable):
         await storage.register_task_instances([assignment(1)], EM_ID)
-    with pytest.raises(ExtensionUnavailable):
-        await storage.report_and_register([(target(1), TaskSucceeded(b"", 1))], [], EM_ID)
     with pytest.raises(ExtensionUnavailable):
         await scheduler.next_tasks(EM_ID, [], 0, 4)
 

@@ -13,8 +13,6 @@ from spider.proto.spider_py.execution_pb2 import NextTasksResponse as NextTasksR
 from spider.proto.spider_py.execution_pb2 import RegisterTaskInstancesRequest as RegisterTaskInstancesRequest
 from spider.proto.spider_py.execution_pb2 import RegisterTaskInstancesResponse as RegisterTaskInstancesResponse
 from spider.proto.spider_py.execution_pb2 import RegistrationResult as RegistrationResult
-from spider.proto.spider_py.execution_pb2 import ReportAndRegisterRequest as ReportAndRegisterRequest
-from spider.proto.spider_py.execution_pb2 import ReportAndRegisterResponse as ReportAndRegisterResponse
 from spider.proto.spider_py.execution_pb2 import ReportTaskOutcomesRequest as ReportTaskOutcomesRequest
 from spider.proto.spider_py.execution_pb2 import ReportTaskOutcomesResponse as ReportTaskOutcomesResponse
 from spider.proto.spider_py.execution_pb2 import TaskOutcome as TaskOutcome
@@ -50,9 +48,6 @@ class TaskInstanceBatchServiceStub:
     report_task_outcomes: ClassVar[UnaryMethod[ReportTaskOutcomesRequest, ReportTaskOutcomesResponse]] = UnaryMethod(
         "/spider_py.execution.TaskInstanceBatchService/ReportTaskOutcomes", "report_task_outcomes", ReportTaskOutcomesRequest, ReportTaskOutcomesResponse
     )
-    report_and_register: ClassVar[UnaryMethod[ReportAndRegisterRequest, ReportAndRegisterResponse]] = UnaryMethod(
-        "/spider_py.execution.TaskInstanceBatchService/ReportAndRegister", "report_and_register", ReportAndRegisterRequest, ReportAndRegisterResponse
-    )
 
 
 class TaskInstanceBatchServiceBase(ServiceBase):
@@ -62,7 +57,6 @@ class TaskInstanceBatchServiceBase(ServiceBase):
     rpc_methods: ClassVar[tuple[UnaryMethod[Any, Any], ...]] = (
         TaskInstanceBatchServiceStub.register_task_instances,
         TaskInstanceBatchServiceStub.report_task_outcomes,
-        TaskInstanceBatchServiceStub.report_and_register,
     )
 
     async def register_task_instances(self, request: RegisterTaskInstancesRequest) -> RegisterTaskInstancesResponse:
@@ -72,7 +66,3 @@ class TaskInstanceBatchServiceBase(ServiceBase):
     async def report_task_outcomes(self, request: ReportTaskOutcomesRequest) -> ReportTaskOutcomesResponse:
         """``ReportTaskOutcomes``; UNIMPLEMENTED unless overridden."""
         raise UnimplementedError("ReportTaskOutcomes is not implemented")
-
-    async def report_and_register(self, request: ReportAndRegisterRequest) -> ReportAndRegisterResponse:
-        """``ReportAndRegister``; UNIMPLEMENTED unless overridden."""
-        raise UnimplementedError("ReportAndRegister is not implemented")
