@@ -35,6 +35,7 @@ import attrs
 import trio
 
 from spider.core import TaskId, encode_frame
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -47,7 +48,6 @@ from spider.core.ids import (
 from spider.core.logging import configure_logging
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.errors import ClientError, ExtensionUnavailable
-from spider.em.ledger import AssignmentRecord
 from spider.em.pool import PoolConfig, TaskOutcome, TaskRequest, open_process_pool
 from spider.em.ports import EmClients, TaskPool, TaskSlot
 from spider.em.runtime import ExtensionSettings, RuntimeSettings, run_execution_manager
@@ -154,7 +154,7 @@ class InstantScheduler:
     workload: Workload
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         workload = self.workload
         workload.poll_times.append(trio.current_time())
@@ -174,7 +174,7 @@ class InstantScheduler:
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -184,7 +184,7 @@ class InstantScheduler:
         await trio.lowlevel.checkpoint()
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         await trio.lowlevel.checkpoint()
 

@@ -13,10 +13,10 @@ from typing import Protocol
 
 import attrs
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.errors import ClientError
-from spider.em.ledger import AssignmentRecord
 from spider.em.pool import TaskOutcome, TaskRequest
 
 
@@ -40,7 +40,7 @@ class SchedulerClient(Protocol):
     """The scheduler's ``SchedulerService`` (and Spider-py's ``TaskDispatchService``)."""
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         """One ``NextTask`` RPC: acknowledge ``record`` (if any) and wait up to ``wait_ms`` for
         an assignment; ``None`` when none came. The long-poll loop is the caller's."""
@@ -49,7 +49,7 @@ class SchedulerClient(Protocol):
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -64,7 +64,7 @@ class SchedulerClient(Protocol):
         ...
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         """Acknowledge ``records`` and have the scheduler reschedule whatever else it gave us."""
         ...

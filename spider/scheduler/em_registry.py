@@ -17,19 +17,12 @@ from typing import Final, NoReturn
 import attrs
 import trio
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import AssignmentId, ExecutionManagerId, SchedulerId
 from spider.scheduler.assignment import Assignment
 from spider.scheduler.errors import ExecutionManagerNotFound
 
 LOGGER: Final = logging.getLogger("spider.scheduler.em_registry")
-
-
-@attrs.frozen
-class AssignmentRecord:
-    """An acknowledgement: assignment ``id``, issued by scheduler ``issued_by``."""
-
-    id: AssignmentId
-    issued_by: SchedulerId
 
 
 @attrs.define(eq=False)
@@ -96,7 +89,7 @@ class ExecutionManagerRegistry:
         self.reschedule(assignment)
         return True
 
-    def acknowledge(self, em_id: ExecutionManagerId, record: AssignmentRecord) -> bool:
+    def acknowledge(self, em_id: ExecutionManagerId, record: ConsumedAssignment) -> bool:
         """The EM took responsibility for an assignment; True if it was outstanding.
 
         Acknowledgements are idempotent (the EM may send one twice); unknown ones are only
@@ -123,7 +116,7 @@ class ExecutionManagerRegistry:
         em.last_update = trio.current_time()
         return True
 
-    def shutdown(self, em_id: ExecutionManagerId, records: Iterable[AssignmentRecord]) -> int:
+    def shutdown(self, em_id: ExecutionManagerId, records: Iterable[ConsumedAssignment]) -> int:
         """``Shutdown``: acknowledge ``records``, remove the EM, reschedule the rest.
 
         Returns how many assignments were rescheduled; ``ExecutionManagerNotFound`` for an EM

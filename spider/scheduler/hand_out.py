@@ -5,18 +5,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import ExecutionManagerId
 from spider.rpc import on_undelivered
 from spider.scheduler.assignment import Assignment
 from spider.scheduler.dispatch_queue import DispatchQueue
-from spider.scheduler.em_registry import AssignmentRecord, ExecutionManagerRegistry
+from spider.scheduler.em_registry import ExecutionManagerRegistry
 
 
 async def hand_out(
     queue: DispatchQueue,
     registry: ExecutionManagerRegistry,
     em_id: ExecutionManagerId,
-    acknowledged: Iterable[AssignmentRecord],
+    acknowledged: Iterable[ConsumedAssignment],
     wait: float,
     max_tasks: int,
 ) -> list[Assignment]:

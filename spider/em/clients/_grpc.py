@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.exception_mapping import map_exceptions
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
@@ -39,7 +40,6 @@ from spider.em.clients._mapping import (
     storage_error,
 )
 from spider.em.errors import ClientError, ExtensionUnavailable
-from spider.em.ledger import AssignmentRecord
 from spider.em.pool import TaskOutcome
 from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
@@ -113,7 +113,7 @@ class GrpcSchedulerClient:
     _deadlines: ClientDeadlines
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
         operation = "NextTask"
@@ -130,7 +130,7 @@ class GrpcSchedulerClient:
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -156,7 +156,7 @@ class GrpcSchedulerClient:
             )
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         """``Shutdown`` with every acknowledgement not sent yet."""
         with _mapped(scheduler_error, "Shutdown"):

@@ -19,6 +19,7 @@ import trio
 from trio_util import RepeatedEvent
 
 from spider.core import TaskId
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -30,7 +31,6 @@ from spider.core.ids import (
 )
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
-from spider.em.ledger import AssignmentRecord
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
 
@@ -87,17 +87,17 @@ class FakeScheduler(Watchable):
     """``SchedulerClient``: queued responses, outstanding assignments, call counts."""
 
     responses: collections.deque[Assignment | ClientError] = attrs.field(factory=collections.deque)
-    outstanding: list[AssignmentRecord] = attrs.field(factory=list)
-    next_task_calls: list[AssignmentRecord | None] = attrs.field(factory=list)
+    outstanding: list[ConsumedAssignment] = attrs.field(factory=list)
+    next_task_calls: list[ConsumedAssignment | None] = attrs.field(factory=list)
     next_task_times: list[float] = attrs.field(factory=list)
     heartbeat_times: list[float] = attrs.field(factory=list)
-    shutdown_calls: list[list[AssignmentRecord]] = attrs.field(factory=list)
+    shutdown_calls: list[list[ConsumedAssignment]] = attrs.field(factory=list)
     heartbeat_error: ClientError | None = None
     shutdown_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
     block_shutdown: bool = False
     extension: bool = False
     """Serve ``NextTasks``; an upstream scheduler (the default) answers UNIMPLEMENTED."""
-    next_tasks_calls: list[tuple[list[AssignmentRecord], int]] = attrs.field(factory=list)
+    next_tasks_calls: list[tuple[list[ConsumedAssignment], int]] = attrs.field(factory=list)
     """``(records, max_tasks)`` of each ``NextTasks``."""
     refused: int = 0
     """``NextTasks`` calls answered UNIMPLEMENTED."""
@@ -112,7 +112,7 @@ class FakeScheduler(Watchable):
         self._pushed.set()
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         assert em_id == EM_ID
         if record is not None and record in self.outstanding:
@@ -140,7 +140,7 @@ class FakeScheduler(Watchable):
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -188,7 +188,7 @@ class FakeScheduler(Watchable):
             raise self.heartbeat_error
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         await trio.lowlevel.checkpoint()
         if self.shutdown_errors:

@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -18,7 +19,7 @@ from spider.core.ids import (
 )
 from spider.core.task_id import TaskId
 from spider.scheduler.assignment import Assignment, ReadyEntry
-from spider.scheduler.em_registry import AssignmentRecord, ExecutionManagerRegistry
+from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import ExecutionManagerNotFound
 
 OURS = SchedulerId(5)
@@ -31,8 +32,8 @@ def assignment() -> Assignment:
     return Assignment(AssignmentId(next(IDS)), entry, SessionId(1))
 
 
-def ack(item: Assignment, issued_by: SchedulerId = OURS) -> AssignmentRecord:
-    return AssignmentRecord(item.id, issued_by)
+def ack(item: Assignment, issued_by: SchedulerId = OURS) -> ConsumedAssignment:
+    return ConsumedAssignment(item.id, issued_by)
 
 
 @pytest.fixture
