@@ -10,7 +10,7 @@ from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto.spider_py import execution as execution_pb
-from spider.scheduler.assignment import Assignment
+from spider.scheduler.assignment import IssuedAssignment
 
 
 def task_id_from_proto(message: common.TaskId | None) -> TaskId | None:
@@ -43,7 +43,7 @@ def record_from_proto(message: scheduler_pb.TaskAssignmentRecord) -> ConsumedAss
 
 
 def assignment_to_proto(
-    assignment: Assignment, scheduler_id: SchedulerId
+    assignment: IssuedAssignment, scheduler_id: SchedulerId
 ) -> scheduler_pb.SchedulerAssignment:
     """The assignment as ``NextTask`` answers it, stamped with the issuing scheduler."""
     entry = assignment.entry
@@ -70,7 +70,7 @@ def next_tasks_request_from_proto(
 
 
 def next_tasks_response_to_proto(
-    assignments: Sequence[Assignment], scheduler_id: SchedulerId
+    assignments: Sequence[IssuedAssignment], scheduler_id: SchedulerId
 ) -> execution_pb.NextTasksResponse:
     """``NextTasks``' answer: empty when nothing was ready in time."""
     return execution_pb.NextTasksResponse(

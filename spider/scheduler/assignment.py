@@ -23,8 +23,11 @@ class ReadyEntry:
 
 
 @attrs.frozen
-class Assignment:
-    """A ready task handed to an execution manager, stamped with the session it belongs to."""
+class IssuedAssignment:
+    """A ready task handed to an execution manager, stamped with the session it belongs to.
+
+    The scheduler's side of an assignment: it keeps the ``ReadyEntry`` the task came from, so
+    an assignment its EM never acknowledges (``ConsumedAssignment``) can be placed again."""
 
     id: AssignmentId
     entry: ReadyEntry

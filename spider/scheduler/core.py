@@ -31,7 +31,7 @@ from spider.core.backoff import Backoff
 from spider.core.ids import SchedulerId, SessionId
 from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import Assignment
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.errors import InvalidSessionId
@@ -79,7 +79,7 @@ class SchedulerCore:
     identity: SchedulerIdentity = attrs.field(factory=SchedulerIdentity)
     placement: RoundRobinPlacement = attrs.field(init=False)
     queue: DispatchQueue = attrs.field(init=False)
-    _reschedules: deque[Assignment] = attrs.field(factory=deque)
+    _reschedules: deque[IssuedAssignment] = attrs.field(factory=deque)
     _changes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0))
     """How many times something placement depends on changed (``wake``)."""
     _capacity_changed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
@@ -105,7 +105,7 @@ class SchedulerCore:
         """Ask for a placement round soon (something changed)."""
         self._changes.value += 1
 
-    def reschedule(self, assignment: Assignment) -> None:
+    def reschedule(self, assignment: IssuedAssignment) -> None:
         """Decide ``assignment``'s task again, with a new id (its EM died or left)."""
         self._reschedules.append(assignment)
         self.wake()
@@ -302,7 +302,7 @@ class SchedulerCore:
             with trio.move_on_at(max(self.placement.next_expiry(), started + tick)):
                 await self._changes.wait_value(lambda changes, seen=seen: changes > seen)
 
-    def place(self) -> list[Assignment]:
+    def place(self) -> list[IssuedAssignment]:
         """One placement round: reschedules, then decisions, then finalizing expiry."""
         self._drain_reschedules()
         decided = self.placement.decide(self.queue.free_slots)

@@ -31,7 +31,7 @@ import attrs
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
 from spider.core.task_id import TaskId, TaskKind
-from spider.scheduler.assignment import NO_SESSION, Assignment, ReadyEntry
+from spider.scheduler.assignment import NO_SESSION, IssuedAssignment, ReadyEntry
 
 
 class TerminationLane(enum.Enum):
@@ -209,9 +209,9 @@ class RoundRobinPlacement:
 
     # --- deciding --------------------------------------------------------------------------
 
-    def decide(self, free_slots: int) -> list[Assignment]:
+    def decide(self, free_slots: int) -> list[IssuedAssignment]:
         """Up to ``free_slots`` assignments, in round-robin order, each with a fresh id."""
-        decided: list[Assignment] = []
+        decided: list[IssuedAssignment] = []
         while len(decided) < free_slots and self._buffered:
             slot = self._ring[self._cursor]
             if slot is TerminationLane.COMMIT:
@@ -231,9 +231,9 @@ class RoundRobinPlacement:
             self._cursor = (self._cursor + 1) % len(self._ring)
         return decided
 
-    def _issue(self, entry: ReadyEntry) -> Assignment:
+    def _issue(self, entry: ReadyEntry) -> IssuedAssignment:
         self._buffered.discard((entry.job_id, entry.task_id))
-        return Assignment(self.issuer.issue(), entry, self.session)
+        return IssuedAssignment(self.issuer.issue(), entry, self.session)
 
 
 def _pop(fifo: deque[ReadyEntry], count: int) -> Iterator[ReadyEntry]:

@@ -14,7 +14,7 @@ from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
 from spider.core.supervision import SUPERVISOR_BACKOFF, supervise
 from spider.core.task_id import TaskId
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.errors import InvalidSessionId, StorageRejected
@@ -54,14 +54,14 @@ async def core(storage: FakeStorage) -> AsyncIterator[SchedulerCore]:
         nursery.cancel_scope.cancel()
 
 
-async def drain(core: SchedulerCore, wait: float = 1.0) -> list[Assignment]:
+async def drain(core: SchedulerCore, wait: float = 1.0) -> list[IssuedAssignment]:
     taken = []
     while (item := await core.queue.take(wait)) is not None:
         taken.append(item)
     return taken
 
 
-def keys(assignments: list[Assignment]) -> list[tuple[int, str]]:
+def keys(assignments: list[IssuedAssignment]) -> list[tuple[int, str]]:
     return [(a.entry.job_id, str(a.entry.task_id)) for a in assignments]
 
 
@@ -124,7 +124,7 @@ async def test_reschedule_dedups_against_a_buffered_inbound_task(
 async def test_reschedule_drops_an_assignment_of_a_stale_session(
     core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
-    stale = Assignment(AssignmentId(99), task(1, 0), SessionId(0))
+    stale = IssuedAssignment(AssignmentId(99), task(1, 0), SessionId(0))
     core.reschedule(stale)
     assert await drain(core) == []
 

@@ -18,7 +18,7 @@ from spider.core.ids import (
     SessionId,
 )
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
 from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import ExecutionManagerNotFound
 
@@ -27,22 +27,22 @@ EM = ExecutionManagerId(9)
 IDS = itertools.count(1)
 
 
-def assignment() -> Assignment:
+def assignment() -> IssuedAssignment:
     entry = ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.index(next(IDS)))
-    return Assignment(AssignmentId(next(IDS)), entry, SessionId(1))
+    return IssuedAssignment(AssignmentId(next(IDS)), entry, SessionId(1))
 
 
-def ack(item: Assignment, issued_by: SchedulerId = OURS) -> ConsumedAssignment:
+def ack(item: IssuedAssignment, issued_by: SchedulerId = OURS) -> ConsumedAssignment:
     return ConsumedAssignment(item.id, issued_by)
 
 
 @pytest.fixture
-def rescheduled() -> list[Assignment]:
+def rescheduled() -> list[IssuedAssignment]:
     return []
 
 
 @pytest.fixture
-def registry(rescheduled: list[Assignment]) -> ExecutionManagerRegistry:
+def registry(rescheduled: list[IssuedAssignment]) -> ExecutionManagerRegistry:
     return ExecutionManagerRegistry(1.0, rescheduled.append, {OURS})
 
 
@@ -77,7 +77,7 @@ async def test_acknowledgements_from_another_scheduler_are_ignored(
 
 
 async def test_shutdown_acknowledges_then_reschedules_the_rest(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     a, b, c = assignment(), assignment(), assignment()
     for item in (a, b, c):
@@ -93,7 +93,7 @@ async def test_shutdown_acknowledges_then_reschedules_the_rest(
 
 async def test_idle_execution_managers_are_removed_after_the_cutoff(
     registry: ExecutionManagerRegistry,
-    rescheduled: list[Assignment],
+    rescheduled: list[IssuedAssignment],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     registry.assign(EM, item := assignment())
@@ -112,7 +112,7 @@ async def test_idle_execution_managers_are_removed_after_the_cutoff(
 
 async def test_heartbeats_acks_and_assigns_keep_execution_managers_alive(
     registry: ExecutionManagerRegistry,
-    rescheduled: list[Assignment],
+    rescheduled: list[IssuedAssignment],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     worker = ExecutionManagerId(3)
@@ -131,7 +131,7 @@ async def test_heartbeats_acks_and_assigns_keep_execution_managers_alive(
 
 
 async def test_a_removed_execution_manager_comes_back_fresh(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     registry.assign(EM, assignment())
     registry.shutdown(EM, [])
@@ -141,7 +141,7 @@ async def test_a_removed_execution_manager_comes_back_fresh(
 
 
 async def test_an_undelivered_assignment_is_taken_back_and_rescheduled_once(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     lost, kept = assignment(), assignment()
     registry.assign(EM, lost)

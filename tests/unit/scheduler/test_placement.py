@@ -9,7 +9,7 @@ import random
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
 from spider.scheduler.placement import RoundRobinPlacement
 
 GROUP = ResourceGroupId(7)
@@ -39,7 +39,7 @@ def load(state: RoundRobinPlacement, *entries: ReadyEntry, now: float = 0.0) -> 
         state.load(entry, now)
 
 
-def order(assignments: list[Assignment]) -> list[tuple[int, str]]:
+def order(assignments: list[IssuedAssignment]) -> list[tuple[int, str]]:
     return [(a.entry.job_id, str(a.entry.task_id)) for a in assignments]
 
 
