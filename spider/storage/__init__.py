@@ -33,7 +33,7 @@ from spider.storage.errors import (
 )
 from spider.storage.inbound_queue import Lane, ReadyTask
 from spider.storage.instance_gc import SweepReport
-from spider.storage.job_lifecycle import ExecutionContext
+from spider.storage.job_lifecycle import InstanceContext
 from spider.storage.recovery import RecoveryReport
 from spider.storage.state import (
     ExecutionManagerRegistration,
@@ -49,10 +49,10 @@ __all__ = [
     "BadRequest",
     "CacheStale",
     "EmDead",
-    "ExecutionContext",
     "ExecutionManagerRegistration",
     "IllegalEmId",
     "InboundQueueConfig",
+    "InstanceContext",
     "InvalidJobState",
     "InvalidResourceGroup",
     "JobCacheGcConfig",

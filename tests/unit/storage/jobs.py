@@ -32,7 +32,7 @@ from spider.core.task_outputs import decode_task_outputs
 from spider.core.wire import decode_frame, encode_frame
 from spider.storage import (
     CacheStale,
-    ExecutionContext,
+    InstanceContext,
     Lane,
     ReadyTask,
     StaleSession,
@@ -163,7 +163,7 @@ def submission(graph: TaskGraph, inputs: Sequence[int]) -> tuple[bytes, bytes]:
     return encode_task_graph(graph), encode_job_inputs([pack(value) for value in inputs])
 
 
-def outputs_for(task_id: TaskId, context: ExecutionContext, graph: TaskGraph) -> bytes:
+def outputs_for(task_id: TaskId, context: InstanceContext, graph: TaskGraph) -> bytes:
     """The correct ``ReportTaskSuccess.serialized_outputs`` for an instance."""
     if task_id.kind is not TaskKind.INDEX:
         return b""

@@ -19,7 +19,7 @@ import trio.testing
 
 from spider.core.ids import ExecutionManagerId, JobId
 from spider.core.task_id import TaskId
-from spider.storage import CacheStale, ExecutionContext, StorageState, StorageUnavailable
+from spider.storage import CacheStale, InstanceContext, StorageState, StorageUnavailable
 from spider.storage.db.interface import JobNotFound, JobState
 from spider.storage.db.writes import BatchOutcome, RecordTaskOutputs, Write, write_each
 from spider.storage.group_commit import GroupCommit
@@ -254,7 +254,7 @@ class StartedJob:
     state: StorageState
     job_id: JobId
     em: ExecutionManagerId
-    contexts: list[ExecutionContext]
+    contexts: list[InstanceContext]
 
     async def report(self, index: int) -> None:
         await self.state.lifecycle.report_task_success(

@@ -36,7 +36,7 @@ from spider.storage import (
     BadRequest,
     CacheStale,
     EmDead,
-    ExecutionContext,
+    InstanceContext,
     InvalidJobState,
     Lane,
     ReadyTask,
@@ -114,7 +114,7 @@ def jobs(draw: st.DrawFn) -> tuple[TaskGraph, list[int]]:
 class Instance:
     session: SessionId
     task_id: TaskId
-    context: ExecutionContext
+    context: InstanceContext
     em: ExecutionManagerId
 
 
