@@ -47,7 +47,7 @@ from spider.core.ids import (
 )
 from spider.core.logging import configure_logging
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError, ExtensionUnavailable
+from spider.em.errors import EmClientError, ExtensionUnavailable
 from spider.em.pool import PoolConfig, TaskOutcome, TaskRequest, open_process_pool
 from spider.em.ports import EmClients, TaskPool, TaskSlot
 from spider.em.runtime import ExtensionSettings, RuntimeSettings, run_execution_manager
@@ -120,7 +120,7 @@ class InstantStorage:
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         raise ExtensionUnavailable("not served", operation="RegisterTaskInstances")
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
@@ -134,7 +134,7 @@ class InstantStorage:
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         # The benchmark measures the loop over Spider's single RPCs (the extension is off).
         raise ExtensionUnavailable("not served", operation="ReportTaskOutcomes")
 
@@ -143,7 +143,7 @@ class InstantStorage:
         reports: Sequence[tuple[ReportTarget, TaskOutcome]],
         assignments: Sequence[Assignment],
         em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
+    ) -> tuple[list[EmClientError | None], list[ExecutionContext | EmClientError]]:
         raise ExtensionUnavailable("not served", operation="ReportAndRegister")
 
 

@@ -2,7 +2,7 @@
 
 The runtime depends only on these Protocols. ``spider.em.clients`` implements the clients over
 gRPC and ``spider.em.pool`` implements the pool with real executors; tests substitute in-process
-fakes. Every client method raises ``spider.em.errors.ClientError`` subclasses, never gRPC errors.
+fakes. Every client method raises ``spider.em.errors.EmClientError`` subclasses, never gRPC errors.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import attrs
 from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError
+from spider.em.errors import EmClientError
 from spider.em.pool import TaskOutcome, TaskRequest
 
 
@@ -81,10 +81,10 @@ class StorageClient(Protocol):
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         """One ``RegisterTaskInstances`` RPC (Spider-py's extension): per assignment, its
         execution context or the error its single registration would have raised. The whole
-        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError``
+        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``EmClientError``
         when it got no answer at all."""
         ...
 
@@ -98,11 +98,11 @@ class StorageClient(Protocol):
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         """One ``ReportTaskOutcomes`` RPC (Spider-py's extension): each outcome as
         ``report_success`` or ``report_failure`` would send it. Per outcome, ``None`` when
         storage accepted it, else the error its single RPC would have raised. The whole call
-        raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError`` when it
+        raises ``ExtensionUnavailable`` from an upstream storage, or a ``EmClientError`` when it
         got no answer at all."""
         ...
 
@@ -111,7 +111,7 @@ class StorageClient(Protocol):
         reports: Sequence[tuple[ReportTarget, TaskOutcome]],
         assignments: Sequence[Assignment],
         em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
+    ) -> tuple[list[EmClientError | None], list[ExecutionContext | EmClientError]]:
         """One ``ReportAndRegister`` RPC (Spider-py's extension): what ``report_outcomes``
         answers for ``reports`` and ``register_task_instances`` for ``assignments``, in one
         call. Raises as they do."""

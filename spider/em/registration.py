@@ -5,7 +5,7 @@ timeouts at registration), so registrations cannot be gathered ahead of time. In
 Spider-py's execution extension, one ``RegisterTaskInstances`` is in flight at a time and the
 registrations other slots ask for meanwhile wait for it and go together in the next one. Each
 caller gets exactly what a ``RegisterTaskInstance`` of its own would have given it: the execution
-context or the same ``ClientError``, which the dispatch loop retries or handles as before.
+context or the same ``EmClientError``, which the dispatch loop retries or handles as before.
 
 A registration may carry the outcome its slot just produced (``HeldOutcome``): the call is then a
 ``ReportAndRegister``, which reports and registers in one storage call, and the reporter settles
@@ -29,7 +29,7 @@ import trio
 
 from spider.core.ids import ExecutionManagerId
 from spider.em.assignment import Assignment, ExecutionContext
-from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
+from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
 from spider.em.ports import StorageClient
 from spider.em.reporting import HeldOutcome, Reporter
 
@@ -47,7 +47,7 @@ _ALONE: Final = _SendAlone()
 class _Pending:
     assignment: Assignment
     held: HeldOutcome | None = None
-    answer: ExecutionContext | ClientError | _SendAlone | None = None
+    answer: ExecutionContext | EmClientError | _SendAlone | None = None
 
 
 @attrs.define(eq=False)
@@ -102,13 +102,13 @@ class Registrar:
         answer = pending.answer
         if isinstance(answer, _SendAlone):
             return await self.storage.register_task_instance(assignment, self.em_id)
-        if isinstance(answer, ClientError):
+        if isinstance(answer, EmClientError):
             raise answer
         return answer
 
     async def _send(self, batch: list[_Pending], own: _Pending) -> None:
         held = self._carried(batch)
-        answers: Sequence[ExecutionContext | ClientError | _SendAlone]
+        answers: Sequence[ExecutionContext | EmClientError | _SendAlone]
         try:
             if held:
                 answers = await self._report_and_register(held, batch)
@@ -126,7 +126,7 @@ class Registrar:
                     extra={"em_id": self.em_id},
                 )
             answers = [_ALONE] * len(batch)
-        except ClientError as error:
+        except EmClientError as error:
             # No answer for any of them: each caller handles it as its own failed call.
             answers = [error] * len(batch)
         except BaseException:
@@ -153,7 +153,7 @@ class Registrar:
 
     async def _report_and_register(
         self, held: list[HeldOutcome], batch: list[_Pending]
-    ) -> Sequence[ExecutionContext | ClientError]:
+    ) -> Sequence[ExecutionContext | EmClientError]:
         """One ``ReportAndRegister``; ``held`` is settled or released whatever happens, and a
         storage without it gets ``RegisterTaskInstances`` (raising what that raises)."""
         settled = False

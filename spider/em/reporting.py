@@ -21,7 +21,8 @@ A report is retried while storage is unreachable (``TransportError``) and, a few
 fails internally (``ServerError``). Before each attempt the report's session is checked: once
 the liveness loop has seen a newer session, storage has restarted and forgotten the instance,
 so the outcome is dropped (a stale outcome is never reported). Storage rejecting the report as
-stale (``StaleSession``, ``CacheStale``: the instance timed out, the job ended) drops it too.
+stale (``StaleSessionAnswer``, ``CacheStaleAnswer``: the instance timed out, the job ended)
+drops it too.
 """
 
 from __future__ import annotations
@@ -39,11 +40,11 @@ from spider.core import SessionTracker
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import ReportTarget
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     ExtensionUnavailable,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.em.pool import TaskOutcome, TaskSucceeded
@@ -140,7 +141,7 @@ class Reporter:
         held.taken = True
         self._send.send_nowait((held.target, held.outcome))
 
-    def settle(self, held: HeldOutcome, error: ClientError | None) -> None:
+    def settle(self, held: HeldOutcome, error: EmClientError | None) -> None:
         """Storage answered the call that carried ``held``: accepted (``None``), to be retried
         alone (a transient error), or rejected."""
         if error is None:
@@ -243,7 +244,7 @@ class Reporter:
                 error,
             )
             return current
-        except ClientError as error:
+        except EmClientError as error:
             LOGGER.warning(
                 "ReportTaskOutcomes failed (%s); reporting its %d outcomes one at a time.",
                 error,
@@ -273,15 +274,15 @@ class Reporter:
         self.delivered += 1
         LOGGER.debug("Task outcome reported.", extra={**_fields(target), "report": what})
 
-    def _rejected(self, target: ReportTarget, error: ClientError) -> None:
+    def _rejected(self, target: ReportTarget, error: EmClientError) -> None:
         """Storage answered that ``target``'s outcome cannot be accepted: drop it."""
         fields = _fields(target)
-        if isinstance(error, StaleSession):
+        if isinstance(error, StaleSessionAnswer):
             LOGGER.warning(
                 "Storage rejected the outcome as stale; dropping it: %s", error, extra=fields
             )
             self.refresh_liveness()
-        elif isinstance(error, CacheStale):
+        elif isinstance(error, CacheStaleAnswer):
             LOGGER.warning(
                 "Storage no longer accepts this outcome; dropping it: %s", error, extra=fields
             )
@@ -320,7 +321,7 @@ class Reporter:
             )
         except Superseded as stale:
             LOGGER.warning("Dropping stale task outcome: %s.", stale.reason, extra=fields)
-        except ClientError as error:
+        except EmClientError as error:
             self._rejected(target, error)
         except trio.Cancelled:
             LOGGER.error(

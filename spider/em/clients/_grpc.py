@@ -39,7 +39,7 @@ from spider.em.clients._mapping import (
     scheduler_error,
     storage_error,
 )
-from spider.em.errors import ClientError, ExtensionUnavailable
+from spider.em.errors import EmClientError, ExtensionUnavailable
 from spider.em.pool import TaskOutcome
 from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
@@ -56,7 +56,7 @@ from spider.rpc import (
     error_for_status,
 )
 
-_ErrorMapping = Callable[[RpcError, str], ClientError]
+_ErrorMapping = Callable[[RpcError, str], EmClientError]
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -194,7 +194,7 @@ class GrpcStorageClient:
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         """``RegisterTaskInstances``; each item's failure mapped as its single call's would be."""
         operation = "RegisterTaskInstances"
         with _mapped(storage_error, operation, extension=True):
@@ -227,7 +227,7 @@ class GrpcStorageClient:
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         """``ReportTaskOutcomes``; each item's status mapped as its single report's would be."""
         operation = "ReportTaskOutcomes"
         with _mapped(storage_error, operation, extension=True):
@@ -243,7 +243,7 @@ class GrpcStorageClient:
         reports: Sequence[tuple[ReportTarget, TaskOutcome]],
         assignments: Sequence[Assignment],
         em_id: ExecutionManagerId,
-    ) -> tuple[list[ClientError | None], list[ExecutionContext | ClientError]]:
+    ) -> tuple[list[EmClientError | None], list[ExecutionContext | EmClientError]]:
         """``ReportAndRegister``: per outcome what ``report_outcomes`` answers, per assignment
         what ``register_task_instances`` answers."""
         operation = "ReportAndRegister"
@@ -265,8 +265,8 @@ def _registration_answers(
     response: execution_pb.RegisterTaskInstancesResponse | execution_pb.ReportAndRegisterResponse,
     count: int,
     operation: str,
-) -> list[ExecutionContext | ClientError]:
-    answers: list[ExecutionContext | ClientError] = []
+) -> list[ExecutionContext | EmClientError]:
+    answers: list[ExecutionContext | EmClientError] = []
     for result in registration_results_from_proto(response, count=count, operation=operation):
         if isinstance(result, tuple):
             code, message = result
@@ -280,7 +280,7 @@ def _report_answers(
     response: execution_pb.ReportTaskOutcomesResponse | execution_pb.ReportAndRegisterResponse,
     count: int,
     operation: str,
-) -> list[ClientError | None]:
+) -> list[EmClientError | None]:
     statuses = item_statuses_from_proto(response, count=count, operation=operation)
     return [
         None if code == Status.OK.value else storage_error(_item_error(code, message), operation)
@@ -294,7 +294,7 @@ def _mapped(
     """Raise ``to_client_error(error, operation)`` for an ``RpcError`` leaving the block; with
     ``extension``, ``ExtensionUnavailable`` if the peer does not serve a Spider-py call."""
 
-    def translate(error: RpcError) -> ClientError:
+    def translate(error: RpcError) -> EmClientError:
         if extension and extension_missing(error):
             return ExtensionUnavailable(error.message, operation=operation)
         return to_client_error(error, operation)

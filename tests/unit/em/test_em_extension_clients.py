@@ -12,12 +12,12 @@ from spider.em.clients import ClientDeadlines, GrpcSchedulerClient, GrpcStorageC
 from spider.em.clients._convert import assignments_from_proto, registration_results_from_proto
 from spider.em.clients._mapping import extension_missing
 from spider.em.errors import (
-    CacheStale,
+    CacheStaleAnswer,
     ExtensionUnavailable,
     InvalidInput,
     ProtocolError,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.em.pool import TaskFailed, TaskSucceeded
@@ -42,7 +42,7 @@ def target(instance: int) -> ReportTarget:
 
 CODES = [Status.OK, Status.NOT_FOUND, Status.FAILED_PRECONDITION, Status.INVALID_ARGUMENT]
 CODES += [Status.UNAVAILABLE, Status.INTERNAL]
-EXPECTED = [None, StaleSession, CacheStale, InvalidInput, TransportError, ServerError]
+EXPECTED = [None, StaleSessionAnswer, CacheStaleAnswer, InvalidInput, TransportError, ServerError]
 
 
 class BatchStorage(execution_pb.TaskInstanceBatchServiceBase):
@@ -114,7 +114,7 @@ async def test_registrations_answer_contexts_and_per_item_errors() -> None:
     first, second = await client.register_task_instances([assignment(1), assignment(2)], EM_ID)
     assert not isinstance(first, Exception)
     assert (first.task_instance_id, first.hard_timeout_ms) == (9, 2)
-    assert isinstance(second, StaleSession)
+    assert isinstance(second, StaleSessionAnswer)
 
 
 async def test_report_and_register_maps_each_side_as_its_own_call_would() -> None:
@@ -127,7 +127,7 @@ async def test_report_and_register_maps_each_side_as_its_own_call_would() -> Non
     assert [None if e is None else type(e) for e in errors] == EXPECTED
     assert not isinstance(first, Exception)
     assert first.task_instance_id == 9
-    assert isinstance(second, StaleSession)
+    assert isinstance(second, StaleSessionAnswer)
     (request,) = service.requests
     assert isinstance(request, execution_pb.ReportAndRegisterRequest)
     assert [o.success.task_instance_id for o in request.outcomes] == [100, 101, 102, 103, 104, 105]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from spider.em.errors import StaleSession
+from spider.em.errors import StaleSessionAnswer
 from spider.em.runtime import ExtensionSettings
 
 from .fakes import FakePool, Report, assignment, context, transport
@@ -71,7 +71,7 @@ async def test_a_carried_outcome_storage_rejects_is_dropped_not_retried(
     async with em.running():
         em.scheduler.push(assignment(1), assignment(2))
         await em.storage.wait_until(lambda: len(em.storage.register_calls) == 1)
-        em.storage.report_replies.append(StaleSession("old session"))
+        em.storage.report_replies.append(StaleSessionAnswer("old session"))
         await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
     assert em.storage.combined_calls == [(1, 1)]
     assert em.storage.report_attempts == 2  # outcome 1 once (rejected), outcome 2 once
