@@ -40,8 +40,8 @@ from spider.scheduler.storage_link import (
     InboundBatch,
     InboundLane,
     InboundSource,
+    StorageLinkLost,
     StorageRegistration,
-    StorageUnavailable,
 )
 
 LOGGER: Final = logging.getLogger("spider.scheduler")
@@ -49,7 +49,7 @@ LOGGER: Final = logging.getLogger("spider.scheduler")
 UNREGISTERED: Final = SchedulerId(0)
 """The scheduler id before storage has given one."""
 
-_STORAGE_UNAVAILABLE: Final = retry_on(StorageUnavailable)
+_STORAGE_LINK_LOST: Final = retry_on(StorageLinkLost)
 
 
 @attrs.define(eq=False)
@@ -151,7 +151,7 @@ class SchedulerCore:
         registration = await retry(
             lambda: self.storage.register(advertised),
             delays=lambda: delays,
-            rule=_STORAGE_UNAVAILABLE,
+            rule=_STORAGE_LINK_LOST,
             on_retry=log,
         )
         self._registered(registration)
@@ -173,7 +173,7 @@ class SchedulerCore:
         if registration.session > self.session:
             self._start_session(registration.session)
 
-    async def _recover(self, error: StorageUnavailable) -> None:
+    async def _recover(self, error: StorageLinkLost) -> None:
         """Back off after a failed poll; the lanes then poll again.
 
         Registering again here would be wrong while storage keeps running: storage answers a
@@ -226,7 +226,7 @@ class SchedulerCore:
             polled_in = self.session
             try:
                 batch = await self.storage.poll(lane, limit, wait_ms)
-            except StorageUnavailable as error:
+            except StorageLinkLost as error:
                 await self._recover(error)
                 continue
             self._failure_delays = None

@@ -1,7 +1,7 @@
 """``StorageLink``: the scheduler's calls to storage, with storage's failures made domain errors.
 
 Two calls: ``RegisterScheduler`` and the three lanes' ``PollReady*Tasks``. A failure is either
-``StorageUnavailable`` (storage is down, restarting or overloaded: wait and reconnect) or
+``StorageLinkLost`` (storage is down, restarting or overloaded: wait and reconnect) or
 ``StorageRejected`` (storage, or whatever answers at that address, refuses the request for good:
 fatal).
 """
@@ -36,8 +36,11 @@ _FATAL: Final = (InvalidArgumentError, PermissionDeniedError, UnauthenticatedErr
 """Answers to ``RegisterScheduler`` that retrying cannot change."""
 
 
-class StorageUnavailable(SchedulerError):
-    """A call to storage failed in a way that may pass: reconnect and try again."""
+class StorageLinkLost(SchedulerError):
+    """A call to storage failed in a way that may pass: reconnect and try again.
+
+    The scheduler's view of its link to storage (unreachable, restarting, overloaded); storage's
+    own ``StorageUnavailable`` is its database being down."""
 
 
 class InboundLane(enum.Enum):
@@ -108,7 +111,7 @@ class StorageLink:
         except UnimplementedError as error:
             raise _not_storage(error) from error
         except RpcError as error:
-            raise StorageUnavailable(f"RegisterScheduler failed: {error}") from error
+            raise StorageLinkLost(f"RegisterScheduler failed: {error}") from error
         registration = response.registration
         return StorageRegistration(
             SchedulerId(registration.scheduler_id), SessionId(registration.session_id)
@@ -124,7 +127,7 @@ class StorageLink:
         except UnimplementedError as error:
             raise _not_storage(error) from error
         except RpcError as error:
-            raise StorageUnavailable(f"polling the {lane.value} lane failed: {error}") from error
+            raise StorageLinkLost(f"polling the {lane.value} lane failed: {error}") from error
         return InboundBatch(
             SessionId(response.tasks.session_id),
             tuple(_entries(lane, response.tasks.tasks)),

@@ -13,8 +13,8 @@ from spider.scheduler.errors import StorageRejected
 from spider.scheduler.storage_link import (
     InboundBatch,
     InboundLane,
+    StorageLinkLost,
     StorageRegistration,
-    StorageUnavailable,
 )
 
 
@@ -61,7 +61,7 @@ class FakeStorage:
             raise StorageRejected("bad advertised endpoint")
         if self.down:
             self.failed_registrations += 1
-            raise StorageUnavailable("connection refused")
+            raise StorageLinkLost("connection refused")
         self.registrations.append(advertised)
         return StorageRegistration(SchedulerId(len(self.registrations)), SessionId(self.session))
 
@@ -72,7 +72,7 @@ class FakeStorage:
             if self.down:
                 await trio.sleep(0.001)
                 self.failed_polls += 1
-                raise StorageUnavailable("connection reset")
+                raise StorageLinkLost("connection reset")
             entries = self.lanes[lane]
             if entries or trio.current_time() >= deadline:
                 taken, entries[:max_items] = entries[:max_items], []
