@@ -15,13 +15,13 @@ from spider.storage.db.interface import (
     DuplicateResourceGroup,
     ExecutionManagerDead,
     IllegalJobTransition,
-    JobNotFound,
     JobRecord,
     JobState,
     JobStatus,
     PayloadTooLarge,
     StorageDatabase,
     UnknownExecutionManager,
+    UnknownJob,
     UnknownResourceGroup,
 )
 from spider.storage.db.mariadb import MariaDbDatabase
@@ -37,7 +37,6 @@ __all__ = [
     "DuplicateResourceGroup",
     "ExecutionManagerDead",
     "IllegalJobTransition",
-    "JobNotFound",
     "JobRecord",
     "JobState",
     "JobStatus",
@@ -48,6 +47,7 @@ __all__ = [
     "SqliteDatabase",
     "StorageDatabase",
     "UnknownExecutionManager",
+    "UnknownJob",
     "UnknownResourceGroup",
     "open_database",
 ]

@@ -74,8 +74,8 @@ class DatabaseUnavailable(DatabaseError):
     """The database could not be reached or the connection broke: transient, retry later."""
 
 
-class JobNotFound(DatabaseError):
-    pass
+class UnknownJob(DatabaseError):
+    """No job row with that id (storage answers it as its ``JobNotFound``)."""
 
 
 class IllegalJobTransition(DatabaseError):
@@ -197,10 +197,10 @@ class StorageDatabase(Protocol):
         and start in one transaction). Raises ``UnknownResourceGroup``."""
 
     def get_job_status(self, job_id: JobId) -> JobStatus:
-        """Raises ``JobNotFound``."""
+        """Raises ``UnknownJob``."""
 
     def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
-        """The state and the stored ``SerializedTaskOutputs``. Raises ``JobNotFound``."""
+        """The state and the stored ``SerializedTaskOutputs``. Raises ``UnknownJob``."""
 
     def transition_job(
         self,
@@ -214,7 +214,7 @@ class StorageDatabase(Protocol):
         """Move a job to ``target`` if ``LEGAL_TRANSITIONS`` allows it from its current state.
 
         Locks the row, checks, updates (``ended_at`` on a terminal target; outputs and error when
-        given) and returns the previous state. Raises ``JobNotFound`` or ``IllegalJobTransition``.
+        given) and returns the previous state. Raises ``UnknownJob`` or ``IllegalJobTransition``.
         """
 
     def iter_recoverable_jobs(self) -> Iterator[JobRecord]:

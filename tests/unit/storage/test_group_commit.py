@@ -20,7 +20,7 @@ import trio.testing
 from spider.core.ids import ExecutionManagerId, JobId
 from spider.core.task_id import TaskId
 from spider.storage import CacheStale, InstanceContext, StorageState, StorageUnavailable
-from spider.storage.db.interface import JobNotFound, JobState
+from spider.storage.db.interface import JobState, UnknownJob
 from spider.storage.db.writes import BatchOutcome, RecordTaskOutputs, Write, write_each
 from spider.storage.group_commit import GroupCommit
 
@@ -118,7 +118,7 @@ async def test_a_failing_write_fails_alone(gated: GatedDatabase) -> None:
         try:
             await group.commit(RecordTaskOutputs(JobId(job), index, b""))
             results[index] = "ok"
-        except JobNotFound:
+        except UnknownJob:
             results[index] = "not found"
 
     async with trio.open_nursery() as nursery:
