@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from spider.core.ids import ExecutionManagerId, SessionId
-from spider.storage.db.interface import JobState
+from spider.core.job_state import JobState
 from spider.storage.inbound_queue import Lane
 from spider.storage.job_lifecycle import JobLifecycle
 

@@ -37,10 +37,10 @@ from spider.core.ids import (
     SessionId,
     TaskInstanceId,
 )
+from spider.core.job_state import JobState
 from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
-from spider.storage.db.interface import JobState
 from spider.storage.errors import (
     BadRequest,
     CacheStale,

@@ -26,11 +26,11 @@ import attrs
 import trio
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db import interface as db
 from spider.storage.db.interface import (
     ExecutionManagerListing,
     JobRecord,
-    JobState,
     JobStatus,
     StorageDatabase,
 )

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db import _schema as schema
 from spider.storage.db._schema import LivenessState
 from spider.storage.db.interface import (
@@ -33,7 +34,6 @@ from spider.storage.db.interface import (
     ExecutionManagerListing,
     ExecutionManagerRecord,
     JobRecord,
-    JobState,
     JobStatus,
     UnknownExecutionManager,
     UnknownJob,

@@ -13,7 +13,6 @@ recovered after a restart resumes instead of re-running its finished tasks.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,28 +20,11 @@ import attrs
 
 from spider.core.errors import SpiderError
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 
 if TYPE_CHECKING:
     from spider.storage.db.writes import BatchOutcome, Write
 
-
-class JobState(enum.Enum):
-    """A job's state; the values are Spider's DB enum spellings."""
-
-    READY = "Ready"
-    RUNNING = "Running"
-    COMMIT_READY = "CommitReady"
-    CLEANUP_READY = "CleanupReady"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 # Spider's legal transitions (docs/upstream.md#job-states-and-transitions), plus two of ours:
 # Ready -> CleanupReady so that

@@ -11,11 +11,11 @@ from collections.abc import Callable
 import pytest
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.storage.db import (
     LEGAL_TRANSITIONS,
     DatabaseConfig,
     IllegalJobTransition,
-    JobState,
     StorageDatabase,
     UnknownJob,
     UnknownResourceGroup,

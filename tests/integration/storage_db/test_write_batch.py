@@ -11,10 +11,10 @@ import outcome
 import pytest
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.storage.db import (
     ExecutionManagerDead,
     IllegalJobTransition,
-    JobState,
     StorageDatabase,
     UnknownJob,
     UnknownResourceGroup,

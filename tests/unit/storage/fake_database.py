@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db.interface import (
     RECOVERABLE_STATES,
     DatabaseUnavailable,
@@ -24,7 +25,6 @@ from spider.storage.db.interface import (
     ExecutionManagerListing,
     ExecutionManagerRecord,
     JobRecord,
-    JobState,
     JobStatus,
     UnknownExecutionManager,
     UnknownJob,

@@ -16,6 +16,7 @@ import trio
 
 from spider.core.data_types import DataType, IntType
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SessionId
+from spider.core.job_state import JobState
 from spider.core.task_graph import (
     ExecutionPolicy,
     InputSource,
@@ -40,7 +41,6 @@ from spider.storage import (
     StorageState,
 )
 from spider.storage.config import RuntimeConfig, TaskInstancePoolConfig
-from spider.storage.db.interface import JobState
 
 from .fake_database import FakeDatabase
 

@@ -18,9 +18,10 @@ import trio
 import trio.testing
 
 from spider.core.ids import ExecutionManagerId, JobId
+from spider.core.job_state import JobState
 from spider.core.task_id import TaskId
 from spider.storage import CacheStale, InstanceContext, StorageState, StorageUnavailable
-from spider.storage.db.interface import JobState, UnknownJob
+from spider.storage.db.interface import UnknownJob
 from spider.storage.db.writes import BatchOutcome, RecordTaskOutputs, Write, write_each
 from spider.storage.group_commit import GroupCommit
 

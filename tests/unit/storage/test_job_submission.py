@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
 from spider.rpc.errors import Status
@@ -20,7 +21,6 @@ from spider.storage import (
     grpc_status,
 )
 from spider.storage.config import RuntimeConfig
-from spider.storage.db.interface import JobState
 from spider.storage.job_lifecycle import JobOutcome
 
 from .fake_database import FakeDatabase

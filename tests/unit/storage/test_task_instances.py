@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from spider.core.ids import ExecutionManagerId, JobId, SessionId, TaskInstanceId
+from spider.core.job_state import JobState
 from spider.core.task_graph import ExecutionPolicy, TaskGraph, TdlContext
 from spider.core.task_id import TaskId
 from spider.core.wire import EMPTY_FRAME
@@ -33,7 +34,6 @@ from spider.storage import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.db.interface import JobState
 from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
