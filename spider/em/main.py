@@ -35,7 +35,6 @@ from spider.core.service_cli import (
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
-    EndpointConfig,
     ExecutionManagerConfig,
     LogFormat,
     endpoint_data,
@@ -45,7 +44,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
-from spider.rpc import open_rpc_bridge
+from spider.rpc import EndpointConfig, open_rpc_bridge
 
 LOGGER: Final = logging.getLogger("spider.em")
 

@@ -5,9 +5,9 @@ with ``await nursery.start(run_scheduler, config)`` (which returns the bound por
 docs/scheduler.md describes the configuration, the placement rules and the failure modes.
 """
 
+from spider.rpc import EndpointConfig
 from spider.scheduler.config import (
     EmRegistryConfig,
-    EndpointConfig,
     Policy,
     PolicyConfig,
     ReconnectConfig,

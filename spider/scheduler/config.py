@@ -43,7 +43,7 @@ import attrs
 
 from spider.core.backoff import Backoff
 from spider.core.config import merge_overrides, read_config_file, structure_config
-from spider.rpc import Endpoint
+from spider.rpc import Endpoint, EndpointConfig
 
 
 def _is_number(value: object) -> bool:
@@ -78,18 +78,6 @@ def _port(minimum: int) -> Any:
             )
 
     return check
-
-
-@attrs.frozen
-class EndpointConfig:
-    """A gRPC server: ``{host, port}``."""
-
-    host: str = attrs.field(validator=_non_empty)
-    port: int = attrs.field(validator=_port(1))
-
-    def endpoint(self) -> Endpoint:
-        """As ``spider.rpc`` takes it."""
-        return Endpoint(self.host, self.port)
 
 
 @attrs.frozen
