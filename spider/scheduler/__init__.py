@@ -12,8 +12,8 @@ from spider.scheduler.config import (
     PolicyConfig,
     ReconnectConfig,
     RoundRobinConfig,
-    RuntimeConfig,
     SchedulerConfig,
+    SchedulerRuntimeConfig,
     load_scheduler_config,
 )
 from spider.scheduler.errors import (
@@ -33,9 +33,9 @@ __all__ = [
     "PolicyConfig",
     "ReconnectConfig",
     "RoundRobinConfig",
-    "RuntimeConfig",
     "SchedulerConfig",
     "SchedulerError",
+    "SchedulerRuntimeConfig",
     "StorageRejected",
     "load_scheduler_config",
     "run_scheduler",

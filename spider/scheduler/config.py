@@ -151,8 +151,8 @@ class ReconnectConfig:
 
 
 @attrs.frozen
-class RuntimeConfig:
-    """Spider's ``runtime`` block, plus Spider-py's storage-call settings."""
+class SchedulerRuntimeConfig:
+    """The scheduler's ``runtime`` block: Spider's keys, plus Spider-py's storage-call settings."""
 
     advertised_endpoint: EndpointConfig | None = None
     """What the scheduler registers with storage; ``None`` derives it from ``host`` and the
@@ -181,7 +181,7 @@ class SchedulerConfig:
     storage_endpoint: EndpointConfig = attrs.field(
         factory=lambda: EndpointConfig("127.0.0.1", 50051)
     )
-    runtime: RuntimeConfig = attrs.field(factory=RuntimeConfig)
+    runtime: SchedulerRuntimeConfig = attrs.field(factory=SchedulerRuntimeConfig)
 
     @property
     def round_robin(self) -> RoundRobinConfig:

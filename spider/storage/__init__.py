@@ -10,8 +10,8 @@ model; ``spider.storage.server`` serves it.
 from spider.storage.config import (
     InboundQueueConfig,
     JobCacheGcConfig,
-    RuntimeConfig,
     StorageConfig,
+    StorageRuntimeConfig,
     TaskInstancePoolConfig,
 )
 from spider.storage.errors import (
@@ -63,13 +63,13 @@ __all__ = [
     "RecoveryReport",
     "RegisteredScheduler",
     "ResourceGroupExists",
-    "RuntimeConfig",
     "SchedulerRegistration",
     "StaleReason",
     "StaleSession",
     "StorageConfig",
     "StorageError",
     "StorageInternalError",
+    "StorageRuntimeConfig",
     "StorageState",
     "StorageUnavailable",
     "SweepReport",

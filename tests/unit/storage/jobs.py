@@ -40,7 +40,7 @@ from spider.storage import (
     StorageConfig,
     StorageState,
 )
-from spider.storage.config import RuntimeConfig, TaskInstancePoolConfig
+from spider.storage.config import StorageRuntimeConfig, TaskInstancePoolConfig
 
 from .fake_database import FakeDatabase
 
@@ -178,14 +178,14 @@ def outputs_for(task_id: TaskId, context: InstanceContext, graph: TaskGraph) -> 
 def storage_config(*, grace: float = 1.0, retention: float = 10.0) -> StorageConfig:
     """Storage config for tests: short sweeps and retention, capacities as upstream's."""
     return StorageConfig(
-        runtime=RuntimeConfig(
+        runtime=StorageRuntimeConfig(
             task_instance_pool=TaskInstancePoolConfig(
                 gc_interval_sec=1.0,
                 execution_manager_stale_cutoff_sec=5.0,
                 hard_timeout_grace_sec=grace,
             ),
             job_cache_gc=attrs.evolve(
-                RuntimeConfig().job_cache_gc,
+                StorageRuntimeConfig().job_cache_gc,
                 gc_interval_sec=1.0,
                 terminated_job_retention_sec=retention,
             ),
