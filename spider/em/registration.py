@@ -44,7 +44,9 @@ _ALONE: Final = _SendAlone()
 
 
 @attrs.define(eq=False)
-class _Pending:
+class _PendingRegistration:
+    """A slot's registration waiting for the batch that carries it, then its answer."""
+
     assignment: Assignment
     held: HeldOutcome | None = None
     answer: ExecutionContext | EmClientError | _SendAlone | None = None
@@ -64,7 +66,7 @@ class Registrar:
     carry_outcomes: bool = True
     """Whether registrations carry held outcomes (``ReportAndRegister``); cleared for good
     once storage answers UNIMPLEMENTED."""
-    _waiting: list[_Pending] = attrs.field(factory=list, init=False)
+    _waiting: list[_PendingRegistration] = attrs.field(factory=list, init=False)
     _sending: trio.Lock = attrs.field(factory=trio.Lock, init=False)
 
     def can_carry(self) -> bool:
@@ -86,7 +88,7 @@ class Registrar:
             held = None
         if not self.storage_extension:
             return await self.storage.register_task_instance(assignment, self.em_id)
-        pending = _Pending(assignment, held)
+        pending = _PendingRegistration(assignment, held)
         self._waiting.append(pending)
         try:
             while pending.answer is None:
@@ -106,7 +108,7 @@ class Registrar:
             raise answer
         return answer
 
-    async def _send(self, batch: list[_Pending], own: _Pending) -> None:
+    async def _send(self, batch: list[_PendingRegistration], own: _PendingRegistration) -> None:
         held = self._carried(batch)
         answers: Sequence[ExecutionContext | EmClientError | _SendAlone]
         try:
@@ -141,7 +143,7 @@ class Registrar:
         for pending, answer in zip(batch, answers, strict=True):
             pending.answer = answer
 
-    def _carried(self, batch: list[_Pending]) -> list[HeldOutcome]:
+    def _carried(self, batch: list[_PendingRegistration]) -> list[HeldOutcome]:
         """The held outcomes ``batch`` carries that are still worth reporting."""
         held: list[HeldOutcome] = []
         for pending in batch:
@@ -152,7 +154,7 @@ class Registrar:
         return held
 
     async def _report_and_register(
-        self, held: list[HeldOutcome], batch: list[_Pending]
+        self, held: list[HeldOutcome], batch: list[_PendingRegistration]
     ) -> Sequence[ExecutionContext | EmClientError]:
         """One ``ReportAndRegister``; ``held`` is settled or released whatever happens, and a
         storage without it gets ``RegisterTaskInstances`` (raising what that raises)."""
