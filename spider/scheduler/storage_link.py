@@ -16,6 +16,7 @@ from typing import Final, Protocol
 import attrs
 
 from spider.core.ids import JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.proto import storage as storage_pb
 from spider.rpc import (
     Endpoint,
@@ -27,7 +28,6 @@ from spider.rpc import (
     UnimplementedError,
 )
 from spider.scheduler._convert import task_id_from_proto
-from spider.scheduler.assignment import ReadyEntry
 from spider.scheduler.errors import SchedulerError, StorageRejected
 
 LOGGER: Final = logging.getLogger("spider.scheduler.storage")
@@ -64,7 +64,7 @@ class InboundBatch:
     """One lane poll's answer: storage's session and the entries (possibly none)."""
 
     session: SessionId
-    entries: tuple[ReadyEntry, ...]
+    entries: tuple[ReadyTask, ...]
 
 
 class InboundSource(Protocol):
@@ -141,7 +141,7 @@ def _not_storage(error: RpcError) -> StorageRejected:
     )
 
 
-def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[ReadyEntry]:
+def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[ReadyTask]:
     entries = []
     for task in tasks:
         task_id = task_id_from_proto(task.task_id)
@@ -154,6 +154,6 @@ def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[R
             )
             continue
         entries.append(
-            ReadyEntry(ResourceGroupId(task.resource_group_id), JobId(task.job_id), task_id)
+            ReadyTask(ResourceGroupId(task.resource_group_id), JobId(task.job_id), task_id)
         )
     return entries

@@ -7,6 +7,7 @@ with the gRPC status ``grpc_status(error)`` gives. ``docs/storage-model.md`` des
 model; ``spider.storage.server`` serves it.
 """
 
+from spider.core.ready_task import ReadyTask
 from spider.storage.config import (
     InboundQueueConfig,
     JobCacheGcConfig,
@@ -31,7 +32,7 @@ from spider.storage.errors import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.inbound_queue import Lane, ReadyTask
+from spider.storage.inbound_queue import Lane
 from spider.storage.instance_gc import SweepReport
 from spider.storage.job_lifecycle import InstanceContext
 from spider.storage.recovery import RecoveryReport

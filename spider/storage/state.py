@@ -35,12 +35,13 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.supervision import supervise
 from spider.storage.cluster_status import ClusterSnapshot, cluster_status
 from spider.storage.config import StorageConfig
 from spider.storage.db.interface import StorageDatabase
 from spider.storage.errors import BadRequest, InvalidResourceGroup
-from spider.storage.inbound_queue import InboundQueue, Lane, ReadyTask
+from spider.storage.inbound_queue import InboundQueue, Lane
 from spider.storage.instance_gc import run_task_instance_gc
 from spider.storage.instance_pool import TaskInstancePool
 from spider.storage.job_cache import JobCache

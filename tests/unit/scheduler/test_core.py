@@ -11,10 +11,11 @@ import trio.testing
 
 from spider.core.backoff import Backoff
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.supervision import SUPERVISOR_BACKOFF, supervise
 from spider.core.task_id import TaskId
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.errors import InvalidSessionId, StorageRejected
@@ -36,8 +37,8 @@ CONFIG = RoundRobinConfig(
 RECONNECT = Backoff(initial=0.1, cap=2.0, jitter=0.05)
 
 
-def task(job: int, index: int) -> ReadyEntry:
-    return ReadyEntry(ResourceGroupId(1), JobId(job), TaskId.index(index))
+def task(job: int, index: int) -> ReadyTask:
+    return ReadyTask(ResourceGroupId(1), JobId(job), TaskId.index(index))
 
 
 @pytest.fixture
@@ -247,7 +248,7 @@ async def test_finalizing_jobs_expire_without_other_activity(
     core = SchedulerCore(config, storage, RECONNECT)
     async with trio.open_nursery() as nursery:
         await nursery.start(core.run, ADVERTISED)
-        storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.COMMIT))
+        storage.enqueue(ReadyTask(ResourceGroupId(1), JobId(1), TaskId.COMMIT))
         await drain(core)
         assert core.placement.is_finalizing(JobId(1))
         await trio.sleep(60)
@@ -263,7 +264,7 @@ async def test_a_cleanup_that_drops_buffered_tasks_wakes_the_parked_task_lane(
     assert core.lane_limit(InboundLane.TASK) == 0  # 4 queued, 8 buffered: parked
 
     # Job 1 is cancelled: its cleanup drops the 8 buffered tasks, which frees the task lane.
-    storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.CLEANUP))
+    storage.enqueue(ReadyTask(ResourceGroupId(1), JobId(1), TaskId.CLEANUP))
     await trio.sleep(1)
     storage.enqueue(task(2, 0))
     await trio.sleep(1)

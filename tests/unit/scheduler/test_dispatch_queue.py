@@ -10,8 +10,9 @@ import trio
 import trio.testing
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.errors import InvalidSessionId
 
@@ -37,7 +38,7 @@ class Producer:
 
 
 def assignment(session: int, job: int = 1) -> IssuedAssignment:
-    entry = ReadyEntry(ResourceGroupId(1), JobId(job), TaskId.index(0))
+    entry = ReadyTask(ResourceGroupId(1), JobId(job), TaskId.index(0))
     return IssuedAssignment(AssignmentId(next(IDS)), entry, SessionId(session))
 
 

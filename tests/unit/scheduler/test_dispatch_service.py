@@ -14,11 +14,12 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
 from spider.proto import scheduler as scheduler_pb
 from spider.proto.spider_py import execution as execution_pb
 from spider.rpc import _server
-from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.core import SchedulerIdentity
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.dispatch_service import TaskDispatchService
@@ -44,7 +45,7 @@ class Harness:
         for _ in range(count):
             item = IssuedAssignment(
                 AssignmentId(self.next_id),
-                ReadyEntry(ResourceGroupId(3), JobId(6), TaskId.index(self.next_id)),
+                ReadyTask(ResourceGroupId(3), JobId(6), TaskId.index(self.next_id)),
                 SessionId(2),
             )
             self.next_id += 1

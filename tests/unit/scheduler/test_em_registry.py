@@ -17,8 +17,9 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import IssuedAssignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import ExecutionManagerNotFound
 
@@ -28,7 +29,7 @@ IDS = itertools.count(1)
 
 
 def assignment() -> IssuedAssignment:
-    entry = ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.index(next(IDS)))
+    entry = ReadyTask(ResourceGroupId(1), JobId(1), TaskId.index(next(IDS)))
     return IssuedAssignment(AssignmentId(next(IDS)), entry, SessionId(1))
 
 
