@@ -35,6 +35,7 @@ import attrs
 import trio
 
 from spider.core import TaskId, encode_frame
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -46,8 +47,7 @@ from spider.core.ids import (
 )
 from spider.core.logging import configure_logging
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError, ExtensionUnavailable
-from spider.em.ledger import AssignmentRecord
+from spider.em.errors import EmClientError, ExtensionUnavailable
 from spider.em.pool import PoolConfig, TaskOutcome, TaskRequest, open_process_pool
 from spider.em.ports import EmClients, TaskPool, TaskSlot
 from spider.em.runtime import ExtensionSettings, RuntimeSettings, run_execution_manager
@@ -120,7 +120,7 @@ class InstantStorage:
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         raise ExtensionUnavailable("not served", operation="RegisterTaskInstances")
 
     async def report_success(self, target: ReportTarget, outputs: bytes) -> None:
@@ -134,7 +134,7 @@ class InstantStorage:
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         # The benchmark measures the loop over Spider's single RPCs (the extension is off).
         raise ExtensionUnavailable("not served", operation="ReportTaskOutcomes")
 
@@ -146,7 +146,7 @@ class InstantScheduler:
     workload: Workload
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         workload = self.workload
         workload.poll_times.append(trio.current_time())
@@ -166,7 +166,7 @@ class InstantScheduler:
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -176,7 +176,7 @@ class InstantScheduler:
         await trio.lowlevel.checkpoint()
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         await trio.lowlevel.checkpoint()
 

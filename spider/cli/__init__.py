@@ -1,6 +1,6 @@
 """The ``spider`` command line: ``main(argv) -> exit status``. See docs/cli.md."""
 
-from spider.cli._exit import ExitStatus
+from spider.cli._exit import CliExit
 from spider.cli._main import build_parser, main
 
-__all__ = ["ExitStatus", "build_parser", "main"]
+__all__ = ["CliExit", "build_parser", "main"]

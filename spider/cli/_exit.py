@@ -13,8 +13,8 @@ from spider.client import (
 )
 
 
-class ExitStatus(enum.IntEnum):
-    """What the exit status of ``spider`` means."""
+class CliExit(enum.IntEnum):
+    """What the exit status of the ``spider`` command means (docs/cli.md)."""
 
     OK = 0
     """Done; for ``watch`` and ``submit --wait``, the job succeeded."""
@@ -34,14 +34,14 @@ class ExitStatus(enum.IntEnum):
     """Stopped by Ctrl-C."""
 
 
-def status_for(error: ClientError) -> ExitStatus:
+def status_for(error: ClientError) -> CliExit:
     """The exit status an error ends the command with."""
     if isinstance(error, JobDefinitionError):
-        return ExitStatus.USAGE
+        return CliExit.USAGE
     if isinstance(error, StorageUnavailableError):
-        return ExitStatus.UNREACHABLE
+        return CliExit.UNREACHABLE
     if isinstance(error, JobNotFoundError):
-        return ExitStatus.NOT_FOUND
+        return CliExit.NOT_FOUND
     if isinstance(error, JobStateError):
-        return ExitStatus.WRONG_STATE
-    return ExitStatus.REFUSED
+        return CliExit.WRONG_STATE
+    return CliExit.REFUSED

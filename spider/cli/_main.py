@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from spider.cli._exit import ExitStatus, status_for
+from spider.cli._exit import CliExit, status_for
 from spider.cli._job_files import load_job
 from spider.cli._progress_bar import progress_bar
 from spider.client import (
@@ -248,7 +248,7 @@ def _outputs_text(values: Sequence[Any], labels: Sequence[str] | None) -> str:
 
 async def _wait_and_report(
     client: SpiderClient, job: SubmittedJob, output: _Output, document: dict[str, Any]
-) -> ExitStatus:
+) -> CliExit:
     if output.as_json:
         result = await client.wait_result(job)
     else:
@@ -265,10 +265,10 @@ async def _wait_and_report(
         document["error"] = message = result.error or ""
         text += f"\n{escape(message)}"
     output.result(document, text)
-    return ExitStatus.OK if state is JobState.SUCCEEDED else ExitStatus.JOB_UNSUCCESSFUL
+    return CliExit.OK if state is JobState.SUCCEEDED else CliExit.JOB_UNSUCCESSFUL
 
 
-async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Output) -> ExitStatus:
+async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Output) -> CliExit:
     description = load_job(args.source, args.path)
     if args.group_id is not None:
         group = args.group_id
@@ -288,7 +288,7 @@ async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Outpu
             output.err.print(f"submitted job {job.id} (resource group {group})")
         return await _wait_and_report(client, job, output, document)
     output.result(document, f"job {job.id} submitted (resource group {group}): {state.value}")
-    return ExitStatus.OK
+    return CliExit.OK
 
 
 async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _Output) -> int:
@@ -298,7 +298,7 @@ async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _
     if command == "status":
         status = await client.cluster_status()
         output.result(_status_document(status), _status_text(status))
-        return ExitStatus.OK
+        return CliExit.OK
     job = SubmittedJob(args.job_id)
     document: dict[str, Any] = {"job_id": job.id}
     if command == "watch":
@@ -318,7 +318,7 @@ async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _
     elif command == "error":
         document["error"] = message = await client.error(job)
         output.result(document, escape(message))
-    return ExitStatus.OK
+    return CliExit.OK
 
 
 def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> Endpoint:
@@ -334,7 +334,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         endpoint = _storage_endpoint(args, os.environ if environ is None else environ)
     except ValueError as error:
         output.failure(error, "usage")
-        return ExitStatus.USAGE
+        return CliExit.USAGE
 
     async def run() -> int:
         async with open_client(endpoint) as client:
@@ -348,4 +348,4 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return status
     except KeyboardInterrupt:
         output.failure(KeyboardInterrupt("interrupted"), "interrupted")
-        return ExitStatus.INTERRUPTED
+        return CliExit.INTERRUPTED

@@ -33,7 +33,6 @@ from spider.client._job import (
 )
 from spider.client._json_job import job_from_json, payload_to_json
 from spider.client._progress import JobProgress, ProgressCallback
-from spider.client._state import JobState
 from spider.client._submitted import JobRef, SubmittedJob
 from spider.client._sync import SyncClient
 from spider.client._task_spec import TaskSpec
@@ -51,6 +50,7 @@ from spider.client.errors import (
     StorageUnavailableError,
     SubmissionUnknownError,
 )
+from spider.core.job_state import JobState
 from spider.core.task_graph import ExecutionPolicy, TimeoutPolicy
 
 __all__ = [

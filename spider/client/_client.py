@@ -31,7 +31,7 @@ from spider.client import _jobs_extension as jobs_ext
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import JobProgress, ProgressCallback
-from spider.client._state import JobState
+from spider.client._state import job_state_from_proto
 from spider.client._submitted import JobRef, SubmittedJob, as_submitted
 from spider.client.errors import (
     ClientError,
@@ -48,6 +48,7 @@ from spider.client.errors import (
 )
 from spider.core.errors import CodecError
 from spider.core.ids import JobId, ResourceGroupId, SessionId
+from spider.core.job_state import JobState
 from spider.core.retry import FailedAttempt, retry
 from spider.core.task_outputs import decode_task_outputs
 from spider.proto import common
@@ -295,7 +296,7 @@ class SpiderClient:
             raise self._translate(error, "StartJob", job_id) from error
         except RpcError as error:
             raise self._translate(error, "StartJob", job_id) from error
-        return JobState.from_proto(reply.state)
+        return job_state_from_proto(reply.state)
 
     async def cancel(self, job: JobRef) -> JobState:
         """Cancel a job; return CleanupReady (its cleanup task runs next) or Cancelled.
@@ -307,7 +308,7 @@ class SpiderClient:
         reply = await self._read(
             "CancelJob", job_id, _Orchestration.cancel_job, storage_pb.JobIdRequest(job_id=job_id)
         )
-        return JobState.from_proto(reply.state)
+        return job_state_from_proto(reply.state)
 
     async def state(self, job: JobRef) -> JobState:
         """The job's current state."""
@@ -318,7 +319,7 @@ class SpiderClient:
             _Orchestration.get_job_state,
             storage_pb.JobIdRequest(job_id=job_id),
         )
-        return JobState.from_proto(reply.state)
+        return job_state_from_proto(reply.state)
 
     async def wait(self, job: JobRef, *, on_progress: ProgressCallback | None = None) -> JobState:
         """Wait until the job is terminal and return that state.
@@ -606,7 +607,7 @@ class SpiderClient:
 
 
 def _job_counts(counts: Sequence[status_pb.JobStateCount]) -> dict[JobState, int]:
-    return {JobState.from_proto(entry.state): entry.count for entry in counts}
+    return {job_state_from_proto(entry.state): entry.count for entry in counts}
 
 
 def _decode_payloads(job_id: int, serialized_outputs: bytes) -> list[bytes]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import attrs
 
-from spider.client._state import JobState
+from spider.client._state import job_state_from_proto
 from spider.core.ids import JobId
+from spider.core.job_state import JobState
 from spider.proto import storage as storage_pb
 from spider.proto.spider_py import jobs as jobs_pb
 
@@ -54,5 +55,5 @@ def wait_for_job_request(job_id: int, wait_sec: float) -> jobs_pb.WaitForJobRequ
 def wait_answer(reply: jobs_pb.WaitForJobResponse) -> WaitAnswer:
     """What a ``WaitForJobResponse`` says; an unspecified state is a ``StorageServerError``."""
     return WaitAnswer(
-        JobState.from_proto(reply.state), reply.serialized_outputs, reply.error_message
+        job_state_from_proto(reply.state), reply.serialized_outputs, reply.error_message
     )

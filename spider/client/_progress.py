@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import attrs
 
-from spider.client._state import JobState
+from spider.core.job_state import JobState
 
 
 @attrs.frozen

@@ -1,41 +1,21 @@
-"""A job's state as the client reports it, and its mapping from the wire enum."""
+"""A job's state as the wire carries it, mapped to ``spider.core.job_state.JobState``."""
 
 from __future__ import annotations
 
-import enum
-
 from spider.client.errors import StorageServerError
+from spider.core.job_state import JobState
 from spider.proto import storage as storage_pb
 
 
-class JobState(enum.Enum):
-    """A job's state; the values are Spider's spellings (``Ready``, ``CommitReady``...)."""
+def job_state_from_proto(state: storage_pb.JobState) -> JobState:
+    """The state a ``JobStateResponse`` carries; UNSPECIFIED is a server bug."""
+    try:
+        return _FROM_PROTO[state]
+    except KeyError:
+        raise StorageServerError(
+            f"storage answered an unspecified job state ({state!r}); it is misbehaving"
+        ) from None
 
-    READY = "Ready"
-    RUNNING = "Running"
-    COMMIT_READY = "CommitReady"
-    CLEANUP_READY = "CleanupReady"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        """Succeeded, Failed or Cancelled: the state will not change again."""
-        return self in _TERMINAL
-
-    @classmethod
-    def from_proto(cls, state: storage_pb.JobState) -> JobState:
-        """The state a ``JobStateResponse`` carries; UNSPECIFIED is a server bug."""
-        try:
-            return _FROM_PROTO[state]
-        except KeyError:
-            raise StorageServerError(
-                f"storage answered an unspecified job state ({state!r}); it is misbehaving"
-            ) from None
-
-
-_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 _FROM_PROTO = {
     storage_pb.JobState.READY: JobState.READY,

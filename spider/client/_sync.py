@@ -21,9 +21,9 @@ from spider.client._client import ClusterStatus, JobResult, SpiderClient, open_c
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import ProgressCallback
-from spider.client._state import JobState
 from spider.client._submitted import JobRef, SubmittedJob
 from spider.core.ids import ResourceGroupId
+from spider.core.job_state import JobState
 from spider.rpc import Endpoint
 
 _T = TypeVar("_T")

@@ -33,8 +33,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
-from spider.rpc import Endpoint, LocalChannel, ServiceBase
-from spider.scheduler import EndpointConfig as SchedulerEndpointConfig
+from spider.rpc import Endpoint, EndpointConfig, LocalChannel, ServiceBase
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.config import StorageConfig
 from spider.storage.db import SqliteConfig
@@ -84,7 +83,7 @@ async def run_embedded_cluster(
         scheduler_config = SchedulerConfig(
             host=embedded.host,
             port=embedded.scheduler_port,
-            storage_endpoint=SchedulerEndpointConfig(storage.host, storage.port),
+            storage_endpoint=EndpointConfig(storage.host, storage.port),
         )
         scheduler_services: list[ServiceBase] = []
         scheduler_port: int = await services.start(

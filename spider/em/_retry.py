@@ -71,7 +71,7 @@ async def call_with_retry(
     ``policy.server_error_attempts``) with ``policy.backoff``.
 
     Before each attempt ``superseded()`` is asked whether the result still matters; a reason
-    raises ``Superseded``. Other ``ClientError`` s, and the last ``ServerError``, propagate.
+    raises ``Superseded``. Other ``EmClientError`` s, and the last ``ServerError``, propagate.
     Each retry is logged at WARNING with ``what`` and ``fields``.
     """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from spider.core import TaskId
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -14,7 +15,6 @@ from spider.core.ids import (
     SessionId,
     TaskInstanceId,
 )
-from spider.em.ledger import AssignmentRecord
 
 
 @attrs.frozen
@@ -37,9 +37,9 @@ class Assignment:
     session: SessionId
 
     @property
-    def record(self) -> AssignmentRecord:
+    def record(self) -> ConsumedAssignment:
         """The acknowledgement to send once the EM has taken responsibility for it."""
-        return AssignmentRecord(self.id, self.scheduler_id)
+        return ConsumedAssignment(self.id, self.scheduler_id)
 
 
 @attrs.frozen

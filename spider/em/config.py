@@ -60,7 +60,7 @@ from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
-from spider.rpc import Endpoint
+from spider.rpc import Endpoint, EndpointConfig
 
 ENV_PREFIX: Final = "SPIDER_EM_"
 
@@ -118,28 +118,11 @@ def _non_empty(instance: object, attribute: attrs.Attribute[str], value: str) ->
         raise ValueError(f"{attribute.name} must not be empty")
 
 
-def _valid_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ValueError(f"port must be an integer from 1 to 65535, got {value!r}")
-
-
 class LogFormat(enum.StrEnum):
     """How the EM writes its log lines on stderr."""
 
     JSON = "json"
     HUMAN = "human"
-
-
-@attrs.frozen
-class EndpointConfig:
-    """A gRPC server: ``{host, port}``."""
-
-    host: str = attrs.field(validator=_non_empty)
-    port: int = attrs.field(validator=_valid_port)
-
-    def endpoint(self) -> Endpoint:
-        """As ``spider.rpc`` takes it."""
-        return Endpoint(self.host, self.port)
 
 
 def _valid_listen_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:

@@ -39,12 +39,12 @@ from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import Assignment, ExecutionContext, ReportTarget
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     ExtensionUnavailable,
     IllegalId,
     MarkedDead,
-    StaleSession,
+    StaleSessionAnswer,
 )
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
@@ -56,7 +56,7 @@ from spider.em.triage import Triage, triage
 
 LOGGER: Final = logging.getLogger("spider.em")
 
-_ANY_CLIENT_ERROR: Final = retry_on(ClientError)
+_ANY_CLIENT_ERROR: Final = retry_on(EmClientError)
 
 MIN_IDLE_POLL_INTERVAL: Final = 0.05
 """Seconds between the starts of two ``NextTask`` RPCs when the first answered ``no_task``: with
@@ -149,7 +149,7 @@ class Dispatcher:
 
         async def poll_until_answered() -> Assignment | None:
             """Poll until an assignment arrives (returned) or a poll is answered with none
-            (``None``: the backoff starts over); a ``ClientError`` is retried by the caller."""
+            (``None``: the backoff starts over); a ``EmClientError`` is retried by the caller."""
             nonlocal carry_record, started
             while True:
                 if self._prefetched:  # brought by another slot's poll
@@ -165,7 +165,7 @@ class Dispatcher:
                     else:
                         assignment = await self._next_task(carry_record)
                         assignments = [] if assignment is None else [assignment]
-                except ClientError:
+                except EmClientError:
                     # Whether or not the record reached the scheduler, send it again.
                     carry_record = True
                     raise
@@ -274,14 +274,14 @@ class Dispatcher:
             )
         except Superseded as stale:
             LOGGER.warning("Dropping stale task assignment: %s.", stale.reason, extra=fields)
-        except StaleSession as error:
+        except StaleSessionAnswer as error:
             LOGGER.warning(
                 "Storage rejected task registration as stale. Dropping the assignment: %s",
                 error,
                 extra=fields,
             )
             self.refresh_liveness()
-        except CacheStale as error:
+        except CacheStaleAnswer as error:
             LOGGER.warning(
                 "Storage rejected task registration. Dropping the assignment: %s",
                 error,
@@ -298,7 +298,7 @@ class Dispatcher:
             )
             self.refresh_liveness()
             return None
-        except ClientError as error:
+        except EmClientError as error:
             # InvalidInput or a protocol violation: storage answered that this request cannot
             # be registered, so sending it again cannot help, and an unacknowledged assignment
             # would stay with the scheduler until this EM stops: it is acknowledged like any

@@ -1,6 +1,6 @@
 """The errors of the execution manager: one base class, flat subclasses.
 
-``ClientError`` and its subclasses are what the EM's clients of storage and the scheduler raise,
+``EmClientError`` and its subclasses are what the EM's clients of storage and the scheduler raise,
 after mapping gRPC status codes the way upstream Spider does (docs/upstream.md#status-codes):
 the runtime decides per error whether to retry, drop and acknowledge an assignment, or stop.
 The other errors end the execution manager with a non-zero exit status.
@@ -15,8 +15,8 @@ class ExecutionManagerError(SpiderError):
     """Base class of every error of the execution manager."""
 
 
-class ClientError(ExecutionManagerError):
-    """A call to storage or the scheduler failed; ``message`` is the peer's own text."""
+class EmClientError(ExecutionManagerError):
+    """A call the EM made to storage or the scheduler failed; ``message`` is the peer's text."""
 
     def __init__(self, message: str, *, operation: str | None = None) -> None:
         super().__init__(message)
@@ -29,40 +29,44 @@ class ClientError(ExecutionManagerError):
         return f"{prefix}{type(self).__name__}: {self.message or '(no message)'}"
 
 
-class StaleSession(ClientError):
-    """Storage rejected a call made with an older session (storage restarted since)."""
+class StaleSessionAnswer(EmClientError):
+    """Storage rejected a call made with an older session (storage restarted since).
+
+    Storage's ``StaleSession`` refusal, as the EM receives it (NOT_FOUND)."""
 
 
-class CacheStale(ClientError):
+class CacheStaleAnswer(EmClientError):
     """Storage no longer accepts work on this task: it ended, the job is gone, or the instance
-    was removed (a duplicate, a timeout, a cancelled or failed job)."""
+    was removed (a duplicate, a timeout, a cancelled or failed job).
+
+    Storage's ``CacheStale`` refusal, as the EM receives it (FAILED_PRECONDITION)."""
 
 
-class InvalidInput(ClientError):
+class InvalidInput(EmClientError):
     """Storage judged the request malformed; sending it again cannot succeed."""
 
 
-class MarkedDead(ClientError):
+class MarkedDead(EmClientError):
     """Storage has declared this execution manager dead (it missed heartbeats for too long)."""
 
 
-class IllegalId(ClientError):
+class IllegalId(EmClientError):
     """Storage does not know this execution manager's id (or rejected the registration)."""
 
 
-class TransportError(ClientError):
+class TransportError(EmClientError):
     """The peer could not be reached or did not answer in time; a retry may succeed."""
 
 
-class ServerError(ClientError):
+class ServerError(EmClientError):
     """The peer failed internally (``INTERNAL``, ``UNKNOWN``...) or refused the call."""
 
 
-class ProtocolError(ClientError):
+class ProtocolError(EmClientError):
     """The peer answered with a message that breaks Spider's protocol (a missing field)."""
 
 
-class ExtensionUnavailable(ClientError):
+class ExtensionUnavailable(EmClientError):
     """The peer does not serve Spider-py's execution extension (it answered UNIMPLEMENTED): an
     upstream Spider service. The EM falls back to Spider's one-at-a-time RPCs."""
 

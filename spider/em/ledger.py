@@ -17,32 +17,24 @@ from contextlib import contextmanager
 
 import attrs
 
-from spider.core.ids import AssignmentId, SchedulerId
-
-
-@attrs.frozen
-class AssignmentRecord:
-    """Proof that the EM consumed assignment ``id`` issued by scheduler ``from_scheduler``."""
-
-    id: AssignmentId
-    from_scheduler: SchedulerId
+from spider.core.assignment import ConsumedAssignment
 
 
 @attrs.define(eq=False)
 class AssignmentLedger:
     """A FIFO of records waiting to be acknowledged to the scheduler."""
 
-    _records: collections.deque[AssignmentRecord] = attrs.field(factory=collections.deque)
+    _records: collections.deque[ConsumedAssignment] = attrs.field(factory=collections.deque)
 
     def __len__(self) -> int:
         return len(self._records)
 
-    def push(self, record: AssignmentRecord) -> None:
+    def push(self, record: ConsumedAssignment) -> None:
         """The EM took responsibility for ``record``'s assignment: acknowledge it later."""
         self._records.append(record)
 
     @contextmanager
-    def lend_one(self) -> Iterator[AssignmentRecord | None]:
+    def lend_one(self) -> Iterator[ConsumedAssignment | None]:
         """Take the oldest record for one ``NextTask`` RPC.
 
         If the block raises (the RPC failed, or the caller was cancelled before the scheduler
@@ -57,7 +49,7 @@ class AssignmentLedger:
             raise
 
     @contextmanager
-    def lend_all(self) -> Iterator[list[AssignmentRecord]]:
+    def lend_all(self) -> Iterator[list[ConsumedAssignment]]:
         """Take every record for one RPC (``NextTasks``, ``Shutdown``), restoring them all at
         the front if it fails or is cancelled before the scheduler answered."""
         records = list(self._records)
@@ -68,6 +60,6 @@ class AssignmentLedger:
             self._records.extendleft(reversed(records))
             raise
 
-    def pending(self) -> list[AssignmentRecord]:
+    def pending(self) -> list[ConsumedAssignment]:
         """A snapshot of the records not yet acknowledged, oldest first."""
         return list(self._records)

@@ -22,7 +22,7 @@ from trio_util import AsyncValue
 
 from spider.core import SessionRegressionError, SessionTracker
 from spider.core.ids import ExecutionManagerId
-from spider.em.errors import ClientError, IllegalId, LivenessLost, MarkedDead
+from spider.em.errors import EmClientError, IllegalId, LivenessLost, MarkedDead
 from spider.em.ports import LivenessClient
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -68,7 +68,7 @@ class LivenessLoop:
                 f"storage does not know execution manager id {self.em_id} ({error.message}); "
                 "it stops so that its supervisor starts a fresh one"
             ) from error
-        except ClientError as error:
+        except EmClientError as error:
             LOGGER.warning(
                 "Heartbeat to storage failed; retrying next period: %s",
                 error,

@@ -35,7 +35,6 @@ from spider.core.service_cli import (
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
-    EndpointConfig,
     ExecutionManagerConfig,
     LogFormat,
     endpoint_data,
@@ -45,13 +44,13 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
-from spider.rpc import open_rpc_bridge
+from spider.rpc import EndpointConfig, open_rpc_bridge
 
 LOGGER: Final = logging.getLogger("spider.em")
 
 
-class ExitStatus(enum.IntEnum):
-    """The process's exit status."""
+class EmExit(enum.IntEnum):
+    """The EM process's exit status: ``ServiceExit``'s three, plus a forced stop."""
 
     STOPPED = 0
     """A requested stop completed."""
@@ -157,12 +156,12 @@ def main(
         interval = switch_interval(env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return EmExit.USAGE
     if args.print_config:
         import yaml  # only needed here
 
         print(yaml.safe_dump(unstructure_config(config), sort_keys=False), end="")
-        return ExitStatus.STOPPED
+        return EmExit.STOPPED
     configure_logging(
         level=args.log_level, human=args.human_logs or config.log_format is LogFormat.HUMAN
     )
@@ -173,19 +172,19 @@ def main(
             "neither to run the embedded single-node cluster",
             file=sys.stderr,
         )
-        return ExitStatus.USAGE
+        return EmExit.USAGE
     if config.storage is None and embedded is None:
         print(
             "error: give the storage and the scheduler endpoints; this entry point runs only a "
             "connected execution manager (python -m spider.em runs the embedded cluster)",
             file=sys.stderr,
         )
-        return ExitStatus.USAGE
+        return EmExit.USAGE
     tune_thread_switching(interval)
     return trio.run(_serve, config, embedded)
 
 
-async def _serve(config: ExecutionManagerConfig, embedded: EmbeddedRunner | None) -> ExitStatus:
+async def _serve(config: ExecutionManagerConfig, embedded: EmbeddedRunner | None) -> EmExit:
     stop = EmStop(grace=config.shutdown_grace_sec, forced_bound=config.forced_shutdown_sec)
     # Installed before anything else, so that no stop signal can hit the default disposition.
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
@@ -198,7 +197,7 @@ async def _serve(config: ExecutionManagerConfig, embedded: EmbeddedRunner | None
 
 async def _run(
     config: ExecutionManagerConfig, embedded: EmbeddedRunner | None, stop: EmStop
-) -> ExitStatus:
+) -> EmExit:
     try:
         async with open_rpc_bridge():
             if config.storage is not None and config.scheduler is not None:
@@ -210,12 +209,12 @@ async def _run(
         LOGGER.critical(
             "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None
         )
-        return ExitStatus.FAILED
+        return EmExit.FAILED
     if stop.forced:
         LOGGER.warning("Execution manager exited early: the stop was forced.")
-        return ExitStatus.FORCED
+        return EmExit.FORCED
     LOGGER.info("Execution manager runtime exited.")
-    return ExitStatus.STOPPED
+    return EmExit.STOPPED
 
 
 async def _run_connected(

@@ -2,7 +2,7 @@
 
 The runtime depends only on these Protocols. ``spider.em.clients`` implements the clients over
 gRPC and ``spider.em.pool`` implements the pool with real executors; tests substitute in-process
-fakes. Every client method raises ``spider.em.errors.ClientError`` subclasses, never gRPC errors.
+fakes. Every client method raises ``spider.em.errors.EmClientError`` subclasses, never gRPC errors.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Protocol
 
 import attrs
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError
-from spider.em.ledger import AssignmentRecord
+from spider.em.errors import EmClientError
 from spider.em.pool import TaskOutcome, TaskRequest
 
 
@@ -40,7 +40,7 @@ class SchedulerClient(Protocol):
     """The scheduler's ``SchedulerService`` (and Spider-py's ``TaskDispatchService``)."""
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         """One ``NextTask`` RPC: acknowledge ``record`` (if any) and wait up to ``wait_ms`` for
         an assignment; ``None`` when none came. The long-poll loop is the caller's."""
@@ -49,7 +49,7 @@ class SchedulerClient(Protocol):
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -64,7 +64,7 @@ class SchedulerClient(Protocol):
         ...
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         """Acknowledge ``records`` and have the scheduler reschedule whatever else it gave us."""
         ...
@@ -81,10 +81,10 @@ class StorageClient(Protocol):
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         """One ``RegisterTaskInstances`` RPC (Spider-py's extension): per assignment, its
         execution context or the error its single registration would have raised. The whole
-        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError``
+        call raises ``ExtensionUnavailable`` from an upstream storage, or a ``EmClientError``
         when it got no answer at all."""
         ...
 
@@ -98,11 +98,11 @@ class StorageClient(Protocol):
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         """One ``ReportTaskOutcomes`` RPC (Spider-py's extension): each outcome as
         ``report_success`` or ``report_failure`` would send it. Per outcome, ``None`` when
         storage accepted it, else the error its single RPC would have raised. The whole call
-        raises ``ExtensionUnavailable`` from an upstream storage, or a ``ClientError`` when it
+        raises ``ExtensionUnavailable`` from an upstream storage, or a ``EmClientError`` when it
         got no answer at all."""
         ...
 

@@ -5,7 +5,7 @@ timeouts at registration), so registrations cannot be gathered ahead of time. In
 Spider-py's execution extension, one ``RegisterTaskInstances`` is in flight at a time and the
 registrations other slots ask for meanwhile wait for it and go together in the next one. Each
 caller gets exactly what a ``RegisterTaskInstance`` of its own would have given it: the execution
-context or the same ``ClientError``, which the dispatch loop retries or handles as before.
+context or the same ``EmClientError``, which the dispatch loop retries or handles as before.
 
 A storage that answers UNIMPLEMENTED (upstream Spider) is remembered: from then on every
 registration is a ``RegisterTaskInstance``. A caller cancelled while its registration is in a
@@ -24,7 +24,7 @@ import trio
 
 from spider.core.ids import ExecutionManagerId
 from spider.em.assignment import Assignment, ExecutionContext
-from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
+from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
 from spider.em.ports import StorageClient
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -38,9 +38,11 @@ _ALONE: Final = _SendAlone()
 
 
 @attrs.define(eq=False)
-class _Pending:
+class _PendingRegistration:
+    """A slot's registration waiting for the batch that carries it, then its answer."""
+
     assignment: Assignment
-    answer: ExecutionContext | ClientError | _SendAlone | None = None
+    answer: ExecutionContext | EmClientError | _SendAlone | None = None
 
 
 @attrs.define(eq=False)
@@ -52,14 +54,14 @@ class Registrar:
     storage_extension: bool = True
     """Whether to call ``RegisterTaskInstances``; cleared for good once storage answers
     UNIMPLEMENTED."""
-    _waiting: list[_Pending] = attrs.field(factory=list, init=False)
+    _waiting: list[_PendingRegistration] = attrs.field(factory=list, init=False)
     _sending: trio.Lock = attrs.field(factory=trio.Lock, init=False)
 
     async def register(self, assignment: Assignment) -> ExecutionContext:
         """Register ``assignment``'s instance; raises what ``RegisterTaskInstance`` would."""
         if not self.storage_extension:
             return await self.storage.register_task_instance(assignment, self.em_id)
-        pending = _Pending(assignment)
+        pending = _PendingRegistration(assignment)
         self._waiting.append(pending)
         try:
             while pending.answer is None:
@@ -73,12 +75,12 @@ class Registrar:
         answer = pending.answer
         if isinstance(answer, _SendAlone):
             return await self.storage.register_task_instance(assignment, self.em_id)
-        if isinstance(answer, ClientError):
+        if isinstance(answer, EmClientError):
             raise answer
         return answer
 
-    async def _send(self, batch: list[_Pending], own: _Pending) -> None:
-        answers: Sequence[ExecutionContext | ClientError | _SendAlone]
+    async def _send(self, batch: list[_PendingRegistration], own: _PendingRegistration) -> None:
+        answers: Sequence[ExecutionContext | EmClientError | _SendAlone]
         try:
             answers = await self.storage.register_task_instances(
                 [pending.assignment for pending in batch], self.em_id
@@ -93,7 +95,7 @@ class Registrar:
                     extra={"em_id": self.em_id},
                 )
             answers = [_ALONE] * len(batch)
-        except ClientError as error:
+        except EmClientError as error:
             # No answer for any of them: each caller handles it as its own failed call.
             answers = [error] * len(batch)
         except BaseException:

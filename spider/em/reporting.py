@@ -17,7 +17,8 @@ A report is retried while storage is unreachable (``TransportError``) and, a few
 fails internally (``ServerError``). Before each attempt the report's session is checked: once
 the liveness loop has seen a newer session, storage has restarted and forgotten the instance,
 so the outcome is dropped (a stale outcome is never reported). Storage rejecting the report as
-stale (``StaleSession``, ``CacheStale``: the instance timed out, the job ended) drops it too.
+stale (``StaleSessionAnswer``, ``CacheStaleAnswer``: the instance timed out, the job ended)
+drops it too.
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from spider.core import SessionTracker
 from spider.em._retry import RetryPolicy, Superseded, call_with_retry
 from spider.em.assignment import ReportTarget
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     ExtensionUnavailable,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.em.pool import TaskOutcome, TaskSucceeded
@@ -184,7 +185,7 @@ class Reporter:
                 error,
             )
             return current
-        except ClientError as error:
+        except EmClientError as error:
             LOGGER.warning(
                 "ReportTaskOutcomes failed (%s); reporting its %d outcomes one at a time.",
                 error,
@@ -214,15 +215,15 @@ class Reporter:
         self.delivered += 1
         LOGGER.debug("Task outcome reported.", extra={**_fields(target), "report": what})
 
-    def _rejected(self, target: ReportTarget, error: ClientError) -> None:
+    def _rejected(self, target: ReportTarget, error: EmClientError) -> None:
         """Storage answered that ``target``'s outcome cannot be accepted: drop it."""
         fields = _fields(target)
-        if isinstance(error, StaleSession):
+        if isinstance(error, StaleSessionAnswer):
             LOGGER.warning(
                 "Storage rejected the outcome as stale; dropping it: %s", error, extra=fields
             )
             self.refresh_liveness()
-        elif isinstance(error, CacheStale):
+        elif isinstance(error, CacheStaleAnswer):
             LOGGER.warning(
                 "Storage no longer accepts this outcome; dropping it: %s", error, extra=fields
             )
@@ -261,7 +262,7 @@ class Reporter:
             )
         except Superseded as stale:
             LOGGER.warning("Dropping stale task outcome: %s.", stale.reason, extra=fields)
-        except ClientError as error:
+        except EmClientError as error:
             self._rejected(target, error)
         except trio.Cancelled:
             LOGGER.error(

@@ -37,8 +37,8 @@ from spider.em._retry import RetryPolicy, call_with_retry
 from spider.em.assignment import Registration
 from spider.em.dispatch import Dispatcher
 from spider.em.errors import (
-    ClientError,
     DispatchFailed,
+    EmClientError,
     ExecutionManagerError,
     ExecutorsUnavailable,
     RegistrationRefused,
@@ -231,7 +231,7 @@ async def _register(
 ) -> Registration | None:
     """Register with storage, retrying while it is unreachable; ``None`` if stopped first."""
     registration: Registration | None = None
-    refusal: ClientError | None = None
+    refusal: EmClientError | None = None
     async with stop.cancelled_on_stop():
         try:
             registration = await call_with_retry(
@@ -240,7 +240,7 @@ async def _register(
                 what="RegisterExecutionManager",
                 fields={"ip_address": settings.ip_address},
             )
-        except ClientError as error:
+        except EmClientError as error:
             refusal = error  # raised out here, not inside the race's nursery (a group)
     if refusal is not None:
         raise RegistrationRefused(
@@ -346,7 +346,7 @@ async def _acknowledge_all(
         acknowledged = await retry(
             shutdown, delays=policy.backoff.delays, rule=_TRANSPORT, on_retry=log
         )
-    except ClientError as error:
+    except EmClientError as error:
         LOGGER.warning(
             "Failed to notify scheduler shutdown: %s",
             error,

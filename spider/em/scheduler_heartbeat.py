@@ -9,7 +9,7 @@ from typing import Final, NoReturn
 import trio
 
 from spider.core.ids import ExecutionManagerId
-from spider.em.errors import ClientError
+from spider.em.errors import EmClientError
 from spider.em.ports import SchedulerClient
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -32,7 +32,7 @@ async def scheduler_heartbeat_loop(
     while True:
         try:
             await client.heartbeat(em_id)
-        except ClientError as error:
+        except EmClientError as error:
             LOGGER.warning(
                 "Failed to heartbeat to scheduler: %s",
                 error,

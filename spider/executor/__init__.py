@@ -15,7 +15,7 @@ from spider.executor.errors import (
     ExecutorUnusableError,
     FrameTooLargeError,
 )
-from spider.executor.exit_status import ExitStatus
+from spider.executor.exit_status import ExecutorExitStatus
 from spider.executor.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -58,12 +58,12 @@ __all__ = [
     "Execute",
     "ExecutorConfig",
     "ExecutorError",
+    "ExecutorExitStatus",
     "ExecutorExited",
     "ExecutorProcess",
     "ExecutorProtocolError",
     "ExecutorStartError",
     "ExecutorUnusableError",
-    "ExitStatus",
     "Failure",
     "FrameKind",
     "FrameTooLargeError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spider.core.errors import SpiderError
-from spider.executor.exit_status import ExitStatus
+from spider.executor.exit_status import ExecutorExitStatus
 
 
 class ExecutorError(SpiderError):
@@ -29,7 +29,7 @@ class ExecutorStartError(ExecutorError):
     """The executor could not be spawned, or died or misbehaved before it was ready."""
 
     def __init__(
-        self, message: str, *, exit_status: ExitStatus | None = None, stderr: str = ""
+        self, message: str, *, exit_status: ExecutorExitStatus | None = None, stderr: str = ""
     ) -> None:
         details = f"; its stderr ends with:\n{stderr}" if stderr else ""
         super().__init__(message + details)
@@ -40,7 +40,7 @@ class ExecutorStartError(ExecutorError):
 class ExecutorExited(ExecutorError):
     """The executor closed its reply pipe while a request was outstanding: it crashed."""
 
-    def __init__(self, exit_status: ExitStatus) -> None:
+    def __init__(self, exit_status: ExecutorExitStatus) -> None:
         super().__init__(
             f"executor crashed: {exit_status.describe()} (its stderr says why; "
             "start a new executor to continue)"

@@ -19,8 +19,9 @@ _EXIT_CODE_MEANINGS = {
 
 
 @attrs.frozen
-class ExitStatus:
-    """A reaped process's return code (negative when a signal killed it, as in ``subprocess``)."""
+class ExecutorExitStatus:
+    """A reaped executor's return code (negative when a signal killed it, as in ``subprocess``),
+    described for a task's failure message; the executor's exit-code table is ``EXIT_*``."""
 
     returncode: int
 

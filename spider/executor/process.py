@@ -28,7 +28,7 @@ from spider.executor.errors import (
     ExecutorStartError,
     ExecutorUnusableError,
 )
-from spider.executor.exit_status import ExitStatus
+from spider.executor.exit_status import ExecutorExitStatus
 from spider.executor.pipe import FramedPipe
 from spider.executor.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
@@ -117,7 +117,7 @@ class ExecutorProcess(trio.abc.AsyncResource):
     drain and close; ``None`` when the config does not capture it."""
     _ready: Ready | None = None
     _state: _State = _State.READY
-    _exit_status: ExitStatus | None = None
+    _exit_status: ExecutorExitStatus | None = None
 
     @classmethod
     async def start(cls, config: ExecutorConfig) -> ExecutorProcess:
@@ -168,7 +168,7 @@ class ExecutorProcess(trio.abc.AsyncResource):
         return self._process.pid
 
     @property
-    def exit_status(self) -> ExitStatus | None:
+    def exit_status(self) -> ExecutorExitStatus | None:
         """How the executor ended, once it has been reaped."""
         return self._exit_status
 
@@ -293,11 +293,11 @@ class ExecutorProcess(trio.abc.AsyncResource):
         while await self._process.stdout.receive_some():
             pass
 
-    async def _terminate(self) -> ExitStatus:
+    async def _terminate(self) -> ExecutorExitStatus:
         """Kill the process group, reap the executor and close our pipe ends."""
         self._kill_group()
         if self._exit_status is None:
-            self._exit_status = ExitStatus(await self._process.wait())
+            self._exit_status = ExecutorExitStatus(await self._process.wait())
         for stream in (self._process.stdin, self._process.stdout):
             if stream is not None:
                 await stream.aclose()

@@ -21,6 +21,7 @@ from spider.rpc._config import DEFAULT_DEADLINE as DEFAULT_DEADLINE
 from spider.rpc._config import RPC_RETRY_BACKOFF as RPC_RETRY_BACKOFF
 from spider.rpc._config import SHUTDOWN_GRACE as SHUTDOWN_GRACE
 from spider.rpc._config import Endpoint as Endpoint
+from spider.rpc._config import EndpointConfig as EndpointConfig
 from spider.rpc._config import RpcConfig as RpcConfig
 from spider.rpc._config import ServerConfig as ServerConfig
 from spider.rpc._local import LocalChannel as LocalChannel

@@ -62,6 +62,29 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+def _non_empty_host(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value:
+        raise ValueError(f"{attribute.name} must not be empty")
+
+
+def _configured_port(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"{attribute.name} must be an integer from 1 to 65535, got {value!r}")
+
+
+@attrs.frozen
+class EndpointConfig:
+    """A gRPC server as a service's YAML names it: ``{host, port}`` (the scheduler's
+    ``storage_endpoint``, the EM's ``storage`` and ``scheduler``)."""
+
+    host: str = attrs.field(validator=_non_empty_host)
+    port: int = attrs.field(validator=_configured_port)
+
+    def endpoint(self) -> Endpoint:
+        """As ``spider.rpc`` takes it."""
+        return Endpoint(self.host, self.port)
+
+
 @attrs.frozen
 class RpcConfig:
     """How a client talks to one server."""

@@ -5,15 +5,15 @@ with ``await nursery.start(run_scheduler, config)`` (which returns the bound por
 docs/scheduler.md describes the configuration, the placement rules and the failure modes.
 """
 
+from spider.rpc import EndpointConfig
 from spider.scheduler.config import (
     EmRegistryConfig,
-    EndpointConfig,
     Policy,
     PolicyConfig,
     ReconnectConfig,
     RoundRobinConfig,
-    RuntimeConfig,
     SchedulerConfig,
+    SchedulerRuntimeConfig,
     load_scheduler_config,
 )
 from spider.scheduler.errors import (
@@ -33,9 +33,9 @@ __all__ = [
     "PolicyConfig",
     "ReconnectConfig",
     "RoundRobinConfig",
-    "RuntimeConfig",
     "SchedulerConfig",
     "SchedulerError",
+    "SchedulerRuntimeConfig",
     "StorageRejected",
     "load_scheduler_config",
     "run_scheduler",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import AssignmentId, ExecutionManagerId, SchedulerId
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto.spider_py import execution as execution_pb
-from spider.scheduler.assignment import Assignment
-from spider.scheduler.em_registry import AssignmentRecord
+from spider.scheduler.assignment import IssuedAssignment
 
 
 def task_id_from_proto(message: common.TaskId | None) -> TaskId | None:
@@ -35,15 +35,15 @@ def task_id_to_proto(task_id: TaskId) -> common.TaskId:
     return common.TaskId(cleanup=common.Void())
 
 
-def record_from_proto(message: scheduler_pb.TaskAssignmentRecord) -> AssignmentRecord:
+def record_from_proto(message: scheduler_pb.TaskAssignmentRecord) -> ConsumedAssignment:
     """The acknowledgement ``message`` holds."""
     # ``from`` is a Python keyword: the field is only reachable through getattr.
     from_scheduler: int = getattr(message, "from")
-    return AssignmentRecord(AssignmentId(message.id), SchedulerId(from_scheduler))
+    return ConsumedAssignment(AssignmentId(message.id), SchedulerId(from_scheduler))
 
 
 def assignment_to_proto(
-    assignment: Assignment, scheduler_id: SchedulerId
+    assignment: IssuedAssignment, scheduler_id: SchedulerId
 ) -> scheduler_pb.SchedulerAssignment:
     """The assignment as ``NextTask`` answers it, stamped with the issuing scheduler."""
     entry = assignment.entry
@@ -59,7 +59,7 @@ def assignment_to_proto(
 
 def next_tasks_request_from_proto(
     message: execution_pb.NextTasksRequest,
-) -> tuple[ExecutionManagerId, list[AssignmentRecord], float, int]:
+) -> tuple[ExecutionManagerId, list[ConsumedAssignment], float, int]:
     """``NextTasks``' EM, acknowledgements, wait in seconds and most assignments (at least 1)."""
     return (
         ExecutionManagerId(message.execution_manager_id),
@@ -70,7 +70,7 @@ def next_tasks_request_from_proto(
 
 
 def next_tasks_response_to_proto(
-    assignments: Sequence[Assignment], scheduler_id: SchedulerId
+    assignments: Sequence[IssuedAssignment], scheduler_id: SchedulerId
 ) -> execution_pb.NextTasksResponse:
     """``NextTasks``' answer: empty when nothing was ready in time."""
     return execution_pb.NextTasksResponse(

@@ -1,4 +1,4 @@
-"""What flows through the scheduler: ready entries from storage, assignments to EMs."""
+"""What the scheduler hands out: ``IssuedAssignment`` (a ``ReadyTask`` placed on an EM)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,20 @@ from typing import Final
 
 import attrs
 
-from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
-from spider.core.task_id import TaskId
+from spider.core.ids import AssignmentId, SessionId
+from spider.core.ready_task import ReadyTask
 
 NO_SESSION: Final = SessionId(0)
 """The session before the first registration with storage."""
 
 
 @attrs.frozen
-class ReadyEntry:
-    """One entry of storage's inbound queue: a task of a job that is ready to run."""
+class IssuedAssignment:
+    """A ready task handed to an execution manager, stamped with the session it belongs to.
 
-    resource_group_id: ResourceGroupId
-    job_id: JobId
-    task_id: TaskId
-
-
-@attrs.frozen
-class Assignment:
-    """A ready task handed to an execution manager, stamped with the session it belongs to."""
+    The scheduler's side of an assignment: it keeps the ``ReadyTask`` the task came from, so
+    an assignment its EM never acknowledges (``ConsumedAssignment``) can be placed again."""
 
     id: AssignmentId
-    entry: ReadyEntry
+    entry: ReadyTask
     session: SessionId

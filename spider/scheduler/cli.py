@@ -35,9 +35,6 @@ from spider.scheduler.runtime import run_scheduler
 
 LOGGER: Final = logging.getLogger("spider.scheduler")
 
-ExitStatus = ServiceExit
-"""This command's exit statuses (0 stopped by a signal, 1 failed, 2 usage)."""
-
 
 _EPILOG = f"""\
 Configuration keys (all optional; defaults shown):
@@ -127,12 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         interval = switch_interval(os.environ)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return ServiceExit.USAGE
     if args.print_config:
         import yaml  # only needed here
 
         print(yaml.safe_dump(unstructure_config(config), sort_keys=False), end="")
-        return ExitStatus.STOPPED
+        return ServiceExit.STOPPED
     configure_logging(level=args.log_level, human=args.human_logs)
     tune_thread_switching(interval)
     try:
@@ -143,5 +140,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         for leaf in fatal:
             LOGGER.critical("scheduler cannot run: %s", leaf)
-        return ExitStatus.FAILED
-    return ExitStatus.STOPPED
+        return ServiceExit.FAILED
+    return ServiceExit.STOPPED

@@ -43,7 +43,7 @@ import attrs
 
 from spider.core.backoff import Backoff
 from spider.core.config import merge_overrides, read_config_file, structure_config
-from spider.rpc import Endpoint
+from spider.rpc import Endpoint, EndpointConfig
 
 
 def _is_number(value: object) -> bool:
@@ -78,18 +78,6 @@ def _port(minimum: int) -> Any:
             )
 
     return check
-
-
-@attrs.frozen
-class EndpointConfig:
-    """A gRPC server: ``{host, port}``."""
-
-    host: str = attrs.field(validator=_non_empty)
-    port: int = attrs.field(validator=_port(1))
-
-    def endpoint(self) -> Endpoint:
-        """As ``spider.rpc`` takes it."""
-        return Endpoint(self.host, self.port)
 
 
 @attrs.frozen
@@ -163,8 +151,8 @@ class ReconnectConfig:
 
 
 @attrs.frozen
-class RuntimeConfig:
-    """Spider's ``runtime`` block, plus Spider-py's storage-call settings."""
+class SchedulerRuntimeConfig:
+    """The scheduler's ``runtime`` block: Spider's keys, plus Spider-py's storage-call settings."""
 
     advertised_endpoint: EndpointConfig | None = None
     """What the scheduler registers with storage; ``None`` derives it from ``host`` and the
@@ -193,7 +181,7 @@ class SchedulerConfig:
     storage_endpoint: EndpointConfig = attrs.field(
         factory=lambda: EndpointConfig("127.0.0.1", 50051)
     )
-    runtime: RuntimeConfig = attrs.field(factory=RuntimeConfig)
+    runtime: SchedulerRuntimeConfig = attrs.field(factory=SchedulerRuntimeConfig)
 
     @property
     def round_robin(self) -> RoundRobinConfig:

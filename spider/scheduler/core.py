@@ -31,7 +31,7 @@ from spider.core.backoff import Backoff
 from spider.core.ids import SchedulerId, SessionId
 from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import Assignment
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.errors import InvalidSessionId
@@ -40,8 +40,8 @@ from spider.scheduler.storage_link import (
     InboundBatch,
     InboundLane,
     InboundSource,
+    StorageLinkLost,
     StorageRegistration,
-    StorageUnavailable,
 )
 
 LOGGER: Final = logging.getLogger("spider.scheduler")
@@ -49,7 +49,7 @@ LOGGER: Final = logging.getLogger("spider.scheduler")
 UNREGISTERED: Final = SchedulerId(0)
 """The scheduler id before storage has given one."""
 
-_STORAGE_UNAVAILABLE: Final = retry_on(StorageUnavailable)
+_STORAGE_LINK_LOST: Final = retry_on(StorageLinkLost)
 
 
 @attrs.define(eq=False)
@@ -79,7 +79,7 @@ class SchedulerCore:
     identity: SchedulerIdentity = attrs.field(factory=SchedulerIdentity)
     placement: RoundRobinPlacement = attrs.field(init=False)
     queue: DispatchQueue = attrs.field(init=False)
-    _reschedules: deque[Assignment] = attrs.field(factory=deque)
+    _reschedules: deque[IssuedAssignment] = attrs.field(factory=deque)
     _changes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0))
     """How many times something placement depends on changed (``wake``)."""
     _capacity_changed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
@@ -105,7 +105,7 @@ class SchedulerCore:
         """Ask for a placement round soon (something changed)."""
         self._changes.value += 1
 
-    def reschedule(self, assignment: Assignment) -> None:
+    def reschedule(self, assignment: IssuedAssignment) -> None:
         """Decide ``assignment``'s task again, with a new id (its EM died or left)."""
         self._reschedules.append(assignment)
         self.wake()
@@ -151,7 +151,7 @@ class SchedulerCore:
         registration = await retry(
             lambda: self.storage.register(advertised),
             delays=lambda: delays,
-            rule=_STORAGE_UNAVAILABLE,
+            rule=_STORAGE_LINK_LOST,
             on_retry=log,
         )
         self._registered(registration)
@@ -173,7 +173,7 @@ class SchedulerCore:
         if registration.session > self.session:
             self._start_session(registration.session)
 
-    async def _recover(self, error: StorageUnavailable) -> None:
+    async def _recover(self, error: StorageLinkLost) -> None:
         """Back off after a failed poll; the lanes then poll again.
 
         Registering again here would be wrong while storage keeps running: storage answers a
@@ -226,7 +226,7 @@ class SchedulerCore:
             polled_in = self.session
             try:
                 batch = await self.storage.poll(lane, limit, wait_ms)
-            except StorageUnavailable as error:
+            except StorageLinkLost as error:
                 await self._recover(error)
                 continue
             self._failure_delays = None
@@ -302,7 +302,7 @@ class SchedulerCore:
             with trio.move_on_at(max(self.placement.next_expiry(), started + tick)):
                 await self._changes.wait_value(lambda changes, seen=seen: changes > seen)
 
-    def place(self) -> list[Assignment]:
+    def place(self) -> list[IssuedAssignment]:
         """One placement round: reschedules, then decisions, then finalizing expiry."""
         self._drain_reschedules()
         decided = self.placement.decide(self.queue.free_slots)

@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from spider.core.ids import SessionId
-from spider.scheduler.assignment import NO_SESSION, Assignment
+from spider.scheduler.assignment import NO_SESSION, IssuedAssignment
 from spider.scheduler.errors import InvalidSessionId
 
 
@@ -36,13 +36,13 @@ class DispatchQueue:
     capacity: int
     on_take: Callable[[], None] = _nothing
     _session: SessionId = NO_SESSION
-    _send: trio.MemorySendChannel[Assignment] = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel[Assignment] = attrs.field(init=False)
+    _send: trio.MemorySendChannel[IssuedAssignment] = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel[IssuedAssignment] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError(f"dispatch queue capacity must be >= 1, got {self.capacity}")
-        self._send, self._receive = trio.open_memory_channel[Assignment](self.capacity)
+        self._send, self._receive = trio.open_memory_channel[IssuedAssignment](self.capacity)
 
     @property
     def session(self) -> SessionId:
@@ -57,7 +57,7 @@ class DispatchQueue:
         """How many assignments ``put`` accepts right now."""
         return self.capacity - len(self)
 
-    def put(self, assignment: Assignment) -> None:
+    def put(self, assignment: IssuedAssignment) -> None:
         """Queue ``assignment``; the caller stays within ``free_slots``.
 
         An assignment of another session is a bug of the core, not a run-time condition.
@@ -87,7 +87,7 @@ class DispatchQueue:
                 return dropped
             dropped += 1
 
-    def take_nowait(self) -> Assignment | None:
+    def take_nowait(self) -> IssuedAssignment | None:
         """The next assignment of the current session if one is queued, else ``None``.
 
         No checkpoint: a handler can record what it took before it can be cancelled.
@@ -101,7 +101,7 @@ class DispatchQueue:
             if assignment.session == self._session:
                 return assignment
 
-    async def take(self, wait: float) -> Assignment | None:
+    async def take(self, wait: float) -> IssuedAssignment | None:
         """The next assignment of the current session, waiting up to ``wait`` seconds for one.
 
         ``wait == 0`` never blocks (it still checkpoints). Cancellation never loses an item.
@@ -114,7 +114,7 @@ class DispatchQueue:
                 if trio.current_time() >= deadline:
                     await trio.lowlevel.checkpoint()
                     return None
-                received: Assignment | None = None
+                received: IssuedAssignment | None = None
                 with trio.move_on_at(deadline):
                     received = await self._receive.receive()
                 if received is None:

@@ -17,25 +17,18 @@ from typing import Final, NoReturn
 import attrs
 import trio
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import AssignmentId, ExecutionManagerId, SchedulerId
-from spider.scheduler.assignment import Assignment
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.errors import ExecutionManagerNotFound
 
 LOGGER: Final = logging.getLogger("spider.scheduler.em_registry")
 
 
-@attrs.frozen
-class AssignmentRecord:
-    """An acknowledgement: assignment ``id``, issued by scheduler ``issued_by``."""
-
-    id: AssignmentId
-    issued_by: SchedulerId
-
-
 @attrs.define(eq=False)
 class _ExecutionManager:
     last_update: float
-    outstanding: dict[AssignmentId, Assignment] = attrs.field(factory=dict)
+    outstanding: dict[AssignmentId, IssuedAssignment] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -48,14 +41,14 @@ class ExecutionManagerRegistry:
     """
 
     dead_em_cutoff: float
-    reschedule: Callable[[Assignment], None]
+    reschedule: Callable[[IssuedAssignment], None]
     own_ids: Collection[SchedulerId]
     _ems: dict[ExecutionManagerId, _ExecutionManager] = attrs.field(factory=dict)
 
     def __contains__(self, em_id: ExecutionManagerId) -> bool:
         return em_id in self._ems
 
-    def outstanding(self, em_id: ExecutionManagerId) -> list[Assignment]:
+    def outstanding(self, em_id: ExecutionManagerId) -> list[IssuedAssignment]:
         """The EM's unacknowledged assignments, oldest first (empty for an unknown EM)."""
         em = self._ems.get(em_id)
         return [] if em is None else list(em.outstanding.values())
@@ -73,11 +66,11 @@ class ExecutionManagerRegistry:
         """``Heartbeat``: registers the EM if new and refreshes its liveness."""
         self._touch(em_id)
 
-    def assign(self, em_id: ExecutionManagerId, assignment: Assignment) -> None:
+    def assign(self, em_id: ExecutionManagerId, assignment: IssuedAssignment) -> None:
         """Record an assignment handed to the EM as outstanding."""
         self._touch(em_id).outstanding[assignment.id] = assignment
 
-    def take_back(self, em_id: ExecutionManagerId, assignment: Assignment) -> bool:
+    def take_back(self, em_id: ExecutionManagerId, assignment: IssuedAssignment) -> bool:
         """The ``NextTask`` response carrying ``assignment`` never left: reschedule it now.
 
         Otherwise it would stay outstanding, the EM unaware of it, for as long as the EM lives
@@ -96,7 +89,7 @@ class ExecutionManagerRegistry:
         self.reschedule(assignment)
         return True
 
-    def acknowledge(self, em_id: ExecutionManagerId, record: AssignmentRecord) -> bool:
+    def acknowledge(self, em_id: ExecutionManagerId, record: ConsumedAssignment) -> bool:
         """The EM took responsibility for an assignment; True if it was outstanding.
 
         Acknowledgements are idempotent (the EM may send one twice); unknown ones are only
@@ -123,7 +116,7 @@ class ExecutionManagerRegistry:
         em.last_update = trio.current_time()
         return True
 
-    def shutdown(self, em_id: ExecutionManagerId, records: Iterable[AssignmentRecord]) -> int:
+    def shutdown(self, em_id: ExecutionManagerId, records: Iterable[ConsumedAssignment]) -> int:
         """``Shutdown``: acknowledge ``records``, remove the EM, reschedule the rest.
 
         Returns how many assignments were rescheduled; ``ExecutionManagerNotFound`` for an EM

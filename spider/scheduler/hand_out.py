@@ -5,21 +5,22 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import ExecutionManagerId
 from spider.rpc import on_undelivered
-from spider.scheduler.assignment import Assignment
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.dispatch_queue import DispatchQueue
-from spider.scheduler.em_registry import AssignmentRecord, ExecutionManagerRegistry
+from spider.scheduler.em_registry import ExecutionManagerRegistry
 
 
 async def hand_out(
     queue: DispatchQueue,
     registry: ExecutionManagerRegistry,
     em_id: ExecutionManagerId,
-    acknowledged: Iterable[AssignmentRecord],
+    acknowledged: Iterable[ConsumedAssignment],
     wait: float,
     max_tasks: int,
-) -> list[Assignment]:
+) -> list[IssuedAssignment]:
     """Acknowledge ``acknowledged``, wait up to ``wait`` seconds for one assignment, then take
     whatever else is queued, up to ``max_tasks``; each is recorded as ``em_id``'s.
 
@@ -43,7 +44,9 @@ async def hand_out(
 
 
 def _take_back(
-    registry: ExecutionManagerRegistry, em_id: ExecutionManagerId, assignments: list[Assignment]
+    registry: ExecutionManagerRegistry,
+    em_id: ExecutionManagerId,
+    assignments: list[IssuedAssignment],
 ) -> None:
     for assignment in assignments:
         registry.take_back(em_id, assignment)

@@ -30,8 +30,9 @@ from typing import TypeAlias
 import attrs
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId, TaskKind
-from spider.scheduler.assignment import NO_SESSION, Assignment, ReadyEntry
+from spider.scheduler.assignment import NO_SESSION, IssuedAssignment
 
 
 class TerminationLane(enum.Enum):
@@ -78,8 +79,8 @@ class RoundRobinPlacement:
     _buffered: set[tuple[JobId, TaskId]] = attrs.field(factory=set)
     _active: dict[JobId, _JobTasks] = attrs.field(factory=dict)
     _pending: dict[JobId, _JobTasks] = attrs.field(factory=dict)  # insertion-ordered FIFO
-    _commit_ready: deque[ReadyEntry] = attrs.field(factory=deque)
-    _cleanup_ready: deque[ReadyEntry] = attrs.field(factory=deque)
+    _commit_ready: deque[ReadyTask] = attrs.field(factory=deque)
+    _cleanup_ready: deque[ReadyTask] = attrs.field(factory=deque)
     _finalizing: dict[JobId, float] = attrs.field(factory=dict)  # job -> since; ordered FIFO
     _ring: list[RingSlot] = attrs.field(
         factory=lambda: [TerminationLane.COMMIT, TerminationLane.CLEANUP]
@@ -139,13 +140,13 @@ class RoundRobinPlacement:
 
     # --- loading ---------------------------------------------------------------------------
 
-    def load(self, entry: ReadyEntry, now: float) -> bool:
+    def load(self, entry: ReadyTask, now: float) -> bool:
         """Buffer one entry by its kind; False when it was skipped (duplicate or gated)."""
         if entry.task_id.kind is TaskKind.INDEX:
             return self._load_ready(entry)
         return self._load_termination(entry, now)
 
-    def _load_termination(self, entry: ReadyEntry, now: float) -> bool:
+    def _load_termination(self, entry: ReadyTask, now: float) -> bool:
         key = (entry.job_id, entry.task_id)
         if key in self._buffered:
             return False
@@ -161,7 +162,7 @@ class RoundRobinPlacement:
             self._discard_tasks(entry.job_id, self._pending.pop(entry.job_id))
         return True
 
-    def _load_ready(self, entry: ReadyEntry) -> bool:
+    def _load_ready(self, entry: ReadyTask) -> bool:
         job_id = entry.job_id
         key = (job_id, entry.task_id)
         if job_id in self._finalizing or key in self._buffered:
@@ -209,9 +210,9 @@ class RoundRobinPlacement:
 
     # --- deciding --------------------------------------------------------------------------
 
-    def decide(self, free_slots: int) -> list[Assignment]:
+    def decide(self, free_slots: int) -> list[IssuedAssignment]:
         """Up to ``free_slots`` assignments, in round-robin order, each with a fresh id."""
-        decided: list[Assignment] = []
+        decided: list[IssuedAssignment] = []
         while len(decided) < free_slots and self._buffered:
             slot = self._ring[self._cursor]
             if slot is TerminationLane.COMMIT:
@@ -227,15 +228,15 @@ class RoundRobinPlacement:
                     self._retire(slot)
                     continue  # the cursor already points at the next slot
                 task_id = job.tasks.popleft()
-                decided.append(self._issue(ReadyEntry(job.resource_group_id, slot, task_id)))
+                decided.append(self._issue(ReadyTask(job.resource_group_id, slot, task_id)))
             self._cursor = (self._cursor + 1) % len(self._ring)
         return decided
 
-    def _issue(self, entry: ReadyEntry) -> Assignment:
+    def _issue(self, entry: ReadyTask) -> IssuedAssignment:
         self._buffered.discard((entry.job_id, entry.task_id))
-        return Assignment(self.issuer.issue(), entry, self.session)
+        return IssuedAssignment(self.issuer.issue(), entry, self.session)
 
 
-def _pop(fifo: deque[ReadyEntry], count: int) -> Iterator[ReadyEntry]:
+def _pop(fifo: deque[ReadyTask], count: int) -> Iterator[ReadyTask]:
     for _ in range(min(count, len(fifo))):
         yield fifo.popleft()

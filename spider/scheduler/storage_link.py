@@ -1,7 +1,7 @@
 """``StorageLink``: the scheduler's calls to storage, with storage's failures made domain errors.
 
 Two calls: ``RegisterScheduler`` and the three lanes' ``PollReady*Tasks``. A failure is either
-``StorageUnavailable`` (storage is down, restarting or overloaded: wait and reconnect) or
+``StorageLinkLost`` (storage is down, restarting or overloaded: wait and reconnect) or
 ``StorageRejected`` (storage, or whatever answers at that address, refuses the request for good:
 fatal).
 """
@@ -16,6 +16,7 @@ from typing import Final, Protocol
 import attrs
 
 from spider.core.ids import JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.proto import storage as storage_pb
 from spider.rpc import (
     Endpoint,
@@ -27,7 +28,6 @@ from spider.rpc import (
     UnimplementedError,
 )
 from spider.scheduler._convert import task_id_from_proto
-from spider.scheduler.assignment import ReadyEntry
 from spider.scheduler.errors import SchedulerError, StorageRejected
 
 LOGGER: Final = logging.getLogger("spider.scheduler.storage")
@@ -36,8 +36,11 @@ _FATAL: Final = (InvalidArgumentError, PermissionDeniedError, UnauthenticatedErr
 """Answers to ``RegisterScheduler`` that retrying cannot change."""
 
 
-class StorageUnavailable(SchedulerError):
-    """A call to storage failed in a way that may pass: reconnect and try again."""
+class StorageLinkLost(SchedulerError):
+    """A call to storage failed in a way that may pass: reconnect and try again.
+
+    The scheduler's view of its link to storage (unreachable, restarting, overloaded); storage's
+    own ``StorageUnavailable`` is its database being down."""
 
 
 class InboundLane(enum.Enum):
@@ -61,7 +64,7 @@ class InboundBatch:
     """One lane poll's answer: storage's session and the entries (possibly none)."""
 
     session: SessionId
-    entries: tuple[ReadyEntry, ...]
+    entries: tuple[ReadyTask, ...]
 
 
 class InboundSource(Protocol):
@@ -108,7 +111,7 @@ class StorageLink:
         except UnimplementedError as error:
             raise _not_storage(error) from error
         except RpcError as error:
-            raise StorageUnavailable(f"RegisterScheduler failed: {error}") from error
+            raise StorageLinkLost(f"RegisterScheduler failed: {error}") from error
         registration = response.registration
         return StorageRegistration(
             SchedulerId(registration.scheduler_id), SessionId(registration.session_id)
@@ -124,7 +127,7 @@ class StorageLink:
         except UnimplementedError as error:
             raise _not_storage(error) from error
         except RpcError as error:
-            raise StorageUnavailable(f"polling the {lane.value} lane failed: {error}") from error
+            raise StorageLinkLost(f"polling the {lane.value} lane failed: {error}") from error
         return InboundBatch(
             SessionId(response.tasks.session_id),
             tuple(_entries(lane, response.tasks.tasks)),
@@ -138,7 +141,7 @@ def _not_storage(error: RpcError) -> StorageRejected:
     )
 
 
-def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[ReadyEntry]:
+def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[ReadyTask]:
     entries = []
     for task in tasks:
         task_id = task_id_from_proto(task.task_id)
@@ -151,6 +154,6 @@ def _entries(lane: InboundLane, tasks: Iterable[storage_pb.ReadyTask]) -> list[R
             )
             continue
         entries.append(
-            ReadyEntry(ResourceGroupId(task.resource_group_id), JobId(task.job_id), task_id)
+            ReadyTask(ResourceGroupId(task.resource_group_id), JobId(task.job_id), task_id)
         )
     return entries

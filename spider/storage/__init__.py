@@ -7,11 +7,12 @@ with the gRPC status ``grpc_status(error)`` gives. ``docs/storage-model.md`` des
 model; ``spider.storage.server`` serves it.
 """
 
+from spider.core.ready_task import ReadyTask
 from spider.storage.config import (
     InboundQueueConfig,
     JobCacheGcConfig,
-    RuntimeConfig,
     StorageConfig,
+    StorageRuntimeConfig,
     TaskInstancePoolConfig,
 )
 from spider.storage.errors import (
@@ -31,14 +32,14 @@ from spider.storage.errors import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.inbound_queue import Lane, ReadyTask
+from spider.storage.inbound_queue import Lane
 from spider.storage.instance_gc import SweepReport
-from spider.storage.job_lifecycle import ExecutionContext
+from spider.storage.job_lifecycle import InstanceContext
 from spider.storage.recovery import RecoveryReport
 from spider.storage.state import (
     ExecutionManagerRegistration,
     ReadyTaskBatch,
-    SchedulerInfo,
+    RegisteredScheduler,
     SchedulerRegistration,
     StorageState,
     open_storage_state,
@@ -49,10 +50,10 @@ __all__ = [
     "BadRequest",
     "CacheStale",
     "EmDead",
-    "ExecutionContext",
     "ExecutionManagerRegistration",
     "IllegalEmId",
     "InboundQueueConfig",
+    "InstanceContext",
     "InvalidJobState",
     "InvalidResourceGroup",
     "JobCacheGcConfig",
@@ -61,15 +62,15 @@ __all__ = [
     "ReadyTask",
     "ReadyTaskBatch",
     "RecoveryReport",
+    "RegisteredScheduler",
     "ResourceGroupExists",
-    "RuntimeConfig",
-    "SchedulerInfo",
     "SchedulerRegistration",
     "StaleReason",
     "StaleSession",
     "StorageConfig",
     "StorageError",
     "StorageInternalError",
+    "StorageRuntimeConfig",
     "StorageState",
     "StorageUnavailable",
     "SweepReport",

@@ -36,9 +36,6 @@ from spider.storage.server import SQLITE_FILE_NAME, StorageLaunch, serve_storage
 
 LOGGER: Final = logging.getLogger("spider.storage")
 
-ExitStatus = ServiceExit
-"""This command's exit statuses (0 stopped by a signal, 1 failed, 2 usage)."""
-
 DEFAULT_HOST: Final = "127.0.0.1"
 """Spider's default is 0.0.0.0; Spider-py listens on loopback unless told otherwise, because the
 storage service has no authentication of its own."""
@@ -131,7 +128,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         interval = switch_interval(env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
-        return ExitStatus.USAGE
+        return ServiceExit.USAGE
     configure_logging(level=args.log_level, human=args.human_logs)
     tune_thread_switching(interval)
     try:
@@ -143,6 +140,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         for leaf in fatal:
             LOGGER.critical("storage cannot run: %s", leaf)
         if any(isinstance(leaf, ConfigError) for leaf in fatal):
-            return ExitStatus.USAGE
-        return ExitStatus.FAILED
-    return ExitStatus.STOPPED
+            return ServiceExit.USAGE
+        return ServiceExit.FAILED
+    return ServiceExit.STOPPED

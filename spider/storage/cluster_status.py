@@ -1,4 +1,4 @@
-"""``ClusterStatus``: a read-only snapshot of the cluster as storage sees it (Spider-py's extension).
+"""``ClusterSnapshot``: the cluster as storage sees it, for Spider-py's ``GetClusterStatus``.
 
 Spider's protocol has no call for it; ``spider.storage.service.cluster_status`` serves it as
 ``spider_py.status.ClusterStatusService``. Queue depths, live task instances and cached jobs come
@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from spider.core.ids import ExecutionManagerId, SessionId
-from spider.storage.db.interface import JobState
+from spider.core.job_state import JobState
 from spider.storage.inbound_queue import Lane
 from spider.storage.job_lifecycle import JobLifecycle
 
@@ -39,8 +39,8 @@ class LaneStatus:
 
 
 @attrs.frozen
-class ClusterStatus:
-    """What ``GetClusterStatus`` answers."""
+class ClusterSnapshot:
+    """What ``GetClusterStatus`` answers (a client reads it into its ``ClusterStatus``)."""
 
     session_id: SessionId
     execution_managers: tuple[ExecutionManagerStatus, ...]
@@ -56,7 +56,7 @@ class ClusterStatus:
     """Every job row in the database (terminated ones until the database retention)."""
 
 
-async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> ClusterStatus:
+async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> ClusterSnapshot:
     """Take the snapshot; the database is read twice, the in-memory parts after the reads."""
     listing = await lifecycle.persistence.list_execution_managers(DEAD_EXECUTION_MANAGERS_LISTED)
     stored_jobs = await lifecycle.persistence.count_jobs_by_state()
@@ -64,7 +64,7 @@ async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> Clust
     now = lifecycle.clock()
     per_em = lifecycle.pool.count_by_execution_manager()
     queue = lifecycle.queue
-    return ClusterStatus(
+    return ClusterSnapshot(
         lifecycle.session,
         tuple(
             ExecutionManagerStatus(

@@ -84,8 +84,8 @@ class JobCacheGcConfig:
 
 
 @attrs.frozen
-class RuntimeConfig:
-    """Spider's ``runtime`` block, plus Spider-py's retention and thread settings."""
+class StorageRuntimeConfig:
+    """Storage's ``runtime`` block: Spider's keys, plus Spider-py's retention and threads."""
 
     db: DatabaseConfig | None = None
     """Spider's MariaDB form or ``{sqlite: PATH}``; ``None`` = SQLite in the data directory."""
@@ -107,4 +107,4 @@ class StorageConfig:
 
     host: str = "0.0.0.0"
     port: int = attrs.field(default=50051, validator=_valid_port)
-    runtime: RuntimeConfig = attrs.field(factory=RuntimeConfig)
+    runtime: StorageRuntimeConfig = attrs.field(factory=StorageRuntimeConfig)

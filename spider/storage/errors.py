@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 from spider.core.errors import SpiderError
 from spider.core.ids import ExecutionManagerId, JobId, SessionId
+from spider.core.job_state import JobState
 from spider.rpc.errors import Status
-from spider.storage.db.interface import JobState
 
 
 class StorageError(SpiderError):

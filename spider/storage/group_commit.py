@@ -52,7 +52,9 @@ class CommitCounters:
 
 
 @attrs.define(eq=False)
-class _Pending:
+class _PendingWrite:
+    """A write waiting for the batch that commits it, then its result."""
+
     write: Write
     result: outcome.Outcome[object] | None = None
 
@@ -64,7 +66,7 @@ class GroupCommit:
     write_batch: Callable[[Sequence[Write]], Awaitable[BatchOutcome]]
     """Runs one batch (``StorageDatabase.write_batch``, off the Trio loop)."""
     counters: CommitCounters = attrs.field(factory=CommitCounters)
-    _queued: list[_Pending] = attrs.field(factory=list)
+    _queued: list[_PendingWrite] = attrs.field(factory=list)
     _writing: bool = False
     _settled: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
 
@@ -75,7 +77,7 @@ class GroupCommit:
 
     async def commit(self, write: Write) -> object:
         """Make ``write`` durable (in some batch); its result, or its own error raised."""
-        pending = _Pending(write)
+        pending = _PendingWrite(write)
         self._queued.append(pending)
         try:
             while pending.result is None:

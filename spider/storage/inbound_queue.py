@@ -31,6 +31,7 @@ import attrs
 import trio
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId, TaskKind
 from spider.storage.config import InboundQueueConfig
 
@@ -55,15 +56,6 @@ _LANE_OF_KIND = {
     TaskKind.COMMIT: Lane.COMMIT,
     TaskKind.CLEANUP: Lane.CLEANUP,
 }
-
-
-@attrs.frozen
-class ReadyTask:
-    """An entry: task ``task_id`` of job ``job_id`` (owned by ``resource_group_id``) is ready."""
-
-    resource_group_id: ResourceGroupId
-    job_id: JobId
-    task_id: TaskId
 
 
 @attrs.define(eq=False)

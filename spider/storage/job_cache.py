@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import attrs
 
 from spider.core.ids import JobId
-from spider.storage.db.interface import JobState
+from spider.core.job_state import JobState
 from spider.storage.job_control import JobControlBlock
 
 

@@ -24,12 +24,12 @@ import attrs
 import trio
 
 from spider.core.ids import JobId, ResourceGroupId, TaskInstanceId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph, TerminationTaskDescriptor
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.task_outputs import encode_task_outputs
 from spider.core.wire import EMPTY_FRAME
 from spider.storage.dataflow import Dataflow
-from spider.storage.db.interface import JobState
 from spider.storage.errors import BadRequest, CacheStale, InvalidJobState, StaleReason
 from spider.storage.task_control import TaskControlBlock, TaskState
 

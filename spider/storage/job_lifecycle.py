@@ -37,10 +37,10 @@ from spider.core.ids import (
     SessionId,
     TaskInstanceId,
 )
+from spider.core.job_state import JobState
 from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
-from spider.storage.db.interface import JobState
 from spider.storage.errors import (
     BadRequest,
     CacheStale,
@@ -62,8 +62,11 @@ LOGGER = logging.getLogger("spider.storage.jobs")
 
 
 @attrs.frozen
-class ExecutionContext:
-    """What an EM needs to run a registered instance (``RegisterTaskInstance``'s answer)."""
+class InstanceContext:
+    """What an EM needs to run a registered instance (``RegisterTaskInstance``'s answer).
+
+    Storage's side, before it becomes the wire's ``ExecutionContext``: the task's TDL context and
+    timeout policy as storage holds them (the EM's ``ExecutionContext`` has them flattened)."""
 
     task_instance_id: TaskInstanceId
     tdl_context: TdlContext
@@ -254,7 +257,7 @@ class JobLifecycle:
         task_id: TaskId,
         execution_manager_id: ExecutionManagerId,
         session_id: SessionId,
-    ) -> ExecutionContext:
+    ) -> InstanceContext:
         """Start a new instance of a ready task on an EM; return its execution context."""
         self._check_session(session_id)
         await self.liveness.require_alive(execution_manager_id)
@@ -270,7 +273,7 @@ class JobLifecycle:
             self.monotonic(),
         )
         tcb.add_instance(record.id)
-        return ExecutionContext(record.id, tcb.tdl_context, timeout_policy, task_io)
+        return InstanceContext(record.id, tcb.tdl_context, timeout_policy, task_io)
 
     async def report_task_success(
         self,

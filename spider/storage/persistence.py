@@ -26,11 +26,11 @@ import attrs
 import trio
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db import interface as db
 from spider.storage.db.interface import (
     ExecutionManagerListing,
     JobRecord,
-    JobState,
     JobStatus,
     StorageDatabase,
 )
@@ -239,7 +239,7 @@ def _storage_error(operation: str, exc: Exception, args: tuple[object, ...]) -> 
         return ResourceGroupExists(str(args[0]))
     if isinstance(exc, db.UnknownResourceGroup):
         return InvalidResourceGroup(f"resource group {args[0]} does not exist")
-    if isinstance(exc, db.JobNotFound):
+    if isinstance(exc, db.UnknownJob):
         return JobNotFound(JobId(_int_arg(args)))
     if isinstance(exc, db.IllegalJobTransition):
         return InvalidJobState(

@@ -27,10 +27,11 @@ import attrs
 
 from spider.core.errors import CodecError
 from spider.core.ids import JobId
+from spider.core.job_state import JobState
 from spider.core.task_graph import JobSubmission, TaskGraph, decode_job_submission
 from spider.core.task_outputs import decode_task_outputs
 from spider.core.wire import decode_frame
-from spider.storage.db.interface import JobRecord, JobState
+from spider.storage.db.interface import JobRecord
 from spider.storage.job_control import JobControlBlock
 from spider.storage.job_lifecycle import JobLifecycle
 

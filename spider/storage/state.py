@@ -35,12 +35,13 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.supervision import supervise
-from spider.storage.cluster_status import ClusterStatus, cluster_status
+from spider.storage.cluster_status import ClusterSnapshot, cluster_status
 from spider.storage.config import StorageConfig
 from spider.storage.db.interface import StorageDatabase
 from spider.storage.errors import BadRequest, InvalidResourceGroup
-from spider.storage.inbound_queue import InboundQueue, Lane, ReadyTask
+from spider.storage.inbound_queue import InboundQueue, Lane
 from spider.storage.instance_gc import run_task_instance_gc
 from spider.storage.instance_pool import TaskInstancePool
 from spider.storage.job_cache import JobCache
@@ -82,8 +83,8 @@ class SchedulerRegistration:
 
 
 @attrs.frozen
-class SchedulerInfo:
-    """A registered scheduler (``GetSchedulers``)."""
+class RegisteredScheduler:
+    """A registered scheduler, as storage lists it (``GetSchedulers``)."""
 
     scheduler_id: SchedulerId
     host: str
@@ -234,14 +235,14 @@ class StorageState:
             )
         return SchedulerRegistration(scheduler_id, self.session)
 
-    async def get_schedulers(self) -> list[SchedulerInfo]:
+    async def get_schedulers(self) -> list[RegisteredScheduler]:
         """``GetSchedulers`` (upstream answers UNIMPLEMENTED; the data is there, so answer it)."""
         rows = await self.persistence.list_schedulers()
-        return [SchedulerInfo(scheduler_id, host, port) for scheduler_id, host, port in rows]
+        return [RegisteredScheduler(scheduler_id, host, port) for scheduler_id, host, port in rows]
 
     # --- Spider-py's ClusterStatusService --------------------------------------------------
 
-    async def cluster_status(self) -> ClusterStatus:
+    async def cluster_status(self) -> ClusterSnapshot:
         """``GetClusterStatus``: EMs, queue depths, live instances and jobs by state."""
         return await cluster_status(
             self.lifecycle, self.config.runtime.job_cache_gc.terminated_job_retention_sec

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from spider.core import TaskId
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -20,7 +21,6 @@ from spider.core.ids import (
 )
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
 from spider.em.errors import ProtocolError
-from spider.em.ledger import AssignmentRecord
 from spider.em.pool import TaskOutcome, TaskSucceeded
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
@@ -52,10 +52,10 @@ def task_id_from_proto(message: common.TaskId | None, *, operation: str, field: 
     )
 
 
-def record_to_proto(record: AssignmentRecord) -> scheduler_pb.TaskAssignmentRecord:
+def record_to_proto(record: ConsumedAssignment) -> scheduler_pb.TaskAssignmentRecord:
     """The acknowledgement as the scheduler expects it."""
     # ``from`` is a Python keyword: the field can only be passed by a keyword dictionary.
-    return scheduler_pb.TaskAssignmentRecord(id=record.id, **{"from": record.from_scheduler})
+    return scheduler_pb.TaskAssignmentRecord(id=record.id, **{"from": record.issued_by})
 
 
 def registration_from_proto(
@@ -126,7 +126,7 @@ def _execution_context(context: storage_pb.ExecutionContext, *, operation: str) 
 
 
 def next_task_request_to_proto(
-    em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+    em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
 ) -> scheduler_pb.NextTaskRequest:
     """``NextTask``, acknowledging ``record`` when there is one (unset otherwise)."""
     if record is None:
@@ -137,7 +137,7 @@ def next_task_request_to_proto(
 
 
 def next_tasks_request_to_proto(
-    em_id: ExecutionManagerId, records: Sequence[AssignmentRecord], wait_ms: int, max_tasks: int
+    em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment], wait_ms: int, max_tasks: int
 ) -> execution_pb.NextTasksRequest:
     """``NextTasks`` acknowledging ``records``."""
     return execution_pb.NextTasksRequest(

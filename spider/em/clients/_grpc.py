@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 import attrs
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.exception_mapping import map_exceptions
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
@@ -37,8 +38,7 @@ from spider.em.clients._mapping import (
     scheduler_error,
     storage_error,
 )
-from spider.em.errors import ClientError, ExtensionUnavailable
-from spider.em.ledger import AssignmentRecord
+from spider.em.errors import EmClientError, ExtensionUnavailable
 from spider.em.pool import TaskOutcome
 from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
@@ -55,7 +55,7 @@ from spider.rpc import (
     error_for_status,
 )
 
-_ErrorMapping = Callable[[RpcError, str], ClientError]
+_ErrorMapping = Callable[[RpcError, str], EmClientError]
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -112,7 +112,7 @@ class GrpcSchedulerClient:
     _deadlines: ClientDeadlines
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         """One ``NextTask`` RPC, bounded by the wait plus ``next_task_margin``."""
         operation = "NextTask"
@@ -129,7 +129,7 @@ class GrpcSchedulerClient:
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -155,7 +155,7 @@ class GrpcSchedulerClient:
             )
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         """``Shutdown`` with every acknowledgement not sent yet."""
         with _mapped(scheduler_error, "Shutdown"):
@@ -193,7 +193,7 @@ class GrpcStorageClient:
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         """``RegisterTaskInstances``; each item's failure mapped as its single call's would be."""
         operation = "RegisterTaskInstances"
         with _mapped(storage_error, operation, extension=True):
@@ -207,7 +207,7 @@ class GrpcStorageClient:
         results = registration_results_from_proto(
             response, count=len(assignments), operation=operation
         )
-        answers: list[ExecutionContext | ClientError] = []
+        answers: list[ExecutionContext | EmClientError] = []
         for result in results:
             if isinstance(result, tuple):
                 code, message = result
@@ -236,7 +236,7 @@ class GrpcStorageClient:
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         """``ReportTaskOutcomes``; each item's status mapped as its single report's would be."""
         operation = "ReportTaskOutcomes"
         with _mapped(storage_error, operation, extension=True):
@@ -260,7 +260,7 @@ def _mapped(
     """Raise ``to_client_error(error, operation)`` for an ``RpcError`` leaving the block; with
     ``extension``, ``ExtensionUnavailable`` if the peer does not serve a Spider-py call."""
 
-    def translate(error: RpcError) -> ClientError:
+    def translate(error: RpcError) -> EmClientError:
         if extension and extension_missing(error):
             return ExtensionUnavailable(error.message, operation=operation)
         return to_client_error(error, operation)

@@ -10,37 +10,37 @@ never saw one, and a deadline that passed is as retryable as a refused connectio
 from __future__ import annotations
 
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     IllegalId,
     InvalidInput,
     MarkedDead,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.rpc import RpcError, Status
 
-_STORAGE: dict[Status, type[ClientError]] = {
-    Status.NOT_FOUND: StaleSession,
-    Status.FAILED_PRECONDITION: CacheStale,
+_STORAGE: dict[Status, type[EmClientError]] = {
+    Status.NOT_FOUND: StaleSessionAnswer,
+    Status.FAILED_PRECONDITION: CacheStaleAnswer,
     Status.INVALID_ARGUMENT: InvalidInput,
 }
 
-_LIVENESS: dict[Status, type[ClientError]] = {
+_LIVENESS: dict[Status, type[EmClientError]] = {
     Status.FAILED_PRECONDITION: MarkedDead,
     Status.INVALID_ARGUMENT: IllegalId,
 }
 
 
-def storage_error(error: RpcError, operation: str) -> ClientError:
+def storage_error(error: RpcError, operation: str) -> EmClientError:
     """``TaskInstanceManagementService``: stale session, stale cache, bad input, else server."""
     if error.is_transient:
         return TransportError(error.message, operation=operation)
     return _STORAGE.get(error.status, ServerError)(error.message, operation=operation)
 
 
-def liveness_error(error: RpcError, operation: str) -> ClientError:
+def liveness_error(error: RpcError, operation: str) -> EmClientError:
     """``ExecutionManagerLivenessService``: marked dead, illegal id, else transport.
 
     Upstream treats every other code, ``INTERNAL`` included, as a transport failure, so a
@@ -49,7 +49,7 @@ def liveness_error(error: RpcError, operation: str) -> ClientError:
     return _LIVENESS.get(error.status, TransportError)(error.message, operation=operation)
 
 
-def scheduler_error(error: RpcError, operation: str) -> ClientError:
+def scheduler_error(error: RpcError, operation: str) -> EmClientError:
     """``SchedulerService``: transport for transient failures, server for everything else."""
     if error.is_transient:
         return TransportError(error.message, operation=operation)

@@ -19,7 +19,7 @@ from typing import Final, TypeAlias
 import attrs
 
 from spider.executor.errors import ExecutorProtocolError
-from spider.executor.exit_status import ExitStatus
+from spider.executor.exit_status import ExecutorExitStatus
 from spider.executor.protocol import Failure, FrameKind, Success, TooLarge
 
 IN_TASK_FAILURE_PREFIX: Final = "in-task failure: "
@@ -120,7 +120,7 @@ def hard_timeout_failure(hard_timeout: float) -> TaskFailed:
     return TaskFailed(f"hard timeout ({milliseconds} ms) exceeded", PoolFailureKind.TIMEOUT)
 
 
-def crash_failure(exit_status: ExitStatus) -> TaskFailed:
+def crash_failure(exit_status: ExecutorExitStatus) -> TaskFailed:
     """``executor crashed: killed by SIGABRT`` / ``executor crashed: exited with code 1 (...)``."""
     return TaskFailed(f"executor crashed: {exit_status.describe()}", PoolFailureKind.CRASH)
 

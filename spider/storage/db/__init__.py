@@ -15,13 +15,12 @@ from spider.storage.db.interface import (
     DuplicateResourceGroup,
     ExecutionManagerDead,
     IllegalJobTransition,
-    JobNotFound,
     JobRecord,
-    JobState,
     JobStatus,
     PayloadTooLarge,
     StorageDatabase,
     UnknownExecutionManager,
+    UnknownJob,
     UnknownResourceGroup,
 )
 from spider.storage.db.mariadb import MariaDbDatabase
@@ -37,9 +36,7 @@ __all__ = [
     "DuplicateResourceGroup",
     "ExecutionManagerDead",
     "IllegalJobTransition",
-    "JobNotFound",
     "JobRecord",
-    "JobState",
     "JobStatus",
     "MariaDbConfig",
     "MariaDbDatabase",
@@ -48,6 +45,7 @@ __all__ = [
     "SqliteDatabase",
     "StorageDatabase",
     "UnknownExecutionManager",
+    "UnknownJob",
     "UnknownResourceGroup",
     "open_database",
 ]

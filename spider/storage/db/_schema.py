@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from spider.storage.db.interface import JobState
+from spider.core.job_state import JobState
 
 SCHEMA_VERSION = 1
 """The schema this code writes; ``create_schema`` refuses a database with a newer one."""

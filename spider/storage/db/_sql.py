@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db import _schema as schema
 from spider.storage.db._schema import LivenessState
 from spider.storage.db.interface import (
@@ -32,11 +33,10 @@ from spider.storage.db.interface import (
     ExecutionManagerDead,
     ExecutionManagerListing,
     ExecutionManagerRecord,
-    JobNotFound,
     JobRecord,
-    JobState,
     JobStatus,
     UnknownExecutionManager,
+    UnknownJob,
     UnknownResourceGroup,
     check_transition,
     chunks,
@@ -139,8 +139,8 @@ def _insert_row(conn: sa.Connection, table: sa.Table, **values: object) -> int:
     return int(key[0])
 
 
-def _job_not_found(job_id: JobId) -> JobNotFound:
-    return JobNotFound(
+def _job_not_found(job_id: JobId) -> UnknownJob:
+    return UnknownJob(
         f"job {job_id} does not exist: it was never registered, or was deleted after its "
         "retention period"
     )
@@ -394,13 +394,13 @@ class SqlDatabase(abc.ABC):
         return JobId(job_id)
 
     def get_job_status(self, job_id: JobId) -> JobStatus:
-        """The job's state and error message. Raises ``JobNotFound``."""
+        """The job's state and error message. Raises ``UnknownJob``."""
         jobs = schema.jobs
         row = self._job_row(job_id, jobs.c.state, jobs.c.error_message)
         return JobStatus(id=job_id, state=row.state, error_message=row.error_message)
 
     def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
-        """The state and the stored ``SerializedTaskOutputs``. Raises ``JobNotFound``."""
+        """The state and the stored ``SerializedTaskOutputs``. Raises ``UnknownJob``."""
         jobs = schema.jobs
         row = self._job_row(job_id, jobs.c.state, jobs.c.serialized_job_outputs)
         return row.state, row.serialized_job_outputs
@@ -514,7 +514,7 @@ class SqlDatabase(abc.ABC):
 
     @_rerun_on_conflict
     def record_task_outputs(self, job_id: JobId, task_index: int, output_frame: bytes) -> None:
-        """Persist a finished task's output frame; the first write wins. Raises ``JobNotFound``."""
+        """Persist a finished task's output frame; the first write wins. Raises ``UnknownJob``."""
         with self._transaction(writes=True) as conn:
             self._record_task_outputs_in(conn, job_id, task_index, output_frame)
 
@@ -532,7 +532,7 @@ class SqlDatabase(abc.ABC):
             raise _job_not_found(job_id) from exc
 
     def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
-        """Every persisted output frame of a job, by task index. Raises ``JobNotFound``."""
+        """Every persisted output frame of a job, by task index. Raises ``UnknownJob``."""
         outputs = schema.task_outputs
         jobs = schema.jobs
         with self._transaction(writes=False) as conn:

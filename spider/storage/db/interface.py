@@ -13,7 +13,6 @@ recovered after a restart resumes instead of re-running its finished tasks.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,28 +20,11 @@ import attrs
 
 from spider.core.errors import SpiderError
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 
 if TYPE_CHECKING:
     from spider.storage.db.writes import BatchOutcome, Write
 
-
-class JobState(enum.Enum):
-    """A job's state; the values are Spider's DB enum spellings."""
-
-    READY = "Ready"
-    RUNNING = "Running"
-    COMMIT_READY = "CommitReady"
-    CLEANUP_READY = "CleanupReady"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
 
 # Spider's legal transitions (docs/upstream.md#job-states-and-transitions), plus two of ours:
 # Ready -> CleanupReady so that
@@ -74,8 +56,8 @@ class DatabaseUnavailable(DatabaseError):
     """The database could not be reached or the connection broke: transient, retry later."""
 
 
-class JobNotFound(DatabaseError):
-    pass
+class UnknownJob(DatabaseError):
+    """No job row with that id (storage answers it as its ``JobNotFound``)."""
 
 
 class IllegalJobTransition(DatabaseError):
@@ -197,10 +179,10 @@ class StorageDatabase(Protocol):
         and start in one transaction). Raises ``UnknownResourceGroup``."""
 
     def get_job_status(self, job_id: JobId) -> JobStatus:
-        """Raises ``JobNotFound``."""
+        """Raises ``UnknownJob``."""
 
     def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
-        """The state and the stored ``SerializedTaskOutputs``. Raises ``JobNotFound``."""
+        """The state and the stored ``SerializedTaskOutputs``. Raises ``UnknownJob``."""
 
     def transition_job(
         self,
@@ -214,7 +196,7 @@ class StorageDatabase(Protocol):
         """Move a job to ``target`` if ``LEGAL_TRANSITIONS`` allows it from its current state.
 
         Locks the row, checks, updates (``ended_at`` on a terminal target; outputs and error when
-        given) and returns the previous state. Raises ``JobNotFound`` or ``IllegalJobTransition``.
+        given) and returns the previous state. Raises ``UnknownJob`` or ``IllegalJobTransition``.
         """
 
     def iter_recoverable_jobs(self) -> Iterator[JobRecord]:

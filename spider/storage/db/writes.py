@@ -19,7 +19,8 @@ import outcome
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId
 
 if TYPE_CHECKING:
-    from spider.storage.db.interface import JobState, StorageDatabase
+    from spider.core.job_state import JobState
+    from spider.storage.db.interface import StorageDatabase
 
 
 @attrs.frozen

@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 from typing import cast
 
+from spider.core.job_state import JobState
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
 from spider.proto import storage as storage_pb
 from spider.rpc import InvalidArgumentError
-from spider.storage.db.interface import JobState
 
 MAX_PORT = 65535
 

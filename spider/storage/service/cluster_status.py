@@ -6,8 +6,8 @@ to what Spider's protocol exposes when a storage answers UNIMPLEMENTED.
 
 from __future__ import annotations
 
+from spider.core.job_state import JobState
 from spider.proto.spider_py import status as status_pb
-from spider.storage.db.interface import JobState
 from spider.storage.inbound_queue import Lane
 from spider.storage.service._errors import answering_storage_errors
 from spider.storage.service._unpack import job_state_to_proto

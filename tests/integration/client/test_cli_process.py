@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from spider.cli import ExitStatus
+from spider.cli import CliExit
 from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
 from tests.fake_em import FakeEm, tdl_runner
 
@@ -85,15 +85,15 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
     job_file.write_text(json.dumps(JOB))
     with trio.fail_after(LIMIT):
         code, submitted = await spider_cli(port, "submit", str(job_file))
-        assert code == ExitStatus.OK, submitted
+        assert code == CliExit.OK, submitted
         assert submitted["state"] == "Running"
         assert submitted["num_tasks"] == 1
         job_id = submitted["job_id"]
 
         code, state = await spider_cli(port, "state", str(job_id))
-        assert (code, state) == (ExitStatus.OK, {"job_id": job_id, "state": "Running"})
+        assert (code, state) == (CliExit.OK, {"job_id": job_id, "state": "Running"})
         code, refused = await spider_cli(port, "outputs", str(job_id))
-        assert code == ExitStatus.WRONG_STATE
+        assert code == CliExit.WRONG_STATE
         assert refused["kind"] == "wrong_state"
 
         async with (
@@ -105,15 +105,15 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
             await em.run_until(job_id)
 
         code, outputs = await spider_cli(port, "outputs", str(job_id))
-        assert (code, outputs) == (ExitStatus.OK, {"job_id": job_id, "outputs": [42]})
+        assert (code, outputs) == (CliExit.OK, {"job_id": job_id, "outputs": [42]})
         code, watched = await spider_cli(port, "watch", str(job_id))
-        assert code == ExitStatus.OK
+        assert code == CliExit.OK
         assert watched == {"job_id": job_id, "state": "Succeeded", "outputs": [42]}
         code, missing = await spider_cli(port, "state", "999")
-        assert code == ExitStatus.NOT_FOUND
+        assert code == CliExit.NOT_FOUND
         assert "job 999 not found" in missing["error"]
         code, status = await spider_cli(port, "status")
-        assert code == ExitStatus.OK
+        assert code == CliExit.OK
         assert status["reachable"] is True
         assert status["not_exposed"] == []
         [em_status] = status["execution_managers"]["listed"]
@@ -136,5 +136,5 @@ async def test_a_bad_description_is_a_usage_error(tmp_path: Path) -> None:
     bad.write_text(json.dumps({**JOB, "inputs": [1]}))
     with trio.fail_after(LIMIT):
         code, error = await spider_cli(1, "submit", str(bad))
-        assert code == ExitStatus.USAGE
+        assert code == CliExit.USAGE
         assert "takes 2 job input(s)" in error["error"]

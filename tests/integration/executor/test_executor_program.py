@@ -20,7 +20,7 @@ from spider.executor import (
     DEFAULT_MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     Execute,
-    ExitStatus,
+    ExecutorExitStatus,
     FramedPipe,
     FrameKind,
     Ready,
@@ -82,13 +82,13 @@ class RawExecutor:
         assert self.process.stdin is not None
         await self.process.stdin.aclose()
 
-    async def finish(self) -> tuple[ExitStatus, str]:
+    async def finish(self) -> tuple[ExecutorExitStatus, str]:
         """Wait for the executor to exit on its own; its exit status and whole stderr."""
         assert self.process.stderr is not None
         stderr = bytearray()
         while chunk := await self.process.stderr.receive_some():
             stderr += chunk
-        return ExitStatus(await self.process.wait()), stderr.decode()
+        return ExecutorExitStatus(await self.process.wait()), stderr.decode()
 
 
 @asynccontextmanager

@@ -14,14 +14,13 @@ from spider.scheduler import (
     EndpointConfig,
     ReconnectConfig,
     RoundRobinConfig,
-    RuntimeConfig,
     SchedulerConfig,
+    SchedulerRuntimeConfig,
     run_scheduler,
 )
 from spider.scheduler.config import PolicyConfig
 from spider.storage import StorageConfig, open_storage_state
-from spider.storage.config import JobCacheGcConfig, TaskInstancePoolConfig
-from spider.storage.config import RuntimeConfig as StorageRuntimeConfig
+from spider.storage.config import JobCacheGcConfig, StorageRuntimeConfig, TaskInstancePoolConfig
 from spider.storage.db import SqliteConfig, open_database
 from spider.storage.service import storage_services
 
@@ -43,7 +42,7 @@ def scheduler_config(storage_port: int, page_size: int = 512) -> SchedulerConfig
         host="127.0.0.1",
         port=0,
         storage_endpoint=EndpointConfig("127.0.0.1", storage_port),
-        runtime=RuntimeConfig(
+        runtime=SchedulerRuntimeConfig(
             scheduler=PolicyConfig(
                 config=RoundRobinConfig(
                     storage_poll_timeout_ms=500, storage_poll_page_size=page_size

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 
 from spider.core.ids import JobId, ResourceGroupId
-from spider.storage.db import DatabaseConfig, JobState, SqliteConfig, StorageDatabase
+from spider.core.job_state import JobState
+from spider.storage.db import DatabaseConfig, SqliteConfig, StorageDatabase
 
 NOW = 1_700_000_000.25
 """A realistic POSIX time, exact in binary, so stored times compare equal."""

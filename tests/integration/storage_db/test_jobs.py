@@ -11,13 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.storage.db import (
     LEGAL_TRANSITIONS,
     DatabaseConfig,
     IllegalJobTransition,
-    JobNotFound,
-    JobState,
     StorageDatabase,
+    UnknownJob,
     UnknownResourceGroup,
 )
 
@@ -179,7 +179,7 @@ def test_a_terminal_transition_records_when_the_job_ended(
     # ended_at == NOW: not "before NOW", but before anything later.
     assert storage_database.delete_terminated_jobs(ended_before=NOW) == 0
     assert storage_database.delete_terminated_jobs(ended_before=NOW + 0.001) == 1
-    with pytest.raises(JobNotFound):
+    with pytest.raises(UnknownJob):
         storage_database.get_job_status(job_id)
 
 
@@ -203,7 +203,7 @@ def test_every_job_method_reports_a_missing_job(storage_database: StorageDatabas
         lambda: storage_database.load_task_outputs(MISSING_JOB),
     ]
     for call in calls:
-        with pytest.raises(JobNotFound, match=f"job {MISSING_JOB} does not exist"):
+        with pytest.raises(UnknownJob, match=f"job {MISSING_JOB} does not exist"):
             call()
 
 
@@ -221,7 +221,7 @@ def test_delete_terminated_jobs_deletes_only_terminal_jobs_that_ended_before_the
     assert deleted == 3
     for state, job_id in old.items():
         if state.is_terminal:
-            with pytest.raises(JobNotFound):
+            with pytest.raises(UnknownJob):
                 storage_database.get_job_status(job_id)
         else:
             assert storage_database.get_job_status(job_id).state is state

@@ -7,7 +7,8 @@ import random
 import pytest
 
 from spider.core.ids import ResourceGroupId
-from spider.storage.db import RECOVERABLE_STATES, JobState, StorageDatabase
+from spider.core.job_state import JobState
+from spider.storage.db import RECOVERABLE_STATES, StorageDatabase
 
 from .storage_helpers import INPUTS, NOW, add_job
 

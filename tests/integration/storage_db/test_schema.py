@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from spider.core.job_state import JobState
 from spider.storage.db import (
     DatabaseConfig,
     DatabaseError,
-    JobState,
     SqliteConfig,
     StorageDatabase,
     open_database,

@@ -11,12 +11,12 @@ import outcome
 import pytest
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.storage.db import (
     ExecutionManagerDead,
     IllegalJobTransition,
-    JobNotFound,
-    JobState,
     StorageDatabase,
+    UnknownJob,
     UnknownResourceGroup,
 )
 from spider.storage.db._sql import SqlDatabase, TransactionConflict
@@ -63,7 +63,7 @@ def test_writes_share_one_transaction_and_a_failing_write_fails_alone(
     record, missing_job, insert, bad_group, illegal, moved, em, dead, record_again = batch.outcomes
     assert record == outcome.Value(None)
     assert record_again == outcome.Value(None)
-    assert error_of(missing_job) is JobNotFound
+    assert error_of(missing_job) is UnknownJob
     assert error_of(bad_group) is UnknownResourceGroup
     assert error_of(illegal) is IllegalJobTransition
     assert error_of(dead) is ExecutionManagerDead

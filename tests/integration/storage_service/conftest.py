@@ -13,7 +13,7 @@ import trio
 from spider.core.ids import ResourceGroupId
 from spider.rpc import open_rpc_bridge, serve
 from spider.storage import StorageConfig, StorageState, open_storage_state
-from spider.storage.config import JobCacheGcConfig, RuntimeConfig, TaskInstancePoolConfig
+from spider.storage.config import JobCacheGcConfig, StorageRuntimeConfig, TaskInstancePoolConfig
 from spider.storage.db import StorageDatabase
 from spider.storage.service import storage_services
 
@@ -22,7 +22,7 @@ from .grpc_client import GrpcEm, StorageClient, StubModules
 TEST_CONFIG = StorageConfig(
     host="127.0.0.1",
     port=0,
-    runtime=RuntimeConfig(
+    runtime=StorageRuntimeConfig(
         task_instance_pool=TaskInstancePoolConfig(gc_interval_sec=60.0),
         job_cache_gc=JobCacheGcConfig(gc_interval_sec=60.0),
     ),

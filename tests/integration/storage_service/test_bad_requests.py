@@ -11,9 +11,9 @@ import trio
 import zstandard
 
 from spider.core.ids import JobId
+from spider.core.job_state import JobState
 from spider.core.wire import encode_frame
 from spider.storage import StorageInternalError, StorageUnavailable
-from spider.storage.db import JobState
 from spider.storage.job_lifecycle import JobLifecycle
 from tests.unit.storage.jobs import flat, submission
 

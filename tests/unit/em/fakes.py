@@ -19,6 +19,7 @@ import trio
 from trio_util import RepeatedEvent
 
 from spider.core import TaskId
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -29,8 +30,7 @@ from spider.core.ids import (
     TaskInstanceId,
 )
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import ClientError, ExtensionUnavailable, TransportError
-from spider.em.ledger import AssignmentRecord
+from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
 
@@ -86,18 +86,20 @@ def context(
 class FakeScheduler(Watchable):
     """``SchedulerClient``: queued responses, outstanding assignments, call counts."""
 
-    responses: collections.deque[Assignment | ClientError] = attrs.field(factory=collections.deque)
-    outstanding: list[AssignmentRecord] = attrs.field(factory=list)
-    next_task_calls: list[AssignmentRecord | None] = attrs.field(factory=list)
+    responses: collections.deque[Assignment | EmClientError] = attrs.field(
+        factory=collections.deque
+    )
+    outstanding: list[ConsumedAssignment] = attrs.field(factory=list)
+    next_task_calls: list[ConsumedAssignment | None] = attrs.field(factory=list)
     next_task_times: list[float] = attrs.field(factory=list)
     heartbeat_times: list[float] = attrs.field(factory=list)
-    shutdown_calls: list[list[AssignmentRecord]] = attrs.field(factory=list)
-    heartbeat_error: ClientError | None = None
-    shutdown_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    shutdown_calls: list[list[ConsumedAssignment]] = attrs.field(factory=list)
+    heartbeat_error: EmClientError | None = None
+    shutdown_errors: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     block_shutdown: bool = False
     extension: bool = False
     """Serve ``NextTasks``; an upstream scheduler (the default) answers UNIMPLEMENTED."""
-    next_tasks_calls: list[tuple[list[AssignmentRecord], int]] = attrs.field(factory=list)
+    next_tasks_calls: list[tuple[list[ConsumedAssignment], int]] = attrs.field(factory=list)
     """``(records, max_tasks)`` of each ``NextTasks``."""
     refused: int = 0
     """``NextTasks`` calls answered UNIMPLEMENTED."""
@@ -107,12 +109,12 @@ class FakeScheduler(Watchable):
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
 
-    def push(self, *items: Assignment | ClientError) -> None:
+    def push(self, *items: Assignment | EmClientError) -> None:
         self.responses.extend(items)
         self._pushed.set()
 
     async def next_task(
-        self, em_id: ExecutionManagerId, record: AssignmentRecord | None, wait_ms: int
+        self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
         assert em_id == EM_ID
         if record is not None and record in self.outstanding:
@@ -129,7 +131,7 @@ class FakeScheduler(Watchable):
                 await trio.lowlevel.checkpoint()
                 return None
             response = self.responses.popleft()
-            if isinstance(response, ClientError):
+            if isinstance(response, EmClientError):
                 raise response
             self.outstanding.append(response.record)
             return response
@@ -140,7 +142,7 @@ class FakeScheduler(Watchable):
     async def next_tasks(
         self,
         em_id: ExecutionManagerId,
-        records: Sequence[AssignmentRecord],
+        records: Sequence[ConsumedAssignment],
         wait_ms: int,
         max_tasks: int,
     ) -> list[Assignment]:
@@ -164,12 +166,12 @@ class FakeScheduler(Watchable):
                 await trio.lowlevel.checkpoint()
                 return []
             head = self.responses[0]
-            if isinstance(head, ClientError):
+            if isinstance(head, EmClientError):
                 self.responses.popleft()
                 raise head
             taken: list[Assignment] = []
             while self.responses and len(taken) < max_tasks:
-                if isinstance(self.responses[0], ClientError):
+                if isinstance(self.responses[0], EmClientError):
                     break
                 response = self.responses.popleft()
                 assert isinstance(response, Assignment)
@@ -188,7 +190,7 @@ class FakeScheduler(Watchable):
             raise self.heartbeat_error
 
     async def shutdown(
-        self, em_id: ExecutionManagerId, records: Sequence[AssignmentRecord]
+        self, em_id: ExecutionManagerId, records: Sequence[ConsumedAssignment]
     ) -> None:
         await trio.lowlevel.checkpoint()
         if self.shutdown_errors:
@@ -221,19 +223,19 @@ class FakeStorage(Watchable):
     """``LivenessClient`` and ``StorageClient``: queued answers, recorded calls."""
 
     session: SessionId = attrs.field(default=SessionId(5))
-    heartbeat_replies: collections.deque[SessionId | ClientError] = attrs.field(
+    heartbeat_replies: collections.deque[SessionId | EmClientError] = attrs.field(
         factory=collections.deque
     )
     heartbeat_times: list[float] = attrs.field(factory=list)
     heartbeat_delay: float = 0.0
-    register_em_replies: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    register_em_replies: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     register_em_calls: int = 0
-    register_replies: collections.deque[ExecutionContext | ClientError] = attrs.field(
+    register_replies: collections.deque[ExecutionContext | EmClientError] = attrs.field(
         factory=collections.deque
     )
     register_calls: list[RegisterCall] = attrs.field(factory=list)
     block_register: bool = False
-    report_replies: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    report_replies: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     report_attempts: int = 0
     block_reports: bool = False
     successes: list[Report] = attrs.field(factory=list)
@@ -244,7 +246,7 @@ class FakeStorage(Watchable):
     """Outcomes per ``ReportTaskOutcomes`` call."""
     register_batches: list[int] = attrs.field(factory=list)
     """Assignments per ``RegisterTaskInstances`` call."""
-    batch_errors: collections.deque[ClientError] = attrs.field(factory=collections.deque)
+    batch_errors: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     """Failures of whole ``ReportTaskOutcomes`` calls, in order."""
     batch_delay: float = 0.0
     """Seconds each ``ReportTaskOutcomes`` takes."""
@@ -275,7 +277,7 @@ class FakeStorage(Watchable):
         self.notify()
         await trio.sleep(self.heartbeat_delay)
         reply = self.heartbeat_replies.popleft() if self.heartbeat_replies else self.session
-        if isinstance(reply, ClientError):
+        if isinstance(reply, EmClientError):
             raise reply
         return reply
 
@@ -290,13 +292,13 @@ class FakeStorage(Watchable):
         if not self.register_replies:
             raise AssertionError("FakeStorage: no register reply queued")
         reply = self.register_replies.popleft()
-        if isinstance(reply, ClientError):
+        if isinstance(reply, EmClientError):
             raise reply
         return reply
 
     async def register_task_instances(
         self, assignments: Sequence[Assignment], em_id: ExecutionManagerId
-    ) -> list[ExecutionContext | ClientError]:
+    ) -> list[ExecutionContext | EmClientError]:
         """Each item answered as ``register_task_instance`` would, after ``register_delay``."""
         await trio.lowlevel.checkpoint()
         if not self.extension:
@@ -308,7 +310,7 @@ class FakeStorage(Watchable):
         if self.block_register:
             await trio.sleep_forever()
         await trio.sleep(self.register_delay)
-        answers: list[ExecutionContext | ClientError] = []
+        answers: list[ExecutionContext | EmClientError] = []
         for _ in assignments:
             if not self.register_replies:
                 raise AssertionError("FakeStorage: no register reply queued")
@@ -336,7 +338,7 @@ class FakeStorage(Watchable):
 
     async def report_outcomes(
         self, reports: Sequence[tuple[ReportTarget, TaskOutcome]]
-    ) -> list[ClientError | None]:
+    ) -> list[EmClientError | None]:
         """Each item takes the next ``report_replies`` entry as its error, if any is left."""
         await trio.lowlevel.checkpoint()
         if not self.extension:
@@ -349,7 +351,7 @@ class FakeStorage(Watchable):
             await trio.sleep_forever()
         if self.batch_errors:
             raise self.batch_errors.popleft()
-        errors: list[ClientError | None] = []
+        errors: list[EmClientError | None] = []
         for target, outcome in reports:
             self.report_attempts += 1
             if self.report_replies:

@@ -21,14 +21,14 @@ from spider.em.clients._convert import (
 )
 from spider.em.clients._mapping import liveness_error, scheduler_error, storage_error
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     IllegalId,
     InvalidInput,
     MarkedDead,
     ProtocolError,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.proto import common
@@ -37,8 +37,8 @@ from spider.proto import storage as storage_pb
 from spider.rpc import RpcError, Status, error_for_status
 
 STORAGE = {
-    Status.NOT_FOUND: StaleSession,
-    Status.FAILED_PRECONDITION: CacheStale,
+    Status.NOT_FOUND: StaleSessionAnswer,
+    Status.FAILED_PRECONDITION: CacheStaleAnswer,
     Status.INVALID_ARGUMENT: InvalidInput,
     Status.UNAVAILABLE: TransportError,
     Status.DEADLINE_EXCEEDED: TransportError,
@@ -70,7 +70,7 @@ def _rpc_error(status: Status) -> RpcError:
     [(storage_error, STORAGE), (liveness_error, LIVENESS), (scheduler_error, SCHEDULER)],
 )
 def test_status_codes_map_like_upstream_and_keep_the_message(
-    mapping: object, table: dict[Status, type[ClientError]]
+    mapping: object, table: dict[Status, type[EmClientError]]
 ) -> None:
     for status, expected in table.items():
         error = mapping(_rpc_error(status), "Op")  # type: ignore[operator]

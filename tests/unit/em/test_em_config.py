@@ -11,7 +11,7 @@ import pytest
 
 from spider.core.config import ConfigError
 from spider.em.config import LogFormat, load_em_config
-from spider.em.main import ExitStatus, main
+from spider.em.main import EmExit, main
 
 UPSTREAM_WORKER_YAML = """
 storage:
@@ -179,7 +179,7 @@ def test_the_command_line_rejects_bad_configuration_with_status_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _write(tmp_path, "task_executor: {package_dir: /p}\nbogus: 1\n")
-    assert main(["--config", str(path)], environ={}) == ExitStatus.USAGE
+    assert main(["--config", str(path)], environ={}) == EmExit.USAGE
     assert "unknown key(s) 'bogus'" in capsys.readouterr().err
 
 
@@ -187,7 +187,7 @@ def test_one_endpoint_without_the_other_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     status = main(["--package-dir", "/p", "--storage", "h:1"], environ={})
-    assert status == ExitStatus.USAGE
+    assert status == EmExit.USAGE
     assert "give both the storage and the scheduler endpoints" in capsys.readouterr().err
 
 
@@ -195,7 +195,7 @@ def test_without_endpoints_the_em_alone_refuses_and_names_the_embedded_command(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # spider.em.main does not know the embedded cluster; python -m spider.em passes it in.
-    assert main(["--package-dir", "/p"], environ={}) == ExitStatus.USAGE
+    assert main(["--package-dir", "/p"], environ={}) == EmExit.USAGE
     assert "python -m spider.em runs the embedded cluster" in capsys.readouterr().err
 
 

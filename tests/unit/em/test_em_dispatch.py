@@ -13,14 +13,14 @@ from spider.core import TaskId
 from spider.core.ids import SessionId
 from spider.em.assignment import ExecutionContext
 from spider.em.errors import (
-    CacheStale,
-    ClientError,
+    CacheStaleAnswer,
+    EmClientError,
     IllegalId,
     InvalidInput,
     MarkedDead,
     ProtocolError,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
 )
 from spider.em.pool import TaskOutcome, TaskRequest, TaskSucceeded
 
@@ -104,7 +104,7 @@ async def test_a_stale_assignment_is_dropped_without_calling_storage(
 @pytest.mark.parametrize(
     ("replies", "runs", "registers"),
     [
-        ([CacheStale("cache stale: task already terminated")], False, 1),
+        ([CacheStaleAnswer("cache stale: task already terminated")], False, 1),
         ([InvalidInput("malformed task id")], False, 1),
         ([ProtocolError("the response has no execution_context")], False, 1),
         ([ServerError("storage service internal error")] * 7 + [context()], True, 8),
@@ -114,7 +114,7 @@ async def test_a_stale_assignment_is_dropped_without_calling_storage(
 )
 async def test_registration_outcomes(
     autojump_clock: trio.testing.MockClock,
-    replies: list[ExecutionContext | ClientError],
+    replies: list[ExecutionContext | EmClientError],
     runs: bool,
     registers: int,
 ) -> None:
@@ -135,7 +135,7 @@ async def test_registration_outcomes(
     "refusal", [MarkedDead("execution manager 1 is dead"), IllegalId("unknown em id 1")]
 )
 async def test_a_refused_em_leaves_the_assignment_unacknowledged(
-    autojump_clock: trio.testing.MockClock, refusal: ClientError
+    autojump_clock: trio.testing.MockClock, refusal: EmClientError
 ) -> None:
     """Storage no longer accepts this EM: acknowledging would lose the task, since storage
     registered nothing; unacknowledged, Shutdown hands it back to the scheduler."""
@@ -154,7 +154,7 @@ async def test_stale_session_rejection_drops_the_assignment_and_refreshes_livene
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     em = Em(settings=settings(storage_heartbeat_interval=5.0))
-    em.storage.register_replies.append(StaleSession("stale session; current session is 6"))
+    em.storage.register_replies.append(StaleSessionAnswer("stale session; current session is 6"))
     async with em.running():
         await em.wait_polling()
         beats = len(em.storage.heartbeat_times)

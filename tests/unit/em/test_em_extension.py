@@ -6,7 +6,7 @@ from __future__ import annotations
 import trio
 import trio.testing
 
-from spider.em.errors import StaleSession
+from spider.em.errors import StaleSessionAnswer
 from spider.em.pool import TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.runtime import ExtensionSettings
 
@@ -116,7 +116,7 @@ async def test_a_batched_item_is_retried_alone_or_dropped_as_its_single_report_w
         await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
         # In the next batch (2 and 3, answered after 0.5 s): 2 fails transiently, 3 is
         # rejected as stale.
-        em.storage.report_replies.extend([transport(), StaleSession("old session")])
+        em.storage.report_replies.extend([transport(), StaleSessionAnswer("old session")])
         await em.storage.wait_until(lambda: len(em.storage.successes) == 2)
     assert em.storage.batch_sizes == [1, 2]
     assert em.storage.report_attempts == 4  # 1, then 2 and 3, then 2 alone
@@ -188,7 +188,7 @@ async def test_a_registration_rejected_in_a_batch_is_dropped_and_acknowledged_al
     em = batching_em(slots=3)
     em.storage.register_delay = 0.5
     em.storage.register_replies.extend(
-        [context(instance=1), StaleSession("old session"), context(instance=3)]
+        [context(instance=1), StaleSessionAnswer("old session"), context(instance=3)]
     )
     async with em.running():
         await em.scheduler.wait_until(lambda: em.scheduler.polling == 1)

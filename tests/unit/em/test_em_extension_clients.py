@@ -12,12 +12,12 @@ from spider.em.clients import ClientDeadlines, GrpcSchedulerClient, GrpcStorageC
 from spider.em.clients._convert import assignments_from_proto, registration_results_from_proto
 from spider.em.clients._mapping import extension_missing
 from spider.em.errors import (
-    CacheStale,
+    CacheStaleAnswer,
     ExtensionUnavailable,
     InvalidInput,
     ProtocolError,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
     TransportError,
 )
 from spider.em.pool import TaskFailed, TaskSucceeded
@@ -42,7 +42,7 @@ def target(instance: int) -> ReportTarget:
 
 CODES = [Status.OK, Status.NOT_FOUND, Status.FAILED_PRECONDITION, Status.INVALID_ARGUMENT]
 CODES += [Status.UNAVAILABLE, Status.INTERNAL]
-EXPECTED = [None, StaleSession, CacheStale, InvalidInput, TransportError, ServerError]
+EXPECTED = [None, StaleSessionAnswer, CacheStaleAnswer, InvalidInput, TransportError, ServerError]
 
 
 class BatchStorage(execution_pb.TaskInstanceBatchServiceBase):
@@ -103,7 +103,7 @@ async def test_registrations_answer_contexts_and_per_item_errors() -> None:
     first, second = await client.register_task_instances([assignment(1), assignment(2)], EM_ID)
     assert not isinstance(first, Exception)
     assert (first.task_instance_id, first.hard_timeout_ms) == (9, 2)
-    assert isinstance(second, StaleSession)
+    assert isinstance(second, StaleSessionAnswer)
 
 
 async def test_peers_without_the_extension_are_recognised() -> None:

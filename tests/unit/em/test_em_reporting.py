@@ -6,7 +6,7 @@ import trio
 import trio.testing
 
 from spider.core.ids import SessionId
-from spider.em.errors import CacheStale, InvalidInput, ServerError, StaleSession
+from spider.em.errors import CacheStaleAnswer, InvalidInput, ServerError, StaleSessionAnswer
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest
 
 from .fakes import assignment, context, transport
@@ -92,7 +92,9 @@ async def test_stale_rejections_drop_the_report_and_a_stale_session_refreshes_li
 ) -> None:
     em = Em(settings=settings(storage_heartbeat_interval=5.0))
     em.storage.register_replies.extend([context(instance=1), context(instance=2)])
-    em.storage.report_replies.extend([StaleSession("stale session"), CacheStale("cache stale")])
+    em.storage.report_replies.extend(
+        [StaleSessionAnswer("stale session"), CacheStaleAnswer("cache stale")]
+    )
     async with em.running():
         await em.wait_polling()
         beats = len(em.storage.heartbeat_times)

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from spider.core import SessionTracker
 from spider.core.ids import SessionId
 from spider.em.errors import (
-    CacheStale,
+    CacheStaleAnswer,
     InvalidInput,
     ProtocolError,
     ServerError,
-    StaleSession,
+    StaleSessionAnswer,
 )
 from spider.em.triage import Triage, triage
 
@@ -41,8 +41,8 @@ register_answers = st.sampled_from(
 def _reply(answer: str) -> list[object]:
     replies: dict[str, list[object]] = {
         "ok": [context()],
-        "stale": [StaleSession("stale session")],
-        "cache": [CacheStale("cache stale")],
+        "stale": [StaleSessionAnswer("stale session")],
+        "cache": [CacheStaleAnswer("cache stale")],
         "invalid": [InvalidInput("bad")],
         "protocol": [ProtocolError("no context")],
         "server": [ServerError("internal"), ServerError("internal"), context()],

@@ -4,8 +4,9 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import AssignmentId, SchedulerId
-from spider.em.ledger import AssignmentLedger, AssignmentRecord
+from spider.em.ledger import AssignmentLedger
 
 
 class RpcFailedError(Exception):
@@ -16,8 +17,8 @@ class Interrupted(BaseException):
     """Stands in for trio.Cancelled: a BaseException raised into the RPC."""
 
 
-def record(n: int, scheduler: int = 1) -> AssignmentRecord:
-    return AssignmentRecord(AssignmentId(n), SchedulerId(scheduler))
+def record(n: int, scheduler: int = 1) -> ConsumedAssignment:
+    return ConsumedAssignment(AssignmentId(n), SchedulerId(scheduler))
 
 
 def test_records_leave_in_fifo_order_one_per_call() -> None:
@@ -47,7 +48,7 @@ def test_a_failed_shutdown_restores_every_record_in_order() -> None:
     ledger = AssignmentLedger()
     for n in range(3):
         ledger.push(record(n))
-    sent: list[AssignmentRecord] = []
+    sent: list[ConsumedAssignment] = []
 
     def failing_shutdown() -> None:
         with ledger.lend_all() as records:
@@ -72,11 +73,11 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.ledger = AssignmentLedger()
         self.next_id = 0
-        self.responsible: list[AssignmentRecord] = []
-        self.acknowledged: set[AssignmentRecord] = set()
-        self.unregistered: set[AssignmentRecord] = set()
+        self.responsible: list[ConsumedAssignment] = []
+        self.acknowledged: set[ConsumedAssignment] = set()
+        self.unregistered: set[ConsumedAssignment] = set()
 
-    def _dispatch(self) -> AssignmentRecord:
+    def _dispatch(self) -> ConsumedAssignment:
         self.next_id += 1
         return record(self.next_id, scheduler=self.next_id % 3)
 

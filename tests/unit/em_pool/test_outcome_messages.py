@@ -14,7 +14,7 @@ from spider.em.pool.outcome import (
     protocol_failure,
     shutdown_failure,
 )
-from spider.executor import ExitStatus, Failure, FrameKind, Success, TooLarge
+from spider.executor import ExecutorExitStatus, Failure, FrameKind, Success, TooLarge
 from spider.executor.errors import ExecutorProtocolError
 
 MIB = 1024 * 1024
@@ -97,13 +97,14 @@ def test_a_hard_timeout_is_reported_in_milliseconds(seconds: float, text: str) -
 
 def test_a_crash_names_the_signal_or_the_exit_code() -> None:
     assert (
-        crash_failure(ExitStatus(-signal.SIGABRT)).message == "executor crashed: killed by SIGABRT"
+        crash_failure(ExecutorExitStatus(-signal.SIGABRT)).message
+        == "executor crashed: killed by SIGABRT"
     )
     assert (
-        crash_failure(ExitStatus(3)).message
+        crash_failure(ExecutorExitStatus(3)).message
         == "executor crashed: exited with code 3 (protocol error)"
     )
-    assert crash_failure(ExitStatus(3)).kind == "crash"
+    assert crash_failure(ExecutorExitStatus(3)).kind == "crash"
 
 
 def test_an_invalid_reply_is_a_crash_that_says_why() -> None:

@@ -13,7 +13,7 @@ from spider.executor import (
     ExecutorProtocolError,
     FrameTooLargeError,
 )
-from spider.executor.exit_status import ExitStatus
+from spider.executor.exit_status import ExecutorExitStatus
 from spider.executor.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     Execute,
@@ -231,6 +231,6 @@ def test_frame_limits_outside_the_u32_range_are_refused(value: int) -> None:
 def test_exit_statuses_read_naturally(
     returncode: int, described: str, signal_name: str | None
 ) -> None:
-    status = ExitStatus(returncode)
+    status = ExecutorExitStatus(returncode)
     assert status.describe() == described
     assert status.signal_name == signal_name

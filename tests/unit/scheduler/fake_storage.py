@@ -7,14 +7,14 @@ import trio
 from trio_util import RepeatedEvent
 
 from spider.core.ids import SchedulerId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import ReadyEntry
 from spider.scheduler.errors import StorageRejected
 from spider.scheduler.storage_link import (
     InboundBatch,
     InboundLane,
+    StorageLinkLost,
     StorageRegistration,
-    StorageUnavailable,
 )
 
 
@@ -28,7 +28,7 @@ class FakeStorage:
     registrations: list[Endpoint] = attrs.field(factory=list)
     failed_registrations: int = 0
     failed_polls: int = 0
-    lanes: dict[InboundLane, list[ReadyEntry]] = attrs.field(
+    lanes: dict[InboundLane, list[ReadyTask]] = attrs.field(
         factory=lambda: {lane: [] for lane in InboundLane}
     )
     polls: dict[InboundLane, list[int]] = attrs.field(
@@ -36,7 +36,7 @@ class FakeStorage:
     )
     _changed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
-    def enqueue(self, *entries: ReadyEntry) -> None:
+    def enqueue(self, *entries: ReadyTask) -> None:
         for entry in entries:
             lane = {"Index": InboundLane.TASK, "Commit": InboundLane.COMMIT}.get(
                 entry.task_id.kind.value, InboundLane.CLEANUP
@@ -61,7 +61,7 @@ class FakeStorage:
             raise StorageRejected("bad advertised endpoint")
         if self.down:
             self.failed_registrations += 1
-            raise StorageUnavailable("connection refused")
+            raise StorageLinkLost("connection refused")
         self.registrations.append(advertised)
         return StorageRegistration(SchedulerId(len(self.registrations)), SessionId(self.session))
 
@@ -72,7 +72,7 @@ class FakeStorage:
             if self.down:
                 await trio.sleep(0.001)
                 self.failed_polls += 1
-                raise StorageUnavailable("connection reset")
+                raise StorageLinkLost("connection reset")
             entries = self.lanes[lane]
             if entries or trio.current_time() >= deadline:
                 taken, entries[:max_items] = entries[:max_items], []

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from spider.core.config import ConfigError
+from spider.core.service_cli import ServiceExit
 from spider.rpc import Endpoint
 from spider.scheduler import SchedulerConfig, load_scheduler_config
-from spider.scheduler.cli import ExitStatus, main
+from spider.scheduler.cli import main
 
 SPIDER_FILE = """\
 host: 0.0.0.0
@@ -73,7 +74,7 @@ def test_the_command_line_exits_2_on_a_bad_configuration(
 ) -> None:
     path = tmp_path / "scheduler.yaml"
     path.write_text("port: -1\n")
-    assert main(["--config", str(path)]) == ExitStatus.USAGE
+    assert main(["--config", str(path)]) == ServiceExit.USAGE
     assert "port" in capsys.readouterr().err
 
 
@@ -83,7 +84,7 @@ def test_flags_override_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     status = main(
         ["--config", str(path), "--port", "0", "--storage", "10.1.2.3:7", "--print-config"]
     )
-    assert status == ExitStatus.STOPPED
+    assert status == ServiceExit.STOPPED
     printed = capsys.readouterr().out
     assert "port: 0" in printed
     assert "host: 10.1.2.3" in printed

@@ -11,10 +11,11 @@ import trio.testing
 
 from spider.core.backoff import Backoff
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.supervision import SUPERVISOR_BACKOFF, supervise
 from spider.core.task_id import TaskId
 from spider.rpc import Endpoint
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.errors import InvalidSessionId, StorageRejected
@@ -36,8 +37,8 @@ CONFIG = RoundRobinConfig(
 RECONNECT = Backoff(initial=0.1, cap=2.0, jitter=0.05)
 
 
-def task(job: int, index: int) -> ReadyEntry:
-    return ReadyEntry(ResourceGroupId(1), JobId(job), TaskId.index(index))
+def task(job: int, index: int) -> ReadyTask:
+    return ReadyTask(ResourceGroupId(1), JobId(job), TaskId.index(index))
 
 
 @pytest.fixture
@@ -54,14 +55,14 @@ async def core(storage: FakeStorage) -> AsyncIterator[SchedulerCore]:
         nursery.cancel_scope.cancel()
 
 
-async def drain(core: SchedulerCore, wait: float = 1.0) -> list[Assignment]:
+async def drain(core: SchedulerCore, wait: float = 1.0) -> list[IssuedAssignment]:
     taken = []
     while (item := await core.queue.take(wait)) is not None:
         taken.append(item)
     return taken
 
 
-def keys(assignments: list[Assignment]) -> list[tuple[int, str]]:
+def keys(assignments: list[IssuedAssignment]) -> list[tuple[int, str]]:
     return [(a.entry.job_id, str(a.entry.task_id)) for a in assignments]
 
 
@@ -124,7 +125,7 @@ async def test_reschedule_dedups_against_a_buffered_inbound_task(
 async def test_reschedule_drops_an_assignment_of_a_stale_session(
     core: SchedulerCore, storage: FakeStorage, autojump_clock: trio.testing.MockClock
 ) -> None:
-    stale = Assignment(AssignmentId(99), task(1, 0), SessionId(0))
+    stale = IssuedAssignment(AssignmentId(99), task(1, 0), SessionId(0))
     core.reschedule(stale)
     assert await drain(core) == []
 
@@ -247,7 +248,7 @@ async def test_finalizing_jobs_expire_without_other_activity(
     core = SchedulerCore(config, storage, RECONNECT)
     async with trio.open_nursery() as nursery:
         await nursery.start(core.run, ADVERTISED)
-        storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.COMMIT))
+        storage.enqueue(ReadyTask(ResourceGroupId(1), JobId(1), TaskId.COMMIT))
         await drain(core)
         assert core.placement.is_finalizing(JobId(1))
         await trio.sleep(60)
@@ -263,7 +264,7 @@ async def test_a_cleanup_that_drops_buffered_tasks_wakes_the_parked_task_lane(
     assert core.lane_limit(InboundLane.TASK) == 0  # 4 queued, 8 buffered: parked
 
     # Job 1 is cancelled: its cleanup drops the 8 buffered tasks, which frees the task lane.
-    storage.enqueue(ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.CLEANUP))
+    storage.enqueue(ReadyTask(ResourceGroupId(1), JobId(1), TaskId.CLEANUP))
     await trio.sleep(1)
     storage.enqueue(task(2, 0))
     await trio.sleep(1)

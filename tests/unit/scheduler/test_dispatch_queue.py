@@ -10,8 +10,9 @@ import trio
 import trio.testing
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.errors import InvalidSessionId
 
@@ -28,7 +29,7 @@ class Producer:
     def __attrs_post_init__(self) -> None:
         self.queue.on_take = self.space.set
 
-    async def put(self, item: Assignment) -> None:
+    async def put(self, item: IssuedAssignment) -> None:
         while self.queue.free_slots == 0:
             self.space = trio.Event()
             self.queue.on_take = self.space.set
@@ -36,9 +37,9 @@ class Producer:
         self.queue.put(item)
 
 
-def assignment(session: int, job: int = 1) -> Assignment:
-    entry = ReadyEntry(ResourceGroupId(1), JobId(job), TaskId.index(0))
-    return Assignment(AssignmentId(next(IDS)), entry, SessionId(session))
+def assignment(session: int, job: int = 1) -> IssuedAssignment:
+    entry = ReadyTask(ResourceGroupId(1), JobId(job), TaskId.index(0))
+    return IssuedAssignment(AssignmentId(next(IDS)), entry, SessionId(session))
 
 
 async def test_round_trip_and_initial_session() -> None:
@@ -99,7 +100,7 @@ async def test_a_waiting_reader_gets_an_item_put_later(
     queue = DispatchQueue(4)
     queue.bump(SessionId(1))
     item = assignment(1)
-    got: list[Assignment | None] = []
+    got: list[IssuedAssignment | None] = []
 
     async def reader() -> None:
         got.append(await queue.take(10))
@@ -118,7 +119,7 @@ async def test_an_item_handed_over_before_a_bump_is_not_delivered_after_it(
 ) -> None:
     queue = DispatchQueue(4)
     queue.bump(SessionId(1))
-    got: list[Assignment | None] = []
+    got: list[IssuedAssignment | None] = []
 
     async def reader() -> None:
         got.append(await queue.take(5))
@@ -138,7 +139,7 @@ async def test_load_balancing_across_readers_loses_and_duplicates_nothing(
     queue = DispatchQueue(16)
     queue.bump(SessionId(1))
     sent = [assignment(1, job) for job in range(100)]
-    received: dict[int, list[Assignment]] = {reader: [] for reader in range(4)}
+    received: dict[int, list[IssuedAssignment]] = {reader: [] for reader in range(4)}
 
     async def reader(number: int) -> None:
         while (item := await queue.take(1.0)) is not None:
@@ -161,7 +162,7 @@ async def test_many_readers_with_a_slow_producer(autojump_clock: trio.testing.Mo
     queue = DispatchQueue(2)
     queue.bump(SessionId(1))
     sent = [assignment(1, job) for job in range(20)]
-    received: list[Assignment] = []
+    received: list[IssuedAssignment] = []
 
     async def reader() -> None:
         while (item := await queue.take(5.0)) is not None:
@@ -182,7 +183,7 @@ async def test_session_pairs_stay_consistent_under_bumps_with_many_readers(
 ) -> None:
     queue = DispatchQueue(8)
     queue.bump(SessionId(1))
-    delivered: list[tuple[Assignment, SessionId]] = []
+    delivered: list[tuple[IssuedAssignment, SessionId]] = []
 
     async def reader() -> None:
         while (item := await queue.take(3.0)) is not None:

@@ -14,11 +14,12 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
 from spider.proto import scheduler as scheduler_pb
 from spider.proto.spider_py import execution as execution_pb
 from spider.rpc import _server
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.core import SchedulerIdentity
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.dispatch_service import TaskDispatchService
@@ -32,19 +33,19 @@ class Harness:
     def __init__(self) -> None:
         self.queue = DispatchQueue(8)
         self.queue.bump(SessionId(2))
-        self.rescheduled: list[Assignment] = []
+        self.rescheduled: list[IssuedAssignment] = []
         identity = SchedulerIdentity()
         identity.adopt(SCHEDULER)
         self.registry = ExecutionManagerRegistry(30.0, self.rescheduled.append, identity.own_ids)
         self.service = TaskDispatchService(self.queue, self.registry, identity)
         self.next_id = 1
 
-    def offer(self, count: int = 1) -> list[Assignment]:
+    def offer(self, count: int = 1) -> list[IssuedAssignment]:
         items = []
         for _ in range(count):
-            item = Assignment(
+            item = IssuedAssignment(
                 AssignmentId(self.next_id),
-                ReadyEntry(ResourceGroupId(3), JobId(6), TaskId.index(self.next_id)),
+                ReadyTask(ResourceGroupId(3), JobId(6), TaskId.index(self.next_id)),
                 SessionId(2),
             )
             self.next_id += 1

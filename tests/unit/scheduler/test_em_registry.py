@@ -8,6 +8,7 @@ import pytest
 import trio
 import trio.testing
 
+from spider.core.assignment import ConsumedAssignment
 from spider.core.ids import (
     AssignmentId,
     ExecutionManagerId,
@@ -16,9 +17,10 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import Assignment, ReadyEntry
-from spider.scheduler.em_registry import AssignmentRecord, ExecutionManagerRegistry
+from spider.scheduler.assignment import IssuedAssignment
+from spider.scheduler.em_registry import ExecutionManagerRegistry
 from spider.scheduler.errors import ExecutionManagerNotFound
 
 OURS = SchedulerId(5)
@@ -26,22 +28,22 @@ EM = ExecutionManagerId(9)
 IDS = itertools.count(1)
 
 
-def assignment() -> Assignment:
-    entry = ReadyEntry(ResourceGroupId(1), JobId(1), TaskId.index(next(IDS)))
-    return Assignment(AssignmentId(next(IDS)), entry, SessionId(1))
+def assignment() -> IssuedAssignment:
+    entry = ReadyTask(ResourceGroupId(1), JobId(1), TaskId.index(next(IDS)))
+    return IssuedAssignment(AssignmentId(next(IDS)), entry, SessionId(1))
 
 
-def ack(item: Assignment, issued_by: SchedulerId = OURS) -> AssignmentRecord:
-    return AssignmentRecord(item.id, issued_by)
+def ack(item: IssuedAssignment, issued_by: SchedulerId = OURS) -> ConsumedAssignment:
+    return ConsumedAssignment(item.id, issued_by)
 
 
 @pytest.fixture
-def rescheduled() -> list[Assignment]:
+def rescheduled() -> list[IssuedAssignment]:
     return []
 
 
 @pytest.fixture
-def registry(rescheduled: list[Assignment]) -> ExecutionManagerRegistry:
+def registry(rescheduled: list[IssuedAssignment]) -> ExecutionManagerRegistry:
     return ExecutionManagerRegistry(1.0, rescheduled.append, {OURS})
 
 
@@ -76,7 +78,7 @@ async def test_acknowledgements_from_another_scheduler_are_ignored(
 
 
 async def test_shutdown_acknowledges_then_reschedules_the_rest(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     a, b, c = assignment(), assignment(), assignment()
     for item in (a, b, c):
@@ -92,7 +94,7 @@ async def test_shutdown_acknowledges_then_reschedules_the_rest(
 
 async def test_idle_execution_managers_are_removed_after_the_cutoff(
     registry: ExecutionManagerRegistry,
-    rescheduled: list[Assignment],
+    rescheduled: list[IssuedAssignment],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     registry.assign(EM, item := assignment())
@@ -111,7 +113,7 @@ async def test_idle_execution_managers_are_removed_after_the_cutoff(
 
 async def test_heartbeats_acks_and_assigns_keep_execution_managers_alive(
     registry: ExecutionManagerRegistry,
-    rescheduled: list[Assignment],
+    rescheduled: list[IssuedAssignment],
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     worker = ExecutionManagerId(3)
@@ -130,7 +132,7 @@ async def test_heartbeats_acks_and_assigns_keep_execution_managers_alive(
 
 
 async def test_a_removed_execution_manager_comes_back_fresh(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     registry.assign(EM, assignment())
     registry.shutdown(EM, [])
@@ -140,7 +142,7 @@ async def test_a_removed_execution_manager_comes_back_fresh(
 
 
 async def test_an_undelivered_assignment_is_taken_back_and_rescheduled_once(
-    registry: ExecutionManagerRegistry, rescheduled: list[Assignment]
+    registry: ExecutionManagerRegistry, rescheduled: list[IssuedAssignment]
 ) -> None:
     lost, kept = assignment(), assignment()
     registry.assign(EM, lost)

@@ -8,24 +8,25 @@ from __future__ import annotations
 import random
 
 from spider.core.ids import AssignmentId, JobId, ResourceGroupId, SessionId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.placement import RoundRobinPlacement
 
 GROUP = ResourceGroupId(7)
 SESSION = SessionId(3)
 
 
-def task(job: int, index: int) -> ReadyEntry:
-    return ReadyEntry(GROUP, JobId(job), TaskId.index(index))
+def task(job: int, index: int) -> ReadyTask:
+    return ReadyTask(GROUP, JobId(job), TaskId.index(index))
 
 
-def commit(job: int) -> ReadyEntry:
-    return ReadyEntry(GROUP, JobId(job), TaskId.COMMIT)
+def commit(job: int) -> ReadyTask:
+    return ReadyTask(GROUP, JobId(job), TaskId.COMMIT)
 
 
-def cleanup(job: int) -> ReadyEntry:
-    return ReadyEntry(GROUP, JobId(job), TaskId.CLEANUP)
+def cleanup(job: int) -> ReadyTask:
+    return ReadyTask(GROUP, JobId(job), TaskId.CLEANUP)
 
 
 def placement(capacity: int = 16, expiration: float = 300.0) -> RoundRobinPlacement:
@@ -34,12 +35,12 @@ def placement(capacity: int = 16, expiration: float = 300.0) -> RoundRobinPlacem
     return state
 
 
-def load(state: RoundRobinPlacement, *entries: ReadyEntry, now: float = 0.0) -> None:
+def load(state: RoundRobinPlacement, *entries: ReadyTask, now: float = 0.0) -> None:
     for entry in entries:
         state.load(entry, now)
 
 
-def order(assignments: list[Assignment]) -> list[tuple[int, str]]:
+def order(assignments: list[IssuedAssignment]) -> list[tuple[int, str]]:
     return [(a.entry.job_id, str(a.entry.task_id)) for a in assignments]
 
 

@@ -14,11 +14,12 @@ from spider.core.ids import (
     SchedulerId,
     SessionId,
 )
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
 from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.rpc import NotFoundError
-from spider.scheduler.assignment import Assignment, ReadyEntry
+from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.core import SchedulerIdentity
 from spider.scheduler.dispatch_queue import DispatchQueue
 from spider.scheduler.em_registry import ExecutionManagerRegistry
@@ -33,17 +34,17 @@ class Harness:
     def __init__(self) -> None:
         self.queue = DispatchQueue(4)
         self.queue.bump(SessionId(2))
-        self.rescheduled: list[Assignment] = []
+        self.rescheduled: list[IssuedAssignment] = []
         identity = SchedulerIdentity()
         identity.adopt(SCHEDULER)
         self.registry = ExecutionManagerRegistry(30.0, self.rescheduled.append, identity.own_ids)
         self.service = SchedulerService(self.queue, self.registry, identity)
         self.next_id = 1
 
-    def offer(self, task_id: TaskId = FIRST_TASK) -> Assignment:
-        item = Assignment(
+    def offer(self, task_id: TaskId = FIRST_TASK) -> IssuedAssignment:
+        item = IssuedAssignment(
             AssignmentId(self.next_id),
-            ReadyEntry(ResourceGroupId(3), JobId(6), task_id),
+            ReadyTask(ResourceGroupId(3), JobId(6), task_id),
             SessionId(2),
         )
         self.next_id += 1

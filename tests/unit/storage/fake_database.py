@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import attrs
 
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
+from spider.core.job_state import JobState
 from spider.storage.db.interface import (
     RECOVERABLE_STATES,
     DatabaseUnavailable,
@@ -23,11 +24,10 @@ from spider.storage.db.interface import (
     ExecutionManagerDead,
     ExecutionManagerListing,
     ExecutionManagerRecord,
-    JobNotFound,
     JobRecord,
-    JobState,
     JobStatus,
     UnknownExecutionManager,
+    UnknownJob,
     UnknownResourceGroup,
     check_transition,
 )
@@ -135,7 +135,7 @@ class FakeDatabase:
     def _job(self, job_id: JobId) -> JobRecord:
         record = self.jobs.get(job_id)
         if record is None:
-            raise JobNotFound(job_id)
+            raise UnknownJob(job_id)
         return record
 
     def get_job_status(self, job_id: JobId) -> JobStatus:

@@ -16,6 +16,7 @@ import trio
 
 from spider.core.data_types import DataType, IntType
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SessionId
+from spider.core.job_state import JobState
 from spider.core.task_graph import (
     ExecutionPolicy,
     InputSource,
@@ -32,15 +33,14 @@ from spider.core.task_outputs import decode_task_outputs
 from spider.core.wire import decode_frame, encode_frame
 from spider.storage import (
     CacheStale,
-    ExecutionContext,
+    InstanceContext,
     Lane,
     ReadyTask,
     StaleSession,
     StorageConfig,
     StorageState,
 )
-from spider.storage.config import RuntimeConfig, TaskInstancePoolConfig
-from spider.storage.db.interface import JobState
+from spider.storage.config import StorageRuntimeConfig, TaskInstancePoolConfig
 
 from .fake_database import FakeDatabase
 
@@ -163,7 +163,7 @@ def submission(graph: TaskGraph, inputs: Sequence[int]) -> tuple[bytes, bytes]:
     return encode_task_graph(graph), encode_job_inputs([pack(value) for value in inputs])
 
 
-def outputs_for(task_id: TaskId, context: ExecutionContext, graph: TaskGraph) -> bytes:
+def outputs_for(task_id: TaskId, context: InstanceContext, graph: TaskGraph) -> bytes:
     """The correct ``ReportTaskSuccess.serialized_outputs`` for an instance."""
     if task_id.kind is not TaskKind.INDEX:
         return b""
@@ -178,14 +178,14 @@ def outputs_for(task_id: TaskId, context: ExecutionContext, graph: TaskGraph) ->
 def storage_config(*, grace: float = 1.0, retention: float = 10.0) -> StorageConfig:
     """Storage config for tests: short sweeps and retention, capacities as upstream's."""
     return StorageConfig(
-        runtime=RuntimeConfig(
+        runtime=StorageRuntimeConfig(
             task_instance_pool=TaskInstancePoolConfig(
                 gc_interval_sec=1.0,
                 execution_manager_stale_cutoff_sec=5.0,
                 hard_timeout_grace_sec=grace,
             ),
             job_cache_gc=attrs.evolve(
-                RuntimeConfig().job_cache_gc,
+                StorageRuntimeConfig().job_cache_gc,
                 gc_interval_sec=1.0,
                 terminated_job_retention_sec=retention,
             ),

@@ -18,9 +18,10 @@ import trio
 import trio.testing
 
 from spider.core.ids import ExecutionManagerId, JobId
+from spider.core.job_state import JobState
 from spider.core.task_id import TaskId
-from spider.storage import CacheStale, ExecutionContext, StorageState, StorageUnavailable
-from spider.storage.db.interface import JobNotFound, JobState
+from spider.storage import CacheStale, InstanceContext, StorageState, StorageUnavailable
+from spider.storage.db.interface import UnknownJob
 from spider.storage.db.writes import BatchOutcome, RecordTaskOutputs, Write, write_each
 from spider.storage.group_commit import GroupCommit
 
@@ -118,7 +119,7 @@ async def test_a_failing_write_fails_alone(gated: GatedDatabase) -> None:
         try:
             await group.commit(RecordTaskOutputs(JobId(job), index, b""))
             results[index] = "ok"
-        except JobNotFound:
+        except UnknownJob:
             results[index] = "not found"
 
     async with trio.open_nursery() as nursery:
@@ -254,7 +255,7 @@ class StartedJob:
     state: StorageState
     job_id: JobId
     em: ExecutionManagerId
-    contexts: list[ExecutionContext]
+    contexts: list[InstanceContext]
 
     async def report(self, index: int) -> None:
         await self.state.lifecycle.report_task_success(

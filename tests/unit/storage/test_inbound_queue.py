@@ -13,10 +13,11 @@ import trio
 import trio.testing
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.ready_task import ReadyTask
 from spider.core.task_id import TaskId
 from spider.storage import Lane
 from spider.storage.config import InboundQueueConfig
-from spider.storage.inbound_queue import InboundQueue, ReadyTask
+from spider.storage.inbound_queue import InboundQueue
 
 from .fake_database import FakeDatabase
 from .jobs import create_state

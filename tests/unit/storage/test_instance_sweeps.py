@@ -16,6 +16,7 @@ import trio
 import trio.testing
 
 from spider.core.ids import ExecutionManagerId, JobId, TaskInstanceId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
 from spider.storage import (
@@ -27,7 +28,6 @@ from spider.storage import (
     StorageUnavailable,
     open_storage_state,
 )
-from spider.storage.db.interface import JobState
 from spider.storage.instance_gc import SweepReport, sweep_task_instances
 from spider.storage.task_control import TaskState
 

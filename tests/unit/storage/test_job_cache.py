@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spider.core.ids import JobId, ResourceGroupId
-from spider.storage.db.interface import JobState
+from spider.core.job_state import JobState
 from spider.storage.job_cache import JobCache
 from spider.storage.job_control import JobControlBlock
 

@@ -12,6 +12,7 @@ import trio
 
 from spider.core.compression import compress
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph, encode_task_graph
 from spider.core.task_id import TaskId
 from spider.core.wire import EMPTY_FRAME
@@ -27,7 +28,6 @@ from spider.storage import (
     StorageState,
     grpc_status,
 )
-from spider.storage.db.interface import JobState
 
 from .fake_database import FakeDatabase
 from .jobs import (

@@ -14,9 +14,9 @@ import trio.testing
 
 from spider.core.config import ConfigError, structure_config
 from spider.core.ids import JobId
+from spider.core.job_state import JobState
 from spider.storage import JobNotFound, StorageConfig, StorageState, open_storage_state
 from spider.storage.config import JobCacheGcConfig
-from spider.storage.db.interface import JobState
 
 from .fake_database import FakeDatabase
 from .jobs import create_state, diamond, new_group, storage_config, submission

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from spider.core.ids import ExecutionManagerId, JobId, SessionId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame, encode_frame
@@ -36,7 +37,7 @@ from spider.storage import (
     BadRequest,
     CacheStale,
     EmDead,
-    ExecutionContext,
+    InstanceContext,
     InvalidJobState,
     Lane,
     ReadyTask,
@@ -44,7 +45,6 @@ from spider.storage import (
     StorageState,
     StorageUnavailable,
 )
-from spider.storage.db.interface import JobState
 from spider.storage.instance_gc import sweep_task_instances
 from spider.storage.job_lifecycle import hard_timeout_message
 from spider.storage.task_control import TaskState
@@ -114,7 +114,7 @@ def jobs(draw: st.DrawFn) -> tuple[TaskGraph, list[int]]:
 class Instance:
     session: SessionId
     task_id: TaskId
-    context: ExecutionContext
+    context: InstanceContext
     em: ExecutionManagerId
 
 

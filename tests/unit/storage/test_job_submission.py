@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from spider.core.ids import JobId, ResourceGroupId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
 from spider.rpc.errors import Status
@@ -19,8 +20,7 @@ from spider.storage import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.config import RuntimeConfig
-from spider.storage.db.interface import JobState
+from spider.storage.config import StorageRuntimeConfig
 from spider.storage.job_lifecycle import JobOutcome
 
 from .fake_database import FakeDatabase
@@ -263,7 +263,7 @@ async def test_the_wait_is_bounded_by_the_storage_maximum(
     database = FakeDatabase()
     base = storage_config()
     config = base.__class__(
-        runtime=RuntimeConfig(
+        runtime=StorageRuntimeConfig(
             task_instance_pool=base.runtime.task_instance_pool,
             job_cache_gc=base.runtime.job_cache_gc,
             max_job_wait_sec=3.0,

@@ -13,9 +13,9 @@ import random
 import trio
 import trio.testing
 
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
-from spider.storage.db.interface import JobState
 
 from .fake_database import FakeDatabase
 from .jobs import (

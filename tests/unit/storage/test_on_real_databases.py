@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import trio
 
+from spider.core.job_state import JobState
 from spider.core.task_id import TaskId
 from spider.storage import EmDead, Lane, StorageState
 from spider.storage.db import StorageDatabase
-from spider.storage.db.interface import JobState
 from spider.storage.instance_gc import sweep_task_instances
 
 from .jobs import (

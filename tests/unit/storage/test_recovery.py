@@ -17,11 +17,11 @@ import trio.testing
 
 from spider.core.compression import compress
 from spider.core.ids import JobId
+from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
 from spider.core.wire import encode_frame
 from spider.storage import CacheStale, Lane, StaleReason, StaleSession, StorageUnavailable
-from spider.storage.db.interface import JobState
 from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase

@@ -17,8 +17,8 @@ from spider.storage import (
     IllegalEmId,
     InvalidResourceGroup,
     Lane,
+    RegisteredScheduler,
     ResourceGroupExists,
-    SchedulerInfo,
     grpc_status,
 )
 from spider.storage.passwords import ScryptCost, hash_password, verify_password
@@ -113,7 +113,9 @@ async def test_register_scheduler_resends_ready_tasks_only_when_replacing_a_sche
     assert second.scheduler_id != first.scheduler_id
     entries = await drain(state)
     assert [(e.job_id, e.task_id) for e in entries] == [(job_id, TaskId.index(0))]
-    assert await state.get_schedulers() == [SchedulerInfo(second.scheduler_id, "10.0.0.6", 50052)]
+    assert await state.get_schedulers() == [
+        RegisteredScheduler(second.scheduler_id, "10.0.0.6", 50052)
+    ]
     with pytest.raises(BadRequest):
         await state.register_scheduler("", 50052)
     with pytest.raises(BadRequest):

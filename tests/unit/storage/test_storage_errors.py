@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spider.core.ids import ExecutionManagerId, JobId, SessionId
+from spider.core.job_state import JobState
 from spider.rpc.errors import Status
 from spider.storage import (
     GRPC_STATUS,
@@ -24,7 +25,6 @@ from spider.storage import (
     grpc_status,
 )
 from spider.storage import errors as storage_errors
-from spider.storage.db.interface import JobState
 
 EXAMPLES: list[tuple[StorageError, Status, str]] = [
     (BadRequest("x"), Status.INVALID_ARGUMENT, "bad request: x"),

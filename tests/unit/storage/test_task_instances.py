@@ -15,6 +15,7 @@ import pytest
 import trio
 
 from spider.core.ids import ExecutionManagerId, JobId, SessionId, TaskInstanceId
+from spider.core.job_state import JobState
 from spider.core.task_graph import ExecutionPolicy, TaskGraph, TdlContext
 from spider.core.task_id import TaskId
 from spider.core.wire import EMPTY_FRAME
@@ -23,8 +24,8 @@ from spider.storage import (
     BadRequest,
     CacheStale,
     EmDead,
-    ExecutionContext,
     IllegalEmId,
+    InstanceContext,
     Lane,
     StaleReason,
     StaleSession,
@@ -33,7 +34,6 @@ from spider.storage import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.db.interface import JobState
 from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
@@ -64,12 +64,12 @@ class Running:
     job_id: JobId
     em: ExecutionManagerId
 
-    async def register(self, task_id: TaskId) -> ExecutionContext:
+    async def register(self, task_id: TaskId) -> InstanceContext:
         return await self.state.lifecycle.register_task_instance(
             self.job_id, task_id, self.em, self.state.session
         )
 
-    async def succeed(self, task_id: TaskId, context: ExecutionContext) -> None:
+    async def succeed(self, task_id: TaskId, context: InstanceContext) -> None:
         await self.state.lifecycle.report_task_success(
             self.job_id,
             task_id,
@@ -78,7 +78,7 @@ class Running:
             outputs_for(task_id, context, self.graph),
         )
 
-    async def fail(self, task_id: TaskId, context: ExecutionContext, message: str = "boom") -> None:
+    async def fail(self, task_id: TaskId, context: InstanceContext, message: str = "boom") -> None:
         await self.state.lifecycle.report_task_failure(
             self.job_id, task_id, context.task_instance_id, self.state.session, message
         )
@@ -255,7 +255,7 @@ TASK_KINDS = pytest.mark.parametrize(
 @TASK_KINDS
 async def test_concurrent_registration_up_to_the_limit(task_id: TaskId) -> None:
     run = await job_at(task_id, 10)
-    results: list[ExecutionContext] = []
+    results: list[InstanceContext] = []
 
     async def register() -> None:
         results.append(await run.register(task_id))
@@ -578,7 +578,7 @@ async def test_concurrent_successes_of_one_task_are_applied_once() -> None:
     ]
     outcomes: list[str] = []
 
-    async def report(context: ExecutionContext) -> None:
+    async def report(context: InstanceContext) -> None:
         try:
             await state.lifecycle.report_task_success(
                 job_id,
