@@ -36,6 +36,9 @@ _PACKET_TOO_LARGE = frozenset({1153, 1301})
 # Server gone, lost, refused, shutting down, too many connections, connection killed.
 _UNAVAILABLE = frozenset({1040, 1053, 1927, 2002, 2003, 2005, 2006, 2013, 2055})
 _GONE_AWAY = frozenset({2006, 2013})
+# Disk full, table full, error writing a file, read-only server (--read-only, read_only=ON,
+# InnoDB read-only): the server cannot write until an operator acts, and then it can again.
+_CANNOT_WRITE = frozenset({1021, 1026, 1114, 1290, 1836, 1874})
 # Bytes PyMySQL backslash-escapes in string and blob literals.
 _ESCAPED = (b"\0", b"\n", b"\r", b"\\", b"'", b'"', b"\x1a")
 
@@ -98,6 +101,11 @@ class MariaDbDatabase(SqlDatabase):
                 f"{self._description}: a statement of about {self._statement_size(exc)} bytes "
                 f"exceeds the server's max_allowed_packet ({self._max_allowed_packet} bytes): "
                 "raise max_allowed_packet on the server (at most 1G)"
+            )
+        if errno in _CANNOT_WRITE:
+            return DatabaseUnavailable(
+                f"{self._description} cannot take writes ({exc.orig}): retry later; free disk "
+                "space on the server, or turn its read-only mode off"
             )
         if errno in _UNAVAILABLE or exc.connection_invalidated or errno == 0:
             return DatabaseUnavailable(

@@ -37,6 +37,9 @@ DEFAULT_MAX_CONNECTIONS = 8
 _UNAVAILABLE_CODES = frozenset(
     {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
 )
+# The file cannot take writes until an operator frees space or makes it writable: retrying
+# later succeeds, so callers must keep what they were writing rather than give it up.
+_CANNOT_WRITE_CODES = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY})
 _DUPLICATE_CODES = frozenset(
     {sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY}
 )
@@ -94,6 +97,11 @@ class SqliteDatabase(SqlDatabase):
         if code is not None and code & 0xFF == sqlite3.SQLITE_TOOBIG:
             return PayloadTooLarge(
                 f"{self._description}: a value exceeds SQLite's maximum blob size ({exc.orig})"
+            )
+        if code is not None and code & 0xFF in _CANNOT_WRITE_CODES:
+            return DatabaseUnavailable(
+                f"{self._description} cannot take writes ({exc.orig}): retry later; free disk "
+                "space on its filesystem, or make the file and its directory writable"
             )
         if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
             return DatabaseUnavailable(
