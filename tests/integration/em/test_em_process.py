@@ -17,9 +17,8 @@ import trio
 import yaml
 
 from spider import rpc
-from tests.unit.em.fakes import Watchable
-
 from tests.processes import all_exit_within
+from tests.unit.em.fakes import Watchable
 
 from .em_harness import Cluster, Gate, fake_cluster, inputs, outputs
 from .fake_services import execution_context, scheduler_assignment
