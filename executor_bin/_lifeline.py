@@ -71,4 +71,9 @@ class Lifeline:
             return  # the main thread reads end-of-file next and ends the executor
         _LOG.warning("The parent is gone while a task runs; killing the task and its processes.")
         kill_descendants(os.getpid())
-        os.kill(os.getpid(), signal.SIGKILL)
+        # Leading its own group (the EM starts it in a new session), the executor takes the
+        # group with it: all that is left to kill where no descendant could be found.
+        pid = os.getpid()
+        if os.getpgrp() == pid:
+            os.killpg(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGKILL)
