@@ -23,8 +23,9 @@ from typing import Final
 
 _PROC: Final = Path("/proc")
 _PR_SET_CHILD_SUBREAPER: Final = 36
-# A tree that keeps forking while it is killed shrinks within a few rounds (a SIGKILLed process
-# forks no more); the bound only stops a walk that somehow never settles from hanging the caller.
+# A tree that keeps forking while it is killed settles within a few rounds (a process with a
+# SIGKILL pending forks no more); the bound only keeps a walk that somehow never settles (pids
+# reused as fast as they die) from hanging the caller.
 _KILL_BOUND_SECONDS: Final = 2.0
 _DEAD_STATES: Final = frozenset(("Z", "X", "x"))
 
@@ -72,25 +73,26 @@ def live_descendants(root: int) -> list[int]:
 
 
 def kill_descendants(root: int) -> int:
-    """SIGKILL every descendant of ``root``, again until none is alive; how many were signalled.
+    """SIGKILL every descendant of ``root``, round after round until a walk finds none it has not
+    signalled yet; how many were signalled.
 
     Only sound while ``root`` is alive and a subreaper (or nothing below it daemonises): the
     orphans of a killed process must come back under ``root`` to be found in the next round.
+    A process already signalled is not waited for: one stuck in the kernel (state D) dies when
+    it leaves it, and forks nothing before.
     """
     if not tree_walk_supported():
         return 0
     signalled: set[int] = set()
     deadline = time.monotonic() + _KILL_BOUND_SECONDS
     while time.monotonic() < deadline:
-        remaining = live_descendants(root)
-        if not remaining:
+        new = [pid for pid in live_descendants(root) if pid not in signalled]
+        if not new:
             break
-        for pid in remaining:
+        for pid in new:
+            signalled.add(pid)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-                signalled.add(pid)
-        # A SIGKILLed process is gone once it is next scheduled; give it that turn.
-        time.sleep(0.001)
     return len(signalled)
 
 
