@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from executor_bin._channel import FrameChannel, OversizedFrame
+from executor_bin._lifeline import Lifeline
 from executor_bin._runner import TaskRunner
 from spider.executor.errors import ExecutorProtocolError
 from spider.executor.exit_status import EXIT_OK, EXIT_PROTOCOL_ERROR
@@ -20,8 +21,10 @@ from spider.executor.protocol import (
 _LOG = logging.getLogger("spider.executor")
 
 
-def serve(channel: FrameChannel, runner: TaskRunner) -> int:
+def serve(channel: FrameChannel, runner: TaskRunner, lifeline: Lifeline) -> int:
     """Answer requests until the parent closes stdin or asks to stop; returns the exit code.
+
+    A request read after the parent hung up runs no task: nobody is left to take its result.
 
     A body that does not decode ends the executor with ``EXIT_PROTOCOL_ERROR``. The framing
     would let it skip the frame and answer, but a parent that sends garbage cannot be trusted
@@ -50,7 +53,13 @@ def serve(channel: FrameChannel, runner: TaskRunner) -> int:
                 "Executing task.",
                 extra={"package": request.package, "task_func": request.task_func},
             )
-        outcome = runner.run(request)
+        if not lifeline.begin_task():
+            _LOG.info("Stdin closed; stopping.")
+            return EXIT_OK
+        try:
+            outcome = runner.run(request)
+        finally:
+            lifeline.end_task()
         if debug:
             _LOG.debug(
                 "Task done.",

@@ -29,3 +29,25 @@ def running_children() -> set[int]:
 def open_fd_count() -> int:
     """File descriptors open in this process."""
     return len(os.listdir("/proc/self/fd"))
+
+
+async def all_exit_within(pids: list[int], seconds: float) -> list[int]:
+    """Waits (through pidfds, readable once a process has exited, zombie or not) up to
+    ``seconds`` in all for ``pids``, which need not be our children; those still running."""
+    import trio  # only the async tests need it
+
+    deadline = trio.current_time() + seconds
+    running = []
+    for pid in pids:
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            with trio.move_on_at(deadline):
+                await trio.lowlevel.wait_readable(pidfd)
+                continue
+            running.append(pid)
+        finally:
+            os.close(pidfd)
+    return running

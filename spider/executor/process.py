@@ -1,7 +1,8 @@
 """``ExecutorProcess``: the parent's handle on one task executor subprocess.
 
 The executor runs in its own process group so that killing it also kills whatever its tasks
-spawned. Every way out (clean shutdown, crash, kill) ends the same way: wait, if there is time,
+spawned; what they started in a new session or group is found below the executor (a child
+subreaper) and killed first (``spider.executor.process_tree``). Every way out (clean shutdown, crash, kill) ends the same way: wait, if there is time,
 for the reply pipe to reach end-of-file, SIGKILL the group, then reap. End-of-file on the reply
 pipe only happens once the kernel tears the executor down, when its exit status is already fixed,
 so the group kill never masks a real exit status; and the leader is still unreaped at that
@@ -30,6 +31,7 @@ from spider.executor.errors import (
 )
 from spider.executor.exit_status import ExecutorExitStatus
 from spider.executor.pipe import FramedPipe
+from spider.executor.process_tree import kill_descendants
 from spider.executor.protocol import (
     DEFAULT_MAX_FRAME_BYTES,
     ENV_MAX_FRAME_BYTES,
@@ -208,7 +210,8 @@ class ExecutorProcess(trio.abc.AsyncResource):
                 self._state = _State.READY if completed else _State.BROKEN
 
     def kill(self) -> None:
-        """SIGKILL the executor's whole process group now; ``aclose`` reaps it."""
+        """SIGKILL every process below the executor, then its whole process group, now;
+        ``aclose`` reaps it."""
         if self._state is not _State.CLOSED:
             self._state = _State.BROKEN
         self._kill_group()
@@ -316,5 +319,12 @@ class ExecutorProcess(trio.abc.AsyncResource):
     def _kill_group(self) -> None:
         # Once reaped, the pid may belong to someone else: never signal it again.
         if self._exit_status is None:
+            pid = self._process.pid
+            # Frozen, the executor forks no more while its tree is walked; alive (a stopped
+            # subreaper), it takes back the orphans of each process killed below it, so the
+            # walk finds them too. Then the group, the executor with it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self._process.pid, signal.SIGKILL)
+                os.killpg(pid, signal.SIGSTOP)
+            kill_descendants(pid)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)

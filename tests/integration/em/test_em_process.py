@@ -17,10 +17,11 @@ import trio
 import yaml
 
 from spider import rpc
+from tests.processes import all_exit_within
 from tests.unit.em.fakes import Watchable
 
-from .em_harness import Cluster, Gate, fake_cluster, outputs
-from .fake_services import scheduler_assignment
+from .em_harness import Cluster, Gate, fake_cluster, inputs, outputs
+from .fake_services import execution_context, scheduler_assignment
 
 BOUND = 60.0
 
@@ -160,3 +161,25 @@ async def test_storage_declaring_the_em_dead_ends_it_with_status_1_and_a_clear_l
         "(already dead)"
     )
     assert cluster.scheduler.shutdowns == [[]]
+
+
+async def test_sigkill_of_the_em_kills_its_executor_and_all_the_task_started_within_1_s(
+    package_dir: Path, tmp_path: Path
+) -> None:
+    gate = Gate.make(tmp_path)
+    pids_path = tmp_path / "tree.pids"
+    task_io = inputs(str(pids_path), str(gate.started), True)
+    with trio.fail_after(BOUND):
+        async with fake_cluster() as cluster:
+            config = _config(tmp_path, cluster, package_dir, grace=30)
+            async with em_process(config) as em:
+                cluster.storage.register_replies.append(
+                    execution_context("spawn_process_tree", task_io)
+                )
+                cluster.scheduler.push(scheduler_assignment(1))
+                await gate.wait_started()
+                # The executor, a child, and a daemon in a session of its own (double fork).
+                pids = [int(pid) for pid in pids_path.read_text().split()]
+                assert len(set(map(os.getsid, pids))) == 2
+                em.process.kill()
+                assert await all_exit_within(pids, seconds=1) == []

@@ -103,6 +103,23 @@ async def test_a_hard_timeout_kills_the_whole_process_group_and_the_next_task_ru
         assert single_output(await slot.run(task("fibonacci", 7))) == 13
 
 
+async def test_a_hard_timeout_also_kills_what_the_task_started_in_a_new_session(
+    package_dir: Path, tmp_path: Path
+) -> None:
+    pids_path = tmp_path / "tree.pids"
+    async with open_pool(package_dir) as pool:
+        slot = pool.slots[0]
+        single_output(await slot.run(task("fibonacci", 7)))  # loads the package
+        # The task writes the pids within milliseconds; the timeout leaves it two seconds.
+        outcome = await slot.run(
+            task("spawn_process_tree", str(pids_path), "", True, hard_timeout=2.0)
+        )
+        assert outcome == TaskFailed("hard timeout (2000 ms) exceeded", PoolFailureKind.TIMEOUT)
+        executor, child, daemon = map(int, pids_path.read_text().split())
+        for pid in (executor, child, daemon):
+            assert await exits_within(pid, seconds=1), pid
+
+
 async def test_the_hard_timeout_also_covers_sending_the_request(
     package_dir: Path, tmp_path: Path
 ) -> None:

@@ -44,6 +44,7 @@ from spider.executor import (
     TaskOutcome,
     TooLarge,
 )
+from tests.processes import all_exit_within
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "packages"
 PACKAGE = "integration_test_tasks"
@@ -386,6 +387,19 @@ async def test_aclose_shuts_the_executor_down_cleanly() -> None:
             await executor.execute(execute("add", 1, 2))
         await executor.aclose()  # idempotent
         await log.wait_for("Received shutdown request.")
+
+
+async def test_a_clean_exit_takes_the_daemons_a_task_left_behind(tmp_path: Path) -> None:
+    pids_path = tmp_path / "tree.pids"
+    async with running_executor() as (executor, _):
+        outcome = await executor.execute(execute("spawn_process_tree", str(pids_path), "", False))
+        pids = outputs_of(outcome)[0]
+        # The daemon (a double fork, then setsid) left the executor's session and group.
+        assert os.getsid(pids[2]) != os.getsid(executor.pid)
+        await executor.aclose()
+        assert executor.exit_status is not None
+        assert executor.exit_status.returncode == 0
+        assert await all_exit_within(pids, seconds=1) == []
 
 
 async def test_aclose_in_a_cancelled_scope_still_kills_and_reaps() -> None:

@@ -37,6 +37,7 @@ from spider.executor.protocol import (
     decode_response,
     encode_request,
 )
+from tests.processes import all_exit_within
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "packages"
 # Generous: bounds a real Python subprocess on a busy machine; a hang fails, not blocks.
@@ -176,6 +177,27 @@ async def test_end_of_file_on_stdin_is_a_clean_exit() -> None:
         status, stderr = await executor.finish()
     assert status.returncode == 0
     assert "Stdin closed; stopping." in stderr
+
+
+async def test_stdin_closing_while_a_task_runs_kills_the_tasks_processes_and_the_executor(
+    tmp_path: Path,
+) -> None:
+    # The parent is gone (as when the EM is SIGKILLed): nobody will take the result.
+    started = tmp_path / "started.fifo"
+    os.mkfifo(started)
+    pids_path = tmp_path / "tree.pids"
+    task_inputs = encode_frame([ormsgpack.packb(v) for v in (str(pids_path), str(started), True)])
+    request = Execute("integration_test_tasks", "spawn_process_tree", CONTEXT, task_inputs)
+    async with raw_executor() as executor:
+        await expect_ready(executor)
+        await executor.send(framed(encode_request(request)))
+        await trio.to_thread.run_sync(started.read_bytes, abandon_on_cancel=True)
+        pids = [int(pid) for pid in pids_path.read_text().split()]
+        await executor.close_stdin()
+        assert await all_exit_within(pids, seconds=1) == []
+        status, stderr = await executor.finish()
+    assert status.signal_name == "SIGKILL"
+    assert "The parent is gone while a task runs" in stderr
 
 
 async def test_shutdown_is_a_clean_exit() -> None:

@@ -11,7 +11,7 @@ from spider.tdl import on_load, task
 
 from . import _state
 from .commit import assert_outputs_sum_zero, cleanup_marker
-from .process import always_abort, spawn_grandchild_and_hang, write_stderr
+from .process import always_abort, spawn_grandchild_and_hang, spawn_process_tree, write_stderr
 
 __all__ = [
     "add",
@@ -25,6 +25,7 @@ __all__ = [
     "produce_bytes",
     "sleep_and_echo",
     "spawn_grandchild_and_hang",
+    "spawn_process_tree",
     "write_stderr",
 ]
 

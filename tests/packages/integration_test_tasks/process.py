@@ -25,6 +25,44 @@ def spawn_grandchild_and_hang() -> None:
 
 
 @task
+def spawn_process_tree(pids_path: str, started_fifo: str, hang: bool) -> list[int]:
+    """Start a ``sleep`` child and a daemon (double fork, ``setsid``, then ``sleep``); write
+    ``"<executor> <child> <daemon>"`` to ``pids_path`` (atomically), say so through
+    ``started_fifo`` unless it is empty, then hang or return the pids."""
+    child = subprocess.Popen(["sleep", "1000"])  # deliberately not waited for
+    daemon = _spawn_daemon()
+    pids = [os.getpid(), child.pid, daemon]
+    partial = pids_path + ".partial"
+    with open(partial, "w") as file:
+        file.write(" ".join(map(str, pids)))
+    os.rename(partial, pids_path)
+    if started_fifo:
+        with open(started_fifo, "wb") as started:
+            started.write(b"started")
+    while hang:
+        time.sleep(1000)
+    return pids
+
+
+def _spawn_daemon() -> int:
+    """A ``sleep 1000`` in its own session whose parent has exited: the classic daemon."""
+    reader, writer = os.pipe()  # not inherited across exec: closed once the daemon runs sleep
+    intermediate = os.fork()
+    if intermediate == 0:
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                os.write(writer, str(os.getpid()).encode())
+                os.execvp("sleep", ["sleep", "1000"])
+        finally:
+            os._exit(0)
+    os.close(writer)
+    os.waitpid(intermediate, 0)
+    with os.fdopen(reader, "rb") as pipe:
+        return int(pipe.read())
+
+
+@task
 def write_stderr(lines: int, length: int, invalid_utf8: bool) -> int:
     """Write ``lines`` lines of ``length`` bytes (plus newline) to stderr; return bytes written."""
     line = b"\xff\xfe" * (length // 2) + b"x" * (length % 2) if invalid_utf8 else b"x" * length

@@ -245,7 +245,7 @@ def test_unknown_task_lists_what_the_package_has(
         "complex::always_fail, complex::cross_product, complex::dot_product, complex::sub"
     )
     assert caught.value.kind == "task_not_found"
-    with pytest.raises(TaskNotFound, match=r"it registers add, always_abort, .*\(and 2 more\)$"):
+    with pytest.raises(TaskNotFound, match=r"it registers add, always_abort, .*\(and 3 more\)$"):
         tasks.execute("missing", index_ctx(), EMPTY_FRAME)
 
 

@@ -70,6 +70,7 @@ def test_loads_a_package_with_tasks_in_relatively_imported_submodules() -> None:
         "produce_bytes",
         "sleep_and_echo",
         "spawn_grandchild_and_hang",
+        "spawn_process_tree",
         "write_stderr",
     }
     # Tasks from the submodules `commit` and `process` belong to the package too.
