@@ -51,7 +51,7 @@ from spider.client.errors import (
     SubmissionUnknownError,
 )
 from spider.core.job_state import JobState
-from spider.core.task_graph import ExecutionPolicy, TimeoutPolicy
+from spider.core.task_graph import ExecutionPolicy, RetryDelay, TimeoutPolicy
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -78,6 +78,7 @@ __all__ = [
     "QueueLane",
     "RequestRejectedError",
     "ResourceGroupError",
+    "RetryDelay",
     "SchedulerInfo",
     "SpiderClient",
     "StorageServerError",

@@ -24,7 +24,7 @@ from spider.core._graph_descriptors import (
     TerminationTaskDescriptor,
 )
 from spider.core._graph_model import TaskGraph
-from spider.core._graph_policy import ExecutionPolicy, TimeoutPolicy
+from spider.core._graph_policy import ExecutionPolicy, RetryDelay, TimeoutPolicy
 from spider.core._graph_schema_version import check_schema_version
 from spider.core._graph_types import json_kind, parse_data_type
 from spider.core.data_types import DataType
@@ -289,8 +289,22 @@ def _policy(raw: Any, where: str) -> ExecutionPolicy | None:
             timeout = TimeoutPolicy(soft, hard)
         except TaskGraphError as exc:
             _fail(f"{timeout_where}: {exc}")
+    delay = RetryDelay()
+    if "retry_delay" in fields:  # Spider-py's own key; Spider's reader ignores it
+        delay_where = f"{where}.retry_delay"
+        delay_fields = _object(
+            fields["retry_delay"], delay_where, '{"first_ms": ..., "max_ms": ...}'
+        )
+        first, longest = (
+            _integer(_field(delay_fields, name, delay_where), f"{delay_where}.{name}")
+            for name in ("first_ms", "max_ms")
+        )
+        try:
+            delay = RetryDelay(first, longest)
+        except TaskGraphError as exc:
+            _fail(f"{delay_where}: {exc}")
     try:
-        return ExecutionPolicy(retries, instances, timeout)
+        return ExecutionPolicy(retries, instances, timeout, delay)
     except TaskGraphError as exc:
         _fail(f"{where}: {exc}")
 

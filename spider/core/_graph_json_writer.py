@@ -12,7 +12,7 @@ import json
 
 from spider.core._graph_descriptors import TaskDescriptor, TdlContext, TerminationTaskDescriptor
 from spider.core._graph_model import TaskGraph
-from spider.core._graph_policy import DEFAULT_EXECUTION_POLICY, ExecutionPolicy
+from spider.core._graph_policy import DEFAULT_EXECUTION_POLICY, ExecutionPolicy, RetryDelay
 from spider.core._graph_schema_version import TASK_GRAPH_SCHEMA_VERSION
 from spider.core._graph_types import check_data_type, data_type_json
 from spider.core.data_types import DataType
@@ -103,9 +103,17 @@ class _JsonWriter:
 
 def _policy_json(policy: ExecutionPolicy) -> str:
     timeout = policy.timeout_policy
+    # Spider-py's own key, written only when it is not the default, so a policy Spider can
+    # express is written exactly as Spider writes it (Spider's reader ignores the key).
+    delay = policy.retry_delay
+    retry_delay = (
+        ""
+        if delay == RetryDelay()
+        else f',"retry_delay":{{"first_ms":{delay.first_ms},"max_ms":{delay.max_ms}}}'
+    )
     return (
         f'{{"max_num_retry":{policy.max_num_retry},'
         f'"max_num_instances":{policy.max_num_instances},'
         f'"timeout_policy":{{"soft_timeout_ms":{timeout.soft_timeout_ms},'
-        f'"hard_timeout_ms":{timeout.hard_timeout_ms}}}}}'
+        f'"hard_timeout_ms":{timeout.hard_timeout_ms}}}{retry_delay}}}'
     )

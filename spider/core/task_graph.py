@@ -25,6 +25,7 @@ from spider.core._graph_policy import (
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     ExecutionPolicy,
+    RetryDelay,
     TimeoutPolicy,
 )
 from spider.core._graph_schema_version import (
@@ -46,6 +47,7 @@ __all__ = [
     "ExecutionPolicy",
     "InputSource",
     "JobSubmission",
+    "RetryDelay",
     "TaskDescriptor",
     "TaskGraph",
     "TdlContext",

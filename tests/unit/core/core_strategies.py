@@ -26,6 +26,7 @@ from spider.core.task_graph import (
     MIN_TIMEOUT_MS,
     ExecutionPolicy,
     InputSource,
+    RetryDelay,
     TaskDescriptor,
     TaskGraph,
     TdlContext,
@@ -56,11 +57,18 @@ def timeout_policies(draw: st.DrawFn) -> TimeoutPolicy:
     return TimeoutPolicy(soft, draw(st.integers(soft + 1, MAX_TIMEOUT_MS)))
 
 
+@st.composite
+def retry_delays(draw: st.DrawFn) -> RetryDelay:
+    first = draw(st.integers(0, MAX_TIMEOUT_MS))
+    return RetryDelay(first, draw(st.integers(first, MAX_TIMEOUT_MS)))
+
+
 execution_policies = st.none() | st.builds(
     ExecutionPolicy,
     st.integers(0, U32_MAX),
     st.integers(1, U32_MAX),
     timeout_policies(),
+    st.just(RetryDelay()) | retry_delays(),
 )
 tdl_contexts = st.builds(TdlContext, names, names)
 termination_tasks = st.none() | st.builds(

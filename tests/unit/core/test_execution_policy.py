@@ -10,12 +10,13 @@ from spider.core.ids import U32_MAX
 from spider.core.task_graph import (
     DEFAULT_EXECUTION_POLICY,
     ExecutionPolicy,
+    RetryDelay,
     TdlContext,
     TerminationTaskDescriptor,
     TimeoutPolicy,
 )
 
-from .core_strategies import timeout_policies
+from .core_strategies import retry_delays, timeout_policies
 
 
 def test_defaults_are_spiders() -> None:
@@ -82,3 +83,51 @@ def test_the_timeout_policy_must_be_one() -> None:
 @given(timeout_policies())
 def test_generated_policies_satisfy_the_rules(policy: TimeoutPolicy) -> None:
     assert 100 <= policy.soft_timeout_ms < policy.hard_timeout_ms <= 86_400_000
+
+
+def test_retries_wait_by_default_growing_to_a_minute() -> None:
+    delay = ExecutionPolicy().retry_delay
+    assert [delay.longest_ms(retry) for retry in range(1, 9)] == [
+        1_000,
+        2_000,
+        4_000,
+        8_000,
+        16_000,
+        32_000,
+        60_000,
+        60_000,
+    ]
+    assert delay.longest_ms(10**9) == 60_000  # no overflow for absurd retry counts
+
+
+def test_each_wait_is_drawn_between_half_and_all_of_the_longest() -> None:
+    delay = RetryDelay(1_000, 60_000)
+    assert delay.draw_seconds(2, lambda: 0.0) == 1.0
+    assert delay.draw_seconds(2, lambda: 0.5) == 1.5
+    assert RetryDelay(0, 0).draw_seconds(5, lambda: 0.99) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("first", "longest", "message"),
+    [
+        (-1, 10, "first_ms is -1"),
+        (10, 86_400_001, "max_ms is 86400001"),
+        (2_000, 1_000, r"max_ms \(1000\) must be at least first_ms \(2000\)"),
+        (True, 10, "first_ms is True"),
+    ],
+)
+def test_invalid_retry_delays_are_rejected(first: int, longest: int, message: str) -> None:
+    with pytest.raises(TaskGraphError, match=message):
+        RetryDelay(first, longest)
+
+
+def test_the_retry_delay_must_be_one() -> None:
+    with pytest.raises(TaskGraphError, match="retry_delay must be a RetryDelay"):
+        ExecutionPolicy(retry_delay=1_000)  # type: ignore[arg-type]
+
+
+@given(retry_delays())
+def test_generated_retry_delays_never_wait_past_their_cap(delay: RetryDelay) -> None:
+    for retry in (1, 2, 40):
+        assert delay.first_ms <= delay.longest_ms(retry) or delay.first_ms == 0
+        assert delay.longest_ms(retry) <= delay.max_ms

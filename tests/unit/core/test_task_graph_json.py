@@ -16,6 +16,7 @@ from spider.core.errors import TaskGraphError
 from spider.core.task_graph import (
     ExecutionPolicy,
     InputSource,
+    RetryDelay,
     TaskDescriptor,
     TaskGraph,
     TdlContext,
@@ -516,3 +517,25 @@ def test_decoding_leaves_the_garbage_collector_as_it_found_it(enabled: bool) -> 
             gc.enable()
         else:
             gc.disable()
+
+
+def test_a_retry_delay_is_spider_pys_own_key_written_only_when_not_the_default() -> None:
+    graph = TaskGraph()
+    for delay in (RetryDelay(), RetryDelay(250, 5_000)):
+        graph.insert_task(
+            TaskDescriptor(TdlContext("p", "f"), [], [], ExecutionPolicy(2, 1, retry_delay=delay))
+        )
+    text = task_graph_to_json(graph)
+    assert text.count('"retry_delay"') == 1
+    assert '"hard_timeout_ms":300000},"retry_delay":{"first_ms":250,"max_ms":5000}}' in text
+    again = task_graph_from_json(text)
+    assert [task.execution_policy.retry_delay for task in again.tasks] == [
+        RetryDelay(),
+        RetryDelay(250, 5_000),
+    ]
+
+
+def test_an_invalid_retry_delay_names_its_place() -> None:
+    policy = {"max_num_retry": 1, "max_num_instances": 1, "retry_delay": {"first_ms": 5}}
+    with pytest.raises(TaskGraphError, match=r"tasks\[0\]\.execution_policy\.retry_delay"):
+        parse(document([entry("f", [I64], [], execution_policy=policy)]))
