@@ -118,8 +118,12 @@ class Dataflow:
         return encode_frame(payloads)
 
     def ready_tasks(self) -> list[TaskId]:
-        """Every task in state Ready, in index order."""
-        return [tcb.task_id for tcb in self.tasks if tcb.state is TaskState.READY]
+        """Every task in state Ready and not waiting out a retry delay, in index order."""
+        return [
+            tcb.task_id
+            for tcb in self.tasks
+            if tcb.state is TaskState.READY and tcb.retry_due is None
+        ]
 
     def succeed(
         self, index: int, payloads: list[bytes]

@@ -24,6 +24,7 @@ ever held while waiting for the scheduler.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterable
 
 import attrs
@@ -48,6 +49,7 @@ from spider.storage.errors import (
     JobNotFound,
     StaleReason,
     StaleSession,
+    StorageError,
     StorageInternalError,
 )
 from spider.storage.inbound_queue import InboundQueue
@@ -56,7 +58,8 @@ from spider.storage.job_cache import JobCache
 from spider.storage.job_control import JobControlBlock
 from spider.storage.liveness import ExecutionManagerLiveness
 from spider.storage.persistence import Persistence
-from spider.storage.task_control import TaskControlBlock
+from spider.storage.retry_timer import RetryTimer
+from spider.storage.task_control import TaskControlBlock, TaskState
 
 LOGGER = logging.getLogger("spider.storage.jobs")
 
@@ -106,6 +109,10 @@ class JobLifecycle:
     """Wall-clock seconds, for database timestamps."""
     monotonic: Callable[[], float] = trio.current_time
     """Seconds for in-memory deadlines and retention (``trio.current_time`` in production)."""
+    retry_timer: RetryTimer = attrs.field(factory=RetryTimer)
+    """Failed tasks waiting out their retry delay; ``open_storage_state`` runs it."""
+    uniform: Callable[[], float] = random.random
+    """Draws each retry delay's jitter (tests pass their own)."""
 
     # --- jobs (JobOrchestrationService) ----------------------------------------------------
 
@@ -442,7 +449,7 @@ class JobLifecycle:
         if tcb.retries_left > 0:
             tcb.consume_retry(instance_id)
             self.pool.discard([instance_id])
-            self._enqueue(jcb, [task_id])
+            self._retry_later(jcb, tcb)
             return
         async with jcb.exclusive():
             tcb = jcb.live_block(task_id, instance_id)
@@ -523,6 +530,41 @@ class JobLifecycle:
             f"job {job_id} is {state.value} in the database but not in storage's job cache "
             "(it could not be recovered at startup; see the storage log)"
         )
+
+    def _retry_later(self, jcb: JobControlBlock, tcb: TaskControlBlock) -> None:
+        """Offer a failed task again once its retry delay has passed (at once if it is 0)."""
+        retry = tcb.policy.max_num_retry - tcb.retries_left
+        delay = tcb.policy.retry_delay.draw_seconds(retry, self.uniform)
+        if delay <= 0:
+            self._enqueue(jcb, [tcb.task_id])
+            return
+        tcb.retry_due = self.monotonic() + delay
+        self.retry_timer.schedule(tcb.retry_due, jcb.id, tcb.task_id)
+        LOGGER.info(
+            "task %s of job %s retries in %.3f s (retry %d of %d)",
+            tcb.task_id,
+            jcb.id,
+            delay,
+            retry,
+            tcb.policy.max_num_retry,
+            extra={"job_id": jcb.id, "task_id": str(tcb.task_id), "retry_in_sec": delay},
+        )
+
+    def retry_due(self, job_id: JobId, task_id: TaskId) -> None:
+        """``RetryTimer``'s call: offer the task again unless the job or the task moved on (or
+        it failed again meanwhile and waits for a later time)."""
+        jcb = self.cache.get(job_id)
+        if jcb is None:
+            return
+        try:
+            tcb = jcb.accepting(task_id)
+        except StorageError:
+            return  # the job ended or moved on to its termination tasks
+        if tcb.retry_due is None or tcb.retry_due > self.monotonic():
+            return
+        tcb.retry_due = None
+        if tcb.state is TaskState.READY:
+            self._enqueue(jcb, [task_id])
 
     def _enqueue(self, jcb: JobControlBlock, task_ids: Iterable[TaskId]) -> None:
         for task_id in task_ids:

@@ -257,7 +257,8 @@ async def open_storage_state(
     clock: Callable[[], float] = time.time,
     threaded: bool = True,
 ) -> AsyncIterator[StorageState]:
-    """A ready ``StorageState`` whose GC loops run, supervised, until the block exits.
+    """A ready ``StorageState`` whose GC loops and retry timer run, supervised, until the block
+    exits.
 
     The caller owns ``database`` (opens and closes it). The loops live in a nursery around the
     block, so an exception leaving the block arrives wrapped in an ``ExceptionGroup``; the
@@ -274,6 +275,9 @@ async def open_storage_state(
             runtime.task_instance_pool.gc_interval_sec,
         )
         await nursery.start(supervise, "job cache GC", state.collector.run)
+        await nursery.start(
+            supervise, "retry timer", state.lifecycle.retry_timer.run, state.lifecycle.retry_due
+        )
         try:
             yield state
         finally:

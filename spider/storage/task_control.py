@@ -48,6 +48,9 @@ class TaskControlBlock:
     retries_left: int
     instances: set[TaskInstanceId] = attrs.field(factory=set)
     error_message: str | None = None
+    retry_due: float | None = None
+    """While the task waits out its retry delay, when it ends (monotonic seconds): until then
+    it is not offered to schedulers, not even by a resend of all ready work."""
 
     @classmethod
     def new(
@@ -89,6 +92,7 @@ class TaskControlBlock:
         """Record a live instance (after ``check_can_register``)."""
         self.instances.add(instance_id)
         self.state = TaskState.RUNNING
+        self.retry_due = None
 
     def check_instance(self, instance_id: TaskInstanceId) -> None:
         """Raise ``CacheStale`` unless ``instance_id`` is a live instance of this task."""
@@ -126,6 +130,7 @@ class TaskControlBlock:
         dropped = self.instances
         self.instances = set()
         self.state = state
+        self.retry_due = None
         if error_message is not None:
             self.error_message = error_message
         return dropped

@@ -19,6 +19,7 @@ from spider.core.ids import JobId, ResourceGroupId, TaskInstanceId
 from spider.core.task_graph import (
     ExecutionPolicy,
     InputSource,
+    RetryDelay,
     TaskDescriptor,
     TaskGraph,
     TdlContext,
@@ -54,6 +55,10 @@ EX = import_examples()
 LOCAL_CONTEXT = TaskContext(JobId(0), TaskId.index(0), TaskInstanceId(0), ResourceGroupId(0))
 
 
+QUICK_RETRIES = RetryDelay(first_ms=50, max_ms=200)
+"""Retries wait (so the cluster's retry timer is on the path) but briefly, to keep the suite fast."""
+
+
 def descriptor(
     function: Callable[..., Any],
     sources: Sequence[tuple[int, int]] | None = None,
@@ -66,7 +71,7 @@ def descriptor(
         TdlContext(PACKAGE, definition.name),
         list(definition.signature.inputs),
         list(definition.signature.outputs),
-        execution_policy=ExecutionPolicy(max_num_retry=retries),
+        execution_policy=ExecutionPolicy(max_num_retry=retries, retry_delay=QUICK_RETRIES),
         input_sources=None if sources is None else [InputSource(*pair) for pair in sources],
     )
 

@@ -20,6 +20,7 @@ from spider.core.job_state import JobState
 from spider.core.task_graph import (
     ExecutionPolicy,
     InputSource,
+    RetryDelay,
     TaskDescriptor,
     TaskGraph,
     TdlContext,
@@ -46,6 +47,8 @@ from .fake_database import FakeDatabase
 
 INT = DataType(IntType())
 FAST_TIMEOUTS = TimeoutPolicy(soft_timeout_ms=1_000, hard_timeout_ms=2_000)
+RETRY_AT_ONCE = RetryDelay(0, 0)
+"""These jobs test what retries do, not when: a failed task is offered again at once."""
 
 
 def pack(value: int) -> bytes:
@@ -78,7 +81,7 @@ def summing_task(
     timeouts: TimeoutPolicy | None = None,
 ) -> TaskDescriptor:
     """A task taking ``num_inputs`` ints (graph inputs if ``sources`` is None)."""
-    policy = ExecutionPolicy(retries, instances, timeouts or TimeoutPolicy())
+    policy = ExecutionPolicy(retries, instances, timeouts or TimeoutPolicy(), RETRY_AT_ONCE)
     return TaskDescriptor(
         TdlContext("test_pkg", "sum"),
         [INT] * num_inputs,
@@ -90,7 +93,7 @@ def summing_task(
 
 def termination(name: str, *, retries: int = 0) -> TerminationTaskDescriptor:
     return TerminationTaskDescriptor(
-        TdlContext("test_pkg", name), ExecutionPolicy(retries, 1, FAST_TIMEOUTS)
+        TdlContext("test_pkg", name), ExecutionPolicy(retries, 1, FAST_TIMEOUTS, RETRY_AT_ONCE)
     )
 
 
