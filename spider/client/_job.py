@@ -18,8 +18,11 @@ from spider.client.errors import JobDefinitionError
 from spider.core._graph_types import describe_data_type
 from spider.core.errors import TaskGraphError
 from spider.core.task_graph import (
+    DEFAULT_FIRST_RETRY_DELAY_MS,
+    DEFAULT_MAX_RETRY_DELAY_MS,
     ExecutionPolicy,
     InputSource,
+    RetryDelay,
     TaskDescriptor,
     TaskGraph,
     TerminationTaskDescriptor,
@@ -38,15 +41,24 @@ def execution_policy(
     instances: int = 1,
     soft_timeout_ms: int = 150_000,
     hard_timeout_ms: int = 300_000,
+    retry_delay_ms: int = DEFAULT_FIRST_RETRY_DELAY_MS,
+    max_retry_delay_ms: int = DEFAULT_MAX_RETRY_DELAY_MS,
 ) -> ExecutionPolicy:
-    """A task's execution policy, with Spider's defaults.
+    """A task's execution policy, with Spider's defaults (and Spider-py's retry delay).
 
     ``retries``: failures tolerated before the task fails the job. ``instances``: how many
     copies may run at once (a copy is started again after the soft timeout). The EM kills a task
     at ``hard_timeout_ms`` and counts it as a failure. Timeouts are 100 ms to 24 h, hard > soft.
+    Before retry *n*, storage waits between half and all of ``min(max_retry_delay_ms,
+    retry_delay_ms * 2**(n-1))``; ``retry_delay_ms=0, max_retry_delay_ms=0`` retries at once.
     """
     try:
-        return ExecutionPolicy(retries, instances, TimeoutPolicy(soft_timeout_ms, hard_timeout_ms))
+        return ExecutionPolicy(
+            retries,
+            instances,
+            TimeoutPolicy(soft_timeout_ms, hard_timeout_ms),
+            RetryDelay(retry_delay_ms, max_retry_delay_ms),
+        )
     except TaskGraphError as exc:
         raise JobDefinitionError(str(exc)) from None
 

@@ -22,6 +22,8 @@ from spider.core._graph_json_writer import data_type_to_json, task_graph_to_json
 from spider.core._graph_model import TaskGraph
 from spider.core._graph_policy import (
     DEFAULT_EXECUTION_POLICY,
+    DEFAULT_FIRST_RETRY_DELAY_MS,
+    DEFAULT_MAX_RETRY_DELAY_MS,
     MAX_TIMEOUT_MS,
     MIN_TIMEOUT_MS,
     ExecutionPolicy,
@@ -39,6 +41,8 @@ from spider.core.errors import CompressionError, TaskGraphError
 __all__ = [
     "COMPATIBLE_SCHEMA_VERSIONS",
     "DEFAULT_EXECUTION_POLICY",
+    "DEFAULT_FIRST_RETRY_DELAY_MS",
+    "DEFAULT_MAX_RETRY_DELAY_MS",
     "DEFAULT_TASK_GRAPH_LIMIT",
     "MAX_TIMEOUT_MS",
     "MAX_TYPE_DEPTH",

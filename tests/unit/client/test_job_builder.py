@@ -14,6 +14,7 @@ from spider.client import (
     JobBuilder,
     JobDefinitionError,
     OutputDecodeError,
+    RetryDelay,
     TaskSpec,
     decode_outputs,
     execution_policy,
@@ -171,6 +172,16 @@ def test_bad_policies_are_refused() -> None:
         execution_policy(soft_timeout_ms=500, hard_timeout_ms=500)
     with pytest.raises(JobDefinitionError, match="max_num_instances"):
         execution_policy(instances=0)
+    with pytest.raises(JobDefinitionError, match=r"max_ms \(100\) must be at least first_ms"):
+        execution_policy(retry_delay_ms=500, max_retry_delay_ms=100)
+
+
+def test_the_retry_delay_defaults_to_spider_pys_and_can_be_turned_off() -> None:
+    assert execution_policy(retries=3).retry_delay == RetryDelay(1_000, 60_000)
+    assert execution_policy(retry_delay_ms=0, max_retry_delay_ms=0).retry_delay == RetryDelay(0, 0)
+    assert (
+        execution_policy(retry_delay_ms=50, max_retry_delay_ms=400).retry_delay.longest_ms(9) == 400
+    )
 
 
 def test_a_refused_task_leaves_the_job_unchanged() -> None:
