@@ -14,8 +14,8 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterator
-from typing import Any, NoReturn
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn, TypeVar
 
 from spider.core._graph_descriptors import (
     InputSource,
@@ -35,6 +35,7 @@ _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # Recently parsed type descriptors, compared by JSON value: graphs repeat a few types on
 # thousands of edges, and sharing one object per type makes the edge check an identity test.
 _RECENT_TYPES = 16
+_Built = TypeVar("_Built")
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -275,36 +276,32 @@ def _policy(raw: Any, where: str) -> ExecutionPolicy | None:
     instances = _integer(_field(fields, "max_num_instances", where), f"{where}.max_num_instances")
     timeout = TimeoutPolicy()
     if "timeout_policy" in fields:
-        timeout_where = f"{where}.timeout_policy"
-        timeout_fields = _object(
+        timeout = _two_integers(
             fields["timeout_policy"],
-            timeout_where,
-            '{"soft_timeout_ms": ..., "hard_timeout_ms": ...}',
+            f"{where}.timeout_policy",
+            ("soft_timeout_ms", "hard_timeout_ms"),
+            TimeoutPolicy,
         )
-        soft, hard = (
-            _integer(_field(timeout_fields, name, timeout_where), f"{timeout_where}.{name}")
-            for name in ("soft_timeout_ms", "hard_timeout_ms")
-        )
-        try:
-            timeout = TimeoutPolicy(soft, hard)
-        except TaskGraphError as exc:
-            _fail(f"{timeout_where}: {exc}")
     delay = RetryDelay()
     if "retry_delay" in fields:  # Spider-py's own key; Spider's reader ignores it
-        delay_where = f"{where}.retry_delay"
-        delay_fields = _object(
-            fields["retry_delay"], delay_where, '{"first_ms": ..., "max_ms": ...}'
+        delay = _two_integers(
+            fields["retry_delay"], f"{where}.retry_delay", ("first_ms", "max_ms"), RetryDelay
         )
-        first, longest = (
-            _integer(_field(delay_fields, name, delay_where), f"{delay_where}.{name}")
-            for name in ("first_ms", "max_ms")
-        )
-        try:
-            delay = RetryDelay(first, longest)
-        except TaskGraphError as exc:
-            _fail(f"{delay_where}: {exc}")
     try:
         return ExecutionPolicy(retries, instances, timeout, delay)
+    except TaskGraphError as exc:
+        _fail(f"{where}: {exc}")
+
+
+def _two_integers(
+    raw: Any, where: str, names: tuple[str, str], build: Callable[[int, int], _Built]
+) -> _Built:
+    """An object of two required integer fields (a timeout policy, a retry delay), built and
+    checked by ``build``."""
+    fields = _object(raw, where, f'{{"{names[0]}": ..., "{names[1]}": ...}}')
+    first, second = (_integer(_field(fields, name, where), f"{where}.{name}") for name in names)
+    try:
+        return build(first, second)
     except TaskGraphError as exc:
         _fail(f"{where}: {exc}")
 
