@@ -119,11 +119,7 @@ class Dataflow:
 
     def ready_tasks(self) -> list[TaskId]:
         """Every task in state Ready and not waiting out a retry delay, in index order."""
-        return [
-            tcb.task_id
-            for tcb in self.tasks
-            if tcb.state is TaskState.READY and tcb.retry_due is None
-        ]
+        return [tcb.task_id for tcb in self.tasks if tcb.offerable]
 
     def succeed(
         self, index: int, payloads: list[bytes]

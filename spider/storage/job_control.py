@@ -272,7 +272,7 @@ class JobControlBlock:
             return self.dataflow.ready_tasks()
         termination = {JobState.COMMIT_READY: self.commit, JobState.CLEANUP_READY: self.cleanup}
         tcb = termination.get(self.state)
-        if tcb is not None and tcb.state is TaskState.READY and tcb.retry_due is None:
+        if tcb is not None and tcb.offerable:
             return [tcb.task_id]
         return []
 

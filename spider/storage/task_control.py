@@ -66,6 +66,11 @@ class TaskControlBlock:
         state = TaskState.READY if ready else TaskState.PENDING
         return cls(job_id, task_id, tdl_context, policy, state, policy.max_num_retry)
 
+    @property
+    def offerable(self) -> bool:
+        """Ready and not waiting out a retry delay: a resend of ready work offers it."""
+        return self.state is TaskState.READY and self.retry_due is None
+
     def _describe(self) -> str:
         return f"task {self.task_id} of job {self.job_id}"
 
