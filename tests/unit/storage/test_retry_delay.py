@@ -6,6 +6,9 @@ pinned (``uniform`` answers 0, so each wait is half of its longest).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import trio
 import trio.testing
 
@@ -40,12 +43,21 @@ def one_task(delay: RetryDelay, retries: int = 3) -> TaskGraph:
     return graph
 
 
-async def started(state: StorageState, database: FakeDatabase, graph: TaskGraph) -> JobId:
-    state.lifecycle.uniform = lambda: 0.0
-    job_id = await state.lifecycle.register_job(new_group(database), *submission(graph, [1]))
-    await state.lifecycle.start_job(job_id)
-    assert [entry.task_id for entry in await drain(state)] == [TASK]
-    return job_id
+@contextlib.asynccontextmanager
+async def running(delay: RetryDelay) -> AsyncIterator[tuple[StorageState, JobId]]:
+    """A started one-task job with ``delay`` on a storage whose retry timer runs; its task was
+    taken from the lane."""
+    database = FakeDatabase()
+    async with open_storage_state(
+        storage_config(), database, clock=trio.current_time, threaded=False
+    ) as state:
+        state.lifecycle.uniform = lambda: 0.0
+        job_id = await state.lifecycle.register_job(
+            new_group(database), *submission(one_task(delay), [1])
+        )
+        await state.lifecycle.start_job(job_id)
+        assert [entry.task_id for entry in await drain(state)] == [TASK]
+        yield state, job_id
 
 
 async def fail_once(state: StorageState, job_id: JobId) -> None:
@@ -66,11 +78,7 @@ async def seconds_until_offered(state: StorageState) -> float:
 async def test_each_retry_waits_longer_up_to_the_cap(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    async with open_storage_state(
-        storage_config(), database, clock=trio.current_time, threaded=False
-    ) as state:
-        job_id = await started(state, database, one_task(RetryDelay(1_000, 3_000)))
+    async with running(RetryDelay(1_000, 3_000)) as (state, job_id):
         waits = []
         for _ in range(3):
             await fail_once(state, job_id)
@@ -83,11 +91,7 @@ async def test_each_retry_waits_longer_up_to_the_cap(
 async def test_a_resend_of_ready_work_does_not_cut_the_wait_short(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    async with open_storage_state(
-        storage_config(), database, clock=trio.current_time, threaded=False
-    ) as state:
-        job_id = await started(state, database, one_task(RetryDelay(10_000, 10_000)))
+    async with running(RetryDelay(10_000, 10_000)) as (state, job_id):
         await fail_once(state, job_id)
         await trio.sleep(1)
         assert state.lifecycle.resend_ready_work() == 0  # as when a new scheduler registers
@@ -98,11 +102,7 @@ async def test_a_resend_of_ready_work_does_not_cut_the_wait_short(
 async def test_a_task_of_a_job_cancelled_meanwhile_is_not_offered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    async with open_storage_state(
-        storage_config(), database, clock=trio.current_time, threaded=False
-    ) as state:
-        job_id = await started(state, database, one_task(RetryDelay(2_000, 2_000)))
+    async with running(RetryDelay(2_000, 2_000)) as (state, job_id):
         await fail_once(state, job_id)
         await state.lifecycle.cancel_job(job_id)
         await trio.sleep(5)
@@ -113,11 +113,7 @@ async def test_a_task_of_a_job_cancelled_meanwhile_is_not_offered(
 async def test_a_zero_delay_retries_at_once_as_spider_does(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    database = FakeDatabase()
-    async with open_storage_state(
-        storage_config(), database, clock=trio.current_time, threaded=False
-    ) as state:
-        job_id = await started(state, database, one_task(RetryDelay(0, 0)))
+    async with running(RetryDelay(0, 0)) as (state, job_id):
         await fail_once(state, job_id)
         assert [entry.task_id for entry in await drain(state)] == [TASK]
 
