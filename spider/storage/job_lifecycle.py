@@ -550,7 +550,7 @@ class JobLifecycle:
             extra={"job_id": jcb.id, "task_id": str(tcb.task_id), "retry_in_sec": delay},
         )
 
-    def retry_due(self, job_id: JobId, task_id: TaskId) -> None:
+    def offer_retry(self, job_id: JobId, task_id: TaskId) -> None:
         """``RetryTimer``'s call: offer the task again unless the job or the task moved on (or
         it failed again meanwhile and waits for a later time)."""
         jcb = self.cache.get(job_id)

@@ -1,7 +1,7 @@
 """``RetryTimer``: failed tasks waiting out their retry delay (``RetryDelay`` in the policy).
 
 Storage keeps a task that failed with retries left out of the inbound queue until its delay has
-passed; ``run`` then hands it back (``JobLifecycle.retry_due``), which offers it to schedulers
+passed; ``run`` then hands it back (``JobLifecycle.offer_retry``), which offers it to schedulers
 again unless the job or the task has moved on meanwhile. The waits live only in memory: after a
 storage restart, recovery offers every ready task at once.
 """

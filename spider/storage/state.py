@@ -276,7 +276,7 @@ async def open_storage_state(
         )
         await nursery.start(supervise, "job cache GC", state.collector.run)
         await nursery.start(
-            supervise, "retry timer", state.lifecycle.retry_timer.run, state.lifecycle.retry_due
+            supervise, "retry timer", state.lifecycle.retry_timer.run, state.lifecycle.offer_retry
         )
         try:
             yield state
