@@ -25,6 +25,7 @@ from spider.client import (
     STORAGE_ENV,
     ClientError,
     ClusterStatus,
+    DatabaseInfo,
     JobState,
     SpiderClient,
     SubmittedJob,
@@ -168,6 +169,14 @@ def _status_document(status: ClusterStatus) -> dict[str, Any]:
         lane: {"depth": queue.depth, "capacity": queue.capacity}
         for lane, queue in details.lanes.items()
     }
+    database = details.database
+    document["database"] = {
+        "writable": database.writable,
+        "problem": database.problem,
+        "unwritable_for_sec": round(database.unwritable_for_sec, 3),
+        "last_outage_sec": round(database.last_outage_sec, 3),
+        "since_last_outage_sec": round(database.since_last_outage_sec, 3),
+    }
     document["live_task_instances"] = details.live_task_instances
     document["jobs"] = {
         "cached": {state.value: count for state, count in details.cached_jobs.items()},
@@ -197,6 +206,7 @@ def _status_text(status: ClusterStatus) -> RenderableType:
                 f"extension): {', '.join(status.not_exposed)}"
             ),
         )
+    summary.append(f"\ndatabase   {_database_text(details.database)}")
     ems = Table(title="execution managers", title_justify="left")
     for column in ("id", "address", "state", "last heartbeat", "running instances"):
         ems.add_column(column, justify="right" if column in ("id", "running instances") else "left")
@@ -234,6 +244,20 @@ def _status_text(status: ClusterStatus) -> RenderableType:
         f"{details.terminated_job_retention_sec:g} s; the database holds all until its retention"
     )
     return Group(summary, ems, queues, jobs)
+
+
+def _database_text(database: DatabaseInfo) -> str:
+    if not database.writable:
+        return (
+            f"NOT WRITABLE for {database.unwritable_for_sec:.1f} s: {database.problem} "
+            "(reads are served, writes are answered UNAVAILABLE and retried, no task times out)"
+        )
+    if database.last_outage_sec:
+        return (
+            f"writable (last outage: {database.last_outage_sec:.1f} s, ended "
+            f"{database.since_last_outage_sec:.0f} s ago)"
+        )
+    return "writable"
 
 
 def _outputs_text(values: Sequence[Any], labels: Sequence[str] | None) -> str:

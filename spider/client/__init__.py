@@ -15,6 +15,7 @@ Blocking: ``SyncClient("127.0.0.1:50051").run(job, group)``. See docs/client.md.
 from spider.client._client import (
     ClusterDetails,
     ClusterStatus,
+    DatabaseInfo,
     ExecutionManagerInfo,
     JobResult,
     QueueLane,
@@ -60,6 +61,7 @@ __all__ = [
     "ClientError",
     "ClusterDetails",
     "ClusterStatus",
+    "DatabaseInfo",
     "ExecutionManagerInfo",
     "ExecutionPolicy",
     "JobBuilder",

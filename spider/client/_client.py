@@ -115,6 +115,21 @@ class QueueLane:
 
 
 @attrs.frozen
+class DatabaseInfo:
+    """Whether storage's database takes writes, as storage's own calls last found it. While it
+    does not (a full disk, a read-only server), storage answers reads, answers writes
+    UNAVAILABLE (clients retry them), and no task instance times out."""
+
+    writable: bool
+    problem: str
+    """The database's error while not writable, else empty."""
+    unwritable_for_sec: float
+    last_outage_sec: float
+    """The last outage that ended (0 if none), and how long ago it ended."""
+    since_last_outage_sec: float
+
+
+@attrs.frozen
 class ClusterDetails:
     """What Spider-py's ``ClusterStatusService`` extension adds (see docs/storage.md)."""
 
@@ -132,6 +147,7 @@ class ClusterDetails:
     terminated_job_retention_sec: float
     stored_jobs: dict[JobState, int]
     """Every job in storage's database, until its database retention deletes finished ones."""
+    database: DatabaseInfo
 
     @property
     def alive_execution_managers(self) -> int:
@@ -530,6 +546,7 @@ class SpiderClient:
             _job_counts(reply.cached_jobs),
             reply.terminated_job_retention_sec,
             _job_counts(reply.stored_jobs),
+            _database_info(reply),
         )
 
     # --- calls -------------------------------------------------------------------------------
@@ -604,6 +621,20 @@ class SpiderClient:
                 "running there? (set the address with --storage or SPIDER_STORAGE)"
             )
         return StorageServerError(f"{operation} on {about} failed: {error}")
+
+
+def _database_info(reply: status_pb.GetClusterStatusResponse) -> DatabaseInfo:
+    if not reply.HasField("database"):
+        # A Spider-py storage from before the field: it said nothing, so claim nothing bad.
+        return DatabaseInfo(True, "", 0.0, 0.0, 0.0)
+    db = reply.database
+    return DatabaseInfo(
+        db.writable,
+        db.problem,
+        db.unwritable_for_sec,
+        db.last_outage_sec,
+        db.since_last_outage_sec,
+    )
 
 
 def _job_counts(counts: Sequence[status_pb.JobStateCount]) -> dict[JobState, int]:

@@ -3,7 +3,8 @@
 Spider's protocol has no call for it; ``spider.storage.service.cluster_status`` serves it as
 ``spider_py.status.ClusterStatusService``. Queue depths, live task instances and cached jobs come
 from memory; execution managers and stored jobs come from the database, which is the authority
-on liveness and holds jobs this process no longer caches.
+on liveness and holds jobs this process no longer caches. The database's health is what
+storage's own calls found (``DatabaseOutage``): reads go on while a full disk refuses writes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from spider.core.ids import ExecutionManagerId, SessionId
 from spider.core.job_state import JobState
 from spider.storage.inbound_queue import Lane
 from spider.storage.job_lifecycle import JobLifecycle
+from spider.storage.outage import DatabaseOutage
 
 DEAD_EXECUTION_MANAGERS_LISTED = 32
 """Dead EMs are never deleted, so only the most recently heard-from are listed (all counted)."""
@@ -39,6 +41,31 @@ class LaneStatus:
 
 
 @attrs.frozen
+class DatabaseHealth:
+    """Whether the database takes writes, as storage's own calls last found it."""
+
+    writable: bool
+    problem: str
+    """The database's error while not writable, else empty."""
+    unwritable_for_sec: float
+    last_outage_sec: float
+    """The last outage that ended (0 if none) and how long ago it ended."""
+    since_last_outage_sec: float
+
+    @classmethod
+    def of(cls, outage: DatabaseOutage) -> DatabaseHealth:
+        now = outage.monotonic()
+        last = outage.last
+        return cls(
+            not outage.ongoing,
+            outage.reason or "",
+            0.0 if outage.since is None else now - outage.since,
+            0.0 if last is None else last.duration,
+            0.0 if last is None else now - last.ended,
+        )
+
+
+@attrs.frozen
 class ClusterSnapshot:
     """What ``GetClusterStatus`` answers (a client reads it into its ``ClusterStatus``)."""
 
@@ -54,6 +81,7 @@ class ClusterSnapshot:
     terminated_job_retention_sec: float
     stored_jobs: dict[JobState, int]
     """Every job row in the database (terminated ones until the database retention)."""
+    database: DatabaseHealth
 
 
 async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> ClusterSnapshot:
@@ -83,4 +111,5 @@ async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> Clust
         lifecycle.cache.count_by_state(),
         retention_sec,
         stored_jobs,
+        DatabaseHealth.of(lifecycle.persistence.outage),
     )

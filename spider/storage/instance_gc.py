@@ -13,7 +13,11 @@ Every ``task_instance_pool.gc_interval_sec`` (the first sweep one interval after
    * it passed its soft timeout: its task is enqueued once more (once per instance), and the
      instance keeps running.
 
-A database outage skips the rest of a sweep with a warning; the next sweep tries again.
+While the database is unavailable no instance times out: its EM could not have reported it.
+The sweep still asks the database about stale EMs (counting only EMs already silent before the
+outage began) and removes the instances of dead ones, but times none out while the database
+still cannot write; the outage's end postpones the deadlines it overlapped (docs/storage.md#database-outages). A sweep that fails on
+the database is skipped with a warning; the next one tries again.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ async def sweep_task_instances(lifecycle: JobLifecycle) -> SweepReport:
             ", ".join(str(em_id) for em_id in newly_dead),
         )
     removed = hard = soft = 0
+    outage = lifecycle.persistence.outage
     for record in lifecycle.pool.snapshot():
         # Earlier iterations may have awaited (a hard timeout failing a job): re-validate.
         if record.id not in lifecycle.pool:
@@ -60,6 +65,8 @@ async def sweep_task_instances(lifecycle: JobLifecycle) -> SweepReport:
         elif lifecycle.liveness.is_dead(record.execution_manager_id):
             lifecycle.remove_instance_of_dead_em(record)
             removed += 1
+        elif outage.ongoing:
+            continue
         elif lifecycle.monotonic() >= record.hard_deadline:
             LOGGER.warning(
                 "instance %s of task %s of job %s exceeded its hard timeout (%d ms) plus grace "

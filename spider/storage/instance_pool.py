@@ -19,6 +19,7 @@ import attrs
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, TaskInstanceId
 from spider.core.task_graph import TimeoutPolicy
 from spider.core.task_id import TaskId
+from spider.storage.outage import OutagePeriod
 
 
 @attrs.define(eq=False, slots=True)
@@ -91,6 +92,21 @@ class TaskInstancePool:
     def count_by_execution_manager(self) -> dict[ExecutionManagerId, int]:
         """How many live instances each EM holds (EMs with none are left out)."""
         return dict(collections.Counter(r.execution_manager_id for r in self._records.values()))
+
+    def postpone(self, outage: OutagePeriod) -> int:
+        """Move the deadlines of every instance ``outage`` overlapped by the part it overlapped:
+        the database could not take their reports then. A hard deadline also keeps at least the
+        grace after the outage, for the EM's retried report to land. Returns how many moved."""
+        moved = 0
+        for record in self._records.values():
+            overlap = outage.ended - max(outage.started, record.registered_at)
+            if overlap > 0:
+                record.soft_deadline += overlap
+                record.hard_deadline = max(
+                    record.hard_deadline + overlap, outage.ended + self.hard_timeout_grace
+                )
+                moved += 1
+        return moved
 
     def snapshot(self) -> list[InstanceRecord]:
         """The live records, oldest first, as a list the caller may iterate while awaiting."""

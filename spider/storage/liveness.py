@@ -69,11 +69,29 @@ class ExecutionManagerLiveness:
         """True if this process has seen ``em_id`` declared dead."""
         return em_id in self._dead
 
+    def stale_before(self) -> float:
+        """The wall time a last heartbeat must be older than for its EM to be declared dead.
+
+        Normally the cutoff before now. A database outage stops every heartbeat from being
+        recorded, so while one lasts, and for one cutoff after it ended (time for each EM's next
+        heartbeat to land), only EMs already silent for a cutoff when it began are stale.
+        """
+        now = self.clock()
+        outage = self.persistence.outage
+        began: float | None = outage.since_wall
+        if (
+            began is None
+            and outage.last is not None
+            and now < outage.last.ended_wall + (self.stale_cutoff)
+        ):
+            began = outage.last.started_wall
+        stale_before = now - self.stale_cutoff
+        return stale_before if began is None else min(stale_before, began - self.stale_cutoff)
+
     async def declare_stale_dead(self) -> list[ExecutionManagerId]:
-        """Mark EMs whose last heartbeat is older than the cutoff Dead; return the new ones."""
-        newly_dead = await self.persistence.mark_dead_execution_managers(
-            self.clock() - self.stale_cutoff
-        )
+        """Mark EMs whose last heartbeat is older than ``stale_before()`` Dead; return the new
+        ones."""
+        newly_dead = await self.persistence.mark_dead_execution_managers(self.stale_before())
         for em_id in newly_dead:
             self._alive.discard(em_id)
             self._dead.add(em_id)

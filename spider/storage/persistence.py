@@ -56,6 +56,7 @@ from spider.storage.errors import (
     StorageUnavailable,
 )
 from spider.storage.group_commit import CommitCounters, GroupCommit
+from spider.storage.outage import DatabaseOutage
 
 LOGGER = logging.getLogger("spider.storage.persistence")
 
@@ -71,6 +72,8 @@ class Persistence:
     threaded: bool = True
     """Run calls in worker threads. ``False`` runs them inline after a checkpoint, for tests under
     Trio's mock clock, which would otherwise jump ahead while a worker thread runs."""
+    outage: DatabaseOutage = attrs.field(factory=DatabaseOutage)
+    """Every call's availability is recorded here (docs/storage.md#database-outages)."""
     _group: GroupCommit = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -100,21 +103,42 @@ class Persistence:
     async def _commit(self, operation: str, write: Write, subject: int) -> object:
         """``write`` through the group commit, with its errors translated like ``_call``'s."""
         try:
-            return await self._group.commit(write)
+            result = await self._group.commit(write)
         except Exception as exc:
-            raise _storage_error(operation, exc, (subject,)) from exc
+            raise self._translate(operation, exc, (subject,), write=True) from exc
+        # Group-committed writes always write rows: one succeeding ends an outage.
+        self.outage.succeeded(write=True)
+        return result
 
     async def _write(self, operation: str, fn: Callable[..., T], *args: object) -> T:
-        """A write outside the group commit (one transaction), counted."""
-        result = await self._call(operation, fn, *args)
+        """A write outside the group commit (one transaction), counted.
+
+        These may write nothing (a sweep that finds no stale EM), so their success does not end
+        an outage: a full SQLite disk still lets a write that changes no page commit.
+        """
+        try:
+            result = await self._run(fn, *args)
+        except Exception as exc:
+            raise self._translate(operation, exc, args, write=True) from exc
         self._group.counters.add(1, 1)
         return result
 
     async def _call(self, operation: str, fn: Callable[..., T], *args: object) -> T:
+        """A read."""
         try:
-            return await self._run(fn, *args)
+            result = await self._run(fn, *args)
         except Exception as exc:
-            raise _storage_error(operation, exc, args) from exc
+            raise self._translate(operation, exc, args, write=False) from exc
+        self.outage.succeeded(write=False)
+        return result
+
+    def _translate(
+        self, operation: str, exc: Exception, args: tuple[object, ...], *, write: bool
+    ) -> StorageError:
+        error = _storage_error(operation, exc, args)
+        if isinstance(error, StorageUnavailable):
+            self.outage.failed(str(exc), write=write)
+        return error
 
     async def create_schema(self) -> None:
         await self._call("create_schema", self.database.create_schema)

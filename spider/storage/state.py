@@ -48,6 +48,7 @@ from spider.storage.job_cache import JobCache
 from spider.storage.job_cache_gc import TerminatedJobCollector
 from spider.storage.job_lifecycle import JobLifecycle, JobOutcome
 from spider.storage.liveness import ExecutionManagerLiveness
+from spider.storage.outage import DatabaseOutage
 from spider.storage.passwords import burn_verification_time, hash_password, verify_password
 from spider.storage.persistence import Persistence
 from spider.storage.recovery import RecoveryReport, recover
@@ -119,7 +120,12 @@ class StorageState:
         their own, and ``threaded=False`` (see ``Persistence``).
         """
         runtime = config.runtime
-        persistence = Persistence(database, trio.CapacityLimiter(runtime.db_threads), threaded)
+        persistence = Persistence(
+            database,
+            trio.CapacityLimiter(runtime.db_threads),
+            threaded,
+            DatabaseOutage(clock, monotonic),
+        )
         await persistence.create_schema()
         session = await persistence.new_session()
         pool_config = runtime.task_instance_pool
@@ -136,6 +142,7 @@ class StorageState:
             clock,
             monotonic,
         )
+        persistence.outage.on_end(lifecycle.pool.postpone)
         collector = TerminatedJobCollector(
             cache, persistence, runtime.job_cache_gc, runtime.db_retention_sec, clock, monotonic
         )

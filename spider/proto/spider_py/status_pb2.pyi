@@ -12,7 +12,7 @@ class GetClusterStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetClusterStatusResponse(_message.Message):
-    __slots__ = ("session_id", "execution_managers", "dead_execution_managers", "dead_execution_managers_listed_max", "task_lane", "commit_lane", "cleanup_lane", "live_task_instances", "cached_jobs", "terminated_job_retention_sec", "stored_jobs")
+    __slots__ = ("session_id", "execution_managers", "dead_execution_managers", "dead_execution_managers_listed_max", "task_lane", "commit_lane", "cleanup_lane", "live_task_instances", "cached_jobs", "terminated_job_retention_sec", "stored_jobs", "database")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MANAGERS_FIELD_NUMBER: _ClassVar[int]
     DEAD_EXECUTION_MANAGERS_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class GetClusterStatusResponse(_message.Message):
     CACHED_JOBS_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_JOB_RETENTION_SEC_FIELD_NUMBER: _ClassVar[int]
     STORED_JOBS_FIELD_NUMBER: _ClassVar[int]
+    DATABASE_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     execution_managers: _containers.RepeatedCompositeFieldContainer[ExecutionManagerStatus]
     dead_execution_managers: int
@@ -35,7 +36,22 @@ class GetClusterStatusResponse(_message.Message):
     cached_jobs: _containers.RepeatedCompositeFieldContainer[JobStateCount]
     terminated_job_retention_sec: float
     stored_jobs: _containers.RepeatedCompositeFieldContainer[JobStateCount]
-    def __init__(self, session_id: _Optional[int] = ..., execution_managers: _Optional[_Iterable[_Union[ExecutionManagerStatus, _Mapping]]] = ..., dead_execution_managers: _Optional[int] = ..., dead_execution_managers_listed_max: _Optional[int] = ..., task_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., commit_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., cleanup_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., live_task_instances: _Optional[int] = ..., cached_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., terminated_job_retention_sec: _Optional[float] = ..., stored_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ...) -> None: ...
+    database: DatabaseStatus
+    def __init__(self, session_id: _Optional[int] = ..., execution_managers: _Optional[_Iterable[_Union[ExecutionManagerStatus, _Mapping]]] = ..., dead_execution_managers: _Optional[int] = ..., dead_execution_managers_listed_max: _Optional[int] = ..., task_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., commit_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., cleanup_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., live_task_instances: _Optional[int] = ..., cached_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., terminated_job_retention_sec: _Optional[float] = ..., stored_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., database: _Optional[_Union[DatabaseStatus, _Mapping]] = ...) -> None: ...
+
+class DatabaseStatus(_message.Message):
+    __slots__ = ("writable", "problem", "unwritable_for_sec", "last_outage_sec", "since_last_outage_sec")
+    WRITABLE_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    UNWRITABLE_FOR_SEC_FIELD_NUMBER: _ClassVar[int]
+    LAST_OUTAGE_SEC_FIELD_NUMBER: _ClassVar[int]
+    SINCE_LAST_OUTAGE_SEC_FIELD_NUMBER: _ClassVar[int]
+    writable: bool
+    problem: str
+    unwritable_for_sec: float
+    last_outage_sec: float
+    since_last_outage_sec: float
+    def __init__(self, writable: _Optional[bool] = ..., problem: _Optional[str] = ..., unwritable_for_sec: _Optional[float] = ..., last_outage_sec: _Optional[float] = ..., since_last_outage_sec: _Optional[float] = ...) -> None: ...
 
 class ExecutionManagerStatus(_message.Message):
     __slots__ = ("execution_manager_id", "ip_address", "alive", "seconds_since_heartbeat", "running_task_instances")

@@ -51,6 +51,13 @@ class ClusterStatusService(status_pb.ClusterStatusServiceBase):
             cached_jobs=_counts(status.cached_jobs),
             terminated_job_retention_sec=status.terminated_job_retention_sec,
             stored_jobs=_counts(status.stored_jobs),
+            database=status_pb.DatabaseStatus(
+                writable=status.database.writable,
+                problem=status.database.problem,
+                unwritable_for_sec=status.database.unwritable_for_sec,
+                last_outage_sec=status.database.last_outage_sec,
+                since_last_outage_sec=status.database.since_last_outage_sec,
+            ),
         )
 
 

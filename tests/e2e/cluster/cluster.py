@@ -46,6 +46,8 @@ class Cluster:
     directory: Path
     database: DatabaseConfig
     task_delay_ms: int
+    hard_timeout_grace_sec: float | None = None
+    """Storage's grace after a task's hard timeout, if not the default."""
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
@@ -66,18 +68,18 @@ class Cluster:
             self.start_em(index)
 
     def start_storage(self) -> None:
+        pool: dict[str, float] = {
+            "execution_manager_stale_cutoff_sec": STORAGE_EM_CUTOFF_SEC,
+            "gc_interval_sec": 0.5,
+        }
+        if self.hard_timeout_grace_sec is not None:
+            pool["hard_timeout_grace_sec"] = self.hard_timeout_grace_sec
         config = _write_yaml(
             self.directory / "storage.yaml",
             {
                 "host": "127.0.0.1",
                 "port": self.storage_port,
-                "runtime": {
-                    "db": database_yaml(self.database),
-                    "task_instance_pool": {
-                        "execution_manager_stale_cutoff_sec": STORAGE_EM_CUTOFF_SEC,
-                        "gc_interval_sec": 0.5,
-                    },
-                },
+                "runtime": {"db": database_yaml(self.database), "task_instance_pool": pool},
             },
         )
         self.storage = spawn(

@@ -24,6 +24,7 @@ from spider.core.task_graph import (
     TaskGraph,
     TdlContext,
     TerminationTaskDescriptor,
+    TimeoutPolicy,
 )
 from spider.core.task_id import TaskId
 from spider.tdl import TaskContext, definition_of, value_codec
@@ -64,6 +65,7 @@ def descriptor(
     sources: Sequence[tuple[int, int]] | None = None,
     *,
     retries: int = 0,
+    timeouts: TimeoutPolicy | None = None,
 ) -> TaskDescriptor:
     """A graph node running ``function``, its inputs from ``sources`` (graph inputs if None)."""
     definition = definition_of(function)
@@ -71,7 +73,11 @@ def descriptor(
         TdlContext(PACKAGE, definition.name),
         list(definition.signature.inputs),
         list(definition.signature.outputs),
-        execution_policy=ExecutionPolicy(max_num_retry=retries, retry_delay=QUICK_RETRIES),
+        execution_policy=ExecutionPolicy(
+            max_num_retry=retries,
+            retry_delay=QUICK_RETRIES,
+            timeout_policy=timeouts or TimeoutPolicy(),
+        ),
         input_sources=None if sources is None else [InputSource(*pair) for pair in sources],
     )
 
@@ -119,8 +125,9 @@ def wordcount_job(text: bytes) -> Job:
     return Job(graph, [encode(bytes, text)], dict[bytes, int], partial)
 
 
-def nn_job(layers: int, width: int, seed: int) -> Job:
-    """Upstream's e2e ``nn`` workload, smaller: ``layers`` x ``width`` neurons.
+def nn_job(layers: int, width: int, seed: int, timeouts: TimeoutPolicy | None = None) -> Job:
+    """Upstream's e2e ``nn`` workload, smaller: ``layers`` x ``width`` neurons (each with
+    ``timeouts``, if given).
 
     Layer 0 neurons read ``FAN_IN`` graph inputs each; every later neuron reads ``FAN_IN``
     distinct outputs of the previous layer, dealt from a deck reshuffled whenever it runs out,
@@ -135,7 +142,10 @@ def nn_job(layers: int, width: int, seed: int) -> Job:
         EX.neuron_task_for_layer(0)(LOCAL_CONTEXT, *inputs[n * fan_in : (n + 1) * fan_in])
         for n in range(width)
     ]
-    previous = [graph.insert_task(descriptor(EX.neuron_task_for_layer(0))) for _ in range(width)]
+    previous = [
+        graph.insert_task(descriptor(EX.neuron_task_for_layer(0), timeouts=timeouts))
+        for _ in range(width)
+    ]
     for layer in range(1, layers):
         neuron = EX.neuron_task_for_layer(layer)
         deck: list[int] = []
@@ -146,7 +156,8 @@ def nn_job(layers: int, width: int, seed: int) -> Job:
                 deck = list(range(width))
                 rng.shuffle(deck)
             picks, deck = deck[:fan_in], deck[fan_in:]
-            current.append(graph.insert_task(descriptor(neuron, [(previous[p], 0) for p in picks])))
+            sources = [(previous[p], 0) for p in picks]
+            current.append(graph.insert_task(descriptor(neuron, sources, timeouts=timeouts)))
             next_values.append(neuron(LOCAL_CONTEXT, *(values[p] for p in picks)))
         previous, values = current, next_values
     return Job(graph, [encode(float, x) for x in inputs], float, values)

@@ -9,8 +9,19 @@ fault did land mid-job) and that the jobs end as if nothing had happened.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spider.core.task_graph import TimeoutPolicy
+from tests.mariadb_server import MariaDbServer
+from tests.small_disk import fill
 
 from .cluster import Cluster
 from .driver import (
@@ -48,8 +59,13 @@ def _wait_for_progress(cluster: Cluster, job_ids: list[int], ended_tasks: int) -
         time.sleep(POLL_INTERVAL)  # polling the journal until the jobs are under way
 
 
-def _run_through(cluster: Cluster, driver: JobDriver, fault: Callable[[], None]) -> None:
-    jobs = _jobs()
+def _run_through(
+    cluster: Cluster,
+    driver: JobDriver,
+    fault: Callable[[], None],
+    jobs: list[Job] | None = None,
+) -> None:
+    jobs = jobs or _jobs()
     job_ids = [driver.submit(job) for job in jobs]
     _wait_for_progress(cluster, job_ids, ENDED_BEFORE_FAULT)
     fault_at = time.time()
@@ -87,3 +103,103 @@ def test_jobs_survive_a_storage_crash_and_restart(
 
 def test_jobs_survive_a_scheduler_restart(fault_cluster: Cluster, fault_driver: JobDriver) -> None:
     _run_through(fault_cluster, fault_driver, fault_cluster.restart_scheduler)
+
+
+# --- storage's database refusing writes ------------------------------------------------------
+
+OUTAGE_SEC = 20.0
+SHORT_TIMEOUTS = TimeoutPolicy(soft_timeout_ms=2_000, hard_timeout_ms=3_000)
+"""Storage gives up on these instances 3 s plus a 2 s grace after registration unless the
+outage is left out of the count: an outage of 20 s would fail the job (it has no retries)."""
+
+
+def _outage_jobs() -> list[Job]:
+    # The flaky job, whose commit task the check reads, stays last.
+    return [nn_job(layers=4, width=6, seed=4, timeouts=SHORT_TIMEOUTS), *_jobs()]
+
+
+def _database_status(cluster: Cluster) -> dict[str, Any]:
+    """What ``spider status --json`` says about storage's database."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spider.cli",
+            "--storage",
+            f"127.0.0.1:{cluster.storage_port}",
+            "--json",
+            "status",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    database: dict[str, Any] = json.loads(result.stdout)["database"]
+    return database
+
+
+def _outage(
+    cluster: Cluster, refuse_writes: Callable[[], None], allow_writes: Callable[[], None]
+) -> Callable[[], None]:
+    """A fault: the database refuses writes for ``OUTAGE_SEC``, while the cluster must stay up
+    and ``spider status`` must say why."""
+
+    def fault() -> None:
+        refuse_writes()
+        seen: dict[str, Any] = {}
+        try:
+            ends = time.monotonic() + OUTAGE_SEC
+            while time.monotonic() < ends:
+                cluster.check_alive()
+                if not seen:
+                    status = _database_status(cluster)
+                    seen = {} if status["writable"] else status
+                time.sleep(0.5)  # the outage lasts its set time; the loop only watches it
+        finally:
+            allow_writes()
+        assert seen, "spider status never said that the database refused writes"
+        assert "cannot take writes" in seen["problem"], seen
+        status = _database_status(cluster)
+        while not status["writable"]:  # the next heartbeat's commit ends the outage
+            cluster.check_alive()
+            time.sleep(POLL_INTERVAL)
+            status = _database_status(cluster)
+        assert status["last_outage_sec"] >= OUTAGE_SEC - 1, status
+
+    return fault
+
+
+def test_jobs_survive_a_full_disk(
+    small_disk_cluster: Cluster, small_disk_driver: JobDriver
+) -> None:
+    disk = small_disk_cluster.directory / "disk"
+    filler: list[Path] = []
+    _run_through(
+        small_disk_cluster,
+        small_disk_driver,
+        _outage(
+            small_disk_cluster,
+            lambda: filler.append(fill(disk)),
+            lambda: filler.pop().unlink(),
+        ),
+        _outage_jobs(),
+    )
+
+
+@pytest.mark.mariadb
+def test_jobs_survive_a_mariadb_server_refusing_writes(
+    mariadb_cluster: Cluster, mariadb_driver: JobDriver, mariadb_server: MariaDbServer
+) -> None:
+    def read_only(on: bool) -> Callable[[], None]:
+        def switch() -> None:
+            with mariadb_server.admin() as admin:
+                admin.exec_driver_sql(f"SET GLOBAL read_only = {'ON' if on else 'OFF'}")
+
+        return switch
+
+    _run_through(
+        mariadb_cluster,
+        mariadb_driver,
+        _outage(mariadb_cluster, read_only(True), read_only(False)),
+        _outage_jobs(),
+    )

@@ -127,6 +127,8 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
             "cleanup": 0,
         }
         assert status["live_task_instances"] == 0
+        assert status["database"]["writable"] is True
+        assert status["database"]["problem"] == ""
         assert status["jobs"]["cached"] == {"Succeeded": 1}
         assert status["jobs"]["stored"] == {"Succeeded": 1}
 

@@ -141,6 +141,8 @@ async def test_cluster_status_reports_ems_queues_and_jobs(
     assert details.alive_execution_managers == 1
     assert details.lanes["task"].depth == 2  # the two tasks with no parent are ready
     assert details.cached_jobs == details.stored_jobs == {JobState.RUNNING: 1}
+    assert details.database.writable
+    assert details.database.unwritable_for_sec == 0.0
 
     with trio.fail_after(WAIT_LIMIT):
         await fake_em.run_until(job.id)

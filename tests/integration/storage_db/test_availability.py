@@ -6,11 +6,7 @@ driver exception.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sqlite3
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +21,7 @@ from spider.storage.db import (
     open_database,
 )
 from tests.mariadb_server import TEST_USER, MariaDbServer, free_tcp_port
+from tests.small_disk import fill, small_filesystem
 
 from .storage_helpers import INPUTS, NOW, add_group
 
@@ -142,36 +139,6 @@ def test_a_blob_over_max_allowed_packet_is_payload_too_large_not_an_outage(
                 admin.exec_driver_sql(f"SET GLOBAL max_allowed_packet = {int(original)}")
 
 
-@contextlib.contextmanager
-def _small_filesystem(mount_point: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` at ``mount_point``: a disk that really fills up. Needs root; skipped
-    without it, except under CI (which runs as root)."""
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        reason = f"cannot mount a tmpfs: {mounted.stderr.decode(errors='replace').strip()}"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the disk-full tests as root: {reason}")
-        pytest.skip(reason)
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=True)
-
-
-def _fill(directory: Path) -> Path:
-    """Write a file into ``directory`` until its filesystem is full."""
-    filler = directory / "filler"
-    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
-        while True:
-            out.write(b"\0" * 4096)
-    return filler
-
-
 def _write_jobs_until_it_fails(database: SqliteDatabase, group: ResourceGroupId) -> None:
     for _ in range(200):  # the free pages left in the file and its WAL take the first few
         database.insert_job(group, b"\xff" * 16_384, INPUTS, NOW)
@@ -179,12 +146,12 @@ def _write_jobs_until_it_fails(database: SqliteDatabase, group: ResourceGroupId)
 
 
 def test_a_full_disk_is_unavailable_until_space_is_freed(tmp_path: Path) -> None:
-    with _small_filesystem(tmp_path / "disk", "2m") as disk:
+    with small_filesystem(tmp_path / "disk", "2m") as disk:
         database = SqliteDatabase(disk / "storage.db")
         try:
             database.create_schema()
             group = add_group(database)
-            filler = _fill(disk)
+            filler = fill(disk)
 
             with pytest.raises(DatabaseUnavailable, match=r"cannot take writes.*free disk space"):
                 _write_jobs_until_it_fails(database, group)

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from spider.rpc import ServiceBase, UnaryMethod, UnimplementedError
 import spider.proto.storage.storage_pb2 as _storage_pb2
+from spider.proto.spider_py.status_pb2 import DatabaseStatus as DatabaseStatus
 from spider.proto.spider_py.status_pb2 import ExecutionManagerStatus as ExecutionManagerStatus
 from spider.proto.spider_py.status_pb2 import GetClusterStatusRequest as GetClusterStatusRequest
 from spider.proto.spider_py.status_pb2 import GetClusterStatusResponse as GetClusterStatusResponse
