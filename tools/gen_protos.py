@@ -37,6 +37,7 @@ PROTO_FILES = (
     "spider_py/status.proto",
     "spider_py/execution.proto",
     "spider_py/jobs.proto",
+    "spider_py/revocation.proto",
 )
 PACKAGE = "spider.proto"
 PACKAGE_DIR = ROOT / "spider" / "proto"

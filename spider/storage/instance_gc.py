@@ -18,6 +18,9 @@ The sweep still asks the database about stale EMs (counting only EMs already sil
 outage began) and removes the instances of dead ones, but times none out while the database
 still cannot write; the outage's end postpones the deadlines it overlapped (docs/storage.md#database-outages). A sweep that fails on
 the database is skipped with a warning; the next one tries again.
+
+Revocations (``spider.storage.revocations``) of the dead EMs, and those past their instance's
+hard deadline, are forgotten first.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ async def sweep_task_instances(lifecycle: JobLifecycle) -> SweepReport:
             len(newly_dead),
             ", ".join(str(em_id) for em_id in newly_dead),
         )
+    revocations = lifecycle.pool.revocations
+    revocations.forget_execution_managers(newly_dead)
+    # Past its hard deadline a revoked instance has been killed by its EM's own hard timeout.
+    revocations.expire(lifecycle.monotonic())
     removed = hard = soft = 0
     outage = lifecycle.persistence.outage
     for record in lifecycle.pool.snapshot():

@@ -6,6 +6,9 @@ task control blocks: an instance enters both at registration and leaves both whe
 removed, or made stale by its task or job ending (upstream left a failed job's instances in the pool
 until their EM died, docs/upstream.md#the-inbound-queue-and-the-task-instance-pool).
 
+An instance dropped while its EM may still run it (its job cancelled or failed, a twin
+succeeded) is handed to ``revocations``, for its EM to kill (``spider.storage.revocations``).
+
 Deadlines are in ``trio.current_time()`` seconds (monotonic), not wall time.
 """
 
@@ -20,6 +23,7 @@ from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, TaskInst
 from spider.core.task_graph import TimeoutPolicy
 from spider.core.task_id import TaskId
 from spider.storage.outage import OutagePeriod
+from spider.storage.revocations import InstanceRevocations
 
 
 @attrs.define(eq=False, slots=True)
@@ -44,6 +48,8 @@ class TaskInstancePool:
     """Live instances by id, and the id counter."""
 
     hard_timeout_grace: float
+    revocations: InstanceRevocations = attrs.field(factory=InstanceRevocations)
+    """Dropped instances whose EMs have not heard yet that storage no longer wants them."""
     _records: dict[TaskInstanceId, InstanceRecord] = attrs.field(factory=dict)
     _next_id: int = 1
 
@@ -88,6 +94,19 @@ class TaskInstancePool:
         records = self._records
         for instance_id in instance_ids:
             records.pop(instance_id, None)
+
+    def revoke(
+        self, instance_ids: Iterable[TaskInstanceId], *, reported: TaskInstanceId | None = None
+    ) -> None:
+        """Forget instances storage dropped (a task or job ended); each one but ``reported``
+        (whose EM has just said it ended) may still be running, so its EM is asked to kill it."""
+        records = self._records
+        for instance_id in instance_ids:
+            record = records.pop(instance_id, None)
+            if record is not None and instance_id != reported:
+                self.revocations.revoke(
+                    record.execution_manager_id, instance_id, record.hard_deadline
+                )
 
     def count_by_execution_manager(self) -> dict[ExecutionManagerId, int]:
         """How many live instances each EM holds (EMs with none are left out)."""

@@ -186,7 +186,7 @@ class JobLifecycle:
                 )
             await self._transition(jcb, target)
             dropped = jcb.apply_cancel(target)
-        self.pool.discard(dropped)
+        self.pool.revoke(dropped)
         if target is JobState.CLEANUP_READY:
             self._enqueue(jcb, [TaskId.CLEANUP])
         else:
@@ -303,8 +303,13 @@ class JobLifecycle:
                 payloads = decode_frame(serialized_outputs)
             except WireFormatError as exc:
                 raise BadRequest(f"task outputs of task {task_id}: {exc}") from exc
-        jcb = self._cached_for_instances(job_id)
-        jcb.live_block(task_id, instance_id)
+        try:
+            jcb = self._cached_for_instances(job_id)
+            jcb.live_block(task_id, instance_id)
+        except CacheStale:
+            # Revoked, but it ended before its EM could kill it: nothing is left to kill.
+            self.pool.revocations.forget_instance(instance_id)
+            raise
         if payloads is not None:
             assert jcb.dataflow is not None
             assert task_id.position is not None
@@ -316,16 +321,20 @@ class JobLifecycle:
             await jcb.recording_ended()
             jcb.live_block(task_id, instance_id)
         if payloads is not None and index is not None and jcb.may_record(index):
-            ready = await self._record_regular_task(jcb, index, payloads, serialized_outputs)
+            ready = await self._record_regular_task(
+                jcb, index, payloads, serialized_outputs, instance_id
+            )
             self._enqueue(jcb, ready)
             return
         async with jcb.exclusive():
             tcb = jcb.live_block(task_id, instance_id)
             if payloads is None:
-                await self._finish_termination_task(jcb, tcb)
+                await self._finish_termination_task(jcb, tcb, instance_id)
                 return
             assert index is not None
-            ready = await self._finish_regular_task(jcb, index, payloads, serialized_outputs)
+            ready = await self._finish_regular_task(
+                jcb, index, payloads, serialized_outputs, instance_id
+            )
         self._enqueue(jcb, ready)
 
     async def report_task_failure(
@@ -339,8 +348,13 @@ class JobLifecycle:
         """An instance failed: retry the task, or fail the job if no retry is left."""
         await trio.lowlevel.checkpoint()
         self._check_session(session_id)
-        jcb = self._cached_for_instances(job_id)
-        await self._fail_instance(jcb, task_id, instance_id, error_message)
+        try:
+            jcb = self._cached_for_instances(job_id)
+            await self._fail_instance(jcb, task_id, instance_id, error_message)
+        except CacheStale:
+            # Revoked, but it ended before its EM could kill it: nothing is left to kill.
+            self.pool.revocations.forget_instance(instance_id)
+            raise
 
     # --- instance removal and resends (task-instance pool sweeps, scheduler changes) --------
 
@@ -401,7 +415,12 @@ class JobLifecycle:
     # --- internals -------------------------------------------------------------------------
 
     async def _record_regular_task(
-        self, jcb: JobControlBlock, index: int, payloads: list[bytes], frame: bytes
+        self,
+        jcb: JobControlBlock,
+        index: int,
+        payloads: list[bytes],
+        frame: bytes,
+        reported: TaskInstanceId,
     ) -> list[TaskId]:
         """Without the job lock: persist a success that cannot end the job, apply it.
 
@@ -415,31 +434,39 @@ class JobLifecycle:
             ready, dropped = jcb.apply_task_success(index, payloads)
         finally:
             jcb.end_recording(index)
-        self.pool.discard(dropped)
+        self.pool.revoke(dropped, reported=reported)
         return ready
 
     async def _finish_regular_task(
-        self, jcb: JobControlBlock, index: int, payloads: list[bytes], frame: bytes
+        self,
+        jcb: JobControlBlock,
+        index: int,
+        payloads: list[bytes],
+        frame: bytes,
+        reported: TaskInstanceId,
     ) -> list[TaskId]:
         """Holding the job: persist a regular task's success, apply it; return ready work."""
         if jcb.is_last_task():
             state, outputs = jcb.completion_outputs(index, payloads)
             await self._transition(jcb, state, serialized_outputs=outputs)
-            self.pool.discard(jcb.apply_completion(index, payloads, state, outputs))
+            dropped = jcb.apply_completion(index, payloads, state, outputs)
+            self.pool.revoke(dropped, reported=reported)
             if state is JobState.COMMIT_READY:
                 return [TaskId.COMMIT]
             self._terminated(jcb)
             return []
         await self.persistence.record_task_outputs(jcb.id, index, frame)
         ready, dropped = jcb.apply_task_success(index, payloads)
-        self.pool.discard(dropped)
+        self.pool.revoke(dropped, reported=reported)
         return ready
 
-    async def _finish_termination_task(self, jcb: JobControlBlock, tcb: TaskControlBlock) -> None:
+    async def _finish_termination_task(
+        self, jcb: JobControlBlock, tcb: TaskControlBlock, reported: TaskInstanceId
+    ) -> None:
         """Holding the job: the commit task ends the job Succeeded, the cleanup Cancelled."""
         target = JobState.SUCCEEDED if tcb is jcb.commit else JobState.CANCELLED
         await self._transition(jcb, target)
-        self.pool.discard(jcb.apply_termination_success(tcb))
+        self.pool.revoke(jcb.apply_termination_success(tcb), reported=reported)
         self._terminated(jcb)
 
     async def _fail_instance(
@@ -455,7 +482,7 @@ class JobLifecycle:
             tcb = jcb.live_block(task_id, instance_id)
             await self._transition(jcb, JobState.FAILED, error_message=message)
             dropped = jcb.apply_failure(tcb, message)
-        self.pool.discard(dropped)
+        self.pool.revoke(dropped, reported=instance_id)
         self._terminated(jcb)
         LOGGER.info(
             "job %s failed: task %s ran out of retries: %s",

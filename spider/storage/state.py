@@ -52,11 +52,14 @@ from spider.storage.outage import DatabaseOutage
 from spider.storage.passwords import burn_verification_time, hash_password, verify_password
 from spider.storage.persistence import Persistence
 from spider.storage.recovery import RecoveryReport, recover
+from spider.storage.revocations import RevocationAnswer
 
 LOGGER = logging.getLogger("spider.storage")
 
 MAX_EXTERNAL_ID_CHARS = 256
 MAX_PASSWORD_BYTES = 2048
+MAX_REVOCATION_WAIT_SEC = 60.0
+"""The longest one ``WaitRevokedInstances`` waits, whatever the EM asks."""
 
 
 @attrs.frozen
@@ -162,6 +165,24 @@ class StorageState:
         job to end; its state, and its outputs or error once it has."""
         wait_sec = min(wait_sec, self.config.runtime.max_job_wait_sec)
         return await self.lifecycle.wait_for_job(job_id, wait_sec)
+
+    # --- Spider-py's InstanceRevocationService --------------------------------------------
+
+    async def wait_revoked_instances(
+        self,
+        execution_manager_id: ExecutionManagerId,
+        session_id: SessionId,
+        known_revision: int,
+        wait_sec: float,
+    ) -> RevocationAnswer:
+        """``WaitRevokedInstances``: the EM's revocations after ``known_revision``, waiting up
+        to ``wait_sec`` (at most ``MAX_REVOCATION_WAIT_SEC``) for one. A revision from another
+        storage session means nothing here: it is read as 0."""
+        if session_id != self.session:
+            known_revision = 0
+        wait_sec = min(wait_sec, MAX_REVOCATION_WAIT_SEC)
+        revocations = self.lifecycle.pool.revocations
+        return await revocations.wait(execution_manager_id, known_revision, wait_sec)
 
     # --- InboundQueueService ---------------------------------------------------------------
 

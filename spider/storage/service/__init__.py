@@ -1,7 +1,7 @@
 """The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
 plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.status``) and
-``JobSubmissionService`` (package ``spider_py.jobs``) and ``TaskInstanceBatchService`` (package
-``spider_py.execution``).
+``JobSubmissionService`` (package ``spider_py.jobs``), ``TaskInstanceBatchService`` (package
+``spider_py.execution``) and ``InstanceRevocationService`` (package ``spider_py.revocation``).
 
 Each service translates proto messages to domain values (``_unpack``), makes one domain call
 (``JobLifecycle`` for jobs and task instances, ``StorageState`` for what adds checks of its own)
@@ -19,6 +19,7 @@ from spider.storage.service.job_orchestration import JobOrchestrationService
 from spider.storage.service.job_submission import JobSubmissionService
 from spider.storage.service.liveness import ExecutionManagerLivenessService
 from spider.storage.service.resource_groups import ResourceGroupManagementService
+from spider.storage.service.revocations import InstanceRevocationService
 from spider.storage.service.schedulers import SchedulerRegistrationService
 from spider.storage.service.sessions import SessionManagementService
 from spider.storage.service.task_instance_batches import TaskInstanceBatchService
@@ -29,6 +30,7 @@ __all__ = [
     "ClusterStatusService",
     "ExecutionManagerLivenessService",
     "InboundQueueService",
+    "InstanceRevocationService",
     "JobOrchestrationService",
     "JobSubmissionService",
     "ResourceGroupManagementService",
@@ -56,4 +58,5 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         ClusterStatusService(state),
         JobSubmissionService(state),
         TaskInstanceBatchService(task_instances),
+        InstanceRevocationService(state),
     ]
