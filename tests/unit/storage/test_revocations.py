@@ -219,15 +219,14 @@ async def test_a_late_report_of_a_revoked_instance_forgets_it(
     worker = await em(state)
     instance = await run(state, job_id, 0, worker)
     await state.lifecycle.cancel_job(job_id)
+    lifecycle = state.lifecycle
+    late = (
+        lifecycle.report_task_success(job_id, TaskId.index(0), instance, state.session, frame_of(1))
+        if outcome == "success"
+        else lifecycle.report_task_failure(job_id, TaskId.index(0), instance, state.session, "x")
+    )
     with pytest.raises(CacheStale):
-        if outcome == "success":
-            await state.lifecycle.report_task_success(
-                job_id, TaskId.index(0), instance, state.session, frame_of(1)
-            )
-        else:
-            await state.lifecycle.report_task_failure(
-                job_id, TaskId.index(0), instance, state.session, "late"
-            )
+        await late
     assert (await poll(state, worker)).instance_ids == ()
 
 
