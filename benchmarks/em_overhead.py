@@ -27,7 +27,7 @@ import logging
 import shutil
 import tempfile
 import textwrap
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -216,6 +216,9 @@ class TimedPool:
 
     def set_shutdown_deadline(self, deadline: float) -> None:
         self.pool.set_shutdown_deadline(deadline)
+
+    def revoke(self, instance_ids: Iterable[TaskInstanceId]) -> list[TaskInstanceId]:
+        return self.pool.revoke(instance_ids)
 
 
 @attrs.frozen

@@ -64,3 +64,13 @@ class ReportTarget:
     task_instance_id: TaskInstanceId
     em_id: ExecutionManagerId
     session: SessionId
+
+
+@attrs.frozen
+class RevokedInstances:
+    """Storage's answer to Spider-py's ``WaitRevokedInstances``: instances to kill, and the
+    cursor (session and revision) that the next poll sends back to acknowledge them."""
+
+    session: SessionId
+    revision: int
+    instance_ids: tuple[TaskInstanceId, ...]

@@ -15,8 +15,9 @@ the consumed-assignment ledger and the reporter. An iteration:
    pushing their record to the ledger; one whose registration a stop interrupted is not.
 4. Run it on the slot. A stop no longer interrupts anything from here: the pool's shutdown
    deadline (grace) bounds the task.
-5. Drop the outcome if the session moved on while the task ran; otherwise hand it to the
-   reporter (which waits while too many reports are pending) and loop.
+5. Drop the outcome if storage revoked the instance (the pool killed it: the revocation
+   poller) or the session moved on while the task ran; otherwise hand it to the reporter
+   (which waits while too many reports are pending) and loop.
 
 Steps 1-3 race the stop (``EmStop``): each is a cancel scope that the first stop request ends at
 once, raced by one task per loop rather than one per iteration.
@@ -339,6 +340,11 @@ class Dispatcher:
         }
         LOGGER.debug("Task executor acquired for execution.", extra=fields)
         outcome = self._explain(await slot.run(request))
+        if isinstance(outcome, TaskFailed) and outcome.kind == PoolFailureKind.REVOKED:
+            # Storage dropped the instance (its job ended, or a twin succeeded): a report would
+            # be refused, and the kill is no failure of the task.
+            LOGGER.info("Task instance revoked by storage; not reporting it.", extra=fields)
+            return
         _log_outcome(outcome, fields)
         if self.tracker.is_stale(assignment.session):
             LOGGER.warning(

@@ -7,15 +7,21 @@ fakes. Every client method raises ``spider.em.errors.EmClientError`` subclasses,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import attrs
 
 from spider.core.assignment import ConsumedAssignment
-from spider.core.ids import ExecutionManagerId, SessionId
-from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.core.ids import ExecutionManagerId, SessionId, TaskInstanceId
+from spider.em.assignment import (
+    Assignment,
+    ExecutionContext,
+    Registration,
+    ReportTarget,
+    RevokedInstances,
+)
 from spider.em.errors import EmClientError
 from spider.em.pool import TaskOutcome, TaskRequest
 
@@ -107,13 +113,27 @@ class StorageClient(Protocol):
         ...
 
 
+class RevocationClient(Protocol):
+    """Storage's ``InstanceRevocationService`` (Spider-py's extension)."""
+
+    async def wait_revoked_instances(
+        self, em_id: ExecutionManagerId, session: SessionId, known_revision: int, wait_ms: int
+    ) -> RevokedInstances:
+        """One ``WaitRevokedInstances`` long poll: the instances of this EM storage revoked after
+        ``known_revision`` of ``session`` (which it acknowledges), waiting up to ``wait_ms`` for
+        one. ``ExtensionUnavailable`` from an upstream storage."""
+        ...
+
+
 @attrs.frozen
 class EmClients:
-    """The three clients the runtime uses."""
+    """The clients the runtime uses."""
 
     liveness: LivenessClient
     scheduler: SchedulerClient
     storage: StorageClient
+    revocation: RevocationClient | None = None
+    """Spider-py's revocation long poll; ``None``: instances storage drops run to their end."""
 
 
 class TaskSlot(Protocol):
@@ -143,6 +163,11 @@ class TaskPool(Protocol):
 
     def set_shutdown_deadline(self, deadline: float) -> None:
         """Kill tasks still running at ``deadline``; they end as ``TaskFailed(kind="shutdown")``."""
+        ...
+
+    def revoke(self, instance_ids: Iterable[TaskInstanceId]) -> list[TaskInstanceId]:
+        """Kill the running tasks of ``instance_ids``; they end as ``TaskFailed(kind="revoked")``
+        (never reported). Returns those that were running."""
         ...
 
 

@@ -8,6 +8,7 @@
         scheduler heartbeat loop          # supervised
         process pool:
             task deadline follower        # the stop's task deadline -> the pool
+            revocation poller             # supervised; storage's revoked instances -> pool kills
             reporters' nursery            # report senders over a bounded queue of outcomes
                 dispatch loop per slot    # poll -> triage -> register -> run -> submit report
             # dispatch over: reports get `shutdown_drain` more seconds (less once forced)
@@ -50,6 +51,7 @@ from spider.em.pool import ExecutorSpawnError
 from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClient, TaskSlot
 from spider.em.registration import Registrar
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
+from spider.em.revocation import REVOCATION_POLL_WAIT_MS, RevocationPoller
 from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
 from spider.em.stop import EmStop
 
@@ -100,6 +102,10 @@ class ExtensionSettings:
     ends. They are not registered (their timeouts do not run) until a slot starts them."""
     max_report_batch: int = attrs.field(default=64, validator=_positive_count)
     """The most outcomes one ``ReportTaskOutcomes`` carries."""
+    revocation_poll_wait_ms: int = attrs.field(
+        default=REVOCATION_POLL_WAIT_MS, validator=_positive_count
+    )
+    """How long one ``WaitRevokedInstances`` long poll may wait at storage (which caps it)."""
 
 
 @attrs.frozen
@@ -192,8 +198,16 @@ async def run_execution_manager(
                 scheduler_extension=settings.extension.enabled,
                 max_tasks_per_poll=settings.extension.max_tasks_per_poll,
             )
+            poller = None
+            if settings.extension.enabled and clients.revocation is not None:
+                poller = RevocationPoller(
+                    clients.revocation,
+                    em_id,
+                    settings.retry,
+                    settings.extension.revocation_poll_wait_ms,
+                )
             try:
-                await _serve(dispatcher, open_pool, settings, stop)
+                await _serve(dispatcher, open_pool, settings, stop, poller)
             finally:
                 bound = stop.forced_bound if stop.forced else settings.shutdown_rpc_bound
                 async with stop.bounded_when_forced(
@@ -254,11 +268,17 @@ async def _serve(
     open_pool: PoolOpener,
     settings: RuntimeSettings,
     stop: EmStop,
+    poller: RevocationPoller | None,
 ) -> None:
-    """Open the pool, run one dispatch loop per slot until stopped, then drain the reports."""
+    """Open the pool, run one dispatch loop per slot until stopped, then drain the reports.
+
+    The revocation poller runs as long as tasks may: through the shutdown grace, until the
+    reports have drained."""
     async with open_pool() as pool, trio.open_nursery() as serving:
         dispatcher.prefetch_limit = settings.extension.prefetch_per_slot * len(pool.slots)
         serving.start_soon(stop.follow_task_deadline, pool.set_shutdown_deadline)
+        if poller is not None:
+            serving.start_soon(supervise, "revocation poller", poller.run, pool)
         async with stop.bounded_when_forced() as drain, trio.open_nursery() as reporters:
             reporters.start_soon(dispatcher.reporter.run)
             async with trio.open_nursery() as dispatchers:

@@ -14,8 +14,14 @@ import attrs
 
 from spider.core.assignment import ConsumedAssignment
 from spider.core.exception_mapping import map_exceptions
-from spider.core.ids import ExecutionManagerId, SessionId
-from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.core.ids import ExecutionManagerId, SessionId, TaskInstanceId
+from spider.em.assignment import (
+    Assignment,
+    ExecutionContext,
+    Registration,
+    ReportTarget,
+    RevokedInstances,
+)
 from spider.em.clients._convert import (
     assignment_from_proto,
     assignments_from_proto,
@@ -44,6 +50,7 @@ from spider.em.ports import EmClients
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
 from spider.proto.spider_py import execution as execution_pb
+from spider.proto.spider_py import revocation as revocation_pb
 from spider.rpc import (
     Endpoint,
     RpcChannel,
@@ -70,7 +77,8 @@ class ClientDeadlines:
     call: float = attrs.field(default=10.0, validator=_positive_seconds)
     """Registration, heartbeats, task-instance registration and reports."""
     next_task_margin: float = attrs.field(default=5.0, validator=_positive_seconds)
-    """Added to ``NextTask``'s wait: the scheduler may hold the call for the whole wait."""
+    """Added to the wait of ``NextTask`` and of ``WaitRevokedInstances``: the peer may hold the
+    call for the whole wait."""
     shutdown: float = attrs.field(default=5.0, validator=_positive_seconds)
     """``Shutdown``."""
 
@@ -253,6 +261,28 @@ class GrpcStorageClient:
             for code, message in statuses
         ]
 
+    async def wait_revoked_instances(
+        self, em_id: ExecutionManagerId, session: SessionId, known_revision: int, wait_ms: int
+    ) -> RevokedInstances:
+        """``WaitRevokedInstances`` (Spider-py's extension), bounded by the wait plus
+        ``next_task_margin``; a cancelled call is abandoned (the next poll asks again)."""
+        with _mapped(storage_error, "WaitRevokedInstances", extension=True):
+            response = await self._channel.call(
+                revocation_pb.InstanceRevocationServiceStub.wait_revoked_instances,
+                revocation_pb.WaitRevokedInstancesRequest(
+                    execution_manager_id=em_id,
+                    session_id=session,
+                    known_revision=known_revision,
+                    wait_time_ms=wait_ms,
+                ),
+                deadline=wait_ms / 1000 + self._deadlines.next_task_margin,
+            )
+        return RevokedInstances(
+            SessionId(response.session_id),
+            response.revision,
+            tuple(TaskInstanceId(i) for i in response.task_instance_ids),
+        )
+
 
 def _mapped(
     to_client_error: _ErrorMapping, operation: str, *, extension: bool = False
@@ -297,10 +327,12 @@ async def open_grpc_clients(
         connect_channel(storage, config) as storage_channel,
         connect_channel(scheduler, config) as scheduler_channel,
     ):
+        storage_client = GrpcStorageClient(storage_channel, deadlines)
         yield EmClients(
             liveness=GrpcLivenessClient(liveness_channel, deadlines),
             scheduler=GrpcSchedulerClient(scheduler_channel, deadlines),
-            storage=GrpcStorageClient(storage_channel, deadlines),
+            storage=storage_client,
+            revocation=storage_client,
         )
 
 
@@ -310,8 +342,10 @@ def local_clients(
     """The runtime's clients over given channels: ``LocalChannel`` s in the embedded cluster,
     where storage and the scheduler run in this process. The same clients, status mapping and
     deadlines as over gRPC."""
+    storage_client = GrpcStorageClient(storage, deadlines)
     return EmClients(
         liveness=GrpcLivenessClient(storage, deadlines),
         scheduler=GrpcSchedulerClient(scheduler, deadlines),
-        storage=GrpcStorageClient(storage, deadlines),
+        storage=storage_client,
+        revocation=storage_client,
     )

@@ -43,6 +43,8 @@ class PoolFailureKind(enum.StrEnum):
     OUTPUT_TOO_LARGE = "output_too_large"
     MEMORY_LIMIT = "memory_limit"
     SHUTDOWN = "shutdown"
+    REVOKED = "revoked"
+    """Storage no longer wanted the instance (``ProcessPool.revoke``): it is not reported."""
 
 
 @attrs.frozen
@@ -130,6 +132,16 @@ def protocol_failure(error: ExecutorProtocolError) -> TaskFailed:
     return TaskFailed(
         f"executor crashed: it sent an invalid reply and was killed ({error})",
         PoolFailureKind.CRASH,
+    )
+
+
+def revoked_failure(*, started: bool) -> TaskFailed:
+    """Storage revoked the instance (its job was cancelled or failed, a twin succeeded) and the
+    pool killed it, or did not start it. Never reported: storage has already decided."""
+    what = "killed" if started else "not run"
+    return TaskFailed(
+        f"{what}: storage revoked the task instance (its job ended or a twin succeeded)",
+        PoolFailureKind.REVOKED,
     )
 
 

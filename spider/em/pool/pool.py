@@ -9,6 +9,7 @@ Synopsis::
                 dispatch.start_soon(dispatch_loop, slot)
         ...
         pool.set_shutdown_deadline(trio.current_time() + grace)   # on SIGTERM
+        pool.revoke(instance_ids)   # storage no longer wants these: kill them, report nothing
 
 Every executor runs in its own process group with a forwarder draining its stderr into the EM's
 log. Leaving the block closes every executor (``Shutdown``, a bounded wait, a group kill, a
@@ -18,7 +19,7 @@ reap) and waits, bounded, for the forwarders to read what is left.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -27,7 +28,9 @@ import trio
 from trio_util import AsyncValue
 
 from spider.core.exception_groups import leaves_if_only
+from spider.core.ids import TaskInstanceId
 from spider.em.pool._executor import REAP_BOUND, ExecutorSpawner
+from spider.em.pool._revoked import RevokedBeforeStart
 from spider.em.pool.config import PoolConfig
 from spider.em.pool.errors import ExecutorSpawnError
 from spider.em.pool.slot import ExecutorSlot, SlotStatistics
@@ -44,6 +47,7 @@ class ProcessPool:
     slots: Sequence[ExecutorSlot]
     """One per configured executor; run one dispatch loop per slot."""
     _shutdown: AsyncValue[float]
+    _revoked_early: RevokedBeforeStart = attrs.field(factory=RevokedBeforeStart)
 
     @property
     def shutdown_deadline(self) -> float:
@@ -60,6 +64,22 @@ class ProcessPool:
         so the deadline can be brought forward (a second signal: ``trio.current_time()``).
         """
         self._shutdown.value = deadline
+
+    def revoke(self, instance_ids: Iterable[TaskInstanceId]) -> list[TaskInstanceId]:
+        """Kill the tasks of ``instance_ids`` that are running; return those.
+
+        Each one's ``run`` returns ``TaskFailed(kind="revoked")``, which the EM does not report,
+        and its slot goes on with a replacement executor, as after any kill (not counted as a
+        crash). An id that no slot runs yet is remembered, so a slot that gets it later does
+        not start it; one that already ended is ignored.
+        """
+        killed: list[TaskInstanceId] = []
+        for instance_id in instance_ids:
+            if any(slot.revoke(instance_id) for slot in self.slots):
+                killed.append(instance_id)
+            else:
+                self._revoked_early.add(instance_id)
+        return killed
 
     def statistics(self) -> list[SlotStatistics]:
         """Each slot's statistics, in slot order."""
@@ -79,13 +99,15 @@ async def open_process_pool(config: PoolConfig) -> AsyncIterator[ProcessPool]:
             spawner = ExecutorSpawner(config, background)
             # Each slot races it for its own running task's scope.
             shutdown = AsyncValue(math.inf)
+            revoked_early = RevokedBeforeStart()
             slots = tuple(
-                ExecutorSlot(index, config, spawner, shutdown) for index in range(config.executors)
+                ExecutorSlot(index, config, spawner, shutdown, revoked_early)
+                for index in range(config.executors)
             )
             try:
                 await _open_slots(slots, config.warm_spare)
                 opened = True
-                yield ProcessPool(config, slots, shutdown)
+                yield ProcessPool(config, slots, shutdown, revoked_early)
             finally:
                 with trio.move_on_after(
                     config.shutdown_grace + REAP_BOUND + _CLOSE_SLACK, shield=True

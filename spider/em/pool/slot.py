@@ -10,8 +10,10 @@ import attrs
 import trio
 from trio_util import AsyncValue, RepeatedEvent
 
+from spider.core.ids import TaskInstanceId
 from spider.em.pool._executor import ExecutorSpawner, PooledExecutor, SpawnReason
 from spider.em.pool._forwarder import TaskLabels
+from spider.em.pool._revoked import RevokedBeforeStart
 from spider.em.pool.config import PoolConfig
 from spider.em.pool.errors import PoolClosedError, PoolError, SlotBusyError
 from spider.em.pool.outcome import (
@@ -22,6 +24,7 @@ from spider.em.pool.outcome import (
     hard_timeout_failure,
     outcome_of,
     protocol_failure,
+    revoked_failure,
     shutdown_failure,
 )
 from spider.em.pool.request import TaskRequest
@@ -69,8 +72,14 @@ class ExecutorSlot:
     _spawner: ExecutorSpawner
     _shutdown: AsyncValue[float]
     """The pool's shutdown deadline (``ProcessPool.set_shutdown_deadline``), shared by all slots."""
+    _revoked_early: RevokedBeforeStart
+    """Instances revoked before any slot ran them (shared by the pool's slots)."""
     _bounded: tuple[trio.CancelScope, float] | None = attrs.field(default=None, init=False)
     """The slot's scope that the shutdown deadline ends, with its own cap (a hard timeout)."""
+    _running: TaskInstanceId | None = attrs.field(default=None, init=False)
+    """The instance whose task runs on the executor now (inside ``_bounded``)."""
+    _revoked: bool = attrs.field(default=False, init=False)
+    """``revoke`` ended the running task's scope."""
     _follower_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope, init=False)
     _executor: PooledExecutor | None = attrs.field(default=None, init=False)
     _spares: trio.MemoryReceiveChannel[PooledExecutor] | None = attrs.field(
@@ -143,9 +152,28 @@ class ExecutorSlot:
             busy=self._busy,
         )
 
+    def revoke(self, instance_id: TaskInstanceId) -> bool:
+        """Kill the running task if it is ``instance_id``; ``run`` then returns
+        ``TaskFailed(kind="revoked")`` and the next task runs on a replacement executor.
+        Returns whether it was running here."""
+        if self._running != instance_id or self._bounded is None:
+            return False
+        self._revoked = True
+        self._bounded[0].cancel(reason=f"storage revoked task instance {instance_id}")
+        return True
+
     async def _run_on(self, executor: PooledExecutor, request: TaskRequest) -> TaskOutcome:
         execute = request.executor_request()
         await self._catch_up(executor)
+        # No checkpoint from here until ``_running`` is set: a revocation lands either in
+        # ``_revoked_early`` before this check or on the running task after it.
+        if self._revoked_early.take(request.task_instance_id):
+            LOGGER.info(
+                "Task instance revoked by storage before it started; not running it.",
+                extra=self._fields(executor, request),
+            )
+            await trio.lowlevel.checkpoint()
+            return revoked_failure(started=False)
         executor.forwarder.attribute_to(
             TaskLabels(request.job_id, request.task_id, request.task_instance_id)
         )
@@ -154,6 +182,7 @@ class ExecutorSlot:
         # costs as much as the rest of the pool's per-task work.
         hard_deadline = trio.current_time() + request.hard_timeout
         scope = self._open_bounded(cap=hard_deadline)
+        self._running, self._revoked = request.task_instance_id, False
         try:
             with scope:
                 response = await executor.process.execute(execute)
@@ -177,8 +206,16 @@ class ExecutorSlot:
             raise
         finally:
             self._bounded = None
+            self._running = None
         if scope.cancelled_caught:
             await self._discard(executor)
+            if self._revoked:
+                # Not the task's fault, and not a crash: storage has already decided its task.
+                LOGGER.info(
+                    "Task instance revoked by storage; killed its executor.",
+                    extra=self._fields(executor, request),
+                )
+                return revoked_failure(started=True)
             if scope.deadline < hard_deadline:  # the shutdown deadline came first
                 LOGGER.warning("Task killed at shutdown.", extra=self._fields(executor, request))
                 return shutdown_failure(started=True)

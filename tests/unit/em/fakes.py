@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -382,6 +382,16 @@ class FakeSlot:
     index: int
     pool: FakePool
     running: TaskRequest | None = None
+    _scope: trio.CancelScope | None = None
+    _revoked: bool = False
+
+    def revoke(self, instance_id: TaskInstanceId) -> bool:
+        if self.running is None or self.running.task_instance_id != instance_id:
+            return False
+        assert self._scope is not None
+        self._revoked = True
+        self._scope.cancel()
+        return True
 
     async def wait_ready(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -393,15 +403,19 @@ class FakeSlot:
         self.pool.notify()
         scope = trio.CancelScope(deadline=self.pool.deadline)
         self.pool.scopes.add(scope)
+        self._scope, self._revoked = scope, False
         try:
             with scope:
                 with trio.move_on_after(request.hard_timeout) as timeout:
                     return await behaviour(request)
                 assert timeout.cancelled_caught
                 return TaskFailed("hard timeout exceeded", PoolFailureKind.TIMEOUT)
+            if self._revoked:
+                return TaskFailed("revoked by the fake pool", PoolFailureKind.REVOKED)
             return TaskFailed("killed by the fake pool", PoolFailureKind.SHUTDOWN)
         finally:
             self.pool.scopes.discard(scope)
+            self._scope = None
             self.running = None
             self.pool.finished.append(request)
             self.pool.notify()
@@ -420,6 +434,8 @@ class FakePool(Watchable):
     opened: int = 0
     open_error: BaseException | None = None
     slots: list[FakeSlot] = attrs.field(factory=list)
+    revoked: list[list[TaskInstanceId]] = attrs.field(factory=list)
+    """Every ``revoke`` call's ids."""
 
     def __attrs_post_init__(self) -> None:
         Watchable.__init__(self)
@@ -429,6 +445,13 @@ class FakePool(Watchable):
         self.deadline = deadline
         for scope in self.scopes:
             scope.deadline = deadline
+
+    def revoke(self, instance_ids: Iterable[TaskInstanceId]) -> list[TaskInstanceId]:
+        ids = list(instance_ids)
+        killed = [i for i in ids if any(slot.revoke(i) for slot in self.slots)]
+        self.revoked.append(ids)
+        self.notify()
+        return killed
 
     @asynccontextmanager
     async def open(self) -> AsyncIterator[FakePool]:
