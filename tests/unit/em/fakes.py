@@ -29,7 +29,13 @@ from spider.core.ids import (
     SessionId,
     TaskInstanceId,
 )
-from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
+from spider.em.assignment import (
+    Assignment,
+    ExecutionContext,
+    Registration,
+    ReportTarget,
+    RevokedInstances,
+)
 from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
@@ -462,8 +468,63 @@ class FakePool(Watchable):
         yield self
 
 
-def fake_clients(storage: FakeStorage, scheduler: FakeScheduler) -> EmClients:
-    return EmClients(liveness=storage, scheduler=scheduler, storage=storage)
+@attrs.define(eq=False)
+class FakeRevocations(Watchable):
+    """``RevocationClient``: storage's revocation long poll, with its cursor, over a list."""
+
+    session: SessionId = attrs.field(default=SessionId(5))
+    extension: bool = True
+    """Serve ``WaitRevokedInstances``; False: answer UNIMPLEMENTED, as upstream storage does."""
+    errors: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
+    calls: list[tuple[SessionId, int, int]] = attrs.field(factory=list)
+    """``(session, known_revision, wait_ms)`` of each call."""
+    waiting: int = 0
+    _revision: int = 0
+    _entries: list[tuple[int, TaskInstanceId]] = attrs.field(factory=list)
+    _revoked: RepeatedEvent = attrs.field(factory=RepeatedEvent)
+
+    def __attrs_post_init__(self) -> None:
+        Watchable.__init__(self)
+
+    def revoke(self, *instance_ids: int) -> None:
+        for instance_id in instance_ids:
+            self._revision += 1
+            self._entries.append((self._revision, TaskInstanceId(instance_id)))
+        self._revoked.set()
+
+    @property
+    def pending(self) -> list[TaskInstanceId]:
+        """Revocations not acknowledged yet."""
+        return [instance_id for _, instance_id in self._entries]
+
+    async def wait_revoked_instances(
+        self, em_id: ExecutionManagerId, session: SessionId, known_revision: int, wait_ms: int
+    ) -> RevokedInstances:
+        assert em_id == EM_ID
+        self.calls.append((session, known_revision, wait_ms))
+        self.notify()
+        await trio.lowlevel.checkpoint()
+        if not self.extension:
+            raise ExtensionUnavailable("unknown service", operation="WaitRevokedInstances")
+        if self.errors:
+            raise self.errors.popleft()
+        known = known_revision if session == self.session else 0
+        self._entries = [(r, i) for r, i in self._entries if r > known]
+        self.waiting += 1
+        self.notify()
+        try:
+            with trio.move_on_after(wait_ms / 1000):
+                while not self._entries:
+                    await self._revoked.wait()
+        finally:
+            self.waiting -= 1
+        return RevokedInstances(self.session, self._revision, tuple(self.pending))
+
+
+def fake_clients(
+    storage: FakeStorage, scheduler: FakeScheduler, revocations: FakeRevocations | None = None
+) -> EmClients:
+    return EmClients(liveness=storage, scheduler=scheduler, storage=storage, revocation=revocations)
 
 
 def transport(message: str = "connection refused") -> TransportError:

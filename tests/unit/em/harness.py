@@ -14,7 +14,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.runtime import RuntimeSettings, run_execution_manager
 from spider.em.stop import EmStop
 
-from .fakes import FakePool, FakeScheduler, FakeStorage, fake_clients
+from .fakes import FakePool, FakeRevocations, FakeScheduler, FakeStorage, fake_clients
 
 # Without jitter, so that retry times are exact.
 TEST_RETRY = RetryPolicy(backoff=Backoff(initial=0.1, cap=1.0, multiplier=2.0))
@@ -42,6 +42,8 @@ class Em:
     storage: FakeStorage = attrs.field(factory=FakeStorage)
     scheduler: FakeScheduler = attrs.field(factory=FakeScheduler)
     pool: FakePool = attrs.field(factory=FakePool)
+    revocations: FakeRevocations | None = None
+    """Storage's revocation long poll; ``None``: the EM has no revocation client."""
     settings: RuntimeSettings = attrs.field(factory=settings)
     em_stop: EmStop = attrs.field(factory=lambda: EmStop(grace=10.0, forced_bound=1.0))
     done: trio.Event = attrs.field(factory=trio.Event)
@@ -52,7 +54,7 @@ class Em:
         try:
             await run_execution_manager(
                 self.settings,
-                fake_clients(self.storage, self.scheduler),
+                fake_clients(self.storage, self.scheduler, self.revocations),
                 self.pool.open,
                 self.em_stop,
             )
