@@ -48,11 +48,16 @@ class Cluster:
     task_delay_ms: int
     hard_timeout_grace_sec: float | None = None
     """Storage's grace after a task's hard timeout, if not the default."""
+    package_dir: Path = EXAMPLES
+    """The EMs' ``task_executor.package_dir``."""
+    em_count: int = EM_COUNT
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
     scheduler: ServiceProcess | None = None
-    ems: list[ServiceProcess | None] = attrs.field(factory=lambda: [None] * EM_COUNT)
+    ems: list[ServiceProcess | None] = attrs.field(
+        default=attrs.Factory(lambda self: [None] * self.em_count, takes_self=True)
+    )
     exited: list[ServiceProcess] = attrs.field(factory=list)
 
     @property
@@ -64,7 +69,7 @@ class Cluster:
         self.state_dir.mkdir(exist_ok=True)
         self.start_storage()
         self.start_scheduler()
-        for index in range(EM_COUNT):
+        for index in range(self.em_count):
             self.start_em(index)
 
     def start_storage(self) -> None:
@@ -116,7 +121,7 @@ class Cluster:
             {
                 "storage": {"host": "127.0.0.1", "port": self.storage_port},
                 "scheduler": {"host": "127.0.0.1", "port": self.scheduler_port},
-                "task_executor": {"package_dir": str(EXAMPLES)},
+                "task_executor": {"package_dir": str(self.package_dir)},
                 "liveness": {
                     "storage_heartbeat_interval_sec": EM_HEARTBEAT_SEC,
                     "scheduler_heartbeat_interval_sec": EM_HEARTBEAT_SEC,

@@ -32,6 +32,11 @@ def _running(
     hard_timeout_grace_sec: float | None = None,
 ) -> Iterator[Cluster]:
     cluster = Cluster(directory, database, task_delay_ms, hard_timeout_grace_sec)
+    yield from running_cluster(cluster)
+
+
+def running_cluster(cluster: Cluster) -> Iterator[Cluster]:
+    """Start ``cluster``, yield it, then check every process is alive and stops with status 0."""
     try:
         cluster.start()
         yield cluster
