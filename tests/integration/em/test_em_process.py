@@ -183,3 +183,26 @@ async def test_sigkill_of_the_em_kills_its_executor_and_all_the_task_started_wit
                 assert len(set(map(os.getsid, pids))) == 2
                 em.process.kill()
                 assert await all_exit_within(pids, seconds=1) == []
+
+
+async def test_against_a_storage_without_revocations_the_em_logs_once_and_tasks_run_to_their_end(
+    package_dir: Path, tmp_path: Path
+) -> None:
+    # The fake storage serves what upstream Spider serves: WaitRevokedInstances is UNIMPLEMENTED.
+    fallback = "Storage does not serve Spider-py's WaitRevokedInstances"
+    gate = Gate.make(tmp_path)
+    with trio.fail_after(BOUND):
+        async with fake_cluster() as cluster:
+            config = _config(tmp_path, cluster, package_dir, grace=30)
+            async with em_process(config) as em:
+                await em.wait_logged(fallback)
+                cluster.storage.register_replies.append(gate.context())
+                cluster.scheduler.push(scheduler_assignment(1))
+                await gate.wait_started()
+                await gate.open("ran to its end")
+                await cluster.storage.wait_until(lambda: len(cluster.storage.successes) == 1)
+                em.process.send_signal(signal.SIGTERM)
+            assert em.process.returncode == 0
+    (success,) = cluster.storage.successes
+    assert outputs(success.outputs) == ["ran to its end"]
+    assert sum(message.startswith(fallback) for message in em.messages) == 1
