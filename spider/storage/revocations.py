@@ -13,7 +13,8 @@ its hard deadline has passed (the EM's own hard timeout has killed it by then).
 
 Nothing here is durable. A restarted storage has no revocations: the instances of the earlier
 process are fenced by the session check, so their reports are refused; they run to their end on
-their EMs as they did before this extension (docs/execution-manager.md, "Cancel").
+their EMs as they did before this extension (docs/execution-manager.md, "Cancel: killing the
+instances storage no longer wants").
 """
 
 from __future__ import annotations
