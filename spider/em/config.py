@@ -21,7 +21,8 @@
     shutdown_grace_sec: 30
     max_pending_reports: 256
     report_senders: 4
-    execution_extension: {enabled: true, max_tasks_per_poll: 4, prefetch_per_slot: 1, max_report_batch: 64}
+    execution_extension: {enabled: true, max_tasks_per_poll: 4, prefetch_per_slot: 1, max_report_batch: 64,
+                          revocation_poll_wait_ms: 10000}
     shutdown_drain_sec: 5
     forced_shutdown_sec: 2
     rpc:
@@ -225,6 +226,8 @@ class ExecutionExtensionConfig:
     """Assignments received ahead of a free slot, per slot (not registered until started)."""
     max_report_batch: int = attrs.field(default=64, validator=_int_at_least(1))
     """The most outcomes one ``ReportTaskOutcomes`` carries."""
+    revocation_poll_wait_ms: int = attrs.field(default=10_000, validator=_int_at_least(1))
+    """How long one ``WaitRevokedInstances`` long poll may wait at storage (it caps it at 60 s)."""
 
     def settings(self) -> ExtensionSettings:
         """The runtime's view."""
@@ -233,6 +236,7 @@ class ExecutionExtensionConfig:
             max_tasks_per_poll=self.max_tasks_per_poll,
             prefetch_per_slot=self.prefetch_per_slot,
             max_report_batch=self.max_report_batch,
+            revocation_poll_wait_ms=self.revocation_poll_wait_ms,
         )
 
 

@@ -79,7 +79,7 @@ def test_spider_py_additions_and_fractional_durations(tmp_path: Path) -> None:
         max_pending_reports: 16
         report_senders: 2
         execution_extension: {enabled: false, max_tasks_per_poll: 8, prefetch_per_slot: 0,
-                              max_report_batch: 5}
+                              max_report_batch: 5, revocation_poll_wait_ms: 2500}
         """,
     )
     config = load_em_config(path, environ={})
@@ -88,6 +88,7 @@ def test_spider_py_additions_and_fractional_durations(tmp_path: Path) -> None:
     extension = runtime.extension
     assert (extension.enabled, extension.max_tasks_per_poll) == (False, 8)
     assert (extension.prefetch_per_slot, extension.max_report_batch) == (0, 5)
+    assert extension.revocation_poll_wait_ms == 2500
     pool = config.pool_config()
     assert (pool.executors, pool.memory_limit_bytes, pool.recycle_after_tasks) == (
         3,
