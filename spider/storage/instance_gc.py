@@ -16,8 +16,9 @@ Every ``task_instance_pool.gc_interval_sec`` (the first sweep one interval after
 While the database is unavailable no instance times out: its EM could not have reported it.
 The sweep still asks the database about stale EMs (counting only EMs already silent before the
 outage began) and removes the instances of dead ones, but times none out while the database
-still cannot write; the outage's end postpones the deadlines it overlapped (docs/storage.md#database-outages). A sweep that fails on
-the database is skipped with a warning; the next one tries again.
+still cannot write; the outage's end postpones the deadlines it overlapped
+(docs/storage.md#database-outages). A sweep that fails on the database is skipped with a
+warning; the next one tries again.
 
 Revocations (``spider.storage.revocations``) of the dead EMs, and those past their instance's
 hard deadline, are forgotten first.

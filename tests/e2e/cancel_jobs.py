@@ -6,11 +6,8 @@ give the graphs' types.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from spider.core.task_graph import (
@@ -23,6 +20,7 @@ from spider.core.task_graph import (
 from spider.core.task_outputs import decode_task_outputs
 from spider.tdl import definition_of, value_codec
 from tests.integration.storage_service.grpc_client import StorageClient
+from tests.tdl_modules import import_as_top_level
 
 PACKAGES = Path(__file__).resolve().parents[1] / "packages"
 PACKAGE = "cancel_test_tasks"
@@ -30,22 +28,7 @@ SLEEP_SEC = 90.0
 """How long the task to cancel would run: far longer than any test waits."""
 
 
-def _import() -> ModuleType:
-    if PACKAGE in sys.modules:
-        return sys.modules[PACKAGE]
-    directory = PACKAGES / PACKAGE
-    spec = importlib.util.spec_from_file_location(
-        PACKAGE, directory / "__init__.py", submodule_search_locations=[str(directory)]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACKAGE] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-TASKS = _import()
+TASKS = import_as_top_level(PACKAGES, PACKAGE)
 
 
 def _one_task_job(function: Any, *inputs: tuple[type, Any]) -> tuple[bytes, bytes]:

@@ -6,9 +6,7 @@ its task functions can be called directly to compute what a job must output.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -28,6 +26,7 @@ from spider.core.task_graph import (
 )
 from spider.core.task_id import TaskId
 from spider.tdl import TaskContext, definition_of, value_codec
+from tests.tdl_modules import import_as_top_level
 
 from .cluster import EXAMPLES
 
@@ -36,18 +35,7 @@ PACKAGE = "spider_examples"
 
 def import_examples() -> ModuleType:
     """The package, imported once per test session."""
-    if PACKAGE in sys.modules:
-        return sys.modules[PACKAGE]
-    directory = EXAMPLES / PACKAGE
-    spec = importlib.util.spec_from_file_location(
-        PACKAGE, directory / "__init__.py", submodule_search_locations=[str(directory)]
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[PACKAGE] = module
-    spec.loader.exec_module(module)
-    return module
+    return import_as_top_level(EXAMPLES, PACKAGE)
 
 
 EX = import_examples()
