@@ -30,7 +30,7 @@ from spider.core.ids import (
     TaskInstanceId,
 )
 from spider.em.assignment import Assignment, ExecutionContext, Registration, ReportTarget
-from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
+from spider.em.errors import EmClientError, ExtensionUnavailable, MarkedDead, TransportError
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
 
@@ -104,6 +104,9 @@ class FakeScheduler(Watchable):
     refused: int = 0
     """``NextTasks`` calls answered UNIMPLEMENTED."""
     polling: int = 0
+    em_ids: list[ExecutionManagerId] = attrs.field(factory=list)
+    """The EM id of each ``NextTask`` / ``NextTasks``, ``Heartbeat`` and ``Shutdown``, in order."""
+    shutdown_ems: list[ExecutionManagerId] = attrs.field(factory=list)
     _pushed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
     def __attrs_post_init__(self) -> None:
@@ -116,7 +119,7 @@ class FakeScheduler(Watchable):
     async def next_task(
         self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
-        assert em_id == EM_ID
+        self.em_ids.append(em_id)
         if record is not None and record in self.outstanding:
             self.outstanding.remove(record)
         self.next_task_calls.append(record)
@@ -150,7 +153,7 @@ class FakeScheduler(Watchable):
         if not self.extension:
             self.refused += 1
             raise ExtensionUnavailable("Method not found", operation="NextTasks")
-        assert em_id == EM_ID
+        self.em_ids.append(em_id)
         for record in records:
             if record in self.outstanding:
                 self.outstanding.remove(record)
@@ -184,6 +187,7 @@ class FakeScheduler(Watchable):
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
         await trio.lowlevel.checkpoint()
+        self.em_ids.append(em_id)
         self.heartbeat_times.append(trio.current_time())
         self.notify()
         if self.heartbeat_error is not None:
@@ -197,6 +201,7 @@ class FakeScheduler(Watchable):
             self.notify()
             raise self.shutdown_errors.popleft()
         self.shutdown_calls.append(list(records))
+        self.shutdown_ems.append(em_id)
         for record in records:
             if record in self.outstanding:
                 self.outstanding.remove(record)
@@ -230,6 +235,11 @@ class FakeStorage(Watchable):
     heartbeat_delay: float = 0.0
     register_em_replies: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     register_em_calls: int = 0
+    em_ids: list[ExecutionManagerId] = attrs.field(factory=list)
+    """The id of each registration storage accepted: ``EM_ID``, then one more each time."""
+    dead: set[ExecutionManagerId] = attrs.field(factory=set)
+    """Ids declared dead: their heartbeats are answered ``MarkedDead``."""
+    heartbeat_ids: list[ExecutionManagerId] = attrs.field(factory=list)
     register_replies: collections.deque[ExecutionContext | EmClientError] = attrs.field(
         factory=collections.deque
     )
@@ -268,14 +278,20 @@ class FakeStorage(Watchable):
         self.notify()
         if self.register_em_replies:
             raise self.register_em_replies.popleft()
-        return Registration(EM_ID, self.session)
+        em_id = ExecutionManagerId(EM_ID + len(self.em_ids))
+        self.em_ids.append(em_id)
+        self.notify()
+        return Registration(em_id, self.session)
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
         await trio.lowlevel.checkpoint()
-        assert em_id == EM_ID
+        assert em_id in self.em_ids
+        self.heartbeat_ids.append(em_id)
         self.heartbeat_times.append(trio.current_time())
         self.notify()
         await trio.sleep(self.heartbeat_delay)
+        if em_id in self.dead:
+            raise MarkedDead(f"execution manager {em_id} was declared dead", operation="fake")
         reply = self.heartbeat_replies.popleft() if self.heartbeat_replies else self.session
         if isinstance(reply, EmClientError):
             raise reply
