@@ -64,9 +64,10 @@ async def test_declared_dead_registers_again_under_a_new_id_over_the_same_pool(
     assert em.storage.successes[0].target.em_id == NEW_ID
     (line,) = [r for r in caplog.records if r.getMessage().startswith("Storage had declared")]
     assert line.levelno == logging.WARNING
-    assert (line.old_em_id, line.em_id) == (EM_ID, NEW_ID)
+    fields = vars(line)
+    assert (fields["old_em_id"], fields["em_id"]) == (EM_ID, NEW_ID)
     # Registered again at the first MarkedDead, one period after the last accepted heartbeat.
-    assert line.gone_s == pytest.approx(0.1)
+    assert fields["gone_s"] == pytest.approx(0.1)
 
 
 async def test_work_of_the_dead_id_is_killed_acknowledged_under_it_and_never_reported(
