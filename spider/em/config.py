@@ -25,6 +25,7 @@
                           revocation_poll_wait_ms: 10000}
     shutdown_drain_sec: 5
     forced_shutdown_sec: 2
+    on_declared_dead: rejoin                   # or exit (upstream Spider's behaviour)
     rpc:
       deadline_sec: 10
       next_task_margin_sec: 5
@@ -57,6 +58,7 @@ from spider.core.config import (
 )
 from spider.em._retry import RetryPolicy
 from spider.em.clients import ClientDeadlines
+from spider.em.life import OnDeclaredDead
 from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import ExtensionSettings, RuntimeSettings
@@ -259,6 +261,9 @@ class ExecutionManagerConfig:
     """Once every task has ended, how long outcome reports may take to reach storage."""
     forced_shutdown_sec: float = attrs.field(default=2.0, validator=_non_negative_seconds)
     """After a second stop request: the bound on reports, then on ``Shutdown``."""
+    on_declared_dead: OnDeclaredDead = OnDeclaredDead.REJOIN
+    """When storage declares the EM dead: register again under a new id, keeping the
+    executors (``rejoin``), or stop with status 1 (``exit``)."""
     max_pending_reports: int = attrs.field(
         default=DEFAULT_MAX_PENDING_REPORTS, validator=_int_at_least(1)
     )
@@ -281,6 +286,7 @@ class ExecutionManagerConfig:
             report_senders=self.report_senders,
             retry=self.rpc.retry.policy(),
             extension=self.execution_extension.settings(),
+            on_declared_dead=self.on_declared_dead,
         )
 
     def client_deadlines(self) -> ClientDeadlines:

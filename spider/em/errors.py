@@ -76,6 +76,12 @@ class LivenessLost(ExecutionManagerError, FatalError):
     dead, its id is unknown, or the storage session went backwards."""
 
 
+class DeclaredDead(LivenessLost):
+    """Storage answered a heartbeat with ``MarkedDead``: it declared this execution manager dead
+    and rescheduled its work. The EM registers again under a new id (``on_declared_dead:
+    rejoin``, the default) or stops (``exit``)."""
+
+
 class DispatchFailed(ExecutionManagerError, FatalError):
     """A dispatch loop broke on an unexpected error (a bug); the EM stops after draining."""
 

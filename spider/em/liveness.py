@@ -5,10 +5,12 @@ A heartbeat goes out at start, then one period after the previous one ended; ``r
 immediate one. Requests made while a heartbeat is in flight coalesce into one more heartbeat
 right after it, since that heartbeat may have left before storage changed session.
 
-Storage answering ``MarkedDead`` or ``IllegalId``, or a session older than the tracker's, means
-this EM must not go on: the loop raises ``LivenessLost``, a ``FatalError`` that ``supervise``
-does not restart; the runtime turns it into a forced stop. Any other failure is logged and the
-next period tries again.
+Storage answering ``IllegalId``, or a session older than the tracker's, means this EM must not
+go on: the loop raises ``LivenessLost``, a ``FatalError`` that ``supervise`` does not restart;
+the runtime turns it into a forced stop. ``MarkedDead`` raises ``DeclaredDead`` (a
+``LivenessLost``): the runtime ends this registration's life and registers again, or stops if
+``on_declared_dead: exit`` (spider/em/life.py). Any other failure is logged and the next period
+tries again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from trio_util import AsyncValue
 
 from spider.core import SessionRegressionError, SessionTracker
 from spider.core.ids import ExecutionManagerId
-from spider.em.errors import EmClientError, IllegalId, LivenessLost, MarkedDead
+from spider.em.errors import DeclaredDead, EmClientError, IllegalId, LivenessLost, MarkedDead
 from spider.em.ports import LivenessClient
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -36,6 +38,9 @@ class LivenessLoop:
     em_id: ExecutionManagerId
     tracker: SessionTracker
     period: float
+    answered_at: float = attrs.field(factory=trio.current_time)
+    """When storage last accepted a heartbeat (at first: when the loop was made, right after
+    the registration), in ``trio.current_time()`` terms: how long a dead EM was gone."""
     _refreshes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0), init=False)
     """How many heartbeats were asked for out of turn (``refresh``)."""
 
@@ -55,13 +60,13 @@ class LivenessLoop:
                 await self._refreshes.wait_value(lambda refreshes, seen=seen: refreshes > seen)
 
     async def _beat(self) -> None:
-        """One heartbeat; raises ``LivenessLost`` if the EM must stop."""
+        """One heartbeat; raises ``LivenessLost`` if this registration cannot go on."""
         try:
             session = await self.client.heartbeat(self.em_id)
         except MarkedDead as error:
-            raise self._lost(
-                f"storage has declared execution manager {self.em_id} dead ({error.message}); "
-                "it stops so that its supervisor starts a fresh one"
+            # Not logged here: whether the EM rejoins or stops is the runtime's to say.
+            raise DeclaredDead(
+                f"storage has declared execution manager {self.em_id} dead ({error.message})"
             ) from error
         except IllegalId as error:
             raise self._lost(
@@ -75,6 +80,7 @@ class LivenessLoop:
                 extra={"em_id": self.em_id, "error": str(error)},
             )
             return
+        self.answered_at = trio.current_time()
         previous = self.tracker.current
         try:
             advanced = self.tracker.advance(session)

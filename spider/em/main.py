@@ -5,7 +5,7 @@ Without endpoints the EM runs inside the embedded cluster, which this package do
 that ``spider.em`` depends on neither storage nor the scheduler (docs/execution-manager.md).
 
 Exit status: 0 after a stop requested by SIGTERM or SIGINT, 1 when the EM had to stop on its
-own (storage declared it dead, executors cannot start...), 2 for a configuration or usage
+own (storage does not know its id, executors cannot start...), 2 for a configuration or usage
 error, 3 when a second signal forced the exit.
 """
 
@@ -79,7 +79,9 @@ timeout or shutdown_grace_sec, whichever is first, then is killed and reported a
 reports drain (shutdown_drain_sec); every consumed assignment is acknowledged in Shutdown; the
 exit status is 0. A second signal kills running tasks at once and exits within about twice
 forced_shutdown_sec, with status 3. Status 1: the EM could not go on (see the last log line);
-status 2: a configuration or usage error.
+status 2: a configuration or usage error. Declared dead by storage (paused past its cutoff), the
+EM registers again under a new id and keeps its executors (on_declared_dead: rejoin), or exits
+1 with on_declared_dead: exit.
 
 See docs/execution-manager.md for every configuration key."""
 

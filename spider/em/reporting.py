@@ -18,7 +18,8 @@ fails internally (``ServerError``). Before each attempt the report's session is 
 the liveness loop has seen a newer session, storage has restarted and forgotten the instance,
 so the outcome is dropped (a stale outcome is never reported). Storage rejecting the report as
 stale (``StaleSessionAnswer``, ``CacheStaleAnswer``: the instance timed out, the job ended)
-drops it too.
+drops it too. When storage declares the EM dead, every outcome of that registration is stale:
+``abandon`` says so, and the runtime cancels ``run``; the outcomes are dropped with one line.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class Reporter:
     waits for."""
     delivered: int = attrs.field(default=0, init=False)
     """Reports storage accepted."""
+    abandoned: str | None = attrs.field(default=None, init=False)
+    """Why the outcomes still pending are to be dropped (``abandon``); ``None`` until then."""
     _room: RepeatedEvent = attrs.field(factory=RepeatedEvent, init=False)
     """Set whenever outcomes were answered: ``submit`` rechecks the bound."""
     _send: trio.MemorySendChannel[_Queued] = attrs.field(init=False)
@@ -108,6 +111,18 @@ class Reporter:
         """No more outcomes will be submitted: ``run`` returns once the queue is empty."""
         self._send.close()
 
+    def abandon(self, reason: str) -> None:
+        """The pending outcomes are stale (the registration they belong to has ended): the
+        cancellation of ``run`` that follows drops them with this line, not as a failed drain."""
+        self.abandoned = reason
+        if self.in_flight:
+            LOGGER.info(
+                "Dropping %d task outcomes without reporting them: %s.",
+                self.in_flight,
+                reason,
+                extra={"dropped": self.in_flight},
+            )
+
     async def run(self) -> None:
         """Send queued outcomes with ``senders`` tasks until ``close`` and the queue is empty.
 
@@ -120,7 +135,7 @@ class Reporter:
         finally:
             # Empty unless the drain ran out: the senders return only on an empty, closed queue.
             queued = self._receive.statistics().current_buffer_used
-            if queued:
+            if queued and self.abandoned is None:
                 LOGGER.error(
                     "%d task outcome reports abandoned before they were sent: the shutdown "
                     "drain ran out.",
@@ -194,6 +209,8 @@ class Reporter:
             )
             return current
         except trio.Cancelled:
+            if self.abandoned is not None:
+                raise
             LOGGER.error(
                 "%d task outcome reports abandoned: the shutdown drain ran out before storage "
                 "answered.",
@@ -265,6 +282,8 @@ class Reporter:
         except EmClientError as error:
             self._rejected(target, error)
         except trio.Cancelled:
+            if self.abandoned is not None:
+                raise
             LOGGER.error(
                 "Task outcome report abandoned: the shutdown drain ran out before storage "
                 "answered.",

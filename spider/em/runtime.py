@@ -4,14 +4,17 @@
 
     register with storage                 # retried while storage is unreachable; a stop ends it
     nursery "services":
-        liveness loop                     # supervised; LivenessLost (fatal) forces the stop
-        scheduler heartbeat loop          # supervised
-        process pool:
+        the life's heartbeats             # liveness (supervised; fatal answers force the stop,
+                                          # "declared dead" ends the life) and the scheduler's
+        process pool:                     # opened once, kept across lives
             task deadline follower        # the stop's task deadline -> the pool
-            revocation poller             # supervised; storage's revoked instances -> pool kills
-            reporters' nursery            # report senders over a bounded queue of outcomes
-                dispatch loop per slot    # poll -> triage -> register -> run -> submit report
-            # dispatch over: reports get `shutdown_drain` more seconds (less once forced)
+            each life, until a stop:      # spider/em/life.py
+                revocation poller         # supervised; storage's revoked instances -> pool kills
+                reporters' nursery        # report senders over a bounded queue of outcomes
+                    dispatch loop per slot    # poll -> triage -> register -> run -> submit report
+                # dispatch over: reports get `shutdown_drain` more seconds (less once forced)
+                # declared dead: the life's work is cancelled (tasks killed, reports dropped),
+                # Shutdown under its id, register again, the next life's heartbeats
         Shutdown RPC with every record    # shielded, bounded (less once forced); also after a failure
         cancel "services"
 
@@ -22,14 +25,12 @@ every report (bounded), and the ``Shutdown`` RPC runs after the last acknowledge
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Final
 
 import attrs
 import trio
+from trio_util import move_on_when
 
-from spider.core import SessionTracker
-from spider.core.errors import FatalError
 from spider.core.exception_groups import leaves, leaves_if_only
 from spider.core.ids import ExecutionManagerId
 from spider.core.retry import FailedAttempt, retry, retry_on
@@ -40,19 +41,24 @@ from spider.em.dispatch import Dispatcher
 from spider.em.errors import (
     DispatchFailed,
     EmClientError,
-    ExecutionManagerError,
     ExecutorsUnavailable,
     RegistrationRefused,
     TransportError,
 )
 from spider.em.ledger import AssignmentLedger
-from spider.em.liveness import LivenessLoop
+from spider.em.life import EmLife, OnDeclaredDead
 from spider.em.pool import ExecutorSpawnError
-from spider.em.ports import EmClients, LivenessClient, PoolOpener, SchedulerClient, TaskSlot
+from spider.em.ports import (
+    EmClients,
+    LivenessClient,
+    PoolOpener,
+    SchedulerClient,
+    TaskPool,
+    TaskSlot,
+)
 from spider.em.registration import Registrar
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
 from spider.em.revocation import REVOCATION_POLL_WAIT_MS, RevocationPoller
-from spider.em.scheduler_heartbeat import scheduler_heartbeat_loop
 from spider.em.stop import EmStop
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -129,6 +135,8 @@ class RuntimeSettings:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     extension: ExtensionSettings = attrs.field(factory=ExtensionSettings)
     ip_address: str = PLACEHOLDER_IP
+    on_declared_dead: OnDeclaredDead = OnDeclaredDead.REJOIN
+    """Register again under a new id when storage declares the EM dead, or stop (``exit``)."""
 
 
 async def run_execution_manager(
@@ -139,90 +147,43 @@ async def run_execution_manager(
 ) -> None:
     """Register, serve assignments until ``stop`` is requested, acknowledge, return.
 
-    Returns after a requested stop (also one that arrived before registration completed).
-    Raises ``ExecutionManagerError`` when the EM must exit non-zero: storage declared it dead,
-    does not know its id or went back in session (``LivenessLost``), refused to register it
-    (``RegistrationRefused``), the executors cannot start (``ExecutorsUnavailable``), or a
-    dispatch loop broke (``DispatchFailed``).
+    Storage declaring the EM dead ends one life: the EM registers again under a new id and
+    serves on with the same pool (``on_declared_dead: rejoin``, spider/em/life.py).
+
+    Returns after a requested stop (also one that arrived before a registration completed).
+    Raises ``ExecutionManagerError`` when the EM must exit non-zero: storage declared it dead
+    with ``on_declared_dead: exit``, does not know its id or went back in session
+    (``LivenessLost``), refused to register it (``RegistrationRefused``), the executors cannot
+    start (``ExecutorsUnavailable``), or a dispatch loop broke (``DispatchFailed``).
     """
     registration = await _register(clients.liveness, settings, stop)
     if registration is None:
         LOGGER.warning("Stopped before registering with storage.")
         return
-    em_id = registration.em_id
     LOGGER.info(
         "Execution manager registered with storage.",
-        extra={"em_id": em_id, "session_id": registration.session},
+        extra={"em_id": registration.em_id, "session_id": registration.session},
     )
-    tracker = SessionTracker(registration.session)
-    ledger = AssignmentLedger()
+    first = EmLife.begin(registration, clients.liveness, settings.storage_heartbeat_interval)
+    life: EmLife | None = first
+    last_id = registration.em_id
+    delivered = 0
     try:
         async with trio.open_nursery() as services:
-            liveness = LivenessLoop(
-                clients.liveness, em_id, tracker, settings.storage_heartbeat_interval
-            )
-            await services.start(
-                _supervise_until_fatal, stop, "storage liveness heartbeat", liveness.run
-            )
-            await services.start(
-                supervise,
-                "scheduler heartbeat",
-                scheduler_heartbeat_loop,
-                clients.scheduler,
-                em_id,
-                settings.scheduler_heartbeat_interval,
-            )
-            reporter = Reporter(
-                clients.storage,
-                tracker,
-                liveness.refresh,
-                settings.retry,
-                max_pending=settings.max_pending_reports,
-                senders=settings.report_senders,
-                max_batch=settings.extension.max_report_batch,
-                storage_extension=settings.extension.enabled,
-            )
-            dispatcher = Dispatcher(
-                em_id=em_id,
-                scheduler=clients.scheduler,
-                registrar=Registrar(
-                    clients.storage, em_id, storage_extension=settings.extension.enabled
-                ),
-                tracker=tracker,
-                ledger=ledger,
-                reporter=reporter,
-                stop=stop,
-                refresh_liveness=liveness.refresh,
-                poll_wait_ms=settings.scheduler_poll_wait_ms,
-                policy=settings.retry,
-                scheduler_extension=settings.extension.enabled,
-                max_tasks_per_poll=settings.extension.max_tasks_per_poll,
-            )
-            poller = None
-            if settings.extension.enabled and clients.revocation is not None:
-                poller = RevocationPoller(
-                    clients.revocation,
-                    em_id,
-                    settings.retry,
-                    settings.extension.revocation_poll_wait_ms,
-                )
+            await _keep_alive(services, first, clients, settings, stop)
             try:
-                await _serve(dispatcher, open_pool, settings, stop, poller)
+                async with open_pool() as pool, trio.open_nursery() as serving:
+                    serving.start_soon(stop.follow_task_deadline, pool.set_shutdown_deadline)
+                    while life is not None:
+                        delivered += await _serve(life, clients, pool, settings, stop)
+                        if not life.lost or stop.requested:
+                            break
+                        life = await _rejoin(life, services, clients, settings, stop)
+                        last_id = last_id if life is None else life.em_id
+                    serving.cancel_scope.cancel(reason="no task runs any more")
             finally:
-                bound = stop.forced_bound if stop.forced else settings.shutdown_rpc_bound
-                async with stop.bounded_when_forced(
-                    deadline=trio.current_time() + bound, shield=True
-                ) as scope:
-                    await _acknowledge_all(clients.scheduler, em_id, ledger, settings.retry)
-                if scope.cancelled_caught:
-                    LOGGER.error(
-                        "Shutdown RPC got no answer within %g s; %d acknowledgements were not "
-                        "delivered and the scheduler reschedules that work once it considers "
-                        "this execution manager dead.",
-                        bound,
-                        len(ledger),
-                        extra={"em_id": em_id, "unacknowledged": len(ledger)},
-                    )
+                if life is not None:
+                    await _shut_down(clients.scheduler, life, settings, stop)
             services.cancel_scope.cancel(reason="the execution manager has stopped")
     except BaseExceptionGroup as group:
         spawn_failures = leaves_if_only(group, ExecutorSpawnError)
@@ -236,8 +197,66 @@ async def run_execution_manager(
         raise stop.error
     LOGGER.info(
         "Execution manager stopped.",
-        extra={"em_id": em_id, "reports_delivered": reporter.delivered},
+        extra={"em_id": last_id, "reports_delivered": delivered},
     )
+
+
+async def _keep_alive(
+    services: trio.Nursery,
+    life: EmLife,
+    clients: EmClients,
+    settings: RuntimeSettings,
+    stop: EmStop,
+) -> None:
+    """Start ``life``'s heartbeats in ``services``."""
+    await services.start(
+        life.keep_alive,
+        clients.scheduler,
+        settings.scheduler_heartbeat_interval,
+        settings.on_declared_dead,
+        stop,
+    )
+
+
+async def _rejoin(
+    old: EmLife,
+    services: trio.Nursery,
+    clients: EmClients,
+    settings: RuntimeSettings,
+    stop: EmStop,
+) -> EmLife | None:
+    """End ``old`` (declared dead) and register again; the new life, heartbeating, or ``None``
+    if a stop came first or storage refused the registration (then the stop has its error)."""
+    old.end_heartbeats()
+    await _shut_down(clients.scheduler, old, settings, stop)
+    try:
+        registration = await _register(clients.liveness, settings, stop)
+    except RegistrationRefused as refused:
+        stop.fail(refused, force=False)
+        return None
+    if registration is None:
+        LOGGER.warning(
+            "Stopped before registering with storage again.", extra={"old_em_id": old.em_id}
+        )
+        return None
+    gone = old.silent_for()
+    LOGGER.warning(
+        "Storage had declared execution manager %d dead (no heartbeat reached it for %.1f s); "
+        "registered again as execution manager %d, keeping the executors. Storage rescheduled "
+        "the work held under the old id; its outcomes are dropped.",
+        old.em_id,
+        gone,
+        registration.em_id,
+        extra={
+            "old_em_id": old.em_id,
+            "em_id": registration.em_id,
+            "gone_s": round(gone, 3),
+            "session_id": registration.session,
+        },
+    )
+    life = EmLife.begin(registration, clients.liveness, settings.storage_heartbeat_interval)
+    await _keep_alive(services, life, clients, settings, stop)
+    return life
 
 
 async def _register(
@@ -264,41 +283,100 @@ async def _register(
 
 
 async def _serve(
-    dispatcher: Dispatcher,
-    open_pool: PoolOpener,
+    life: EmLife,
+    clients: EmClients,
+    pool: TaskPool,
     settings: RuntimeSettings,
     stop: EmStop,
-    poller: RevocationPoller | None,
-) -> None:
-    """Open the pool, run one dispatch loop per slot until stopped, then drain the reports.
+) -> int:
+    """Run one dispatch loop per slot until stopped, then drain the reports; return how many
+    storage accepted. Storage declaring ``life`` dead cancels it all: running tasks are killed,
+    unsent outcomes dropped (they are fenced), prefetched assignments left unacknowledged.
 
-    The revocation poller runs as long as tasks may: through the shutdown grace, until the
-    reports have drained."""
-    async with open_pool() as pool, trio.open_nursery() as serving:
-        dispatcher.prefetch_limit = settings.extension.prefetch_per_slot * len(pool.slots)
-        serving.start_soon(stop.follow_task_deadline, pool.set_shutdown_deadline)
-        if poller is not None:
-            serving.start_soon(supervise, "revocation poller", poller.run, pool)
+    The life's revocation poller runs as long as its tasks may: through the shutdown grace,
+    until the reports have drained."""
+    reporter = Reporter(
+        clients.storage,
+        life.tracker,
+        life.liveness.refresh,
+        settings.retry,
+        max_pending=settings.max_pending_reports,
+        senders=settings.report_senders,
+        max_batch=settings.extension.max_report_batch,
+        storage_extension=settings.extension.enabled,
+    )
+    dispatcher = Dispatcher(
+        em_id=life.em_id,
+        scheduler=clients.scheduler,
+        registrar=Registrar(
+            clients.storage, life.em_id, storage_extension=settings.extension.enabled
+        ),
+        tracker=life.tracker,
+        ledger=life.ledger,
+        reporter=reporter,
+        stop=stop,
+        refresh_liveness=life.liveness.refresh,
+        poll_wait_ms=settings.scheduler_poll_wait_ms,
+        policy=settings.retry,
+        scheduler_extension=settings.extension.enabled,
+        max_tasks_per_poll=settings.extension.max_tasks_per_poll,
+        prefetch_limit=settings.extension.prefetch_per_slot * len(pool.slots),
+    )
+
+    async def declared_dead() -> None:
+        await life.wait_lost()
+        reporter.abandon(f"storage declared execution manager {life.em_id} dead")
+
+    async with move_on_when(declared_dead), trio.open_nursery() as revocations:
+        if settings.extension.enabled and clients.revocation is not None:
+            poller = RevocationPoller(
+                clients.revocation,
+                life.em_id,
+                settings.retry,
+                settings.extension.revocation_poll_wait_ms,
+            )
+            revocations.start_soon(supervise, "revocation poller", poller.run, pool)
         async with stop.bounded_when_forced() as drain, trio.open_nursery() as reporters:
-            reporters.start_soon(dispatcher.reporter.run)
+            reporters.start_soon(reporter.run)
             async with trio.open_nursery() as dispatchers:
                 for slot in pool.slots:
                     dispatchers.start_soon(_dispatch_until_stopped, dispatcher, slot)
             dispatcher.abandon_prefetched()
-            dispatcher.reporter.close()
+            reporter.close()
             drain.deadline = min(drain.deadline, trio.current_time() + settings.shutdown_drain)
-            if dispatcher.reporter.in_flight:
+            if reporter.in_flight:
                 LOGGER.info(
                     "Waiting up to %g s for %d outcome reports.",
                     drain.deadline - trio.current_time(),
-                    dispatcher.reporter.in_flight,
+                    reporter.in_flight,
                 )
         if drain.cancelled_caught:
             LOGGER.error(
                 "Gave up on the outcome reports still in flight at shutdown; storage "
                 "retries those tasks after their timeouts."
             )
-        serving.cancel_scope.cancel(reason="no task runs any more")
+        revocations.cancel_scope.cancel(reason="no task of this life runs any more")
+    if life.lost:
+        dispatcher.abandon_prefetched()
+    return reporter.delivered
+
+
+async def _shut_down(
+    scheduler: SchedulerClient, life: EmLife, settings: RuntimeSettings, stop: EmStop
+) -> None:
+    """``Shutdown`` under ``life``'s id with its ledger: shielded, bounded (less once forced)."""
+    bound = stop.forced_bound if stop.forced else settings.shutdown_rpc_bound
+    async with stop.bounded_when_forced(deadline=trio.current_time() + bound, shield=True) as scope:
+        await _acknowledge_all(scheduler, life.em_id, life.ledger, settings.retry)
+    if scope.cancelled_caught:
+        LOGGER.error(
+            "Shutdown RPC got no answer within %g s; %d acknowledgements were not "
+            "delivered and the scheduler reschedules that work once it considers "
+            "this execution manager dead.",
+            bound,
+            len(life.ledger),
+            extra={"em_id": life.em_id, "unacknowledged": len(life.ledger)},
+        )
 
 
 async def _dispatch_until_stopped(dispatcher: Dispatcher, slot: TaskSlot) -> None:
@@ -317,28 +395,6 @@ async def _dispatch_until_stopped(dispatcher: Dispatcher, slot: TaskSlot) -> Non
         failure = DispatchFailed(f"the dispatch loop of slot {slot.index} failed: {exc!r}")
         failure.__cause__ = exc
         dispatcher.stop.fail(failure, force=False)
-
-
-async def _supervise_until_fatal(
-    stop: EmStop,
-    name: str,
-    loop: Callable[..., Awaitable[object]],
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """``supervise`` ``loop``; a fatal error it raises forces the stop and is raised once the
-    EM has wound down (by ``run_execution_manager``), instead of cancelling its siblings now."""
-    try:
-        await supervise(name, loop, task_status=task_status)
-    except Exception as raised:
-        fatal = [
-            leaf
-            for leaf in leaves(raised)
-            if isinstance(leaf, FatalError) and isinstance(leaf, ExecutionManagerError)
-        ]
-        if not fatal:
-            raise
-        stop.fail(fatal[0], force=True)
 
 
 async def _acknowledge_all(

@@ -7,8 +7,10 @@ A stop moves one state, ``running -> stopping(at) -> forced(at)``, and never bac
    reports drain, and every consumed assignment is acknowledged in ``Shutdown``.
 2. A second request forces a fast exit: running tasks are killed now, and reports and
    ``Shutdown`` get ``forced_bound`` seconds from then.
-3. A fatal error (storage declared the EM dead...) is recorded with ``fail`` and stops the EM the
-   same way; the runtime raises it once everything has been wound down.
+3. A fatal error (storage does not know the EM's id, or declared it dead with
+   ``on_declared_dead: exit``...) is recorded with ``fail`` and stops the EM the same way; the
+   runtime raises it once everything has been wound down. Declared dead with ``rejoin`` (the
+   default) is not a stop: the EM registers again (spider/em/life.py).
 
 Signal handlers and fatal errors only move the state. The owners of cancel scopes read it and
 race it (docs/architecture.md, "How a service stops"): ``cancelled_on_stop`` ends a wait at the

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -40,6 +44,44 @@ class ServiceProcess:
         """Block until the process logged its ready line; fail with its log if it exited."""
         if not self.ready.wait(START_DEADLINE) or self.process.poll() is not None:
             raise AssertionError(f"{self.name} did not start:\n{self.log()}")
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Its JSON log lines so far, parsed (other lines are skipped)."""
+        parsed = []
+        for line in list(self.lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict):
+                parsed.append(entry)
+        return parsed
+
+    def wait_for_entry(
+        self, matches: Callable[[dict[str, Any]], bool], deadline: float = START_DEADLINE
+    ) -> dict[str, Any]:
+        """The first log entry that ``matches``, polling until ``deadline`` seconds pass."""
+        give_up = time.monotonic() + deadline
+        while True:
+            for entry in self.entries():
+                if matches(entry):
+                    return entry
+            assert time.monotonic() < give_up, f"{self.name} never logged it:\n{self.log()}"
+            time.sleep(0.05)  # polling the log a reader thread fills
+
+    def child_pids(self) -> set[int]:
+        """The pids of its child processes (an EM's executors and warm spares)."""
+        children: set[int] = set()
+        for task in Path(f"/proc/{self.process.pid}/task").iterdir():
+            children.update(int(pid) for pid in (task / "children").read_text().split())
+        return children
+
+    def pause(self) -> None:
+        """SIGSTOP the process alone (its children run on), as a hung node or a debugger."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def log(self) -> str:
         """Everything it logged so far (for assertion messages)."""

@@ -23,7 +23,7 @@ from spider.core.task_graph import TimeoutPolicy
 from tests.mariadb_server import MariaDbServer
 from tests.small_disk import fill
 
-from .cluster import Cluster
+from .cluster import EM_READY, STORAGE_EM_CUTOFF_SEC, Cluster
 from .driver import (
     JOB_DEADLINE,
     POLL_INTERVAL,
@@ -33,7 +33,10 @@ from .driver import (
     runs_after_end,
 )
 from .examples import Job, flaky_job, nn_job, wordcount_job
+from .service_process import ServiceProcess
 
+# How long a paused EM may take to be declared dead, and a resumed one to register again.
+DECLARED_DEAD_DEADLINE = STORAGE_EM_CUTOFF_SEC + 30.0
 TEXT = b"a rose is a rose is a rose " * 5 + b"and so on"
 ENDED_BEFORE_FAULT = 6
 
@@ -203,3 +206,73 @@ def test_jobs_survive_a_mariadb_server_refusing_writes(
         _outage(mariadb_cluster, read_only(True), read_only(False)),
         _outage_jobs(),
     )
+
+
+def _declared_dead(message: str) -> set[int]:
+    """The ids in storage's ``declared N execution manager(s) dead: 3, 4; ...`` line."""
+    if not message.startswith("declared ") or " dead: " not in message:
+        return set()
+    ids = message.split(" dead: ", 1)[1].split(";", 1)[0]
+    return {int(em_id) for em_id in ids.split(", ")}
+
+
+def _pause_past_the_cutoff(cluster: Cluster, em: ServiceProcess) -> tuple[int, int]:
+    """SIGSTOP ``em`` until storage declares it dead, SIGCONT it, and wait until it registered
+    again; its old id and its new one."""
+    assert cluster.storage is not None
+    storage = cluster.storage
+    old = int(em.wait_for_entry(lambda entry: entry.get("message") == EM_READY)["em_id"])
+    em.pause()
+    try:
+        storage.wait_for_entry(
+            lambda entry: old in _declared_dead(str(entry.get("message"))),
+            deadline=DECLARED_DEAD_DEADLINE,
+        )
+    finally:
+        em.resume()
+    rejoined = em.wait_for_entry(
+        lambda entry: entry.get("old_em_id") == old, deadline=DECLARED_DEAD_DEADLINE
+    )
+    assert rejoined["level"] == "WARNING"
+    assert rejoined["gone_s"] >= STORAGE_EM_CUTOFF_SEC
+    new = int(rejoined["em_id"])
+    assert new != old
+    return old, new
+
+
+def test_jobs_survive_an_em_paused_past_its_cutoff_that_registers_again(
+    fault_cluster: Cluster, fault_driver: JobDriver
+) -> None:
+    em = fault_cluster.ems[0]
+    assert em is not None
+    rejoined: list[tuple[int, int]] = []
+    _run_through(
+        fault_cluster,
+        fault_driver,
+        lambda: rejoined.append(_pause_past_the_cutoff(fault_cluster, em)),
+    )
+    # It lived on (check_alive ran throughout) and stops with status 0 (the fixture checks).
+    assert fault_cluster.ems[0] is em
+    assert len(rejoined) == 1
+
+
+def test_an_em_back_from_the_dead_keeps_its_executors_and_runs_new_tasks(
+    fault_cluster: Cluster, fault_driver: JobDriver
+) -> None:
+    em = fault_cluster.ems[0]
+    assert em is not None
+    # The executor and its warm spare start after the registration: wait for both.
+    deadline = time.monotonic() + JOB_DEADLINE
+    while len(executors := em.child_pids()) < 2:
+        assert time.monotonic() < deadline, f"executors: {executors}"
+        time.sleep(POLL_INTERVAL)  # polling the process table until the pool has opened
+    _, new = _pause_past_the_cutoff(fault_cluster, em)
+    assert em.child_pids() == executors
+    # The other EM leaves, so every task from now on runs on the one that came back.
+    assert fault_cluster.stop_em(1) == 0
+    for job in _jobs():
+        fault_driver.run(job, fault_cluster.check_alive)
+    assert em.child_pids() == executors
+    entries = em.entries()
+    back = next(i for i, entry in enumerate(entries) if entry.get("em_id") == new)
+    assert any(entry["message"] == "Task completed successfully." for entry in entries[back:])

@@ -59,7 +59,9 @@ class EmProcess(Watchable):
         await self.wait_until(lambda: any(m.startswith(prefix) for m in self.messages))
 
 
-def _config(tmp_path: Path, cluster: Cluster, package_dir: Path, grace: float) -> Path:
+def _config(
+    tmp_path: Path, cluster: Cluster, package_dir: Path, grace: float, **extra: object
+) -> Path:
     storage, scheduler = cluster.endpoints()
     config = {
         "storage": {"host": storage.host, "port": storage.port},
@@ -74,6 +76,7 @@ def _config(tmp_path: Path, cluster: Cluster, package_dir: Path, grace: float) -
         "shutdown_grace_sec": grace,
         "forced_shutdown_sec": 1,
         "rpc": {"deadline_sec": 5, "next_task_margin_sec": 2, "shutdown_deadline_sec": 2},
+        **extra,
     }
     path = tmp_path / "em.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -151,7 +154,8 @@ async def test_storage_declaring_the_em_dead_ends_it_with_status_1_and_a_clear_l
 ) -> None:
     with trio.fail_after(BOUND):
         async with fake_cluster() as cluster:
-            config = _config(tmp_path, cluster, package_dir, grace=30)
+            # Upstream's behaviour; by default the EM registers again (tests/e2e/cluster).
+            config = _config(tmp_path, cluster, package_dir, grace=30, on_declared_dead="exit")
             async with em_process(config) as em:
                 await cluster.scheduler.wait_until(lambda: cluster.scheduler.polling == 1)
                 cluster.storage.heartbeat_error = rpc.FailedPreconditionError("already dead")

@@ -36,7 +36,7 @@ from spider.em.assignment import (
     ReportTarget,
     RevokedInstances,
 )
-from spider.em.errors import EmClientError, ExtensionUnavailable, TransportError
+from spider.em.errors import EmClientError, ExtensionUnavailable, MarkedDead, TransportError
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import EmClients
 
@@ -110,6 +110,9 @@ class FakeScheduler(Watchable):
     refused: int = 0
     """``NextTasks`` calls answered UNIMPLEMENTED."""
     polling: int = 0
+    em_ids: list[ExecutionManagerId] = attrs.field(factory=list)
+    """The EM id of each ``NextTask`` / ``NextTasks``, ``Heartbeat`` and ``Shutdown``, in order."""
+    shutdown_ems: list[ExecutionManagerId] = attrs.field(factory=list)
     _pushed: RepeatedEvent = attrs.field(factory=RepeatedEvent)
 
     def __attrs_post_init__(self) -> None:
@@ -122,7 +125,7 @@ class FakeScheduler(Watchable):
     async def next_task(
         self, em_id: ExecutionManagerId, record: ConsumedAssignment | None, wait_ms: int
     ) -> Assignment | None:
-        assert em_id == EM_ID
+        self.em_ids.append(em_id)
         if record is not None and record in self.outstanding:
             self.outstanding.remove(record)
         self.next_task_calls.append(record)
@@ -156,7 +159,7 @@ class FakeScheduler(Watchable):
         if not self.extension:
             self.refused += 1
             raise ExtensionUnavailable("Method not found", operation="NextTasks")
-        assert em_id == EM_ID
+        self.em_ids.append(em_id)
         for record in records:
             if record in self.outstanding:
                 self.outstanding.remove(record)
@@ -190,6 +193,7 @@ class FakeScheduler(Watchable):
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> None:
         await trio.lowlevel.checkpoint()
+        self.em_ids.append(em_id)
         self.heartbeat_times.append(trio.current_time())
         self.notify()
         if self.heartbeat_error is not None:
@@ -203,6 +207,7 @@ class FakeScheduler(Watchable):
             self.notify()
             raise self.shutdown_errors.popleft()
         self.shutdown_calls.append(list(records))
+        self.shutdown_ems.append(em_id)
         for record in records:
             if record in self.outstanding:
                 self.outstanding.remove(record)
@@ -236,6 +241,11 @@ class FakeStorage(Watchable):
     heartbeat_delay: float = 0.0
     register_em_replies: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     register_em_calls: int = 0
+    em_ids: list[ExecutionManagerId] = attrs.field(factory=list)
+    """The id of each registration storage accepted: ``EM_ID``, then one more each time."""
+    dead: set[ExecutionManagerId] = attrs.field(factory=set)
+    """Ids declared dead: their heartbeats are answered ``MarkedDead``."""
+    heartbeat_ids: list[ExecutionManagerId] = attrs.field(factory=list)
     register_replies: collections.deque[ExecutionContext | EmClientError] = attrs.field(
         factory=collections.deque
     )
@@ -274,14 +284,20 @@ class FakeStorage(Watchable):
         self.notify()
         if self.register_em_replies:
             raise self.register_em_replies.popleft()
-        return Registration(EM_ID, self.session)
+        em_id = ExecutionManagerId(EM_ID + len(self.em_ids))
+        self.em_ids.append(em_id)
+        self.notify()
+        return Registration(em_id, self.session)
 
     async def heartbeat(self, em_id: ExecutionManagerId) -> SessionId:
         await trio.lowlevel.checkpoint()
-        assert em_id == EM_ID
+        assert em_id in self.em_ids
+        self.heartbeat_ids.append(em_id)
         self.heartbeat_times.append(trio.current_time())
         self.notify()
         await trio.sleep(self.heartbeat_delay)
+        if em_id in self.dead:
+            raise MarkedDead(f"execution manager {em_id} was declared dead", operation="fake")
         reply = self.heartbeat_replies.popleft() if self.heartbeat_replies else self.session
         if isinstance(reply, EmClientError):
             raise reply
@@ -478,6 +494,8 @@ class FakeRevocations(Watchable):
     errors: collections.deque[EmClientError] = attrs.field(factory=collections.deque)
     calls: list[tuple[SessionId, int, int]] = attrs.field(factory=list)
     """``(session, known_revision, wait_ms)`` of each call."""
+    em_ids: list[ExecutionManagerId] = attrs.field(factory=list)
+    """The EM id of each call."""
     waiting: int = 0
     _revision: int = 0
     _entries: list[tuple[int, TaskInstanceId]] = attrs.field(factory=list)
@@ -500,7 +518,7 @@ class FakeRevocations(Watchable):
     async def wait_revoked_instances(
         self, em_id: ExecutionManagerId, session: SessionId, known_revision: int, wait_ms: int
     ) -> RevokedInstances:
-        assert em_id == EM_ID
+        self.em_ids.append(em_id)
         self.calls.append((session, known_revision, wait_ms))
         self.notify()
         await trio.lowlevel.checkpoint()

@@ -11,6 +11,7 @@ import pytest
 
 from spider.core.config import ConfigError
 from spider.em.config import LogFormat, load_em_config
+from spider.em.life import OnDeclaredDead
 from spider.em.main import EmExit, main
 
 UPSTREAM_WORKER_YAML = """
@@ -62,6 +63,7 @@ def test_upstream_config_files_load_unchanged(tmp_path: Path) -> None:
     settings = config.runtime_settings()
     assert settings.scheduler_poll_wait_ms == 1000
     assert settings.storage_heartbeat_interval == 1.0
+    assert settings.on_declared_dead is OnDeclaredDead.REJOIN
     assert config.client_deadlines().next_task_margin == 5.0
 
 
@@ -76,6 +78,7 @@ def test_spider_py_additions_and_fractional_durations(tmp_path: Path) -> None:
         shutdown_grace_sec: 2.5
         rpc: {deadline_sec: 0.5, retry: {initial_sec: 0.05, cap_sec: 1, jitter_sec: 0}}
         log_format: human
+        on_declared_dead: exit
         max_pending_reports: 16
         report_senders: 2
         execution_extension: {enabled: false, max_tasks_per_poll: 8, prefetch_per_slot: 0,
@@ -102,6 +105,7 @@ def test_spider_py_additions_and_fractional_durations(tmp_path: Path) -> None:
     backoff = config.runtime_settings().retry.backoff
     assert (backoff.initial, backoff.cap, backoff.jitter) == (0.05, 1.0, 0.0)
     assert config.log_format is LogFormat.HUMAN
+    assert runtime.on_declared_dead is OnDeclaredDead.EXIT
 
 
 def test_environment_and_flags_override_the_file_in_that_order(tmp_path: Path) -> None:
@@ -163,6 +167,11 @@ def test_environment_and_flags_override_the_file_in_that_order(tmp_path: Path) -
             "task_executor: {package_dir: /p}\nmax_pending_reports: 0\n",
             {},
             "max_pending_reports must be an integer >= 1",
+        ),
+        (
+            "task_executor: {package_dir: /p}\non_declared_dead: restart\n",
+            {},
+            "on_declared_dead: invalid value",
         ),
         ("- a list\n", {}, "expected a mapping"),
         ("a: [unclosed\n", {}, "not valid YAML"),

@@ -8,6 +8,7 @@ import trio.testing
 
 from spider.core.ids import SessionId
 from spider.em.errors import IllegalId, LivenessLost, MarkedDead
+from spider.em.life import OnDeclaredDead
 
 from .fakes import assignment, context, transport
 from .harness import Em, settings
@@ -106,7 +107,8 @@ async def test_a_newer_assignment_session_triggers_an_immediate_heartbeat(
 async def test_liveness_loss_stops_the_em_with_an_error_after_acknowledging(
     autojump_clock: trio.testing.MockClock, reply: SessionId | Exception, expected: str
 ) -> None:
-    em = Em()
+    # Declared dead, the EM stops only with on_declared_dead: exit (test_em_rejoin.py: rejoin).
+    em = Em(settings=settings(on_declared_dead=OnDeclaredDead.EXIT))
     em.storage.register_replies.append(context("hang"))
 
     async def hang(request: object) -> object:

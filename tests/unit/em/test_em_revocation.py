@@ -10,11 +10,11 @@ import pytest
 import trio
 import trio.testing
 
-from spider.core.ids import SessionId, TaskInstanceId
+from spider.core.ids import ExecutionManagerId, SessionId, TaskInstanceId
 from spider.em.pool import TaskOutcome, TaskRequest
 from spider.em.runtime import ExtensionSettings
 
-from .fakes import FakePool, FakeRevocations, assignment, context, transport
+from .fakes import EM_ID, FakePool, FakeRevocations, assignment, context, transport
 from .harness import Em, settings
 
 WAIT_MS = 3_000
@@ -128,3 +128,29 @@ async def test_without_the_extension_the_em_never_polls(
     async with em.running():
         await em.storage.wait_until(lambda: len(em.storage.successes) == 1)
     assert revocations.calls == []
+
+
+async def test_after_registering_again_the_poller_asks_under_the_new_id_and_kills_its_tasks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    em, revocations = revoking_em()
+    new_id = ExecutionManagerId(EM_ID + 1)
+    em.storage.register_replies.append(context("hang", instance=7, hard_timeout_ms=60_000))
+    async with em.running():
+        await em.wait_polling()
+        em.storage.dead.add(EM_ID)
+        await em.scheduler.wait_until(lambda: new_id in em.scheduler.em_ids)
+        em.scheduler.push(assignment(1))
+        await em.pool.wait_until(lambda: len(em.pool.started) == 1)
+        await revocations.wait_until(
+            lambda: revocations.waiting == 1 and revocations.em_ids[-1] == new_id
+        )
+        revocations.revoke(7)
+        await em.pool.wait_until(lambda: len(em.pool.finished) == 1)
+        assert em.pool.revoked == [[TaskInstanceId(7)]]
+    assert em.storage.failures == []
+    assert em.storage.successes == []
+    # The dead id's poller ended with its life: every call after the first new-id one is new.
+    first_new = revocations.em_ids.index(new_id)
+    assert set(revocations.em_ids[:first_new]) == {EM_ID}
+    assert set(revocations.em_ids[first_new:]) == {new_id}
