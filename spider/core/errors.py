@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+EM_DECLARED_DEAD: Final = "was declared dead"
+"""In storage's FAILED_PRECONDITION message to an EM it declared dead. Upstream answers a stale
+task registration with the same code (its message starts ``cache stale``), so this phrase is how
+an EM tells "drop this assignment" from "this EM is fenced; hand the assignment back"."""
+
 
 class SpiderError(Exception):
     """Base class of every error Spider-py raises on purpose."""

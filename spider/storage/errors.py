@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 
-from spider.core.errors import SpiderError
+from spider.core.errors import EM_DECLARED_DEAD, SpiderError
 from spider.core.ids import ExecutionManagerId, JobId, SessionId
 from spider.core.job_state import JobState
 from spider.rpc.errors import Status
@@ -120,7 +120,7 @@ class EmDead(StorageError):
 
     def __init__(self, em_id: ExecutionManagerId) -> None:
         super().__init__(
-            f"execution manager {em_id} was declared dead (no heartbeat within the cutoff); "
+            f"execution manager {em_id} {EM_DECLARED_DEAD} (no heartbeat within the cutoff); "
             "its work was rescheduled: register again"
         )
         self.em_id = em_id

@@ -9,6 +9,7 @@ never saw one, and a deadline that passed is as retryable as a refused connectio
 
 from __future__ import annotations
 
+from spider.core.errors import EM_DECLARED_DEAD
 from spider.em.errors import (
     CacheStaleAnswer,
     EmClientError,
@@ -34,9 +35,17 @@ _LIVENESS: dict[Status, type[EmClientError]] = {
 
 
 def storage_error(error: RpcError, operation: str) -> EmClientError:
-    """``TaskInstanceManagementService``: stale session, stale cache, bad input, else server."""
+    """``TaskInstanceManagementService``: stale session, stale cache, bad input, else server.
+
+    FAILED_PRECONDITION is upstream's ``CacheStale`` (drop the assignment), except when storage
+    says it declared this EM dead: the task itself is still ready, so dropping and acknowledging
+    the assignment would lose it (the scheduler would never offer it again). That answer is
+    ``MarkedDead``, which leaves the assignment unacknowledged for ``Shutdown`` to hand back.
+    """
     if error.is_transient:
         return TransportError(error.message, operation=operation)
+    if error.status is Status.FAILED_PRECONDITION and EM_DECLARED_DEAD in error.message:
+        return MarkedDead(error.message, operation=operation)
     return _STORAGE.get(error.status, ServerError)(error.message, operation=operation)
 
 

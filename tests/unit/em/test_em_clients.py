@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spider.core import TaskId
-from spider.core.ids import U64_MAX
+from spider.core.ids import U64_MAX, ExecutionManagerId
 from spider.em.clients._convert import (
     assignment_from_proto,
     execution_context_from_proto,
@@ -35,6 +35,7 @@ from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
 from spider.rpc import RpcError, Status, error_for_status
+from spider.storage.errors import CacheStale, EmDead, StaleReason, StorageError, grpc_status
 
 STORAGE = {
     Status.NOT_FOUND: StaleSessionAnswer,
@@ -178,3 +179,18 @@ def test_registration_needs_its_registration_and_allows_session_zero() -> None:
         registration_from_proto(
             storage_pb.RegisterExecutionManagerResponse.FromString(b""), operation="R"
         )
+
+
+def _storage_answer(refusal: StorageError) -> EmClientError:
+    """What the EM makes of storage's answer ``refusal`` to a task-instance call."""
+    rpc_error = error_for_status(grpc_status(refusal), str(refusal))
+    return storage_error(rpc_error, "RegisterTaskInstance")
+
+
+def test_storage_refusing_a_dead_em_is_marked_dead_not_a_stale_cache() -> None:
+    # Both answers are FAILED_PRECONDITION. A stale cache drops the assignment; a dead EM must
+    # hand it back (unacknowledged), or the still-ready task is never offered again.
+    dead = _storage_answer(EmDead(ExecutionManagerId(3)))
+    assert type(dead) is MarkedDead
+    stale = _storage_answer(CacheStale(StaleReason.TASK_NOT_READY, "task 0 of job 9"))
+    assert type(stale) is CacheStaleAnswer
