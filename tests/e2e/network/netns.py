@@ -13,7 +13,9 @@ from __future__ import annotations
 import contextlib
 import enum
 import ipaddress
+import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -31,6 +33,10 @@ HOST_NUMBERS = {"storage": 10, "scheduler": 11, "em-0": 20, "em-1": 21}
 RELAY = Path(__file__).with_name("delay_relay.py")
 RELAY_READY = "relay listening"
 COMMAND_TIMEOUT = 20.0
+_OWNER = re.compile(rf"^{PREFIX}(\d+)[a-z]")
+"""A name's owning process id: ``spnf<pid><letter>...``; the letter counts this process's
+networks, so a new one never waits for the kernel to finish removing the last one's links."""
+_NETWORKS = itertools.count()
 LATENCY_MS = 50
 """The delay the latency fault adds each way (a relay is started with it, and switched)."""
 
@@ -103,17 +109,20 @@ def remove_leftovers() -> None:
     end the services it left running in them."""
     for line in run("ip", "netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""
-        owner = name.removeprefix(PREFIX).split("-")[0]
-        if name.startswith(PREFIX) and owner.isdigit() and not _pid_alive(int(owner)):
+        if _stale(name):
             for pid in run("ip", "netns", "pids", name).split():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
             run("ip", "netns", "del", name)
     for line in run("ip", "-o", "link", "show", "type", "bridge").splitlines():
         name = line.split(":")[1].strip().split("@")[0]
-        owner = name.removeprefix(PREFIX).removesuffix("br")
-        if name.startswith(PREFIX) and owner.isdigit() and not _pid_alive(int(owner)):
+        if _stale(name):
             run("ip", "link", "del", name)
+
+
+def _stale(name: str) -> bool:
+    owner = _OWNER.match(name)
+    return owner is not None and not _pid_alive(int(owner.group(1)))
 
 
 def _free_subnet() -> ipaddress.IPv4Network:
@@ -178,6 +187,9 @@ class Network:
     def destroy(self) -> None:
         for relay in self.relays:
             relay.kill()
+        for index in range(len(ROLES)):
+            subprocess.run(["ip", "link", "del", f"{PREFIX}{self.token}v{index}"], check=False,
+                           capture_output=True)  # fmt: skip
         for role in ROLES:
             subprocess.run(["ip", "netns", "del", self.namespace(role)], check=False)
         subprocess.run(["ip", "link", "del", self.bridge], check=False)
@@ -249,7 +261,8 @@ class Network:
 def test_network() -> Iterator[Network]:
     """Namespaces for storage, the scheduler and two EMs, removed afterwards."""
     remove_leftovers()
-    network = Network(_free_subnet(), str(os.getpid()))
+    letter = "abcdefghijklmnopqrstuvwxyz"[next(_NETWORKS) % 26]
+    network = Network(_free_subnet(), f"{os.getpid()}{letter}")
     try:
         network.create()
         yield network
