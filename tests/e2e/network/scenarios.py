@@ -97,5 +97,10 @@ SCENARIOS = [
         ),
         xfail=LOST_POLL_ANSWER,
     ),
-    _scenario(Scenario("em-isolated", _em_isolated, PARTITION_SEC, "an EM cut off from all")),
+    _scenario(
+        Scenario("em-isolated", _em_isolated, PARTITION_SEC, "an EM cut off from all"),
+        xfail=DEAD_EM_DROPS_ASSIGNMENTS
+        + " (here: the assignments it takes from the scheduler in the moment after the heal, "
+        "before its heartbeat learns it was declared dead)",
+    ),
 ]
