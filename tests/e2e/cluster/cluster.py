@@ -7,6 +7,7 @@ that fault recovery takes seconds, not the production minutes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,28 @@ SCHEDULER_READY = "scheduler listening on"
 EM_READY = "Execution manager registered with storage."
 
 
+@attrs.frozen
+class Placement:
+    """Where each service listens, where the others reach it, and what launches it.
+
+    The default is everything on loopback in this network namespace; the network-fault suite
+    (tests/e2e/network) puts each service in a namespace of its own, where a service may listen
+    on the namespace's loopback behind a relay that owns the namespace's address.
+    """
+
+    storage_listen: str = "127.0.0.1"
+    storage_address: str = "127.0.0.1"
+    scheduler_listen: str = "127.0.0.1"
+    scheduler_address: str = "127.0.0.1"
+    launchers: Mapping[str, Sequence[str]] = attrs.field(factory=dict)
+    """A command prefix per service name (``storage``, ``scheduler``, ``em-0``...)."""
+    em_env: Mapping[str, str] = attrs.field(factory=dict)
+    """Extra environment of the EMs (e.g. ``SPIDER_LOG_LEVEL``)."""
+
+    def launcher(self, name: str) -> Sequence[str]:
+        return self.launchers.get(name, ())
+
+
 def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data))
     return path
@@ -52,6 +75,7 @@ class Cluster:
     package_dir: Path = EXAMPLES
     """The EMs' ``task_executor.package_dir``."""
     em_count: int = EM_COUNT
+    placement: Placement = attrs.field(factory=Placement)
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
@@ -73,6 +97,9 @@ class Cluster:
         for index in range(self.em_count):
             self.start_em(index)
 
+    def _storage_endpoint(self) -> dict[str, Any]:
+        return {"host": self.placement.storage_address, "port": self.storage_port}
+
     def start_storage(self) -> None:
         pool: dict[str, float] = {
             "execution_manager_stale_cutoff_sec": STORAGE_EM_CUTOFF_SEC,
@@ -83,13 +110,18 @@ class Cluster:
         config = _write_yaml(
             self.directory / "storage.yaml",
             {
-                "host": "127.0.0.1",
+                "host": self.placement.storage_listen,
                 "port": self.storage_port,
                 "runtime": {"db": database_yaml(self.database), "task_instance_pool": pool},
             },
         )
         self.storage = spawn(
-            "storage", "spider.storage", "--config", str(config), ready_text=STORAGE_READY
+            "storage",
+            "spider.storage",
+            "--config",
+            str(config),
+            ready_text=STORAGE_READY,
+            launcher=self.placement.launcher("storage"),
         )
         self.storage.wait_ready()
 
@@ -97,10 +129,14 @@ class Cluster:
         config = _write_yaml(
             self.directory / "scheduler.yaml",
             {
-                "host": "127.0.0.1",
+                "host": self.placement.scheduler_listen,
                 "port": self.scheduler_port,
-                "storage_endpoint": {"host": "127.0.0.1", "port": self.storage_port},
+                "storage_endpoint": self._storage_endpoint(),
                 "runtime": {
+                    "advertised_endpoint": {
+                        "host": self.placement.scheduler_address,
+                        "port": self.scheduler_port,
+                    },
                     "em_registry": {
                         "dead_em_cutoff_sec": SCHEDULER_EM_CUTOFF_SEC,
                         "liveness_tracking_interval_ms": 200,
@@ -112,7 +148,12 @@ class Cluster:
             },
         )
         self.scheduler = spawn(
-            "scheduler", "spider.scheduler", "--config", str(config), ready_text=SCHEDULER_READY
+            "scheduler",
+            "spider.scheduler",
+            "--config",
+            str(config),
+            ready_text=SCHEDULER_READY,
+            launcher=self.placement.launcher("scheduler"),
         )
         self.scheduler.wait_ready()
 
@@ -120,8 +161,11 @@ class Cluster:
         config = _write_yaml(
             self.directory / f"em-{index}.yaml",
             {
-                "storage": {"host": "127.0.0.1", "port": self.storage_port},
-                "scheduler": {"host": "127.0.0.1", "port": self.scheduler_port},
+                "storage": self._storage_endpoint(),
+                "scheduler": {
+                    "host": self.placement.scheduler_address,
+                    "port": self.scheduler_port,
+                },
                 "task_executor": {"package_dir": str(self.package_dir)},
                 "liveness": {
                     "storage_heartbeat_interval_sec": EM_HEARTBEAT_SEC,
@@ -142,7 +186,9 @@ class Cluster:
             env={
                 "SPIDER_EXAMPLES_STATE_DIR": str(self.state_dir),
                 "SPIDER_EXAMPLES_TASK_DELAY_MS": str(self.task_delay_ms),
+                **self.placement.em_env,
             },
+            launcher=self.placement.launcher(f"em-{index}"),
         )
         self.ems[index] = em
         em.wait_ready()

@@ -78,9 +78,15 @@ class JobDriver:
         )
         return name
 
-    def wait(self, job_id: int, check: Callable[[], None] = lambda: None) -> Ended:
-        """Poll until the job ends (``check`` runs between polls, e.g. that processes live)."""
-        deadline = time.monotonic() + JOB_DEADLINE
+    def wait(
+        self,
+        job_id: int,
+        check: Callable[[], None] = lambda: None,
+        within: float = JOB_DEADLINE,
+    ) -> Ended:
+        """Poll until the job ends (``check`` runs between polls, e.g. that processes live);
+        fail if it has not ended ``within`` seconds."""
+        deadline = time.monotonic() + within
         while (state := self.state(job_id)) in UNFINISHED:
             check()
             assert time.monotonic() < deadline, f"job {job_id} still {state}"
@@ -98,10 +104,12 @@ class JobDriver:
             for payload in decode_task_outputs(reply.serialized_outputs)
         ]
 
-    def run(self, job: Job, check: Callable[[], None] = lambda: None) -> tuple[int, Ended]:
+    def run(
+        self, job: Job, check: Callable[[], None] = lambda: None, within: float = JOB_DEADLINE
+    ) -> tuple[int, Ended]:
         """Submit, wait, check that it Succeeded with the expected outputs."""
         job_id = self.submit(job)
-        ended = self.wait(job_id, check)
+        ended = self.wait(job_id, check, within)
         assert ended.state == "SUCCEEDED", self.error(job_id)
         assert self.outputs(job_id, job) == job.expected
         return job_id, ended

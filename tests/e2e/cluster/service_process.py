@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,11 +116,35 @@ class ServiceProcess:
 
 
 def spawn(
-    name: str, module: str, *args: str, ready_text: str, env: Mapping[str, str] | None = None
+    name: str,
+    module: str,
+    *args: str,
+    ready_text: str,
+    env: Mapping[str, str] | None = None,
+    launcher: Sequence[str] = (),
 ) -> ServiceProcess:
-    """Start ``python -m module args`` without waiting for it to be ready."""
-    process = subprocess.Popen(
+    """Start ``python -m module args`` without waiting for it to be ready; ``launcher`` is
+    prepended to the command (``ip netns exec NAME`` runs it in a network namespace)."""
+    return spawn_command(
+        name,
         [sys.executable, "-m", module, *args],
+        ready_text=ready_text,
+        env=env,
+        launcher=launcher,
+    )
+
+
+def spawn_command(
+    name: str,
+    command: Sequence[str],
+    *,
+    ready_text: str,
+    env: Mapping[str, str] | None = None,
+    launcher: Sequence[str] = (),
+) -> ServiceProcess:
+    """Start ``launcher + command`` without waiting for it to be ready."""
+    process = subprocess.Popen(
+        [*launcher, *command],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

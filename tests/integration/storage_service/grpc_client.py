@@ -112,8 +112,8 @@ class StorageClient:
     stubs: dict[str, Any]
 
     @classmethod
-    def connect(cls, pb: StubModules, port: int) -> StorageClient:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def connect(cls, pb: StubModules, port: int, host: str = "127.0.0.1") -> StorageClient:
+        channel = grpc.insecure_channel(f"{host}:{port}")
         stubs = {name: getattr(pb.storage_grpc, f"{name}Stub")(channel) for name in SERVICES}
         stubs |= {
             name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES
