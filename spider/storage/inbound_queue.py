@@ -245,8 +245,3 @@ class InboundQueue:
             await queue.lot.park()
             queue.settle(acknowledged, offerable)
         return queue.take_leased(max_items)
-
-    def drop_leases(self) -> None:
-        """Forget every lane's lease: a new scheduler is being sent all ready work anyway."""
-        for queue in self._lanes.values():
-            queue.lease = EMPTY_BATCH

@@ -291,8 +291,8 @@ class StorageState:
         scheduler_id = await self.persistence.register_scheduler(host, port)
         self._scheduler_registrations += 1
         if self._scheduler_registrations > 1:
-            # The resend offers every task the leases hold that is still Ready.
-            self.lifecycle.queue.drop_leases()
+            # The lanes' leases need no reset: a lease's entries still Ready are enqueued
+            # again here, and settling a lease skips entries waiting in the lane.
             offered = self.lifecycle.resend_ready_work()
             LOGGER.info(
                 "scheduler %s replaced the previous one; re-enqueued %d ready task(s)",
