@@ -45,44 +45,60 @@ def put(queue: InboundQueue, lane: Lane, *jobs: int) -> list[ReadyTask]:
     return entries
 
 
+async def receive(
+    queue: InboundQueue, lane: Lane, max_items: int, acknowledged: int
+) -> LeasedBatch:
+    """``receive_leased``, failing (at once, on the mock clock) instead of waiting forever."""
+    with trio.fail_after(WAIT_MS / 1000):
+        return await queue.receive_leased(lane, max_items, acknowledged)
+
+
 @pytest.mark.parametrize("lane", list(Lane))
-async def test_a_lost_answer_is_offered_again_first_and_in_order(lane: Lane) -> None:
+async def test_a_lost_answer_is_offered_again_first_and_in_order(
+    lane: Lane, autojump_clock: trio.testing.MockClock
+) -> None:
     queue = lanes()
     first = put(queue, lane, 1, 2, 3)
-    lost = await queue.receive_leased(lane, 2, NO_BATCH)
+    lost = await receive(queue, lane, 2, NO_BATCH)
     assert lost.entries == tuple(first[:2])
     newer = put(queue, lane, 4)
-    again = await queue.receive_leased(lane, 10, NO_BATCH)  # the scheduler never saw ``lost``
+    again = await receive(queue, lane, 10, NO_BATCH)  # the scheduler never saw ``lost``
     assert again.entries == (*first, *newer)
     assert again.batch > lost.batch
 
 
 @pytest.mark.parametrize("lane", list(Lane))
-async def test_an_acknowledged_answer_is_not_offered_again(lane: Lane) -> None:
+async def test_an_acknowledged_answer_is_not_offered_again(
+    lane: Lane, autojump_clock: trio.testing.MockClock
+) -> None:
     queue = lanes()
     put(queue, lane, 1, 2)
-    received = await queue.receive_leased(lane, 10, NO_BATCH)
+    received = await receive(queue, lane, 10, NO_BATCH)
     newer = put(queue, lane, 3)
-    assert (await queue.receive_leased(lane, 10, received.batch)).entries == tuple(newer)
+    assert (await receive(queue, lane, 10, received.batch)).entries == tuple(newer)
 
 
 @pytest.mark.parametrize("lane", list(Lane))
-async def test_an_older_batch_does_not_acknowledge_the_newest(lane: Lane) -> None:
+async def test_an_older_batch_does_not_acknowledge_the_newest(
+    lane: Lane, autojump_clock: trio.testing.MockClock
+) -> None:
     queue = lanes()
     put(queue, lane, 1)
-    received = await queue.receive_leased(lane, 10, NO_BATCH)
+    received = await receive(queue, lane, 10, NO_BATCH)
     newest = put(queue, lane, 2)
-    lost = await queue.receive_leased(lane, 10, received.batch)
+    lost = await receive(queue, lane, 10, received.batch)
     assert lost.entries == tuple(newest)
-    assert (await queue.receive_leased(lane, 10, received.batch)).entries == tuple(newest)
+    assert (await receive(queue, lane, 10, received.batch)).entries == tuple(newest)
 
 
-async def test_an_entry_waiting_again_in_the_lane_is_not_offered_twice() -> None:
+async def test_an_entry_waiting_again_in_the_lane_is_not_offered_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     queue = lanes()
     first = put(queue, Lane.TASK, 1, 2)
-    await queue.receive_leased(Lane.TASK, 10, NO_BATCH)
+    await receive(queue, Lane.TASK, 10, NO_BATCH)
     put(queue, Lane.TASK, 2)  # a resend enqueued it again meanwhile
-    again = await queue.receive_leased(Lane.TASK, 10, NO_BATCH)
+    again = await receive(queue, Lane.TASK, 10, NO_BATCH)
     assert sorted(entry.job_id for entry in again.entries) == [1, 2]
     assert again.entries[0] == first[0]
 
@@ -96,14 +112,15 @@ async def test_a_lease_another_poll_took_while_this_one_waited_comes_to_this_one
     answers: dict[str, LeasedBatch] = {}
 
     async def poll(name: str) -> None:
-        answers[name] = await queue.receive_leased(Lane.TASK, 10, NO_BATCH)
+        answers[name] = await receive(queue, Lane.TASK, 10, NO_BATCH)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(poll, "abandoned")
-        await trio.testing.wait_all_tasks_blocked()
-        nursery.start_soon(poll, "current")
-        await trio.testing.wait_all_tasks_blocked()
-        entries = put(queue, Lane.TASK, 1)
+    with trio.fail_after(WAIT_MS / 1000):  # the mock clock's: fails at once, does not hang
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(poll, "abandoned")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(poll, "current")
+            await trio.testing.wait_all_tasks_blocked()
+            entries = put(queue, Lane.TASK, 1)
     assert answers["abandoned"].entries == tuple(entries)
     assert answers["current"].entries == tuple(entries)
 
@@ -113,10 +130,10 @@ async def test_an_empty_answer_or_a_cancelled_poll_leases_nothing(
 ) -> None:
     queue = lanes()
     with trio.move_on_after(1):  # cancelled while waiting
-        await queue.receive_leased(Lane.TASK, 10, NO_BATCH)
-    assert (await queue.receive_leased(Lane.TASK, 0, NO_BATCH)) == LeasedBatch(NO_BATCH, ())
+        await receive(queue, Lane.TASK, 10, NO_BATCH)
+    assert (await receive(queue, Lane.TASK, 0, NO_BATCH)) == LeasedBatch(NO_BATCH, ())
     entries = put(queue, Lane.TASK, 1)
-    assert (await queue.receive_leased(Lane.TASK, 10, NO_BATCH)).entries == tuple(entries)
+    assert (await receive(queue, Lane.TASK, 10, NO_BATCH)).entries == tuple(entries)
 
 
 # --- through StorageState: sessions, tasks that moved on, waits ------------------------------
