@@ -26,11 +26,10 @@ from .jobs import create_state, drain, new_group, submission, summing_task
 GROUP = ResourceGroupId(1)
 WAIT_MS = 30_000
 
-_TASK_OF_LANE = {
-    Lane.TASK: TaskId.index,
-    Lane.COMMIT: lambda _: TaskId.COMMIT,
-    Lane.CLEANUP: lambda _: TaskId.CLEANUP,
-}
+
+def task_of(lane: Lane, job: int) -> TaskId:
+    """The task ``lane`` carries for ``job`` (index task ``job`` on the task lane)."""
+    return {Lane.TASK: TaskId.index(job), Lane.COMMIT: TaskId.COMMIT}.get(lane, TaskId.CLEANUP)
 
 
 def lanes() -> InboundQueue:
@@ -39,7 +38,7 @@ def lanes() -> InboundQueue:
 
 def put(queue: InboundQueue, lane: Lane, *jobs: int) -> list[ReadyTask]:
     """One entry of ``lane`` per job (index task ``job`` on the task lane)."""
-    entries = [ReadyTask(GROUP, JobId(job), _TASK_OF_LANE[lane](job)) for job in jobs]
+    entries = [ReadyTask(GROUP, JobId(job), task_of(lane, job)) for job in jobs]
     for entry in entries:
         queue.put(entry.resource_group_id, entry.job_id, entry.task_id)
     return entries
