@@ -38,6 +38,7 @@ PROTO_FILES = (
     "spider_py/execution.proto",
     "spider_py/jobs.proto",
     "spider_py/revocation.proto",
+    "spider_py/inbound.proto",
 )
 PACKAGE = "spider.proto"
 PACKAGE_DIR = ROOT / "spider" / "proto"

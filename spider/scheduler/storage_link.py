@@ -1,6 +1,11 @@
 """``StorageLink``: the scheduler's calls to storage, with storage's failures made domain errors.
 
-Two calls: ``RegisterScheduler`` and the three lanes' ``PollReady*Tasks``. A failure is either
+Two calls: ``RegisterScheduler`` and the three lanes' polls. A lane is polled through Spider-py's
+acknowledged poll (``spider_py.inbound``), which names the last answer received on the lane, so
+storage offers the entries of an answer that never arrived again; against a storage that answers
+it UNIMPLEMENTED (upstream Spider) through upstream's ``PollReady*Tasks``, whose lost answers
+stay lost until the scheduler registers again (docs/rpc.md#spider-pys-extensions). A failure is
+either
 ``StorageLinkLost`` (storage is down, restarting or overloaded: wait and reconnect) or
 ``StorageRejected`` (storage, or whatever answers at that address, refuses the request for good:
 fatal).
@@ -18,6 +23,7 @@ import attrs
 from spider.core.ids import JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.core.ready_task import ReadyTask
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import inbound as inbound_pb
 from spider.rpc import (
     Endpoint,
     InvalidArgumentError,
@@ -28,6 +34,7 @@ from spider.rpc import (
     UnimplementedError,
 )
 from spider.scheduler._convert import task_id_from_proto
+from spider.scheduler.assignment import NO_SESSION
 from spider.scheduler.errors import SchedulerError, StorageRejected
 
 LOGGER: Final = logging.getLogger("spider.scheduler.storage")
@@ -79,6 +86,15 @@ class InboundSource(Protocol):
         ...
 
 
+_PROTO_LANES: Final = {
+    InboundLane.TASK: inbound_pb.Lane.LANE_TASK,
+    InboundLane.COMMIT: inbound_pb.Lane.LANE_COMMIT,
+    InboundLane.CLEANUP: inbound_pb.Lane.LANE_CLEANUP,
+}
+
+NOTHING_RECEIVED: Final = (NO_SESSION, 0)
+"""A lane's acknowledgement before its first answer with entries: no session, no batch."""
+
 _POLL_METHODS: Final = {
     InboundLane.TASK: storage_pb.InboundQueueServiceStub.poll_ready_tasks,
     InboundLane.COMMIT: storage_pb.InboundQueueServiceStub.poll_ready_commit_tasks,
@@ -93,6 +109,15 @@ class StorageLink:
     channel: RpcChannel
     call_deadline: float
     """Seconds each call may take, on top of a poll's wait."""
+    acknowledged: dict[InboundLane, tuple[SessionId, int]] = attrs.field(
+        factory=lambda: dict.fromkeys(InboundLane, NOTHING_RECEIVED)
+    )
+    """Per lane, the storage session and batch of the last answer received (the acknowledged
+    poll sends it with the next poll of the lane)."""
+    upstream_only: bool = False
+    """Storage answered the acknowledged poll UNIMPLEMENTED: poll upstream's RPCs instead,
+    until storage registers this scheduler in another session (it may be another build)."""
+    _registered_session: SessionId = NO_SESSION
 
     async def register(self, advertised: Endpoint) -> StorageRegistration:
         """Register as storage's scheduler; storage then (re)sends its ready work."""
@@ -113,12 +138,58 @@ class StorageLink:
         except RpcError as error:
             raise StorageLinkLost(f"RegisterScheduler failed: {error}") from error
         registration = response.registration
-        return StorageRegistration(
-            SchedulerId(registration.scheduler_id), SessionId(registration.session_id)
-        )
+        session = SessionId(registration.session_id)
+        if session != self._registered_session:
+            self._registered_session = session
+            self.upstream_only = False
+        return StorageRegistration(SchedulerId(registration.scheduler_id), session)
 
     async def poll(self, lane: InboundLane, max_items: int, wait_ms: int) -> InboundBatch:
-        """Take up to ``max_items`` entries of ``lane``, waiting up to ``wait_ms`` for one."""
+        """Take up to ``max_items`` entries of ``lane``, waiting up to ``wait_ms`` for one.
+
+        The caller polls each lane one call at a time and takes every answer returned: that is
+        what the next poll acknowledges.
+        """
+        if not self.upstream_only:
+            try:
+                return await self._poll_acknowledged(lane, max_items, wait_ms)
+            except UnimplementedError as error:
+                if not self.upstream_only:  # once per storage session, not once per lane
+                    LOGGER.warning(
+                        "storage does not serve Spider-py's acknowledged inbound poll (%s); "
+                        "polling upstream's PollReady*Tasks instead: a ready-task answer lost "
+                        "on the way is then lost until the scheduler registers again",
+                        error.message,
+                    )
+                self.upstream_only = True
+        return await self._poll_upstream(lane, max_items, wait_ms)
+
+    async def _poll_acknowledged(
+        self, lane: InboundLane, max_items: int, wait_ms: int
+    ) -> InboundBatch:
+        session, batch = self.acknowledged[lane]
+        request = inbound_pb.PollReadyTasksRequest(
+            lane=_PROTO_LANES[lane],
+            max_items=max_items,
+            wait_ms=wait_ms,
+            session_id=session,
+            acknowledged_batch=batch,
+        )
+        try:
+            response = await self.channel.call(
+                inbound_pb.AcknowledgedInboundQueueServiceStub.poll_ready_tasks,
+                request,
+                deadline=wait_ms / 1000 + self.call_deadline,
+            )
+        except UnimplementedError:
+            raise
+        except RpcError as error:
+            raise StorageLinkLost(f"polling the {lane.value} lane failed: {error}") from error
+        answered = SessionId(response.session_id)
+        self.acknowledged[lane] = (answered, response.batch)
+        return InboundBatch(answered, tuple(_entries(lane, response.tasks)))
+
+    async def _poll_upstream(self, lane: InboundLane, max_items: int, wait_ms: int) -> InboundBatch:
         request = storage_pb.PollReadyTasksRequest(max_items=max_items, wait_ms=wait_ms)
         try:
             response = await self.channel.call(

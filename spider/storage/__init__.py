@@ -37,6 +37,7 @@ from spider.storage.instance_gc import SweepReport
 from spider.storage.job_lifecycle import InstanceContext
 from spider.storage.recovery import RecoveryReport
 from spider.storage.state import (
+    AcknowledgedReadyTasks,
     ExecutionManagerRegistration,
     ReadyTaskBatch,
     RegisteredScheduler,
@@ -47,6 +48,7 @@ from spider.storage.state import (
 
 __all__ = [
     "GRPC_STATUS",
+    "AcknowledgedReadyTasks",
     "BadRequest",
     "CacheStale",
     "EmDead",

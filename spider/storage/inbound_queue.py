@@ -19,6 +19,12 @@ there, with up to ``max_items`` of those immediately available. Upstream waits f
 ``wait_ms`` unless ``max_items`` fill up; returning early changes latency, not
 correctness: the scheduler simply polls again. The caller bounds the wait with
 ``trio.move_on_after``.
+
+Upstream's polls take their entries off the lane before the answer is delivered, so an answer
+lost on the way loses its tasks until the scheduler registers again. Spider-py's acknowledged
+poll (``receive_leased``) instead keeps each lane's last answer with entries as a *lease* until
+the scheduler's next poll acknowledges its batch number; a poll that does not gets the lease's
+entries back at the front of the lane, ahead of newer ones.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+from collections.abc import Callable
 
 import attrs
 import trio
@@ -58,6 +65,25 @@ _LANE_OF_KIND = {
 }
 
 
+NO_BATCH = 0
+"""The batch of an answer without entries, and the acknowledgement of no answer."""
+
+
+@attrs.frozen
+class LeasedBatch:
+    """An acknowledged poll's answer: its batch number (``NO_BATCH`` when empty) and entries."""
+
+    batch: int
+    entries: tuple[ReadyTask, ...]
+
+
+EMPTY_BATCH = LeasedBatch(NO_BATCH, ())
+
+
+def _always(entry: ReadyTask) -> bool:
+    return True
+
+
 @attrs.define(eq=False)
 class _LaneQueue:
     lane: Lane
@@ -66,6 +92,9 @@ class _LaneQueue:
     waiting: set[tuple[JobId, TaskId]] = attrs.field(factory=set)
     lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
     over_high_water: bool = False
+    lease: LeasedBatch = EMPTY_BATCH
+    """The last acknowledged poll's answer with entries, until a poll acknowledges it."""
+    last_batch: int = NO_BATCH
 
     def put(self, entry: ReadyTask) -> None:
         key = (entry.job_id, entry.task_id)
@@ -99,6 +128,43 @@ class _LaneQueue:
                 extra={"lane": self.lane.value, "depth": len(self.entries)},
             )
         return batch
+
+    def settle(self, acknowledged: int, offerable: Callable[[ReadyTask], bool]) -> None:
+        """End the lease: acknowledged, it is done; else its answer was lost (or went to a
+        poll the scheduler gave up on), and its entries go back to the front, in order.
+
+        Entries waiting in the lane already (enqueued again meanwhile) stay where they are, and
+        those ``offerable`` rejects (started or ended since) are dropped.
+        """
+        lease, self.lease = self.lease, EMPTY_BATCH
+        if lease.batch == NO_BATCH or lease.batch == acknowledged:
+            return
+        returned = [
+            entry
+            for entry in lease.entries
+            if (entry.job_id, entry.task_id) not in self.waiting and offerable(entry)
+        ]
+        for entry in reversed(returned):
+            self.waiting.add((entry.job_id, entry.task_id))
+            self.entries.appendleft(entry)
+        LOGGER.info(
+            "inbound %s lane: batch %d was not acknowledged; %d of its %d entries offered again",
+            self.lane.value,
+            lease.batch,
+            len(returned),
+            len(lease.entries),
+            extra={"lane": self.lane.value, "batch": lease.batch},
+        )
+        if returned:
+            self.lot.unpark_all()
+
+    def take_leased(self, max_items: int) -> LeasedBatch:
+        taken = self.take(max_items)
+        if not taken:
+            return EMPTY_BATCH
+        self.last_batch += 1
+        self.lease = LeasedBatch(self.last_batch, tuple(taken))
+        return self.lease
 
 
 @attrs.define(eq=False)
@@ -149,3 +215,33 @@ class InboundQueue:
         while not queue.entries:
             await queue.lot.park()
         return queue.take(max_items)
+
+    async def receive_leased(
+        self,
+        lane: Lane,
+        max_items: int,
+        acknowledged: int,
+        offerable: Callable[[ReadyTask], bool] = _always,
+    ) -> LeasedBatch:
+        """``receive`` for the acknowledged poll: the entries come back as ``lane``'s new lease.
+
+        ``acknowledged`` is the batch of the last answer the caller received (``NO_BATCH`` for
+        none). A lease it does not acknowledge is settled first, so its entries (those
+        ``offerable`` keeps) are in this answer, ahead of newer ones. A lease another poll took
+        while this one waited is settled too: the scheduler polls each lane one call at a time,
+        so that other poll is one it has given up on. A cancelled call takes nothing, and an
+        answer without entries (``max_items == 0``, the wait ran out) leases nothing.
+        """
+        queue = self._lanes[lane]
+        queue.settle(acknowledged, offerable)
+        if max_items <= 0:
+            await trio.lowlevel.checkpoint()
+            return EMPTY_BATCH
+        if queue.entries:
+            batch = queue.take_leased(max_items)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return batch
+        while not queue.entries:
+            await queue.lot.park()
+            queue.settle(acknowledged, offerable)
+        return queue.take_leased(max_items)

@@ -39,6 +39,7 @@ from spider.core.ids import (
     TaskInstanceId,
 )
 from spider.core.job_state import JobState
+from spider.core.ready_task import ReadyTask
 from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
@@ -402,6 +403,18 @@ class JobLifecycle:
         except (CacheStale, BadRequest):
             return False
         return True
+
+    def is_offerable(self, entry: ReadyTask) -> bool:
+        """True if ``entry``'s task may still be started: its job is cached and in the state
+        that runs it, and the task is Ready (no live instance, no retry delay pending)."""
+        jcb = self.cache.get(entry.job_id)
+        if jcb is None:
+            return False
+        try:
+            tcb = jcb.accepting(entry.task_id)
+        except (CacheStale, BadRequest):
+            return False
+        return tcb.offerable
 
     def resend_ready_work(self) -> int:
         """Enqueue every ready task of every cached job; return how many entries were offered."""

@@ -41,7 +41,7 @@ from spider.storage.cluster_status import ClusterSnapshot, cluster_status
 from spider.storage.config import StorageConfig
 from spider.storage.db.interface import StorageDatabase
 from spider.storage.errors import BadRequest, InvalidResourceGroup
-from spider.storage.inbound_queue import InboundQueue, Lane
+from spider.storage.inbound_queue import EMPTY_BATCH, NO_BATCH, InboundQueue, Lane
 from spider.storage.instance_gc import run_task_instance_gc
 from spider.storage.instance_pool import TaskInstancePool
 from spider.storage.job_cache import JobCache
@@ -67,6 +67,16 @@ class ReadyTaskBatch:
     """A poll's answer: entries of one lane, stamped with the storage session."""
 
     session_id: SessionId
+    tasks: tuple[ReadyTask, ...]
+
+
+@attrs.frozen
+class AcknowledgedReadyTasks:
+    """An acknowledged poll's answer: ``ReadyTaskBatch`` plus the batch number to acknowledge
+    (``NO_BATCH`` when there are no entries)."""
+
+    session_id: SessionId
+    batch: int
     tasks: tuple[ReadyTask, ...]
 
 
@@ -197,6 +207,32 @@ class StorageState:
             tasks = await self.lifecycle.queue.receive(lane, max_items)
         return ReadyTaskBatch(self.session, tuple(tasks))
 
+    # --- Spider-py's AcknowledgedInboundQueueService -----------------------------------------
+
+    async def poll_ready_tasks_acknowledged(
+        self,
+        lane: Lane,
+        max_items: int,
+        wait_ms: int,
+        session_id: SessionId,
+        acknowledged_batch: int,
+    ) -> AcknowledgedReadyTasks:
+        """``PollReadyTasks`` of the extension: ``poll_ready_tasks``, with the lane's last
+        answer leased until acknowledged (``InboundQueue.receive_leased``).
+
+        ``acknowledged_batch`` counts only within this storage session: from another session it
+        acknowledges nothing. Of an unacknowledged answer only the entries whose task is still
+        Ready are offered again, so a task started meanwhile is not dispatched twice.
+        """
+        if session_id != self.session:
+            acknowledged_batch = NO_BATCH
+        batch = EMPTY_BATCH
+        with trio.move_on_after(wait_ms / 1000):
+            batch = await self.lifecycle.queue.receive_leased(
+                lane, max_items, acknowledged_batch, self.lifecycle.is_offerable
+            )
+        return AcknowledgedReadyTasks(self.session, batch.batch, batch.entries)
+
     # --- ResourceGroupManagementService ----------------------------------------------------
 
     async def add_resource_group(self, external_id: str, password: bytes) -> ResourceGroupId:
@@ -255,6 +291,8 @@ class StorageState:
         scheduler_id = await self.persistence.register_scheduler(host, port)
         self._scheduler_registrations += 1
         if self._scheduler_registrations > 1:
+            # The lanes' leases need no reset: a lease's entries still Ready are enqueued
+            # again here, and settling a lease skips entries waiting in the lane.
             offered = self.lifecycle.resend_ready_work()
             LOGGER.info(
                 "scheduler %s replaced the previous one; re-enqueued %d ready task(s)",

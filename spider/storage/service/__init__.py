@@ -1,7 +1,8 @@
 """The storage service's gRPC layer: Spider's seven storage services over a ``StorageState``,
 plus Spider-py's extensions: ``ClusterStatusService`` (package ``spider_py.status``) and
 ``JobSubmissionService`` (package ``spider_py.jobs``), ``TaskInstanceBatchService`` (package
-``spider_py.execution``) and ``InstanceRevocationService`` (package ``spider_py.revocation``).
+``spider_py.execution``), ``InstanceRevocationService`` (package ``spider_py.revocation``) and
+``AcknowledgedInboundQueueService`` (package ``spider_py.inbound``).
 
 Each service translates proto messages to domain values (``_unpack``), makes one domain call
 (``JobLifecycle`` for jobs and task instances, ``StorageState`` for what adds checks of its own)
@@ -13,6 +14,7 @@ and translates domain errors to their gRPC status (``_errors``)::
 from __future__ import annotations
 
 from spider.rpc import ServiceBase
+from spider.storage.service.acknowledged_inbound_queue import AcknowledgedInboundQueueService
 from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
 from spider.storage.service.job_orchestration import JobOrchestrationService
@@ -27,6 +29,7 @@ from spider.storage.service.task_instances import TaskInstanceManagementService
 from spider.storage.state import StorageState
 
 __all__ = [
+    "AcknowledgedInboundQueueService",
     "ClusterStatusService",
     "ExecutionManagerLivenessService",
     "InboundQueueService",
@@ -59,4 +62,5 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         JobSubmissionService(state),
         TaskInstanceBatchService(task_instances),
         InstanceRevocationService(state),
+        AcknowledgedInboundQueueService(state),
     ]
