@@ -19,21 +19,6 @@ PARTITION_SEC = 8.0
 BRIEF_PARTITION_SEC = 2.0
 DEGRADED_SEC = 10.0
 
-# Bugs the long partitions find (docs/reliability.md#what-the-suite-found). Not strict: each
-# needs an RPC in flight or an assignment taken at the wrong moment, which is likely, not sure.
-DEAD_EM_DROPS_ASSIGNMENTS = (
-    "storage refuses RegisterTaskInstances from an EM it declared dead with FAILED_PRECONDITION "
-    "(EmDead), which the EM's task-instance client reads as CacheStaleAnswer: the EM drops the "
-    "assignments it took from the scheduler during the partition and acknowledges them, so "
-    "their tasks are never run and their jobs never end"
-)
-LOST_POLL_ANSWER = (
-    "a PollReady*Tasks answer that does not reach the scheduler before its deadline (sent into "
-    "the partition, or to a request that the network held until after the heal) loses the "
-    "lane entries storage took for it: storage offers them again only when a scheduler "
-    "registers again or storage restarts, so their jobs never end"
-)
-
 
 def _latency(network: Network) -> None:
     network.latency()
@@ -55,9 +40,8 @@ def _em_isolated(network: Network) -> None:
     network.isolate("em-0")
 
 
-def _scenario(scenario: Scenario, xfail: str | None = None) -> Any:
-    marks = [] if xfail is None else [pytest.mark.xfail(reason=xfail, strict=False)]
-    return pytest.param(scenario, id=scenario.name, marks=marks)
+def _scenario(scenario: Scenario) -> Any:
+    return pytest.param(scenario, id=scenario.name)
 
 
 SCENARIOS = [
@@ -77,8 +61,7 @@ SCENARIOS = [
             _em_from_storage,
             PARTITION_SEC,
             "an EM cut off from storage, not from the scheduler",
-        ),
-        xfail=DEAD_EM_DROPS_ASSIGNMENTS,
+        )
     ),
     _scenario(
         Scenario(
@@ -94,13 +77,7 @@ SCENARIOS = [
             _scheduler_from_storage,
             PARTITION_SEC,
             "the scheduler cut off from storage",
-        ),
-        xfail=LOST_POLL_ANSWER,
+        )
     ),
-    _scenario(
-        Scenario("em-isolated", _em_isolated, PARTITION_SEC, "an EM cut off from all"),
-        xfail=DEAD_EM_DROPS_ASSIGNMENTS
-        + " (here: the assignments it takes from the scheduler in the moment after the heal, "
-        "before its heartbeat learns it was declared dead)",
-    ),
+    _scenario(Scenario("em-isolated", _em_isolated, PARTITION_SEC, "an EM cut off from all")),
 ]
