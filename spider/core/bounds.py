@@ -22,12 +22,6 @@ MAX_IP_ADDRESS_CHARS: Final = 64
 MAX_HOST_CHARS: Final = 253
 """A host name (DNS allows 253 characters)."""
 
-MAX_EXTERNAL_ID_CHARS: Final = 256
-"""A resource group's external id."""
-
-MAX_PASSWORD_BYTES: Final = 1024
-"""A resource group's password."""
-
 MAX_STATUS_MESSAGE_CHARS: Final = 1024
 """The longest status message a server puts in a trailer; longer ones are cut (a last defence:
 every message should be short already)."""
