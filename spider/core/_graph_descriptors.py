@@ -8,15 +8,24 @@ import attrs
 
 from spider.core._graph_policy import ExecutionPolicy, policy_or_default
 from spider.core._graph_types import is_utf8_encodable
+from spider.core.bounds import MAX_NAME_CHARS, check_length, quoted
 from spider.core.data_types import DataType
 from spider.core.errors import TaskGraphError
 
 
 def _check_name(instance: TdlContext, attribute: attrs.Attribute[str], value: str) -> None:
-    if not isinstance(value, str) or not is_utf8_encodable(value):
+    if not isinstance(value, str):
+        raise TaskGraphError(
+            f"invalid TDL context: {attribute.name} must be a string, got {type(value).__name__}"
+        )
+    # The length first: the rest of the checks and any message must not scale with it.
+    too_long = check_length(value, MAX_NAME_CHARS, attribute.name)
+    if too_long is not None:
+        raise TaskGraphError(f"invalid TDL context: {too_long}")
+    if not is_utf8_encodable(value):
         raise TaskGraphError(
             f"invalid TDL context: {attribute.name} must be a string encodable as UTF-8, "
-            f"got {value!r}"
+            f"got {quoted(value)}"
         )
 
 

@@ -15,7 +15,11 @@ def encode_job_inputs(payloads: Sequence[bytes]) -> bytes:
 
 
 def decode_job_inputs(
-    data: bytes, *, expected: int, limit: int = DEFAULT_DECOMPRESSED_LIMIT
+    data: bytes,
+    *,
+    expected: int,
+    limit: int = DEFAULT_DECOMPRESSED_LIMIT,
+    setting: str | None = None,
 ) -> list[bytes]:
     """The msgpack payloads of compressed job inputs; there must be ``expected`` of them.
 
@@ -23,7 +27,7 @@ def decode_job_inputs(
     "invalid job inputs".
     """
     try:
-        return decode_frame(decompress(data, limit=limit), expected=expected)
+        return decode_frame(decompress(data, limit=limit, setting=setting), expected=expected)
     except CompressionError as exc:
         raise CompressionError(f"invalid job inputs: {exc}") from exc
     except WireFormatError as exc:

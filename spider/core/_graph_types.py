@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from spider.core.bounds import MAX_NAME_CHARS, check_length, quoted
 from spider.core.data_types import (
     BoolType,
     BytesType,
@@ -58,7 +59,7 @@ def check_data_type(data_type: object) -> DataType:
     if not isinstance(data_type, DataType):
         raise TaskGraphError(f"expected a DataType, got {type(data_type).__name__}")
     if not isinstance(data_type.shared, bool):
-        raise TaskGraphError(f"DataType.shared must be a bool, got {data_type.shared!r}")
+        raise TaskGraphError(f"DataType.shared must be a bool, got {_show(data_type.shared)}")
     # Each entry is a value type and the JSON nesting level of its own object.
     pending: list[tuple[object, int]] = [(data_type.value, 2)]
     while pending:
@@ -70,9 +71,16 @@ def check_data_type(data_type: object) -> DataType:
         elif isinstance(node, BytesType):
             deepest = level + 1
         elif isinstance(node, StructType):
-            if not isinstance(node.name, str) or not node.name or not is_utf8_encodable(node.name):
+            if not isinstance(node.name, str) or not node.name:
                 raise TaskGraphError(
-                    f"invalid struct type name {node.name!r}: it must be a non-empty string"
+                    f"invalid struct type name {_show(node.name)}: it must be a non-empty string"
+                )
+            too_long = check_length(node.name, MAX_NAME_CHARS, "a struct type name")
+            if too_long is not None:
+                raise TaskGraphError(f"invalid struct type name: {too_long}")
+            if not is_utf8_encodable(node.name):
+                raise TaskGraphError(
+                    f"invalid struct type name {quoted(node.name)}: it must be encodable as UTF-8"
                 )
         elif isinstance(node, ListType):
             pending.append((node.item, level + 1))
@@ -265,7 +273,7 @@ def _variant(
 def _check_text(text: str, where: str) -> None:
     if not is_utf8_encodable(text):
         raise TaskGraphError(
-            f"{_shorten(where)}: the string {text!r} holds a lone UTF-16 surrogate"
+            f"{_shorten(where)}: the string {quoted(text)} holds a lone UTF-16 surrogate"
         )
 
 

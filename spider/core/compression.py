@@ -37,8 +37,11 @@ def compress(data: bytes) -> bytes:
     return _CONTEXTS.compressor.compress(data)
 
 
-def decompress(data: bytes, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT) -> bytes:
-    """Decompress one or more concatenated zstd frames, refusing output over ``limit`` bytes.
+def decompress(
+    data: bytes, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT, setting: str | None = None
+) -> bytes:
+    """Decompress one or more concatenated zstd frames, refusing output over ``limit`` bytes
+    (the refusal names ``setting``, the configuration key that sets the limit, if given).
 
     Input that ends inside a frame is an error (a plain stream reader would return the data
     decoded so far and say nothing).
@@ -65,8 +68,9 @@ def decompress(data: bytes, *, limit: int = DEFAULT_DECOMPRESSED_LIMIT) -> bytes
                 chunk = frame.decompress(step)
                 total += len(chunk)
                 if total > limit:
+                    where = f" (setting {setting})" if setting else ""
                     raise CompressionError(
-                        f"zstd data decompresses to more than the {limit}-byte limit"
+                        f"zstd data decompresses to more than the {limit}-byte limit{where}"
                     )
                 chunks.append(chunk)
             offset -= len(frame.unused_data)

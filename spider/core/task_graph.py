@@ -78,13 +78,15 @@ def encode_task_graph(graph: TaskGraph) -> bytes:
     return compress(task_graph_to_json(graph).encode("utf-8"))
 
 
-def decode_task_graph(data: bytes, *, limit: int = DEFAULT_TASK_GRAPH_LIMIT) -> TaskGraph:
+def decode_task_graph(
+    data: bytes, *, limit: int = DEFAULT_TASK_GRAPH_LIMIT, setting: str | None = None
+) -> TaskGraph:
     """Decompress (at most ``limit`` bytes of JSON), parse and validate a task graph.
 
     Every defect raises ``TaskGraphError``.
     """
     try:
-        text = decompress(data, limit=limit)
+        text = decompress(data, limit=limit, setting=setting)
     except CompressionError as exc:
         raise TaskGraphError(f"invalid task graph: {exc}") from exc
     return task_graph_from_json(text)
@@ -103,13 +105,23 @@ def decode_job_submission(
     compressed_inputs: bytes,
     *,
     limit: int = DEFAULT_TASK_GRAPH_LIMIT,
+    inputs_limit: int | None = None,
+    settings: tuple[str, str] | None = None,
 ) -> JobSubmission:
     """Decode a ``RegisterJob`` request's graph and inputs as storage validates them.
 
     The graph must be valid and have at least one task, and there must be exactly one input
-    payload per graph input. Raises a ``CodecError`` subclass otherwise.
+    payload per graph input. Raises a ``CodecError`` subclass otherwise. The decompressed graph
+    may be ``limit`` bytes, the inputs ``inputs_limit`` (default: ``limit``); ``settings`` names
+    the configuration keys of the two limits for the refusal.
     """
-    graph = decode_task_graph(compressed_task_graph, limit=limit)
+    graph_setting, inputs_setting = settings or (None, None)
+    graph = decode_task_graph(compressed_task_graph, limit=limit, setting=graph_setting)
     graph.check_submittable()
-    inputs = decode_job_inputs(compressed_inputs, expected=graph.num_graph_inputs, limit=limit)
+    inputs = decode_job_inputs(
+        compressed_inputs,
+        expected=graph.num_graph_inputs,
+        limit=limit if inputs_limit is None else inputs_limit,
+        setting=inputs_setting,
+    )
     return JobSubmission(graph, tuple(inputs))

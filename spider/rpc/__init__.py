@@ -18,6 +18,7 @@ from spider.rpc._bridge import open_rpc_bridge as open_rpc_bridge
 from spider.rpc._channel import Channel as Channel
 from spider.rpc._channel import connect_channel as connect_channel
 from spider.rpc._config import DEFAULT_DEADLINE as DEFAULT_DEADLINE
+from spider.rpc._config import MAX_REQUEST_BYTES as MAX_REQUEST_BYTES
 from spider.rpc._config import RPC_RETRY_BACKOFF as RPC_RETRY_BACKOFF
 from spider.rpc._config import SHUTDOWN_GRACE as SHUTDOWN_GRACE
 from spider.rpc._config import Endpoint as Endpoint

@@ -17,6 +17,10 @@ RPC_RETRY_BACKOFF = Backoff(initial=0.1, multiplier=2.0, cap=3.0, jitter=0.02, m
 """Upstream Spider's retry helper: 100 ms doubling to 3 s, plus 0-20 ms, 10 retries after the
 first attempt (docs/upstream.md#retries-and-deadlines)."""
 
+MAX_REQUEST_BYTES = 128 << 20
+"""The largest request message a server reads: twice storage's default cap on one task's
+outputs, so a report at that cap fits with room to spare."""
+
 SHUTDOWN_GRACE = 5.0
 """Seconds a stopping server waits for cancelled handlers to finish before closing connections."""
 
@@ -100,7 +104,9 @@ class RpcConfig:
 
 @attrs.frozen
 class ServerConfig:
-    """How a server shuts down."""
+    """How a server shuts down, and the largest request it reads."""
 
     shutdown_grace: float = attrs.field(default=SHUTDOWN_GRACE, validator=_positive_seconds)
     """Seconds to wait for cancelled handlers to finish when the server stops."""
+    max_request_bytes: int = attrs.field(default=MAX_REQUEST_BYTES, validator=_at_least_one)
+    """A larger request is answered RESOURCE_EXHAUSTED before its body is read."""

@@ -33,6 +33,7 @@ from grpclib.protocol import H2Protocol
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
 from spider.rpc._method import ServiceBase, UnaryMethod
+from spider.rpc._receive import bounded_status_message, receive_request
 from spider.rpc.errors import InternalError, ListenError, RpcError, Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -107,7 +108,10 @@ async def serve(
     listener = await _listen(host, port)
     async with trio.open_nursery() as handlers:
         launcher = _HandlerLauncher(bridge, handlers)
-        servables = [_TrioService(_adapt(service_methods, launcher)) for service_methods in methods]
+        servables = [
+            _TrioService(_adapt(service_methods, launcher, config.max_request_bytes))
+            for service_methods in methods
+        ]
         try:
             server = await bridge.run(_start_server, servables, listener)
         except BaseException:
@@ -375,12 +379,14 @@ def _trio_methods(service: ServiceBase) -> list[_TrioMethod]:
 
 
 def _adapt(
-    methods: list[_TrioMethod], launcher: _HandlerLauncher
+    methods: list[_TrioMethod], launcher: _HandlerLauncher, max_request_bytes: int
 ) -> dict[str, grpclib.const.Handler]:
     """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``."""
     return {
         method.route: grpclib.const.Handler(
-            _stream_handler(method.route, method.handle, method.reply_type, launcher),
+            _stream_handler(
+                method.route, method.handle, method.reply_type, launcher, max_request_bytes
+            ),
             grpclib.const.Cardinality.UNARY_UNARY,
             method.method.request_type,
             method.reply_type,
@@ -390,11 +396,15 @@ def _adapt(
 
 
 def _stream_handler(
-    route: str, trio_method: _TrioHandler, reply_type: type[Any], launcher: _HandlerLauncher
+    route: str,
+    trio_method: _TrioHandler,
+    reply_type: type[Any],
+    launcher: _HandlerLauncher,
+    max_request_bytes: int,
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
         launcher.calls[route] += 1
-        request = await stream.recv_message()
+        request = await receive_request(stream, route, max_request_bytes)
         peer = stream.peer.addr() if stream.peer is not None else None
         callbacks: list[UndeliveredCallback] = []
         delivered = False
@@ -436,7 +446,7 @@ async def _run_trio_handler(
             exc.message,
             extra={"rpc_method": route, "rpc_status": exc.status.name, "rpc_peer": peer},
         )
-        raise GRPCError(exc.status, exc.message) from exc
+        raise GRPCError(exc.status, bounded_status_message(exc.message)) from exc
 
 
 async def invoke_handler(

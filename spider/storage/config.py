@@ -15,6 +15,12 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
       db_retention_sec: 604800              # Spider-py: delete terminated jobs after 7 days
       db_threads: 8                         # Spider-py: worker threads for database calls
       max_job_wait_sec: 60                  # Spider-py: the longest one WaitForJob waits
+      limits:                               # Spider-py: what one request may carry
+        max_request_bytes: 134217728        # 128 MiB: any request message
+        max_task_graph_bytes: 268435456     # 256 MiB: a job's decompressed task graph
+        max_job_inputs_bytes: 67108864      # 64 MiB: a job's decompressed inputs
+        max_task_outputs_bytes: 67108864    # 64 MiB: one task's reported outputs
+        max_error_message_chars: 65536      # longer failure messages are truncated
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ import math
 
 import attrs
 
+from spider.rpc import MAX_REQUEST_BYTES
 from spider.storage.db.config import DatabaseConfig
+
+MIB = 1 << 20
 
 
 def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -84,6 +93,24 @@ class JobCacheGcConfig:
 
 
 @attrs.frozen
+class LimitsConfig:
+    """What one request may carry (docs/limits.md). Each refusal names its setting."""
+
+    max_request_bytes: int = attrs.field(default=MAX_REQUEST_BYTES, validator=_positive_int)
+    """A request message over this is RESOURCE_EXHAUSTED before its body is read."""
+    max_task_graph_bytes: int = attrs.field(default=256 * MIB, validator=_positive_int)
+    """A job's task graph, decompressed (JSON); more is INVALID_ARGUMENT."""
+    max_job_inputs_bytes: int = attrs.field(default=64 * MIB, validator=_positive_int)
+    """A job's inputs, decompressed; more is INVALID_ARGUMENT, so a zstd bomb is refused at
+    this size and never held by a waiting job."""
+    max_task_outputs_bytes: int = attrs.field(default=64 * MIB, validator=_positive_int)
+    """One task's reported outputs; a larger ReportTaskSuccess is INVALID_ARGUMENT."""
+    max_error_message_chars: int = attrs.field(default=64 * 1024, validator=_positive_int)
+    """One task's failure message, and so a job's error; a longer one is truncated (with a
+    marker) rather than refused, so that a failure is never lost."""
+
+
+@attrs.frozen
 class StorageRuntimeConfig:
     """Storage's ``runtime`` block: Spider's keys, plus Spider-py's retention and threads."""
 
@@ -99,6 +126,8 @@ class StorageRuntimeConfig:
     max_job_wait_sec: float = attrs.field(default=60.0, validator=_non_negative_seconds)
     """The longest one WaitForJob (Spider-py's jobs extension) waits, whatever ``wait_ms`` the
     client asks for; the client asks again. Bounds how long a waiter holds a stream open."""
+    limits: LimitsConfig = attrs.field(factory=LimitsConfig)
+    """What one request may carry."""
 
 
 @attrs.frozen

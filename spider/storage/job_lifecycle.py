@@ -23,6 +23,7 @@ ever held while waiting for the scheduler.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable, Iterable
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable
 import attrs
 import trio
 
+from spider.core.bounds import truncated
 from spider.core.errors import CodecError, WireFormatError
 from spider.core.ids import (
     ExecutionManagerId,
@@ -43,6 +45,7 @@ from spider.core.ready_task import ReadyTask
 from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
+from spider.storage.config import LimitsConfig
 from spider.storage.errors import (
     BadRequest,
     CacheStale,
@@ -114,6 +117,8 @@ class JobLifecycle:
     """Failed tasks waiting out their retry delay; ``open_storage_state`` runs it."""
     uniform: Callable[[], float] = random.random
     """Draws each retry delay's jitter (tests pass their own)."""
+    limits: LimitsConfig = attrs.field(factory=LimitsConfig)
+    """What one request may carry (graph, inputs, outputs, error message)."""
 
     # --- jobs (JobOrchestrationService) ----------------------------------------------------
 
@@ -132,7 +137,17 @@ class JobLifecycle:
         """
         try:
             submission = await self.persistence.offload(
-                decode_job_submission, compressed_task_graph, compressed_inputs
+                functools.partial(
+                    decode_job_submission,
+                    limit=self.limits.max_task_graph_bytes,
+                    inputs_limit=self.limits.max_job_inputs_bytes,
+                    settings=(
+                        "runtime.limits.max_task_graph_bytes",
+                        "runtime.limits.max_job_inputs_bytes",
+                    ),
+                ),
+                compressed_task_graph,
+                compressed_inputs,
             )
         except CodecError as exc:
             raise BadRequest(str(exc)) from exc
@@ -297,6 +312,13 @@ class JobLifecycle:
         tasks only; it is checked before anything changes.
         """
         await trio.lowlevel.checkpoint()
+        limit = self.limits.max_task_outputs_bytes
+        if len(serialized_outputs) > limit:
+            raise BadRequest(
+                f"task outputs of task {task_id} are {len(serialized_outputs)} bytes, over the "
+                f"limit of {limit} bytes (setting runtime.limits.max_task_outputs_bytes); report "
+                "the task as failed instead"
+            )
         self._check_session(session_id)
         payloads: list[bytes] | None = None
         if task_id.kind is TaskKind.INDEX:
@@ -346,8 +368,18 @@ class JobLifecycle:
         session_id: SessionId,
         error_message: str,
     ) -> None:
-        """An instance failed: retry the task, or fail the job if no retry is left."""
+        """An instance failed: retry the task, or fail the job if no retry is left.
+
+        A message over ``limits.max_error_message_chars`` is truncated with a marker, not
+        refused: refusing it would lose the failure (the EM cannot do better than resend it).
+        """
         await trio.lowlevel.checkpoint()
+        error_message = truncated(
+            error_message,
+            self.limits.max_error_message_chars,
+            marker=f"... [truncated from {len(error_message)} characters to the limit, "
+            "runtime.limits.max_error_message_chars]",
+        )
         self._check_session(session_id)
         try:
             jcb = self._cached_for_instances(job_id)

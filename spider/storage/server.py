@@ -8,6 +8,7 @@ cluster (``spider.cluster``) both serve storage through this module.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Final
 import attrs
 import trio
 
-from spider.rpc import ServiceBase, serve
+from spider.rpc import ServerConfig, ServiceBase, serve
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, open_database
 from spider.storage.service import storage_services
@@ -55,7 +56,10 @@ async def serve_storage(
     try:
         async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
             services = storage_services(state)
-            port: int = await nursery.start(serve, services, config.host, config.port)
+            server_config = ServerConfig(max_request_bytes=config.runtime.limits.max_request_bytes)
+            port: int = await nursery.start(
+                functools.partial(serve, config=server_config), services, config.host, config.port
+            )
             if local_services is not None:
                 local_services.extend(services)
             LOGGER.info(

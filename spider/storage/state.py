@@ -154,6 +154,7 @@ class StorageState:
             session,
             clock,
             monotonic,
+            limits=runtime.limits,
         )
         persistence.outage.on_end(lifecycle.pool.postpone)
         collector = TerminatedJobCollector(

@@ -2,8 +2,10 @@
 
 Spider decodes every request before touching its state, and a value that cannot be decoded is
 ``INVALID_ARGUMENT``: a ``TaskId`` without a ``kind``, an IP address that does not parse, an
-empty scheduler host or a port over 65535. Nothing else is checked here; proto3 defaults apply
-(an unset id is 0, which the domain answers as unknown).
+empty scheduler host or a port over 65535, an id no database column can hold (storage never
+issues one: a job id in the job RPCs is NOT_FOUND, as any unknown job, any other id
+INVALID_ARGUMENT). Nothing else is checked here; proto3 defaults apply (an unset id is 0, which
+the domain answers as unknown).
 """
 
 from __future__ import annotations
@@ -11,13 +13,33 @@ from __future__ import annotations
 import ipaddress
 from typing import cast
 
+from spider.core.bounds import MAX_HOST_CHARS, MAX_IP_ADDRESS_CHARS, check_length, quoted
+from spider.core.ids import JobId
 from spider.core.job_state import JobState
 from spider.core.task_id import TaskId, TaskKind
 from spider.proto import common
 from spider.proto import storage as storage_pb
-from spider.rpc import InvalidArgumentError
+from spider.rpc import InvalidArgumentError, NotFoundError
+from spider.storage.errors import JobNotFound
 
 MAX_PORT = 65535
+MAX_STORED_ID = (1 << 63) - 1
+"""The largest id a database column holds (signed 64-bit, on SQLite and MariaDB); ids on the
+wire are uint64, so a client can send larger ones."""
+
+
+def stored_id(value: int, field: str) -> int:
+    """``value`` if storage could have issued it, else ``InvalidArgumentError``."""
+    if value > MAX_STORED_ID:
+        raise InvalidArgumentError(f"{field} {value} is out of range: storage's ids are below 2^63")
+    return value
+
+
+def job_id_from_proto(value: int) -> JobId:
+    """The job a job RPC names; an id storage could never have issued is an unknown job."""
+    if value > MAX_STORED_ID:
+        raise NotFoundError(str(JobNotFound(JobId(value))))
+    return JobId(value)
 
 
 def task_id_from_proto(message: common.TaskId | None, field: str = "task_id") -> TaskId:
@@ -45,10 +67,15 @@ def task_id_to_proto(task_id: TaskId) -> common.TaskId:
 
 def ip_address_from_proto(text: str) -> str:
     """``text`` if it is an IPv4 or IPv6 address, else ``InvalidArgumentError``."""
+    too_long = check_length(text, MAX_IP_ADDRESS_CHARS, "ip_address")
+    if too_long is not None:
+        raise InvalidArgumentError(too_long)
     try:
         ipaddress.ip_address(text)
     except ValueError as exc:
-        raise InvalidArgumentError(f"ip_address {text!r} is not an IPv4 or IPv6 address") from exc
+        raise InvalidArgumentError(
+            f"ip_address {quoted(text)} is not an IPv4 or IPv6 address"
+        ) from exc
     return text
 
 
@@ -56,6 +83,9 @@ def scheduler_endpoint_from_proto(host: str, port: int) -> tuple[str, int]:
     """The scheduler's ``(host, port)``; an empty host or a port over 65535 is rejected."""
     if not host:
         raise InvalidArgumentError("the scheduler host is empty: send the host EMs should dial")
+    too_long = check_length(host, MAX_HOST_CHARS, "the scheduler host")
+    if too_long is not None:
+        raise InvalidArgumentError(too_long)
     if not 0 <= port <= MAX_PORT:
         raise InvalidArgumentError(f"the scheduler port {port} is outside 0..{MAX_PORT}")
     return host, port

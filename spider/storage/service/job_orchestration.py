@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from spider.core.ids import JobId, ResourceGroupId
+from spider.core.ids import ResourceGroupId
 from spider.proto import storage as storage_pb
 from spider.storage.service._errors import answering_storage_errors
-from spider.storage.service._unpack import job_state_to_proto
+from spider.storage.service._unpack import job_id_from_proto, job_state_to_proto, stored_id
 from spider.storage.state import StorageState
 
 
@@ -22,7 +22,7 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
         request = register_job_request
         with answering_storage_errors("RegisterJob"):
             job_id = await self._jobs.register_job(
-                ResourceGroupId(request.resource_group_id),
+                ResourceGroupId(stored_id(request.resource_group_id, "resource_group_id")),
                 request.compressed_serialized_task_graph,
                 request.compressed_serialized_inputs,
             )
@@ -33,7 +33,7 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
     ) -> storage_pb.JobStateResponse:
         """Ready -> Running; its input tasks become ready."""
         with answering_storage_errors("StartJob"):
-            state = await self._jobs.start_job(JobId(job_id_request.job_id))
+            state = await self._jobs.start_job(job_id_from_proto(job_id_request.job_id))
         return storage_pb.JobStateResponse(state=job_state_to_proto(state))
 
     async def cancel_job(
@@ -41,7 +41,7 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
     ) -> storage_pb.JobStateResponse:
         """Cancel a job; the answer is CleanupReady or Cancelled (or the terminal state)."""
         with answering_storage_errors("CancelJob"):
-            state = await self._jobs.cancel_job(JobId(job_id_request.job_id))
+            state = await self._jobs.cancel_job(job_id_from_proto(job_id_request.job_id))
         return storage_pb.JobStateResponse(state=job_state_to_proto(state))
 
     async def get_job_state(
@@ -49,7 +49,7 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
     ) -> storage_pb.JobStateResponse:
         """The job's current state."""
         with answering_storage_errors("GetJobState"):
-            state = await self._jobs.get_job_state(JobId(job_id_request.job_id))
+            state = await self._jobs.get_job_state(job_id_from_proto(job_id_request.job_id))
         return storage_pb.JobStateResponse(state=job_state_to_proto(state))
 
     async def get_job_outputs(
@@ -57,7 +57,7 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
     ) -> storage_pb.JobOutputsResponse:
         """A Succeeded job's outputs (``SerializedTaskOutputs``)."""
         with answering_storage_errors("GetJobOutputs"):
-            outputs = await self._jobs.get_job_outputs(JobId(job_id_request.job_id))
+            outputs = await self._jobs.get_job_outputs(job_id_from_proto(job_id_request.job_id))
         return storage_pb.JobOutputsResponse(serialized_outputs=outputs)
 
     async def get_job_error(
@@ -65,5 +65,5 @@ class JobOrchestrationService(storage_pb.JobOrchestrationServiceBase):
     ) -> storage_pb.JobErrorResponse:
         """A Failed job's error message."""
         with answering_storage_errors("GetJobError"):
-            message = await self._jobs.get_job_error(JobId(job_id_request.job_id))
+            message = await self._jobs.get_job_error(job_id_from_proto(job_id_request.job_id))
         return storage_pb.JobErrorResponse(error_message=message)

@@ -15,7 +15,7 @@ from spider.proto import storage as storage_pb
 from spider.proto.spider_py import jobs as jobs_pb
 from spider.storage.job_lifecycle import JobOutcome
 from spider.storage.service._errors import answering_storage_errors
-from spider.storage.service._unpack import job_state_to_proto
+from spider.storage.service._unpack import job_id_from_proto, job_state_to_proto, stored_id
 from spider.storage.state import StorageState
 
 
@@ -67,7 +67,7 @@ def submission_from_proto(request: jobs_pb.SubmitJobRequest) -> Submission:
     fails validation as RegisterJob's would)."""
     job = request.job
     return Submission(
-        ResourceGroupId(job.resource_group_id),
+        ResourceGroupId(stored_id(job.resource_group_id, "resource_group_id")),
         job.compressed_serialized_task_graph,
         job.compressed_serialized_inputs,
         request.start,
@@ -81,7 +81,7 @@ def job_id_to_proto(job_id: JobId) -> storage_pb.RegisterJobResponse:
 
 def wait_from_proto(request: jobs_pb.WaitForJobRequest) -> tuple[JobId, float]:
     """The job and the seconds the caller asks to wait."""
-    return JobId(request.job_id), request.wait_ms / 1000
+    return job_id_from_proto(request.job_id), request.wait_ms / 1000
 
 
 def outcome_to_proto(outcome: JobOutcome) -> jobs_pb.WaitForJobResponse:

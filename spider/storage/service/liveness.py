@@ -5,7 +5,7 @@ from __future__ import annotations
 from spider.core.ids import ExecutionManagerId
 from spider.proto import storage as storage_pb
 from spider.storage.service._errors import answering_storage_errors
-from spider.storage.service._unpack import ip_address_from_proto
+from spider.storage.service._unpack import ip_address_from_proto, stored_id
 from spider.storage.state import StorageState
 
 
@@ -33,7 +33,9 @@ class ExecutionManagerLivenessService(storage_pb.ExecutionManagerLivenessService
         self, execution_manager_id_request: storage_pb.ExecutionManagerIdRequest
     ) -> storage_pb.UpdateExecutionManagerHeartbeatResponse:
         """Record a heartbeat; INVALID_ARGUMENT if unknown, FAILED_PRECONDITION if dead."""
-        em_id = ExecutionManagerId(execution_manager_id_request.execution_manager_id)
+        em_id = ExecutionManagerId(
+            stored_id(execution_manager_id_request.execution_manager_id, "execution_manager_id")
+        )
         with answering_storage_errors("UpdateExecutionManagerHeartbeat"):
             session = await self._state.update_execution_manager_heartbeat(em_id)
         return storage_pb.UpdateExecutionManagerHeartbeatResponse(session_id=session)

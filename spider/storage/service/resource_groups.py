@@ -6,6 +6,7 @@ from spider.core.ids import ResourceGroupId
 from spider.proto import common
 from spider.proto import storage as storage_pb
 from spider.storage.service._errors import answering_storage_errors
+from spider.storage.service._unpack import stored_id
 from spider.storage.state import StorageState
 
 
@@ -33,6 +34,7 @@ class ResourceGroupManagementService(storage_pb.ResourceGroupManagementServiceBa
         request = verify_resource_group_request
         with answering_storage_errors("VerifyResourceGroup"):
             await self._state.verify_resource_group(
-                ResourceGroupId(request.resource_group_id), request.password
+                ResourceGroupId(stored_id(request.resource_group_id, "resource_group_id")),
+                request.password,
             )
         return common.Void()

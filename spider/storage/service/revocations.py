@@ -11,6 +11,7 @@ from __future__ import annotations
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.proto.spider_py import revocation as revocation_pb
 from spider.storage.service._errors import answering_storage_errors
+from spider.storage.service._unpack import stored_id
 from spider.storage.state import StorageState
 
 
@@ -27,8 +28,8 @@ class InstanceRevocationService(revocation_pb.InstanceRevocationServiceBase):
         request = wait_revoked_instances_request
         with answering_storage_errors("WaitRevokedInstances"):
             answer = await self._state.wait_revoked_instances(
-                ExecutionManagerId(request.execution_manager_id),
-                SessionId(request.session_id),
+                ExecutionManagerId(stored_id(request.execution_manager_id, "execution_manager_id")),
+                SessionId(stored_id(request.session_id, "session_id")),
                 request.known_revision,
                 request.wait_time_ms / 1000,
             )

@@ -6,7 +6,7 @@ from spider.core.ids import ExecutionManagerId, JobId, SessionId, TaskInstanceId
 from spider.proto import common
 from spider.proto import storage as storage_pb
 from spider.storage.service._errors import answering_storage_errors
-from spider.storage.service._unpack import task_id_from_proto
+from spider.storage.service._unpack import stored_id, task_id_from_proto
 from spider.storage.state import StorageState
 
 
@@ -24,10 +24,10 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         task_id = task_id_from_proto(request.task_id)
         with answering_storage_errors("RegisterTaskInstance"):
             context = await self._jobs.register_task_instance(
-                JobId(request.job_id),
+                JobId(stored_id(request.job_id, "job_id")),
                 task_id,
-                ExecutionManagerId(request.execution_manager_id),
-                SessionId(request.session_id),
+                ExecutionManagerId(stored_id(request.execution_manager_id, "execution_manager_id")),
+                SessionId(stored_id(request.session_id, "session_id")),
             )
         return storage_pb.RegisterTaskInstanceResponse(
             execution_context=storage_pb.ExecutionContext(
@@ -50,13 +50,14 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         """An instance succeeded with these outputs."""
         request = report_task_success_request
         task_id = task_id_from_proto(request.task_id)
+        # The EM id is not looked up, as upstream (the instance id is), but it must be an id.
+        stored_id(request.execution_manager_id, "execution_manager_id")
         with answering_storage_errors("ReportTaskSuccess"):
-            # The EM id is not checked, as upstream: the instance id is.
             await self._jobs.report_task_success(
-                JobId(request.job_id),
+                JobId(stored_id(request.job_id, "job_id")),
                 task_id,
-                TaskInstanceId(request.task_instance_id),
-                SessionId(request.session_id),
+                TaskInstanceId(stored_id(request.task_instance_id, "task_instance_id")),
+                SessionId(stored_id(request.session_id, "session_id")),
                 request.serialized_outputs,
             )
         return common.Void()
@@ -67,13 +68,14 @@ class TaskInstanceManagementService(storage_pb.TaskInstanceManagementServiceBase
         """An instance failed with this message."""
         request = report_task_failure_request
         task_id = task_id_from_proto(request.task_id)
+        # The EM id is not looked up, as upstream (the instance id is), but it must be an id.
+        stored_id(request.execution_manager_id, "execution_manager_id")
         with answering_storage_errors("ReportTaskFailure"):
-            # The EM id is not checked, as upstream: the instance id is.
             await self._jobs.report_task_failure(
-                JobId(request.job_id),
+                JobId(stored_id(request.job_id, "job_id")),
                 task_id,
-                TaskInstanceId(request.task_instance_id),
-                SessionId(request.session_id),
+                TaskInstanceId(stored_id(request.task_instance_id, "task_instance_id")),
+                SessionId(stored_id(request.session_id, "session_id")),
                 request.error_message,
             )
         return common.Void()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -11,7 +12,7 @@ import pytest
 import trio
 
 from spider.core.ids import ResourceGroupId
-from spider.rpc import open_rpc_bridge, serve
+from spider.rpc import ServerConfig, open_rpc_bridge, serve
 from spider.storage import StorageConfig, StorageState, open_storage_state
 from spider.storage.config import JobCacheGcConfig, StorageRuntimeConfig, TaskInstancePoolConfig
 from spider.storage.db import StorageDatabase
@@ -67,7 +68,13 @@ class StorageLauncher:
             open_storage_state(config, database, clock=clock) as state,
             trio.open_nursery() as nursery,
         ):
-            port = await nursery.start(serve, storage_services(state), config.host, config.port)
+            server_config = ServerConfig(max_request_bytes=config.runtime.limits.max_request_bytes)
+            port = await nursery.start(
+                functools.partial(serve, config=server_config),
+                storage_services(state),
+                config.host,
+                config.port,
+            )
             state.lifecycle.resend_ready_work()  # after serving, as the real startup does
             client = StorageClient.connect(self.stubs, port)
             try:

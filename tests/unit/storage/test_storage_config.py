@@ -28,6 +28,17 @@ def test_defaults_are_spiders() -> None:
     assert config.runtime.db_retention_sec == 7 * 24 * 3600
     assert config.runtime.db_threads >= 1
     assert config.runtime.max_job_wait_sec == 60
+    limits = config.runtime.limits
+    assert (limits.max_request_bytes, limits.max_task_graph_bytes) == (128 << 20, 256 << 20)
+    assert (limits.max_job_inputs_bytes, limits.max_task_outputs_bytes) == (64 << 20, 64 << 20)
+    assert limits.max_error_message_chars == 64 * 1024
+
+
+def test_limits_load_from_yaml() -> None:
+    data = {"runtime": {"limits": {"max_job_inputs_bytes": 1024, "max_error_message_chars": 80}}}
+    limits = structure_config(data, StorageConfig).runtime.limits
+    assert (limits.max_job_inputs_bytes, limits.max_error_message_chars) == (1024, 80)
+    assert limits.max_task_outputs_bytes == 64 << 20
 
 
 def test_a_spider_config_file_loads() -> None:
@@ -68,6 +79,7 @@ def test_a_spider_config_file_loads() -> None:
         ({"runtime": {"db_threads": 0}}, "db_threads must be"),
         ({"runtime": {"max_job_wait_sec": -1}}, "max_job_wait_sec must be >= 0"),
         ({"port": 70000}, "port must be an integer from 0 to 65535"),
+        ({"runtime": {"limits": {"max_task_outputs_bytes": 0}}}, "max_task_outputs_bytes must"),
         ({"runtime": {"bogus": 1}}, "unknown key(s) 'bogus'"),
     ],
 )
