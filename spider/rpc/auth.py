@@ -19,6 +19,7 @@ from grpclib.exceptions import GRPCError
 
 from spider.core.config import ConfigError
 from spider.rpc._config import SecurityConfig
+from spider.rpc._tls import client_context, server_context
 from spider.rpc.errors import Status
 
 LOGGER: Final = logging.getLogger("spider.rpc")
@@ -129,3 +130,14 @@ class ClusterAuth:
             await handler(stream)
 
         return check_then_handle
+
+
+def check_security(security: SecurityConfig, *, serves: bool) -> None:
+    """Read every file ``security`` names, as a component starting with it will: a
+    ``ConfigError`` naming the file now, at startup, instead of once the service runs.
+    ``serves``: the component also serves (a server's TLS needs a certificate)."""
+    cluster_metadata(security)
+    if security.tls is not None:
+        client_context(security.tls)
+        if serves:
+            server_context(security.tls)

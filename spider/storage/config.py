@@ -15,6 +15,9 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
       db_retention_sec: 604800              # Spider-py: delete terminated jobs after 7 days
       db_threads: 8                         # Spider-py: worker threads for database calls
       max_job_wait_sec: 60                  # Spider-py: the longest one WaitForJob waits
+    security:                               # Spider-py: all off by default (docs/security.md)
+      tls: {cert: storage.pem, key: storage.key, ca: ca.pem, require_client_cert: false}
+      cluster_token_file: /etc/spider/cluster-token   # EMs and schedulers must present it
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import math
 
 import attrs
 
+from spider.rpc import SecurityConfig
 from spider.storage.db.config import DatabaseConfig
 
 
@@ -108,3 +112,5 @@ class StorageConfig:
     host: str = "0.0.0.0"
     port: int = attrs.field(default=50051, validator=_valid_port)
     runtime: StorageRuntimeConfig = attrs.field(factory=StorageRuntimeConfig)
+    security: SecurityConfig = attrs.field(factory=SecurityConfig)
+    """Spider-py: TLS and the cluster credential (docs/security.md); off by default."""

@@ -8,6 +8,7 @@ cluster (``spider.cluster``) both serve storage through this module.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping
@@ -16,7 +17,8 @@ from typing import Final
 import attrs
 import trio
 
-from spider.rpc import ServiceBase, serve
+from spider.rpc import SecurityConfig, ServerConfig, ServiceBase, serve
+from spider.rpc.auth import cluster_auth
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, open_database
 from spider.storage.service import storage_services
@@ -26,6 +28,26 @@ LOGGER: Final = logging.getLogger("spider.storage")
 
 SQLITE_FILE_NAME: Final = "storage.db"
 """The SQLite database's file name in a data directory, when no database is configured."""
+
+
+CLIENT_SERVICES: Final = frozenset(
+    {
+        "storage.JobOrchestrationService",
+        "storage.ResourceGroupManagementService",
+        "storage.SessionManagementService",
+        "spider_py.jobs.JobSubmissionService",
+        "spider_py.status.ClusterStatusService",
+    }
+)
+"""The services a client calls: they stay open when the cluster credential is on. Every other
+service (task instances, reports, polls of ready work, EM and scheduler registration,
+revocations) is called by EMs and schedulers only, and needs it (docs/security.md)."""
+
+
+def server_config(security: SecurityConfig) -> ServerConfig:
+    """How storage serves with ``security``: TLS, and the credential on the services that are
+    not clients'."""
+    return ServerConfig(tls=security.tls, auth=cluster_auth(security, CLIENT_SERVICES))
 
 
 @attrs.frozen
@@ -51,11 +73,14 @@ async def serve_storage(
     process (``spider.rpc.LocalChannel``).
     """
     config = launch.config
+    serving = server_config(config.security)  # reads the token and certificates: fail early
     database = open_database(launch.database, environ)
     try:
         async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
             services = storage_services(state)
-            port: int = await nursery.start(serve, services, config.host, config.port)
+            port: int = await nursery.start(
+                functools.partial(serve, config=serving), services, config.host, config.port
+            )
             if local_services is not None:
                 local_services.extend(services)
             LOGGER.info(
