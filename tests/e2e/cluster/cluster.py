@@ -34,7 +34,9 @@ SCHEDULER_READY = "scheduler listening on"
 EM_READY = "Execution manager registered with storage."
 
 
-def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
+def _write_yaml(path: Path, data: dict[str, Any], security: dict[str, Any] | None) -> Path:
+    if security is not None:
+        data = {**data, "security": security}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -52,6 +54,8 @@ class Cluster:
     package_dir: Path = EXAMPLES
     """The EMs' ``task_executor.package_dir``."""
     em_count: int = EM_COUNT
+    security: dict[str, Any] | None = None
+    """Every service's ``security`` block (TLS, the cluster credential), if not the default."""
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
@@ -87,6 +91,7 @@ class Cluster:
                 "port": self.storage_port,
                 "runtime": {"db": database_yaml(self.database), "task_instance_pool": pool},
             },
+            self.security,
         )
         self.storage = spawn(
             "storage", "spider.storage", "--config", str(config), ready_text=STORAGE_READY
@@ -110,6 +115,7 @@ class Cluster:
                     "storage_reconnect": {"initial_sec": 0.1, "cap_sec": 0.5, "jitter_sec": 0.05},
                 },
             },
+            self.security,
         )
         self.scheduler = spawn(
             "scheduler", "spider.scheduler", "--config", str(config), ready_text=SCHEDULER_READY
@@ -132,6 +138,7 @@ class Cluster:
                 "shutdown_drain_sec": 1,
                 "rpc": {"deadline_sec": 5, "retry": {"cap_sec": 0.5}},
             },
+            self.security,
         )
         em = spawn(
             f"em-{index}",

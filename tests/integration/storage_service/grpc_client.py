@@ -112,8 +112,16 @@ class StorageClient:
     stubs: dict[str, Any]
 
     @classmethod
-    def connect(cls, pb: StubModules, port: int) -> StorageClient:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def connect(
+        cls, pb: StubModules, port: int, credentials: grpc.ChannelCredentials | None = None
+    ) -> StorageClient:
+        """A channel to storage on loopback: plaintext, or TLS with ``credentials``."""
+        address = f"127.0.0.1:{port}"
+        channel = (
+            grpc.insecure_channel(address)
+            if credentials is None
+            else grpc.secure_channel(address, credentials)
+        )
         stubs = {name: getattr(pb.storage_grpc, f"{name}Stub")(channel) for name in SERVICES}
         stubs |= {
             name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES
