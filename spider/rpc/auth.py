@@ -69,7 +69,8 @@ def cluster_auth(
     security: SecurityConfig, open_services: Collection[str] = ()
 ) -> ClusterAuth | None:
     """The check a server makes, if ``security`` names a cluster token; ``open_services``
-    (``package.Service`` names, e.g. ``storage.JobOrchestrationService``) are left to clients."""
+    (``package.Service`` names, e.g. ``storage.JobOrchestrationService``, or single routes,
+    ``/package.Service/Method``) are left to clients."""
     if security.cluster_token_file is None:
         return None
     return ClusterAuth(read_cluster_token(security.cluster_token_file), frozenset(open_services))
@@ -77,7 +78,8 @@ def cluster_auth(
 
 @attrs.frozen
 class ClusterAuth:
-    """Guards every service but ``open_services`` with the cluster credential ``token``."""
+    """Guards every service but ``open_services`` (services, or single ``/package.Service/Method``
+    routes) with the cluster credential ``token``."""
 
     token: str = attrs.field(repr=False)
     open_services: frozenset[str] = frozenset()
@@ -91,7 +93,7 @@ class ClusterAuth:
     def guards(self, route: str) -> bool:
         """Whether calls of ``route`` (``/package.Service/Method``) need the credential."""
         service = route.removeprefix("/").partition("/")[0]
-        return service not in self.open_services
+        return service not in self.open_services and route not in self.open_services
 
     def accepts(self, metadata: Mapping[str, Any] | None) -> bool:
         """Whether ``metadata`` (a call's, as grpclib decoded it) carries the token."""

@@ -37,10 +37,12 @@ CLIENT_SERVICES: Final = frozenset(
         "storage.SessionManagementService",
         "spider_py.jobs.JobSubmissionService",
         "spider_py.status.ClusterStatusService",
+        # The client's cluster status lists the schedulers; registering one stays guarded.
+        "/storage.SchedulerRegistrationService/GetSchedulers",
     }
 )
-"""The services a client calls: they stay open when the cluster credential is on. Every other
-service (task instances, reports, polls of ready work, EM and scheduler registration,
+"""The services (and single routes) a client calls: they stay open when the cluster credential
+is on. Every other service (task instances, reports, polls of ready work, EM and scheduler registration,
 revocations) is called by EMs and schedulers only, and needs it (docs/security.md)."""
 
 

@@ -7,11 +7,16 @@ a client certificate of the cluster's CA, so this also checks that TLS interoper
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import grpc
 import pytest
 
+from spider.cli import CliExit
 from spider.storage.db import SqliteConfig
 from tests.certificates import make_pki
 from tests.integration.storage_service.grpc_client import StorageClient, StubModules
@@ -104,3 +109,29 @@ def test_a_plaintext_client_is_not_served(
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         client.close()
+
+
+def _spider(cluster: Cluster, *options: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{cluster.storage_port}"]
+    return subprocess.run(
+        [*command, *options, "--json", "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "SPIDER_TLS_CA": ""},
+    )
+
+
+def test_the_command_line_connects_with_its_tls_options(secured_cluster: Cluster) -> None:
+    pki = secured_cluster.directory / "pki" / "cluster"
+    tls = ["--tls-ca", str(pki / "ca.pem")]
+    client_cert = ["--tls-cert", str(pki / "node.pem"), "--tls-key", str(pki / "node.key")]
+
+    served = _spider(secured_cluster, *tls, *client_cert)
+    assert served.returncode == CliExit.OK, served.stderr
+    assert json.loads(served.stdout)["storage"]
+
+    missing = _spider(secured_cluster, "--tls-ca", str(pki / "absent.pem"))
+    assert missing.returncode == CliExit.USAGE
+    assert "absent.pem" in missing.stderr

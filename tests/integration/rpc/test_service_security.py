@@ -16,6 +16,7 @@ import pytest
 import trio
 
 from spider import rpc
+from spider.client import ClientConfig, open_client
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
 from spider.proto.common import Void
@@ -163,3 +164,16 @@ async def test_a_scheduler_with_the_wrong_credential_stops_on_storage_s_refusal(
             )
             with pytest.raises(StorageRejected, match=r"check security\.cluster_token_file"):
                 await run_scheduler(scheduler)
+
+
+async def test_the_python_client_works_over_mutual_tls(tmp_path: Path, pki: Pki) -> None:
+    config = ClientConfig(rpc=rpc.RpcConfig(tls=pki.cluster.client_tls()))
+    with trio.fail_after(TEST_BOUND):
+        async with (
+            secured_cluster(tmp_path, pki) as cluster,
+            open_client(cluster.storage, config) as client,
+        ):
+            group = await client.add_resource_group("team")
+            status = await client.cluster_status()
+    assert group > 0
+    assert status.details is not None

@@ -30,8 +30,18 @@ def test_only_the_exact_token_is_accepted() -> None:
 
 
 def test_every_service_but_the_open_ones_is_guarded() -> None:
-    auth = ClusterAuth(TOKEN, frozenset({"storage.JobOrchestrationService"}))
+    auth = ClusterAuth(
+        TOKEN,
+        frozenset(
+            {
+                "storage.JobOrchestrationService",
+                "/storage.SchedulerRegistrationService/GetSchedulers",
+            }
+        ),
+    )
     assert not auth.guards("/storage.JobOrchestrationService/RegisterJob")
+    assert not auth.guards("/storage.SchedulerRegistrationService/GetSchedulers")
+    assert auth.guards("/storage.SchedulerRegistrationService/RegisterScheduler")
     assert auth.guards("/storage.TaskInstanceManagementService/RegisterTaskInstance")
     assert auth.guards("/scheduler.SchedulerService/NextTask")
 
