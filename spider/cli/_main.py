@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import trio
 from rich.console import Console, Group, RenderableType
@@ -23,6 +23,7 @@ from spider.cli._progress_bar import progress_bar
 from spider.client import (
     DEFAULT_STORAGE,
     STORAGE_ENV,
+    ClientConfig,
     ClientError,
     ClusterStatus,
     DatabaseInfo,
@@ -32,10 +33,17 @@ from spider.client import (
     open_client,
     payload_to_json,
 )
-from spider.rpc import Endpoint
+from spider.core.config import ConfigError
+from spider.rpc import Endpoint, RpcConfig, SecurityConfig, TlsConfig
+from spider.rpc.auth import check_security
+
+TLS_ENV: Final = {"ca": "SPIDER_TLS_CA", "cert": "SPIDER_TLS_CERT", "key": "SPIDER_TLS_KEY"}
+"""The environment variables the TLS options fall back to."""
 
 _EPILOG = f"""\
 Storage address: --storage, else ${STORAGE_ENV}, else {DEFAULT_STORAGE}.
+TLS (docs/security.md): --tls-ca, else $SPIDER_TLS_CA, turns TLS on; --tls-cert/--tls-key
+(else $SPIDER_TLS_CERT/$SPIDER_TLS_KEY) present a client certificate, for mutual TLS.
 
 Exit status: 0 done (for watch and submit --wait: the job succeeded); 1 the waited-for job
 failed or was cancelled; 2 bad usage or job description; 3 storage unreachable; 4 no such job;
@@ -56,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"storage service (default ${STORAGE_ENV} or {DEFAULT_STORAGE})",
     )
+    parser.add_argument(
+        "--tls-ca", metavar="FILE", help="connect with TLS, trusting this CA bundle (PEM)"
+    )
+    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", metavar="FILE", help="the client certificate's key")
     parser.add_argument("--json", action="store_true", help="print JSON on stdout, for scripts")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -350,18 +363,36 @@ def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> E
     return Endpoint.parse(text) if text else DEFAULT_STORAGE
 
 
+def _client_config(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientConfig:
+    """TLS from the options, else the environment; plaintext without a CA."""
+    files = {
+        key: getattr(args, f"tls_{key}") or environ.get(variable)
+        for key, variable in TLS_ENV.items()
+    }
+    if not any(files.values()):
+        return ClientConfig()
+    if not files["ca"]:
+        raise ValueError("--tls-cert and --tls-key need --tls-ca (or $SPIDER_TLS_CA)")
+    paths = {key: Path(value) if value else None for key, value in files.items()}
+    tls = TlsConfig(ca=paths["ca"], cert=paths["cert"], key=paths["key"])
+    check_security(SecurityConfig(tls=tls), serves=False)
+    return ClientConfig(rpc=RpcConfig(tls=tls))
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``spider``; return its exit status."""
     args = build_parser().parse_args(argv)
     output = _Output(args.json)
+    environ = os.environ if environ is None else environ
     try:
-        endpoint = _storage_endpoint(args, os.environ if environ is None else environ)
-    except ValueError as error:
+        endpoint = _storage_endpoint(args, environ)
+        config = _client_config(args, environ)
+    except (ValueError, ConfigError) as error:
         output.failure(error, "usage")
         return CliExit.USAGE
 
     async def run() -> int:
-        async with open_client(endpoint) as client:
+        async with open_client(endpoint, config) as client:
             return await _run_command(client, args, output)
 
     try:

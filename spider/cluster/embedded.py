@@ -65,7 +65,7 @@ async def run_embedded_cluster(
     embedded = config.embedded
     embedded.data_dir.mkdir(parents=True, exist_ok=True)
     launch = StorageLaunch(
-        StorageConfig(host=embedded.host, port=embedded.storage_port),
+        StorageConfig(host=embedded.host, port=embedded.storage_port, security=config.security),
         SqliteConfig(embedded.data_dir / SQLITE_FILE_NAME),
     )
     failure: ExecutionManagerError | None = None
@@ -84,6 +84,7 @@ async def run_embedded_cluster(
             host=embedded.host,
             port=embedded.scheduler_port,
             storage_endpoint=EndpointConfig(storage.host, storage.port),
+            security=config.security,
         )
         scheduler_services: list[ServiceBase] = []
         scheduler_port: int = await services.start(

@@ -33,6 +33,9 @@
       shutdown_bound_sec: 10
       retry: {initial_sec: 0.1, cap_sec: 5, multiplier: 2, jitter_sec: 0.1, server_error_attempts: 5}
     log_format: json                           # or human
+    security:                                  # off by default (docs/security.md)
+      tls: {ca: ca.pem, cert: em.pem, key: em.key}   # cert/key: for servers that require them
+      cluster_token_file: /etc/spider/cluster-token  # presented to storage and the scheduler
 
 Durations may be fractional. ``load_em_config`` layers, from lowest to highest precedence: the
 defaults, the file, ``SPIDER_EM_*`` environment variables, then command-line overrides.
@@ -63,7 +66,7 @@ from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
-from spider.rpc import Endpoint, EndpointConfig
+from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
 
 ENV_PREFIX: Final = "SPIDER_EM_"
 
@@ -273,6 +276,10 @@ class ExecutionManagerConfig:
     execution_extension: ExecutionExtensionConfig = attrs.field(factory=ExecutionExtensionConfig)
     rpc: RpcSettingsConfig = attrs.field(factory=RpcSettingsConfig)
     log_format: LogFormat = LogFormat.JSON
+    security: SecurityConfig = attrs.field(factory=SecurityConfig)
+    """Spider-py: TLS on the EM's connections and the cluster credential it presents; in the
+    embedded cluster, also how storage and the scheduler serve (docs/security.md). Off by
+    default."""
 
     def runtime_settings(self) -> RuntimeSettings:
         """The runtime's knobs."""

@@ -45,6 +45,7 @@ from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
 from spider.rpc import EndpointConfig, open_rpc_bridge
+from spider.rpc.auth import check_security, cluster_metadata
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -155,6 +156,7 @@ def main(
     env = os.environ if environ is None else environ
     try:
         config = load_em_config(args.config, environ=env, overrides=_flag_overrides(args))
+        check_security(config.security, serves=config.storage is None)
         interval = switch_interval(env)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -238,6 +240,8 @@ async def _run_connected(
         scheduler.endpoint(),
         connection_pool_size=config.connection_pool_size,
         deadlines=config.client_deadlines(),
+        tls=config.security.tls,
+        metadata=cluster_metadata(config.security),
     ) as clients:
         await run_execution_manager(
             config.runtime_settings(),

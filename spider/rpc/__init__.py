@@ -24,7 +24,9 @@ from spider.rpc._config import SHUTDOWN_GRACE as SHUTDOWN_GRACE
 from spider.rpc._config import Endpoint as Endpoint
 from spider.rpc._config import EndpointConfig as EndpointConfig
 from spider.rpc._config import RpcConfig as RpcConfig
+from spider.rpc._config import SecurityConfig as SecurityConfig
 from spider.rpc._config import ServerConfig as ServerConfig
+from spider.rpc._config import TlsConfig as TlsConfig
 from spider.rpc._local import LocalChannel as LocalChannel
 from spider.rpc._local import RpcChannel as RpcChannel
 from spider.rpc._mapping import error_for_status as error_for_status

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import attrs
 import grpclib.client
+import grpclib.config
 import trio
 
 from spider.core.backoff import Backoff
@@ -19,6 +21,7 @@ from spider.rpc._config import Endpoint, RpcConfig
 from spider.rpc._mapping import error_for_call_failure
 from spider.rpc._method import UnaryMethod
 from spider.rpc._retry import retry_transient
+from spider.rpc._tls import client_context
 from spider.rpc.errors import DeadlineExceededError
 
 _RequestT = TypeVar("_RequestT")
@@ -39,7 +42,9 @@ async def connect_channel(
     with ``UnavailableError`` (transient) instead. Leaving the block closes every connection.
     """
     bridge = current_bridge()
-    connections = await bridge.run(_make_connections, endpoint, config)
+    # Read the certificates here, so a bad file fails the open rather than every call.
+    tls = client_context(config.tls) if config.tls is not None else None
+    connections = await bridge.run(_make_connections, endpoint, config, tls)
     try:
         yield Channel(endpoint, config, bridge, connections)
     finally:
@@ -49,10 +54,14 @@ async def connect_channel(
         bridge.call_soon(_close_connections, connections)
 
 
-async def _make_connections(endpoint: Endpoint, config: RpcConfig) -> list[grpclib.client.Channel]:
+async def _make_connections(
+    endpoint: Endpoint, config: RpcConfig, tls: ssl.SSLContext | None
+) -> list[grpclib.client.Channel]:
     # grpclib binds a channel to the running asyncio loop when it is built, so build it there.
+    server_name = config.tls.server_name if config.tls is not None else None
+    settings = grpclib.config.Configuration(ssl_target_name_override=server_name)
     return [
-        grpclib.client.Channel(endpoint.host, endpoint.port)
+        grpclib.client.Channel(endpoint.host, endpoint.port, ssl=tls, config=settings)
         for _ in range(config.connection_pool_size)
     ]
 
@@ -136,6 +145,7 @@ class Channel:
     ) -> _ResponseT:
         call = self._next_callable(method)
         name = method.route
+        metadata = self.config.metadata or None
         # The Trio scope is the authority on the deadline; grpclib gets the same timeout so the
         # server learns it (grpc-timeout) and cancels its handler when it passes.
         with trio.move_on_after(budget):
@@ -144,7 +154,7 @@ class Channel:
                 # received: the stream is then reset in the background and the Trio bound holds
                 # however busy the asyncio thread is.
                 return await self._bridge.run(
-                    functools.partial(call, request, timeout=budget),
+                    functools.partial(call, request, timeout=budget, metadata=metadata),
                     abandon_on_cancel=abandon_on_cancel,
                 )
             except (Exception, asyncio.CancelledError) as exc:

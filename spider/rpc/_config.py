@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from spider.core.backoff import Backoff
+
+if TYPE_CHECKING:
+    from spider.rpc.auth import ClusterAuth
 
 DEFAULT_DEADLINE = 10.0
 """Seconds a call may take when its caller names no deadline. Never unbounded: upstream Spider
@@ -90,6 +95,50 @@ class EndpointConfig:
 
 
 @attrs.frozen
+class TlsConfig:
+    """TLS for a component's gRPC connections: its YAML's ``security.tls`` (docs/security.md).
+
+    One block serves both roles of a component: as a server it presents ``cert`` and, with
+    ``require_client_cert``, accepts only clients whose certificate ``ca`` signed (mutual TLS);
+    as a client it checks the server's certificate against ``ca`` and presents ``cert`` when
+    given (what a server with ``require_client_cert`` needs).
+    """
+
+    ca: Path | None = None
+    """PEM bundle of the CA(s) that sign peers' certificates; ``None``: the system's CAs (a
+    client) or no client certificates checked (a server)."""
+    cert: Path | None = None
+    """PEM certificate chain of this component (a server must have one)."""
+    key: Path | None = None
+    """PEM private key of ``cert``."""
+    require_client_cert: bool = False
+    """As a server: refuse clients without a certificate signed by ``ca`` (mutual TLS)."""
+    server_name: str | None = None
+    """As a client: the name the server's certificate must carry, if not the host connected to
+    (a certificate issued for a DNS name, reached by IP address)."""
+
+    def __attrs_post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls.cert and tls.key go together: give both files or neither")
+        if self.require_client_cert and self.ca is None:
+            raise ValueError(
+                "tls.require_client_cert needs tls.ca, the CA that signs client certificates"
+            )
+
+
+@attrs.frozen
+class SecurityConfig:
+    """A component's ``security`` block: TLS and the cluster credential, both off by default
+    (docs/security.md)."""
+
+    tls: TlsConfig | None = None
+    """TLS on every connection the component serves or makes; ``None``: plaintext."""
+    cluster_token_file: Path | None = None
+    """A file holding the cluster's shared secret. Servers then refuse the calls of EMs and
+    schedulers that do not present it; EMs and schedulers present it. ``None``: no check."""
+
+
+@attrs.frozen
 class RpcConfig:
     """How a client talks to one server."""
 
@@ -100,13 +149,22 @@ class RpcConfig:
     connection bottleneck under many concurrent calls (upstream's ``connection_pool_size``)."""
     retry: Backoff = RPC_RETRY_BACKOFF
     """The policy to pass as ``retry=`` to calls that are safe to repeat."""
+    tls: TlsConfig | None = None
+    """Connect with TLS (checking the server's certificate), or plaintext when ``None``."""
+    metadata: tuple[tuple[str, str], ...] = ()
+    """Sent with every call: the caller's credentials (``spider.rpc.auth``)."""
 
 
 @attrs.frozen
 class ServerConfig:
-    """How a server shuts down, and the largest request it reads."""
+    """How a server secures its connections and calls, the largest request it reads, and how
+    it shuts down."""
 
     shutdown_grace: float = attrs.field(default=SHUTDOWN_GRACE, validator=_positive_seconds)
     """Seconds to wait for cancelled handlers to finish when the server stops."""
     max_request_bytes: int = attrs.field(default=MAX_REQUEST_BYTES, validator=_at_least_one)
     """A larger request is answered RESOURCE_EXHAUSTED before its body is read."""
+    tls: TlsConfig | None = None
+    """Serve TLS (``cert`` and ``key`` required), or plaintext when ``None``."""
+    auth: ClusterAuth | None = None
+    """The check of the cluster credential before the handlers of guarded services."""

@@ -16,8 +16,10 @@ import collections
 import contextlib
 import contextvars
 import functools
+import ipaddress
 import logging
 import socket
+import ssl
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, NoReturn
@@ -34,6 +36,8 @@ from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
 from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc._receive import bounded_status_message, receive_request
+from spider.rpc._tls import server_context
+from spider.rpc.auth import ClusterAuth
 from spider.rpc.errors import InternalError, ListenError, RpcError, Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -105,15 +109,16 @@ async def serve(
     # Check the services and bind before opening the handlers' nursery, so that these errors
     # reach the starter as themselves rather than inside an exception group.
     methods = [_trio_methods(service) for service in services]
+    tls = server_context(config.tls) if config.tls is not None else None
     listener = await _listen(host, port)
     async with trio.open_nursery() as handlers:
         launcher = _HandlerLauncher(bridge, handlers)
         servables = [
-            _TrioService(_adapt(service_methods, launcher, config.max_request_bytes))
+            _TrioService(_adapt(service_methods, launcher, config.max_request_bytes, config.auth))
             for service_methods in methods
         ]
         try:
-            server = await bridge.run(_start_server, servables, listener)
+            server = await bridge.run(_start_server, servables, listener, tls)
         except BaseException:
             listener.close()
             raise
@@ -124,8 +129,15 @@ async def serve(
             names,
             host,
             bound_port,
-            extra={"rpc_services": names, "rpc_host": host, "rpc_port": bound_port},
+            extra={
+                "rpc_services": names,
+                "rpc_host": host,
+                "rpc_port": bound_port,
+                "rpc_tls": config.tls is not None,
+                "rpc_auth": config.auth is not None,
+            },
         )
+        _warn_if_exposed(names, host, bound_port, config)
         try:
             task_status.started(bound_port)
             await trio.sleep_forever()
@@ -150,6 +162,46 @@ async def serve(
                 launcher.calls.total(),
                 extra={"rpc_port": bound_port, "rpc_calls": dict(launcher.calls)},
             )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (an empty host or ``0.0.0.0`` is every
+    interface; a host name other than ``localhost`` counts as reachable from outside)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _warn_if_exposed(names: str, host: str, port: int, config: ServerConfig) -> None:
+    if is_loopback(host) or (config.auth is not None and config.tls is not None):
+        return
+    missing = " and ".join(
+        what
+        for what, absent in (
+            ("a cluster credential", config.auth is None),
+            ("TLS", config.tls is None),
+        )
+        if absent
+    )
+    LOGGER.warning(
+        "SECURITY: %s listens on %s port %d without %s: anyone who can reach this port can "
+        "%s. Set security.cluster_token_file and security.tls (docs/security.md), or listen "
+        "on 127.0.0.1",
+        names,
+        host or "every interface",
+        port,
+        missing,
+        "pose as an execution manager or scheduler" if config.auth is None else "read the traffic",
+        extra={
+            "rpc_host": host,
+            "rpc_port": port,
+            "rpc_tls": config.tls is not None,
+            "rpc_auth": config.auth is not None,
+        },
+    )
 
 
 async def _listen(host: str, port: int) -> socket.socket:
@@ -182,11 +234,11 @@ async def _listen(host: str, port: int) -> socket.socket:
 
 
 async def _start_server(
-    servables: Collection[_TrioService], listener: socket.socket
+    servables: Collection[_TrioService], listener: socket.socket, tls: ssl.SSLContext | None
 ) -> _ConnectionTrackingServer:
     # grpclib binds the server to the running asyncio loop when it is built, so build it there.
     server = _ConnectionTrackingServer(servables)
-    await server.start(sock=listener)
+    await server.start(sock=listener, ssl=tls)
     return server
 
 
@@ -379,13 +431,21 @@ def _trio_methods(service: ServiceBase) -> list[_TrioMethod]:
 
 
 def _adapt(
-    methods: list[_TrioMethod], launcher: _HandlerLauncher, max_request_bytes: int
+    methods: list[_TrioMethod],
+    launcher: _HandlerLauncher,
+    max_request_bytes: int,
+    auth: ClusterAuth | None = None,
 ) -> dict[str, grpclib.const.Handler]:
-    """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``."""
+    """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``,
+    behind ``auth``'s check for the routes it guards."""
     return {
         method.route: grpclib.const.Handler(
-            _stream_handler(
-                method.route, method.handle, method.reply_type, launcher, max_request_bytes
+            _guarded(
+                auth,
+                method.route,
+                _stream_handler(
+                    method.route, method.handle, method.reply_type, launcher, max_request_bytes
+                ),
             ),
             grpclib.const.Cardinality.UNARY_UNARY,
             method.method.request_type,
@@ -393,6 +453,14 @@ def _adapt(
         )
         for method in methods
     }
+
+
+def _guarded(
+    auth: ClusterAuth | None,
+    route: str,
+    handler: Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]],
+) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
+    return handler if auth is None else auth.guarded(route, handler)
 
 
 def _stream_handler(

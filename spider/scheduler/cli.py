@@ -29,6 +29,7 @@ from spider.core.service_cli import (
     tune_thread_switching,
 )
 from spider.rpc import Endpoint, ListenError, open_rpc_bridge
+from spider.rpc.auth import check_security
 from spider.scheduler.config import SchedulerConfig, load_scheduler_config
 from spider.scheduler.errors import SchedulerError
 from spider.scheduler.runtime import run_scheduler
@@ -98,7 +99,9 @@ def resolve_config(args: argparse.Namespace) -> SchedulerConfig:
         except ValueError as exc:
             raise ConfigError(f"--storage: {exc}") from exc
         overrides["storage_endpoint"] = {"host": endpoint.host, "port": endpoint.port}
-    return load_scheduler_config(args.config, overrides)
+    config = load_scheduler_config(args.config, overrides)
+    check_security(config.security, serves=True)
+    return config
 
 
 async def _serve(config: SchedulerConfig) -> None:

@@ -27,6 +27,9 @@
           finalizing_job_expiration_timeout_sec: 300
       storage_call_deadline_sec: 10       # Spider-py additions from here on
       storage_reconnect: {initial_sec: 0.1, cap_sec: 5, jitter_sec: 0.1}
+    security:                       # off by default (docs/security.md)
+      tls: {cert: scheduler.pem, key: scheduler.key, ca: ca.pem, require_client_cert: false}
+      cluster_token_file: /etc/spider/cluster-token   # presented to storage, required of EMs
 
 Unknown keys are an error naming the key (Spider ignores them, except in ``scheduler:``).
 docs/scheduler.md is the reference.
@@ -43,7 +46,7 @@ import attrs
 
 from spider.core.backoff import Backoff
 from spider.core.config import merge_overrides, read_config_file, structure_config
-from spider.rpc import Endpoint, EndpointConfig
+from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
 
 
 def _is_number(value: object) -> bool:
@@ -182,6 +185,9 @@ class SchedulerConfig:
         factory=lambda: EndpointConfig("127.0.0.1", 50051)
     )
     runtime: SchedulerRuntimeConfig = attrs.field(factory=SchedulerRuntimeConfig)
+    security: SecurityConfig = attrs.field(factory=SecurityConfig)
+    """Spider-py: TLS on its server and its connections to storage, and the cluster credential
+    it presents to storage and requires of EMs (docs/security.md); off by default."""
 
     @property
     def round_robin(self) -> RoundRobinConfig:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Final
 
@@ -10,7 +11,8 @@ import trio
 
 from spider.core.exception_groups import leaves_if_only
 from spider.core.supervision import supervise
-from spider.rpc import RpcChannel, RpcConfig, ServiceBase, connect_channel, serve
+from spider.rpc import RpcChannel, RpcConfig, ServerConfig, ServiceBase, connect_channel, serve
+from spider.rpc.auth import cluster_auth, cluster_metadata
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.dispatch_service import TaskDispatchService
@@ -44,10 +46,15 @@ async def run_scheduler(
     ``local_services``, which gets the served services to call them in process.
     """
     runtime = config.runtime
+    security = config.security
     rpc_config = RpcConfig(
         default_deadline=runtime.storage_call_deadline_sec,
         connection_pool_size=config.connection_pool_size,
+        tls=security.tls,
+        metadata=cluster_metadata(security),
     )
+    # Only EMs call the scheduler: every service it serves needs the cluster credential.
+    serving = ServerConfig(tls=security.tls, auth=cluster_auth(security))
     async with contextlib.AsyncExitStack() as stack:
         channel = storage_channel
         if channel is None:
@@ -68,7 +75,9 @@ async def run_scheduler(
         ]
         try:
             async with trio.open_nursery() as nursery:
-                port: int = await nursery.start(serve, services, config.host, config.port)
+                port: int = await nursery.start(
+                    functools.partial(serve, config=serving), services, config.host, config.port
+                )
                 if local_services is not None:
                     local_services.extend(services)
                 # Supervised: a bug restarts them with backoff; a fatal error (FatalError: storage

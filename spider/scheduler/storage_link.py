@@ -129,9 +129,14 @@ class StorageLink:
                 deadline=self.call_deadline,
             )
         except _FATAL as error:
+            hint = (
+                "check security.cluster_token_file (docs/security.md)"
+                if isinstance(error, UnauthenticatedError)
+                else "check runtime.advertised_endpoint"
+            )
             raise StorageRejected(
                 f"storage refused to register this scheduler as {advertised}: {error.message}; "
-                "check runtime.advertised_endpoint"
+                f"{hint}"
             ) from error
         except UnimplementedError as error:
             raise _not_storage(error) from error

@@ -29,6 +29,7 @@ from spider.core.service_cli import (
     tune_thread_switching,
 )
 from spider.rpc import ListenError, open_rpc_bridge
+from spider.rpc.auth import check_security
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseError, SqliteConfig
 from spider.storage.errors import StorageError
@@ -85,6 +86,7 @@ def resolve_launch(args: argparse.Namespace) -> StorageLaunch:
         overrides["port"] = args.port
     source = f"configuration file {args.config}" if args.config else "configuration"
     config = structure_config(merge_overrides(data, overrides), StorageConfig, source=source)
+    check_security(config.security, serves=True)
     database = config.runtime.db
     if database is None:
         data_dir = args.data_dir if args.data_dir is not None else DEFAULT_DATA_DIR

@@ -21,6 +21,9 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
         max_job_inputs_bytes: 67108864      # 64 MiB: a job's decompressed inputs
         max_task_outputs_bytes: 67108864    # 64 MiB: one task's reported outputs
         max_error_message_chars: 65536      # longer failure messages are truncated
+    security:                               # Spider-py: all off by default (docs/security.md)
+      tls: {cert: storage.pem, key: storage.key, ca: ca.pem, require_client_cert: false}
+      cluster_token_file: /etc/spider/cluster-token   # EMs and schedulers must present it
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import math
 
 import attrs
 
-from spider.rpc import MAX_REQUEST_BYTES
+from spider.rpc import MAX_REQUEST_BYTES, SecurityConfig
 from spider.storage.db.config import DatabaseConfig
 
 MIB = 1 << 20
@@ -137,3 +140,5 @@ class StorageConfig:
     host: str = "0.0.0.0"
     port: int = attrs.field(default=50051, validator=_valid_port)
     runtime: StorageRuntimeConfig = attrs.field(factory=StorageRuntimeConfig)
+    security: SecurityConfig = attrs.field(factory=SecurityConfig)
+    """Spider-py: TLS and the cluster credential (docs/security.md); off by default."""

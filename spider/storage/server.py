@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from spider.rpc import ServerConfig, ServiceBase, serve
+from spider.rpc.auth import cluster_auth
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, open_database
 from spider.storage.service import storage_services
@@ -27,6 +28,32 @@ LOGGER: Final = logging.getLogger("spider.storage")
 
 SQLITE_FILE_NAME: Final = "storage.db"
 """The SQLite database's file name in a data directory, when no database is configured."""
+
+
+CLIENT_SERVICES: Final = frozenset(
+    {
+        "storage.JobOrchestrationService",
+        "storage.ResourceGroupManagementService",
+        "storage.SessionManagementService",
+        "spider_py.jobs.JobSubmissionService",
+        "spider_py.status.ClusterStatusService",
+        # The client's cluster status lists the schedulers; registering one stays guarded.
+        "/storage.SchedulerRegistrationService/GetSchedulers",
+    }
+)
+"""The services (and single routes) a client calls: they stay open when the cluster credential
+is on. Every other service (task instances, reports, polls of ready work, EM and scheduler registration,
+revocations) is called by EMs and schedulers only, and needs it (docs/security.md)."""
+
+
+def server_config(config: StorageConfig) -> ServerConfig:
+    """How storage serves: its request limit, TLS, and the credential on the services that are
+    not clients'."""
+    return ServerConfig(
+        max_request_bytes=config.runtime.limits.max_request_bytes,
+        tls=config.security.tls,
+        auth=cluster_auth(config.security, CLIENT_SERVICES),
+    )
 
 
 @attrs.frozen
@@ -52,13 +79,13 @@ async def serve_storage(
     process (``spider.rpc.LocalChannel``).
     """
     config = launch.config
+    serving = server_config(config)  # reads the token and certificates: fail early
     database = open_database(launch.database, environ)
     try:
         async with open_storage_state(config, database) as state, trio.open_nursery() as nursery:
             services = storage_services(state)
-            server_config = ServerConfig(max_request_bytes=config.runtime.limits.max_request_bytes)
             port: int = await nursery.start(
-                functools.partial(serve, config=server_config), services, config.host, config.port
+                functools.partial(serve, config=serving), services, config.host, config.port
             )
             if local_services is not None:
                 local_services.extend(services)

@@ -57,6 +57,7 @@ from spider.rpc import (
     RpcConfig,
     RpcError,
     Status,
+    TlsConfig,
     UnknownError,
     connect_channel,
     error_for_status,
@@ -314,14 +315,22 @@ async def open_grpc_clients(
     *,
     connection_pool_size: int = 1,
     deadlines: ClientDeadlines = ClientDeadlines(),
+    tls: TlsConfig | None = None,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[EmClients]:
     """Channels to storage and the scheduler for the block, as the runtime's clients.
 
     Needs an open RPC bridge. Like upstream, the two storage services get separate connection
     pools, so a burst of reports never queues a heartbeat behind it on one HTTP/2 connection.
-    Connections are made lazily: opening succeeds even if the peers are not up yet.
+    Connections are made lazily: opening succeeds even if the peers are not up yet. ``tls`` and
+    ``metadata`` (the cluster credential) apply to every call (docs/security.md).
     """
-    config = RpcConfig(default_deadline=deadlines.call, connection_pool_size=connection_pool_size)
+    config = RpcConfig(
+        default_deadline=deadlines.call,
+        connection_pool_size=connection_pool_size,
+        tls=tls,
+        metadata=metadata,
+    )
     async with (
         connect_channel(storage, config) as liveness_channel,
         connect_channel(storage, config) as storage_channel,

@@ -31,6 +31,10 @@ _STORAGE: dict[Status, type[EmClientError]] = {
 _LIVENESS: dict[Status, type[EmClientError]] = {
     Status.FAILED_PRECONDITION: MarkedDead,
     Status.INVALID_ARGUMENT: IllegalId,
+    # Spider-py's: upstream's storage never answers it. A missing or wrong cluster credential
+    # (docs/security.md) is not a transport failure: registration gives up after its server
+    # errors and the EM stops, instead of retrying forever.
+    Status.UNAUTHENTICATED: ServerError,
 }
 
 

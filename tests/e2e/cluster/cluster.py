@@ -57,7 +57,9 @@ class Placement:
         return self.launchers.get(name, ())
 
 
-def _write_yaml(path: Path, data: dict[str, Any]) -> Path:
+def _write_yaml(path: Path, data: dict[str, Any], security: dict[str, Any] | None) -> Path:
+    if security is not None:
+        data = {**data, "security": security}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -76,6 +78,8 @@ class Cluster:
     """The EMs' ``task_executor.package_dir``."""
     em_count: int = EM_COUNT
     placement: Placement = attrs.field(factory=Placement)
+    security: dict[str, Any] | None = None
+    """Every service's ``security`` block (TLS, the cluster credential), if not the default."""
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
@@ -114,6 +118,7 @@ class Cluster:
                 "port": self.storage_port,
                 "runtime": {"db": database_yaml(self.database), "task_instance_pool": pool},
             },
+            self.security,
         )
         self.storage = spawn(
             "storage",
@@ -146,6 +151,7 @@ class Cluster:
                     "storage_reconnect": {"initial_sec": 0.1, "cap_sec": 0.5, "jitter_sec": 0.05},
                 },
             },
+            self.security,
         )
         self.scheduler = spawn(
             "scheduler",
@@ -176,6 +182,7 @@ class Cluster:
                 "shutdown_drain_sec": 1,
                 "rpc": {"deadline_sec": 5, "retry": {"cap_sec": 0.5}},
             },
+            self.security,
         )
         em = spawn(
             f"em-{index}",

@@ -25,11 +25,16 @@ class EmbeddedProcess:
 
 @contextmanager
 def embedded_cluster(
-    tmp_path: Path, package_dir: Path = PACKAGES, *, executor_env: Mapping[str, str] | None = None
+    tmp_path: Path,
+    package_dir: Path = PACKAGES,
+    *,
+    executor_env: Mapping[str, str] | None = None,
+    extra_yaml: str = "",
 ) -> Iterator[EmbeddedProcess]:
     """Start the cluster on free ports; stop it with SIGTERM and check it exits 0.
 
-    ``executor_env`` is set in the cluster's environment and passed on to its executors.
+    ``executor_env`` is set in the cluster's environment and passed on to its executors;
+    ``extra_yaml`` is appended to its configuration file (e.g. a ``security`` block).
     """
     data_dir = tmp_path / "data"
     config = tmp_path / "em.yaml"
@@ -37,7 +42,7 @@ def embedded_cluster(
     config.write_text(
         f"task_executor: {{package_dir: {package_dir}, inherited_env: {inherited}}}\n"
         f"embedded: {{data_dir: {data_dir}, storage_port: 0, scheduler_port: 0}}\n"
-        "scheduler_poll_wait_ms: 200\n"
+        "scheduler_poll_wait_ms: 200\n" + extra_yaml
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "spider.em", "--config", str(config)],

@@ -9,9 +9,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import grpc
+import pytest
+
 from spider.core.data_types import DataType, IntType
 from spider.core.task_graph import InputSource, TaskDescriptor, TaskGraph, TdlContext
 from spider.core.task_outputs import decode_task_outputs
+from tests.certificates import make_pki
 from tests.e2e.embedded.cluster_process import embedded_cluster
 from tests.integration.storage_service.grpc_client import StorageClient, StubModules, unpack
 from tests.unit.storage.jobs import submission
@@ -97,5 +101,34 @@ def test_a_restart_keeps_finished_jobs_and_runs_new_ones(
         try:
             assert outputs_of(client, finished) == [6]
             assert outputs_of(client, run_job(client, add_chain(3), [5, 5])) == [40]
+        finally:
+            client.close()
+
+
+def test_the_embedded_cluster_serves_with_tls_and_the_cluster_credential(
+    tmp_path: Path, stub_modules: StubModules
+) -> None:
+    pki = make_pki(tmp_path / "pki").cluster
+    token = tmp_path / "cluster-token"
+    token.write_text("embedded-secret-0123456789\n")
+    security = (
+        f"security: {{tls: {{ca: {pki.ca}, cert: {pki.cert}, key: {pki.key}, "
+        f"require_client_cert: true}}, cluster_token_file: {token}}}\n"
+    )
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=pki.ca.read_bytes(),
+        private_key=pki.key.read_bytes(),
+        certificate_chain=pki.cert.read_bytes(),
+    )
+    with embedded_cluster(tmp_path, extra_yaml=security) as cluster:
+        client = StorageClient.connect(stub_modules, cluster.storage_port, credentials)
+        try:
+            # The embedded EM calls its storage in process; jobs run as without security.
+            assert outputs_of(client, run_job(client, add_chain(3), [1, 1])) == [8]
+            with pytest.raises(grpc.RpcError) as refused:
+                client.sync(
+                    "ExecutionManagerLivenessService", "RegisterExecutionManager", ip_address="x"
+                )
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         finally:
             client.close()

@@ -82,7 +82,7 @@ def net_driver(
     stub_modules: StubModules, net_cluster: Cluster, network: Network
 ) -> Iterator[JobDriver]:
     client = StorageClient.connect(
-        stub_modules, net_cluster.storage_port, network.address("storage")
+        stub_modules, net_cluster.storage_port, host=network.address("storage")
     )
     try:
         yield JobDriver(client)

@@ -112,8 +112,21 @@ class StorageClient:
     stubs: dict[str, Any]
 
     @classmethod
-    def connect(cls, pb: StubModules, port: int, host: str = "127.0.0.1") -> StorageClient:
-        channel = grpc.insecure_channel(f"{host}:{port}")
+    def connect(
+        cls,
+        pb: StubModules,
+        port: int,
+        credentials: grpc.ChannelCredentials | None = None,
+        *,
+        host: str = "127.0.0.1",
+    ) -> StorageClient:
+        """A channel to storage: plaintext, or TLS with ``credentials``."""
+        address = f"{host}:{port}"
+        channel = (
+            grpc.insecure_channel(address)
+            if credentials is None
+            else grpc.secure_channel(address, credentials)
+        )
         stubs = {name: getattr(pb.storage_grpc, f"{name}Stub")(channel) for name in SERVICES}
         stubs |= {
             name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES

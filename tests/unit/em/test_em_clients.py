@@ -53,6 +53,7 @@ LIVENESS = {
     Status.INTERNAL: TransportError,
     Status.UNAVAILABLE: TransportError,
     Status.NOT_FOUND: TransportError,
+    Status.UNAUTHENTICATED: ServerError,  # Spider-py's cluster credential
 }
 SCHEDULER = {
     Status.UNAVAILABLE: TransportError,

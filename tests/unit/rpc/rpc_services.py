@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -19,6 +20,7 @@ from spider.proto.scheduler import (
 from spider.proto.storage import GetSessionResponse, SessionManagementServiceBase
 
 LOOPBACK = "127.0.0.1"
+DEFAULT_SERVER = rpc.ServerConfig()
 
 # Heartbeats from these execution manager ids make the test scheduler misbehave.
 CRASHING_EM = 900
@@ -73,11 +75,16 @@ class FixedSession(SessionManagementServiceBase):
 
 @asynccontextmanager
 async def running_server(
-    services: list[rpc.ServiceBase], port: int = 0
+    services: list[rpc.ServiceBase],
+    port: int = 0,
+    config: rpc.ServerConfig = DEFAULT_SERVER,
+    host: str = LOOPBACK,
 ) -> AsyncIterator[rpc.Endpoint]:
     """Serve ``services`` on loopback for the block (inside an open bridge); yield the endpoint."""
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(rpc.serve, services, LOOPBACK, port)
+        bound = await nursery.start(
+            functools.partial(rpc.serve, config=config), services, host, port
+        )
         yield rpc.Endpoint(LOOPBACK, bound)
         nursery.cancel_scope.cancel(reason="test is done with the server")
 
