@@ -20,6 +20,7 @@ from spider.rpc import UnaryMethod
 from spider.scheduler.dispatch_service import TaskDispatchService
 from spider.scheduler.service import SchedulerService
 from spider.storage.service import (
+    AcknowledgedInboundQueueService,
     ClusterStatusService,
     ExecutionManagerLivenessService,
     InboundQueueService,
@@ -47,6 +48,7 @@ STORAGE_METHODS: tuple[UnaryMethod[Any, Any], ...] = tuple(
         JobSubmissionService,
         TaskInstanceBatchService,
         InstanceRevocationService,
+        AcknowledgedInboundQueueService,
     )
     for method in service.rpc_methods
 )
