@@ -39,8 +39,10 @@ class LivenessLoop:
     tracker: SessionTracker
     period: float
     answered_at: float = attrs.field(factory=trio.current_time)
-    """When storage last accepted a heartbeat (at first: when the loop was made, right after
-    the registration), in ``trio.current_time()`` terms: how long a dead EM was gone."""
+    """When the last heartbeat storage accepted was sent (at first: when the loop was made,
+    right after the registration), in ``trio.current_time()`` terms: how long a dead EM was
+    gone. The sending time, not the answer's: an answer read late (the EM was paused with it
+    in its socket) would otherwise hide the silence that made storage declare the EM dead."""
     _refreshes: AsyncValue = attrs.field(factory=lambda: AsyncValue(0), init=False)
     """How many heartbeats were asked for out of turn (``refresh``)."""
 
@@ -61,6 +63,7 @@ class LivenessLoop:
 
     async def _beat(self) -> None:
         """One heartbeat; raises ``LivenessLost`` if this registration cannot go on."""
+        sent_at = trio.current_time()
         try:
             session = await self.client.heartbeat(self.em_id)
         except MarkedDead as error:
@@ -80,7 +83,7 @@ class LivenessLoop:
                 extra={"em_id": self.em_id, "error": str(error)},
             )
             return
-        self.answered_at = trio.current_time()
+        self.answered_at = sent_at
         previous = self.tracker.current
         try:
             advanced = self.tracker.advance(session)

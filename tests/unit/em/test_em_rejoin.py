@@ -70,6 +70,27 @@ async def test_declared_dead_registers_again_under_a_new_id_over_the_same_pool(
     assert fields["gone_s"] == pytest.approx(0.1)
 
 
+async def test_the_silence_counts_from_when_the_last_accepted_heartbeat_was_sent(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer read late (the EM was paused with it in its socket) does not hide the silence
+    storage saw: storage heard the heartbeat when it was sent, not when the EM read the OK."""
+    em = _em()
+    async with em.running():
+        await em.wait_polling()
+        em.storage.heartbeat_delay = 3.0  # each answer reaches the EM 3 s after the request
+        beats = len(em.storage.heartbeat_ids)
+        await em.storage.wait_until(lambda: len(em.storage.heartbeat_ids) == beats + 1)
+        sent = trio.current_time()  # this beat is accepted, its answer read at sent + 3
+        await em.storage.wait_until(lambda: len(em.storage.heartbeat_ids) == beats + 2)
+        em.storage.dead.add(EM_ID)  # the next beat, sent at sent + 3.1, is refused at + 6.1
+        await em.scheduler.wait_until(lambda: NEW_ID in em.scheduler.em_ids)
+        rejoined = trio.current_time()
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("Storage had declared")]
+    assert vars(line)["gone_s"] == pytest.approx(rejoined - sent, abs=0.01)
+    assert vars(line)["gone_s"] >= 6.0
+
+
 async def test_work_of_the_dead_id_is_killed_acknowledged_under_it_and_never_reported(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
