@@ -6,6 +6,11 @@ Every system runs on this machine, on loopback, started and stopped by this scri
   scheduler and one EM in one process), ``executors: N``.
 * **Spider-py multi-process**: ``python -m spider.storage``, ``python -m spider.scheduler`` and
   ``python -m spider.em --executors N``, three processes.
+* **Spider-py multi-process, secured** (``multi-auth``, ``multi-tls``; not in the default
+  set): the same three processes with the cluster credential and resource-group credentials
+  on every call (``multi-auth``), and also mutual TLS (``multi-tls``), with a client that sends
+  its certificate and group password (docs/security.md). Their tables end with their cost:
+  tasks/s and CPU per task as ratios to plain ``multi`` measured in the same run.
 * **Celery**: a prefork worker (``--concurrency N``) with a private ``redis-server`` (no
   persistence) as broker and result backend. Celery and redis-py are pip-installed into this
   interpreter (pinned) and ``redis-server`` apt-installed (sudo unless root) when missing.
@@ -40,7 +45,8 @@ give Spider/Celery ratios measured in the same run (the machine may be shared, s
 figures are noisy; ratios less so).
 
 Run: ``python benchmarks/e2e.py [--runs N] [--warmup N] [--tasks N] [--in-flight N]
-[--systems embedded,multi,celery]``. Progress goes to stderr, tables to stdout.
+[--systems embedded,multi,celery]`` (``--systems multi,multi-auth,multi-tls`` for the cost of
+security). Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
@@ -66,8 +72,19 @@ from typing import Any
 import attrs
 import trio
 
-from spider.client import ClientConfig, JobBuilder, TaskSpec, decode_outputs, open_client
+from spider import rpc
+from spider.client import (
+    ClientConfig,
+    GroupCredential,
+    JobBuilder,
+    TaskSpec,
+    decode_outputs,
+    open_client,
+)
 from spider.core.backoff import Backoff
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.certificates (the test suite's throwaway CA)
 
 CELERY_REQUIREMENT = "celery[redis]==5.7.0"
 START_DEADLINE = 60.0
@@ -75,9 +92,12 @@ STOP_DEADLINE = 30.0
 RESULT_DEADLINE = 120.0
 PACKAGE = "bench_e2e"
 SYSTEMS = ("embedded", "multi", "celery")
+SECURED_SYSTEMS = ("multi-auth", "multi-tls")
 SYSTEM_NAMES = {
     "embedded": "Spider-py embedded",
     "multi": "Spider-py multi-process",
+    "multi-auth": "Spider-py multi-process, credentials on",
+    "multi-tls": "Spider-py multi-process, mutual TLS and credentials on",
     "celery": "Celery (prefork, Redis)",
 }
 
@@ -110,6 +130,25 @@ FAST_POLL = ClientConfig(
     poll=Backoff(initial=0.001, cap=0.001, multiplier=1.0), jobs_extension=False
 )
 THROUGHPUT_POLL = ClientConfig(poll=Backoff(initial=0.005, cap=0.05, multiplier=2.0))
+GROUP_PASSWORD = b"bench-group-password"
+"""Every group the benchmark creates has it; secured clusters require it with job calls."""
+CLUSTER_TOKEN = "bench-cluster-token-0123456789abcdef"
+
+
+@attrs.frozen
+class Target:
+    """A cluster to measure: its storage endpoint and how clients must connect to it."""
+
+    endpoint: str
+    tls: rpc.TlsConfig | None = None
+
+    def client(self, base: ClientConfig) -> ClientConfig:
+        """``base`` with this cluster's TLS and the group password."""
+        return attrs.evolve(
+            base,
+            rpc=attrs.evolve(base.rpc, tls=self.tls),
+            group_credential=GroupCredential(GROUP_PASSWORD),
+        )
 
 
 def percentile(sorted_samples: Sequence[float], pct: int) -> float:
@@ -334,7 +373,7 @@ def free_port() -> int:
 
 def start_embedded(
     stack: contextlib.ExitStack, directory: Path, executors: int
-) -> tuple[str, list[Service]]:
+) -> tuple[Target, list[Service]]:
     """The embedded cluster; its storage endpoint and its process."""
     config = directory / "em.yaml"
     config.write_text(
@@ -349,24 +388,66 @@ def start_embedded(
     endpoint: str = em.wait_for(
         lambda line: line.split(prefix)[1].split(",")[0] if line.startswith(prefix) else None
     )
-    return endpoint, [em]
+    return Target(endpoint), [em]
 
 
 def start_multi(
-    stack: contextlib.ExitStack, directory: Path, executors: int
-) -> tuple[str, list[Service]]:
-    """Storage, scheduler and EM as three processes; the storage endpoint and the processes."""
+    stack: contextlib.ExitStack, directory: Path, executors: int, *, security: str = "off"
+) -> tuple[Target, list[Service]]:
+    """Storage, scheduler and EM as three processes; the cluster and the processes.
+    ``security``: ``off``, ``auth`` (cluster and group credentials) or ``tls`` (and mutual TLS)."""
+    config_args: dict[str, list[str | Path]] = {"storage": [], "scheduler": [], "em": []}
+    tls = None
+    if security != "off":
+        block: dict[str, Any] = {
+            "cluster_token_file": str(directory / "cluster-token"),
+            "require_group_credentials": True,
+        }
+        (directory / "cluster-token").write_text(CLUSTER_TOKEN)
+        if security == "tls":
+            from tests.certificates import make_pki  # only secured runs need openssl
+
+            node = make_pki(directory / "pki").cluster
+            block["tls"] = {
+                "ca": str(node.ca),
+                "cert": str(node.cert),
+                "key": str(node.key),
+                "require_client_cert": True,
+            }
+            tls = node.client_tls()
+        for name in config_args:
+            path = directory / f"{name}.yaml"
+            path.write_text(json.dumps({"security": block}))  # JSON is YAML
+            config_args[name] = ["--config", path]
     storage = spawn(
         stack,
         "storage",
-        [sys.executable, "-m", "spider.storage", "--port", "0", "--data-dir", directory / "data"],
+        [
+            sys.executable,
+            "-m",
+            "spider.storage",
+            *config_args["storage"],
+            "--port",
+            "0",
+            "--data-dir",
+            directory / "data",
+        ],
         directory,
     )
     storage_at = f"127.0.0.1:{storage.wait_for(json_port('storage listening on'))}"
     scheduler = spawn(
         stack,
         "scheduler",
-        [sys.executable, "-m", "spider.scheduler", "--port", "0", "--storage", storage_at],
+        [
+            sys.executable,
+            "-m",
+            "spider.scheduler",
+            *config_args["scheduler"],
+            "--port",
+            "0",
+            "--storage",
+            storage_at,
+        ],
         directory,
     )
     scheduler_at = f"127.0.0.1:{scheduler.wait_for(json_port('scheduler listening on'))}"
@@ -377,6 +458,7 @@ def start_multi(
             sys.executable,
             "-m",
             "spider.em",
+            *config_args["em"],
             "--storage",
             storage_at,
             "--scheduler",
@@ -388,15 +470,15 @@ def start_multi(
         ],
         directory,
     )
-    return storage_at, [storage, scheduler, em]
+    return Target(storage_at, tls), [storage, scheduler, em]
 
 
 async def spider_round_trips(
-    endpoint: str, config: ClientConfig, warmup: int, runs: int
+    target: Target, config: ClientConfig, warmup: int, runs: int
 ) -> Latency:
     """``warmup`` then ``runs`` one-task jobs, one after the other."""
-    async with open_client(endpoint, config) as client:
-        group = await client.add_resource_group(f"latency-{time.monotonic_ns()}")
+    async with open_client(target.endpoint, target.client(config)) as client:
+        group = await client.add_resource_group(f"latency-{time.monotonic_ns()}", GROUP_PASSWORD)
         samples = []
         for index in range(warmup + runs):
             job = JobBuilder()
@@ -411,14 +493,14 @@ async def spider_round_trips(
     return Latency(tuple(samples))
 
 
-async def spider_one_job(endpoint: str, tasks: int) -> float:
+async def spider_one_job(target: Target, tasks: int) -> float:
     """Tasks/s of one job of ``tasks`` independent tasks."""
     job = JobBuilder()
     for index in range(tasks):
         job.add(NOOP, index)
     description = job.build()  # building the graph is client work, not the cluster's
-    async with open_client(endpoint, THROUGHPUT_POLL) as client:
-        group = await client.add_resource_group(f"one-job-{time.monotonic_ns()}")
+    async with open_client(target.endpoint, target.client(THROUGHPUT_POLL)) as client:
+        group = await client.add_resource_group(f"one-job-{time.monotonic_ns()}", GROUP_PASSWORD)
         started = time.perf_counter()
         outputs = await client.run(description, group)
         elapsed = time.perf_counter() - started
@@ -427,10 +509,10 @@ async def spider_one_job(endpoint: str, tasks: int) -> float:
     return tasks / elapsed
 
 
-async def spider_many_jobs(endpoint: str, tasks: int, in_flight: int) -> float:
+async def spider_many_jobs(target: Target, tasks: int, in_flight: int) -> float:
     """Tasks/s of ``tasks`` one-task jobs: submitted by ``in_flight`` callers, awaited in order."""
-    async with open_client(endpoint, THROUGHPUT_POLL) as client:
-        group = await client.add_resource_group(f"many-jobs-{time.monotonic_ns()}")
+    async with open_client(target.endpoint, target.client(THROUGHPUT_POLL)) as client:
+        group = await client.add_resource_group(f"many-jobs-{time.monotonic_ns()}", GROUP_PASSWORD)
         submitted: list[Any] = [None] * tasks
         indexes = iter(range(tasks))
 
@@ -453,10 +535,10 @@ async def spider_many_jobs(endpoint: str, tasks: int, in_flight: int) -> float:
     return tasks / elapsed
 
 
-async def spider_warm(endpoint: str) -> None:
+async def spider_warm(target: Target) -> None:
     """One job end to end: the EM is registered and an executor has loaded the package."""
-    async with open_client(endpoint, FAST_POLL) as client:
-        group = await client.add_resource_group(f"warm-{time.monotonic_ns()}")
+    async with open_client(target.endpoint, target.client(FAST_POLL)) as client:
+        group = await client.add_resource_group(f"warm-{time.monotonic_ns()}", GROUP_PASSWORD)
         job = JobBuilder()
         job.add(NOOP, 7)
         with trio.fail_after(START_DEADLINE):
@@ -470,7 +552,7 @@ def run_trio(function: Callable[..., Awaitable[Any]], *args: Any) -> Any:
 
 def measure_spider(
     system: str,
-    start: Callable[[contextlib.ExitStack, Path, int], tuple[str, list[Service]]],
+    start: Callable[[contextlib.ExitStack, Path, int], tuple[Target, list[Service]]],
     args: argparse.Namespace,
 ) -> SystemResult:
     """Each phase on a cluster of its own, so that the calls and commits its services log when
@@ -487,9 +569,9 @@ def measure_spider(
                 (package / "__init__.py").write_text(textwrap.dedent(SPIDER_PACKAGE))
                 with contextlib.ExitStack() as stack:
                     progress(f"{name}: starting with {workers} executor(s) for {phase}")
-                    endpoint, services = start(stack, directory, workers)
-                    run_trio(spider_warm, endpoint)
-                    tasks = 1 + run_phase(result, name, phase, workers, endpoint, services, args)
+                    target, services = start(stack, directory, workers)
+                    run_trio(spider_warm, target)
+                    tasks = 1 + run_phase(result, name, phase, workers, target, services, args)
                     progress(f"{name}: stopping")
                 result.counts[workers, phase] = PhaseCounts(tasks, CallCounts.from_logs(services))
     return result
@@ -500,7 +582,7 @@ def run_phase(
     name: str,
     phase: str,
     workers: int,
-    endpoint: str,
+    target: Target,
     services: Sequence[Service],
     args: argparse.Namespace,
 ) -> int:
@@ -514,15 +596,15 @@ def run_phase(
         for label, config in configs:
             progress(f"{name}: {args.runs} round trips ({label})")
             result.latency[label] = run_trio(
-                spider_round_trips, endpoint, config, args.warmup, args.runs
+                spider_round_trips, target, config, args.warmup, args.runs
             )
         runs: int = args.warmup + args.runs
         return len(configs) * runs
     progress(f"{name}: {phase}, {args.tasks} tasks, {workers} executor(s)")
     if phase == "one job":
-        run = functools.partial(run_trio, spider_one_job, endpoint, args.tasks)
+        run = functools.partial(run_trio, spider_one_job, target, args.tasks)
     else:
-        run = functools.partial(run_trio, spider_many_jobs, endpoint, args.tasks, args.in_flight)
+        run = functools.partial(run_trio, spider_many_jobs, target, args.tasks, args.in_flight)
     result.throughput[workers, phase] = measure_throughput(services, args.tasks, run)
     tasks: int = args.tasks
     return tasks
@@ -716,12 +798,39 @@ def report(results: dict[str, SystemResult], args: argparse.Namespace) -> None:
                 f"{counts.per_task(counts.counts.local_calls)} | "
                 f"{counts.per_task(counts.counts.transactions)} |"
             )
+    report_security_cost(results)
     if celery is None or celery_p50 is None:
         return
     print()
     for system, result in results.items():
-        if system != "celery":
+        if system in ("embedded", "multi"):
             report_goals(system, result, celery, celery_p50)
+
+
+def report_security_cost(results: dict[str, SystemResult]) -> None:
+    """Each secured cluster against the plain one, measured in the same run."""
+    plain = results.get("multi")
+    secured = [system for system in SECURED_SYSTEMS if system in results]
+    if plain is None or not secured:
+        return
+    print()
+    print("The cost of security: each secured cluster's figure ÷ the plain multi-process one's")
+    print()
+    print(
+        "| system | measure | processes | tasks/s ratio | CPU/task ratio | round trip p50 ratio |"
+    )
+    print("|---|---|---|---|---|---|")
+    for system in secured:
+        result = results[system]
+        p50 = result.latency["default poll"].p50 / plain.latency["default poll"].p50
+        for workers, label in result.throughput:
+            mine, theirs = result.throughput[workers, label], plain.throughput[workers, label]
+            print(
+                f"| {SYSTEM_NAMES[system]} | {label} | {workers} | "
+                f"{mine.tasks_per_second / theirs.tasks_per_second:.3f} | "
+                f"{mine.cpu_per_task / theirs.cpu_per_task:.3f} | "
+                f"{p50:.3f} |"
+            )
 
 
 def report_goals(
@@ -767,13 +876,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
-        help=f"comma-separated subset of {','.join(SYSTEMS)} (default all)",
+        help=f"comma-separated subset of {','.join(SYSTEMS)} (default all), and of "
+        f"{','.join(SECURED_SYSTEMS)} (not in the default)",
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.systems.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(SYSTEMS))
+    known = (*SYSTEMS, *SECURED_SYSTEMS)
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        parser.error(f"unknown system(s) {', '.join(unknown)}: choose from {', '.join(SYSTEMS)}")
+        parser.error(f"unknown system(s) {', '.join(unknown)}: choose from {', '.join(known)}")
     results: dict[str, SystemResult] = {}
     started = time.monotonic()
     load_before = os.getloadavg()[0]
@@ -782,6 +893,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             results[system] = measure_spider(system, start_embedded, args)
         elif system == "multi":
             results[system] = measure_spider(system, start_multi, args)
+        elif system in SECURED_SYSTEMS:
+            secured = functools.partial(start_multi, security=system.removeprefix("multi-"))
+            results[system] = measure_spider(system, secured, args)
         else:
             results[system] = measure_celery(args)
     progress(f"done in {time.monotonic() - started:.0f} s")

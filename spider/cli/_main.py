@@ -27,6 +27,7 @@ from spider.client import (
     ClientError,
     ClusterStatus,
     DatabaseInfo,
+    GroupCredential,
     JobState,
     SpiderClient,
     SubmittedJob,
@@ -39,11 +40,16 @@ from spider.rpc.auth import check_security
 
 TLS_ENV: Final = {"ca": "SPIDER_TLS_CA", "cert": "SPIDER_TLS_CERT", "key": "SPIDER_TLS_KEY"}
 """The environment variables the TLS options fall back to."""
+GROUP_PASSWORD_ENV: Final = "SPIDER_GROUP_PASSWORD_FILE"
+"""The environment variable ``--group-password-file`` falls back to."""
+MAX_PASSWORD_FILE_BYTES: Final = 4096
 
 _EPILOG = f"""\
 Storage address: --storage, else ${STORAGE_ENV}, else {DEFAULT_STORAGE}.
 TLS (docs/security.md): --tls-ca, else $SPIDER_TLS_CA, turns TLS on; --tls-cert/--tls-key
 (else $SPIDER_TLS_CERT/$SPIDER_TLS_KEY) present a client certificate, for mutual TLS.
+Group credential, for a storage that requires one: --group-password-file, else
+$SPIDER_GROUP_PASSWORD_FILE, else the password `submit --password` creates a group with.
 
 Exit status: 0 done (for watch and submit --wait: the job succeeded); 1 the waited-for job
 failed or was cancelled; 2 bad usage or job description; 3 storage unreachable; 4 no such job;
@@ -69,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
     parser.add_argument("--tls-key", metavar="FILE", help="the client certificate's key")
+    parser.add_argument(
+        "--group-password-file",
+        metavar="FILE",
+        help="the resource group's password (the file's bytes, one trailing newline dropped), "
+        "sent with every call to a storage that requires group credentials",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON on stdout, for scripts")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -369,14 +381,37 @@ def _client_config(args: argparse.Namespace, environ: Mapping[str, str]) -> Clie
         key: getattr(args, f"tls_{key}") or environ.get(variable)
         for key, variable in TLS_ENV.items()
     }
+    credential = _group_credential(args, environ)
     if not any(files.values()):
-        return ClientConfig()
+        return ClientConfig(group_credential=credential)
     if not files["ca"]:
         raise ValueError("--tls-cert and --tls-key need --tls-ca (or $SPIDER_TLS_CA)")
     paths = {key: Path(value) if value else None for key, value in files.items()}
     tls = TlsConfig(ca=paths["ca"], cert=paths["cert"], key=paths["key"])
     check_security(SecurityConfig(tls=tls), serves=False)
-    return ClientConfig(rpc=RpcConfig(tls=tls))
+    return ClientConfig(rpc=RpcConfig(tls=tls), group_credential=credential)
+
+
+def _group_credential(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> GroupCredential | None:
+    """The password file's, else the one ``submit --password`` gives its new group."""
+    name = args.group_password_file or environ.get(GROUP_PASSWORD_ENV)
+    if name:
+        try:
+            with Path(name).open("rb") as file:
+                password = file.read(MAX_PASSWORD_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ConfigError(f"--group-password-file: cannot read {name}: {exc.strerror}") from exc
+        if len(password) > MAX_PASSWORD_FILE_BYTES:
+            raise ConfigError(
+                f"--group-password-file: {name} is over {MAX_PASSWORD_FILE_BYTES} bytes: "
+                "is it the right file?"
+            )
+        return GroupCredential(password.removesuffix(b"\n").removesuffix(b"\r"))
+    if args.command == "submit" and args.group_id is None:
+        return GroupCredential(args.password.encode())
+    return None
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:

@@ -24,7 +24,7 @@ from spider.client._client import (
     decode_outputs,
     open_client,
 )
-from spider.client._config import DEFAULT_STORAGE, STORAGE_ENV, ClientConfig
+from spider.client._config import DEFAULT_STORAGE, STORAGE_ENV, ClientConfig, GroupCredential
 from spider.client._job import (
     JobBuilder,
     JobDescription,
@@ -64,6 +64,7 @@ __all__ = [
     "DatabaseInfo",
     "ExecutionManagerInfo",
     "ExecutionPolicy",
+    "GroupCredential",
     "JobBuilder",
     "JobCancelledError",
     "JobDefinitionError",

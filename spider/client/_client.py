@@ -62,6 +62,7 @@ from spider.rpc import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     RpcError,
     UnaryMethod,
     UnauthenticatedError,
@@ -605,10 +606,18 @@ class SpiderClient:
             return RequestRejectedError(
                 f"{operation}: storage rejected the request: {error.message}"
             )
-        if isinstance(error, UnauthenticatedError):
+        if isinstance(error, UnauthenticatedError) and error.message.startswith(
+            "invalid resource group"
+        ):
             return ResourceGroupError(
                 f"{operation}: {error.message}: the resource group does not exist or the "
                 "password is wrong; create one with add_resource_group"
+            )
+        if isinstance(error, UnauthenticatedError | PermissionDeniedError):
+            # A storage that requires group credentials (docs/security.md).
+            return ResourceGroupError(
+                f"{operation} of {about}: {error.message}; give the group's credential "
+                "(ClientConfig.group_credential, or spider --group-id with --group-password-file)"
             )
         if isinstance(error, AlreadyExistsError):
             return ResourceGroupError(
@@ -695,9 +704,10 @@ async def open_client(
     """
     endpoint = Endpoint.parse(storage) if isinstance(storage, str) else storage
     config = config or ClientConfig()
+    rpc_config = config.rpc_with_credentials()
     if has_rpc_bridge():
-        async with connect_channel(endpoint, config.rpc) as channel:
+        async with connect_channel(endpoint, rpc_config) as channel:
             yield SpiderClient(channel, config)
     else:
-        async with open_rpc_bridge(), connect_channel(endpoint, config.rpc) as channel:
+        async with open_rpc_bridge(), connect_channel(endpoint, rpc_config) as channel:
             yield SpiderClient(channel, config)

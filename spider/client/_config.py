@@ -8,6 +8,7 @@ import attrs
 
 from spider.core.backoff import Backoff
 from spider.rpc import RPC_RETRY_BACKOFF, Endpoint, RpcConfig
+from spider.rpc.auth import group_metadata
 
 DEFAULT_STORAGE: Final = Endpoint("127.0.0.1", 50051)
 """Spider's storage port on this machine."""
@@ -34,6 +35,18 @@ states (Running to CommitReady) shows within about this long."""
 
 
 @attrs.frozen
+class GroupCredential:
+    """A resource group's password, which a client sends with every call so that a storage
+    with ``security.require_group_credentials`` lets it see and change that group's jobs
+    (docs/security.md). A storage without the setting ignores it. ``group_id``, if given,
+    names the group: a call about another group's job is then PERMISSION_DENIED rather than
+    UNAUTHENTICATED."""
+
+    password: bytes = attrs.field(repr=False)
+    group_id: int | None = None
+
+
+@attrs.frozen
 class ClientConfig:
     """How the client talks to storage."""
 
@@ -48,3 +61,12 @@ class ClientConfig:
     jobs_extension: bool = True
     """Use Spider-py's jobs extension (SubmitJob, WaitForJob) when storage serves it. ``False``
     makes the client use Spider's calls only, as against upstream's storage (for comparisons)."""
+    group_credential: GroupCredential | None = None
+    """The resource group this client acts for, if storage requires group credentials."""
+
+    def rpc_with_credentials(self) -> RpcConfig:
+        """``rpc``, plus the group credential's metadata when there is one."""
+        if self.group_credential is None:
+            return self.rpc
+        credential = group_metadata(self.group_credential.password, self.group_credential.group_id)
+        return attrs.evolve(self.rpc, metadata=(*self.rpc.metadata, *credential))

@@ -34,6 +34,7 @@ from spider.rpc._method import ServiceBase as ServiceBase
 from spider.rpc._method import UnaryMethod as UnaryMethod
 from spider.rpc._retry import TRANSIENT as TRANSIENT
 from spider.rpc._retry import retry_transient as retry_transient
+from spider.rpc._server import current_metadata as current_metadata
 from spider.rpc._server import current_peer as current_peer
 from spider.rpc._server import on_undelivered as on_undelivered
 from spider.rpc._server import serve as serve

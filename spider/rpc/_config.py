@@ -136,6 +136,10 @@ class SecurityConfig:
     cluster_token_file: Path | None = None
     """A file holding the cluster's shared secret. Servers then refuse the calls of EMs and
     schedulers that do not present it; EMs and schedulers present it. ``None``: no check."""
+    require_group_credentials: bool = False
+    """Storage (and the embedded cluster's storage): every job call must carry the credential
+    of the job's resource group, its id and password; a caller sees and changes only its own
+    group's jobs. Other services ignore it."""
 
 
 @attrs.frozen
@@ -151,8 +155,9 @@ class RpcConfig:
     """The policy to pass as ``retry=`` to calls that are safe to repeat."""
     tls: TlsConfig | None = None
     """Connect with TLS (checking the server's certificate), or plaintext when ``None``."""
-    metadata: tuple[tuple[str, str], ...] = ()
-    """Sent with every call: the caller's credentials (``spider.rpc.auth``)."""
+    metadata: tuple[tuple[str, str | bytes], ...] = ()
+    """Sent with every call: the caller's credentials (``spider.rpc.auth``). Keys ending in
+    ``-bin`` take bytes, the others printable ASCII str."""
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ import logging
 import socket
 import ssl
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, NoReturn
 
 import attrs
@@ -51,9 +51,21 @@ _current_peer: contextvars.ContextVar[tuple[str, int] | None] = contextvars.Cont
 )
 
 
+_current_metadata: contextvars.ContextVar[Mapping[str, str | bytes] | None] = (
+    contextvars.ContextVar("spider_rpc_current_metadata", default=None)
+)
+
+
 def current_peer() -> tuple[str, int] | None:
     """The client's ``(address, port)`` inside a handler started by ``serve``, else ``None``."""
     return _current_peer.get()
+
+
+def current_metadata() -> Mapping[str, str | bytes] | None:
+    """The call's metadata inside a handler started by ``serve`` (``-bin`` keys as bytes, the
+    others as str; the first value of a repeated key), else ``None``: an in-process call through
+    ``LocalChannel``, from a part of the same process, carries none."""
+    return _current_metadata.get()
 
 
 UndeliveredCallback = Callable[[], object]
@@ -474,12 +486,20 @@ def _stream_handler(
         launcher.calls[route] += 1
         request = await receive_request(stream, route, max_request_bytes)
         peer = stream.peer.addr() if stream.peer is not None else None
+        metadata: Mapping[str, str | bytes] = stream.metadata or {}
         callbacks: list[UndeliveredCallback] = []
         delivered = False
         try:
             response = await launcher.call(
                 functools.partial(
-                    _run_trio_handler, route, trio_method, request, reply_type, peer, callbacks
+                    _run_trio_handler,
+                    route,
+                    trio_method,
+                    request,
+                    reply_type,
+                    peer,
+                    metadata,
+                    callbacks,
                 )
             )
             await stream.send_message(response)
@@ -499,10 +519,12 @@ async def _run_trio_handler(
     request: object,
     reply_type: type[Any],
     peer: tuple[str, int] | None,
+    metadata: Mapping[str, str | bytes],
     undelivered: list[UndeliveredCallback],
 ) -> object:
     """Run one Trio handler; every ``Exception`` leaves as the ``GRPCError`` to answer with."""
     _current_peer.set(peer)
+    _current_metadata.set(metadata)
     _undelivered.set(undelivered)
     try:
         return await invoke_handler(route, trio_method, request, reply_type, peer)

@@ -27,6 +27,11 @@ LOGGER: Final = logging.getLogger("spider.rpc")
 CLUSTER_TOKEN_HEADER: Final = "spider-cluster-token"
 """The call metadata key that carries the cluster credential."""
 
+GROUP_ID_HEADER: Final = "spider-resource-group"
+"""The call metadata key that names the caller's resource group (its id, in decimal)."""
+GROUP_PASSWORD_HEADER: Final = "spider-resource-group-password-bin"
+"""The call metadata key that carries the group's password (binary metadata)."""
+
 MAX_TOKEN_BYTES: Final = 4096
 """A token file larger than this is a mistake (the wrong file), not a secret."""
 
@@ -63,6 +68,13 @@ def cluster_metadata(security: SecurityConfig) -> tuple[tuple[str, str], ...]:
     if security.cluster_token_file is None:
         return ()
     return ((CLUSTER_TOKEN_HEADER, read_cluster_token(security.cluster_token_file)),)
+
+
+def group_metadata(password: bytes, group_id: int | None) -> tuple[tuple[str, str | bytes], ...]:
+    """What a client sends with job calls to a storage that requires group credentials: the
+    group's password, and the group's id if the client names the group it acts for."""
+    named = () if group_id is None else ((GROUP_ID_HEADER, str(group_id)),)
+    return ((GROUP_PASSWORD_HEADER, password), *named)
 
 
 def cluster_auth(

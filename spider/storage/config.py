@@ -24,6 +24,7 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
     security:                               # Spider-py: all off by default (docs/security.md)
       tls: {cert: storage.pem, key: storage.key, ca: ca.pem, require_client_cert: false}
       cluster_token_file: /etc/spider/cluster-token   # EMs and schedulers must present it
+      require_group_credentials: false      # job calls must carry their group's password
 """
 
 from __future__ import annotations

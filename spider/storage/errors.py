@@ -12,7 +12,7 @@ import enum
 from collections.abc import Iterable, Mapping
 
 from spider.core.errors import EM_DECLARED_DEAD, SpiderError
-from spider.core.ids import ExecutionManagerId, JobId, SessionId
+from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SessionId
 from spider.core.job_state import JobState
 from spider.rpc.errors import Status
 
@@ -95,6 +95,26 @@ class InvalidResourceGroup(StorageError):
         )
 
 
+class MissingGroupCredential(StorageError):
+    """A job call without the resource group's credential, where storage requires one."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"{detail}: this storage requires the resource group's credential with job calls "
+            "(spider-resource-group and spider-resource-group-password-bin metadata; "
+            "docs/security.md)"
+        )
+
+
+class ForeignJob(StorageError):
+    """A job call about a job (or group) other than the caller's resource group's."""
+
+    def __init__(self, what: str, caller_group: ResourceGroupId) -> None:
+        super().__init__(
+            f"{what} belongs to another resource group than the credential's ({caller_group})"
+        )
+
+
 class ResourceGroupExists(StorageError):
     """A resource group with that external id already exists."""
 
@@ -144,6 +164,8 @@ GRPC_STATUS: Mapping[type[StorageError], Status] = {
     StaleSession: Status.NOT_FOUND,
     CacheStale: Status.FAILED_PRECONDITION,
     InvalidResourceGroup: Status.UNAUTHENTICATED,
+    MissingGroupCredential: Status.UNAUTHENTICATED,
+    ForeignJob: Status.PERMISSION_DENIED,
     ResourceGroupExists: Status.ALREADY_EXISTS,
     IllegalEmId: Status.INVALID_ARGUMENT,
     EmDead: Status.FAILED_PRECONDITION,

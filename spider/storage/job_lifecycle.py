@@ -217,6 +217,13 @@ class JobLifecycle:
             return jcb.state
         return (await self.persistence.get_job_status(job_id)).state
 
+    async def resource_group_of(self, job_id: JobId) -> ResourceGroupId:
+        """The job's owner, from the cache or else the database; ``JobNotFound`` if unknown."""
+        jcb = self.cache.get(job_id)
+        if jcb is not None:
+            return jcb.resource_group_id
+        return (await self.persistence.get_job_status(job_id)).resource_group_id
+
     async def wait_for_job(self, job_id: JobId, wait_sec: float) -> JobOutcome:
         """The job's outcome once it is terminal, waiting up to ``wait_sec`` for that.
 

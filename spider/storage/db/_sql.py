@@ -396,8 +396,13 @@ class SqlDatabase(abc.ABC):
     def get_job_status(self, job_id: JobId) -> JobStatus:
         """The job's state and error message. Raises ``UnknownJob``."""
         jobs = schema.jobs
-        row = self._job_row(job_id, jobs.c.state, jobs.c.error_message)
-        return JobStatus(id=job_id, state=row.state, error_message=row.error_message)
+        row = self._job_row(job_id, jobs.c.state, jobs.c.error_message, jobs.c.resource_group_id)
+        return JobStatus(
+            id=job_id,
+            state=row.state,
+            error_message=row.error_message,
+            resource_group_id=ResourceGroupId(row.resource_group_id),
+        )
 
     def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
         """The state and the stored ``SerializedTaskOutputs``. Raises ``UnknownJob``."""

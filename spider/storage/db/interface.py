@@ -115,6 +115,8 @@ class JobStatus:
     id: JobId
     state: JobState
     error_message: str | None
+    resource_group_id: ResourceGroupId
+    """Its owner: job calls with a group credential are checked against it."""
 
 
 @attrs.frozen

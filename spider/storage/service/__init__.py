@@ -14,6 +14,7 @@ and translates domain errors to their gRPC status (``_errors``)::
 from __future__ import annotations
 
 from spider.rpc import ServiceBase
+from spider.storage.service._group_gate import GroupGate
 from spider.storage.service.acknowledged_inbound_queue import AcknowledgedInboundQueueService
 from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
@@ -49,8 +50,9 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
     """Spider's seven services and Spider-py's extensions, all backed by ``state``, ready for
     ``spider.rpc.serve``."""
     task_instances = TaskInstanceManagementService(state)
+    gate = GroupGate(state)
     return [
-        JobOrchestrationService(state),
+        JobOrchestrationService(state, gate),
         task_instances,
         InboundQueueService(state),
         ResourceGroupManagementService(state),
@@ -59,7 +61,7 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         SessionManagementService(state),
         # Spider-py's extensions: upstream clients never call them.
         ClusterStatusService(state),
-        JobSubmissionService(state),
+        JobSubmissionService(state, gate),
         TaskInstanceBatchService(task_instances),
         InstanceRevocationService(state),
         AcknowledgedInboundQueueService(state),

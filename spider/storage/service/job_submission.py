@@ -15,6 +15,7 @@ from spider.proto import storage as storage_pb
 from spider.proto.spider_py import jobs as jobs_pb
 from spider.storage.job_lifecycle import JobOutcome
 from spider.storage.service._errors import answering_storage_errors
+from spider.storage.service._group_gate import GroupGate
 from spider.storage.service._unpack import job_id_from_proto, job_state_to_proto, stored_id
 from spider.storage.state import StorageState
 
@@ -22,8 +23,9 @@ from spider.storage.state import StorageState
 class JobSubmissionService(jobs_pb.JobSubmissionServiceBase):
     """``SubmitJob`` and ``WaitForJob``: a job's round trip in two calls."""
 
-    def __init__(self, state: StorageState) -> None:
+    def __init__(self, state: StorageState, gate: GroupGate) -> None:
         self._state = state
+        self._gate = gate
 
     async def submit_job(
         self, submit_job_request: jobs_pb.SubmitJobRequest
@@ -31,6 +33,7 @@ class JobSubmissionService(jobs_pb.JobSubmissionServiceBase):
         """RegisterJob, plus StartJob if ``start``, in one transaction."""
         submission = submission_from_proto(submit_job_request)
         with answering_storage_errors("SubmitJob"):
+            await self._gate.admit_group(submission.resource_group_id)
             job_id = await self._state.lifecycle.register_job(
                 submission.resource_group_id,
                 submission.compressed_task_graph,
@@ -45,6 +48,7 @@ class JobSubmissionService(jobs_pb.JobSubmissionServiceBase):
         """The job's state once terminal (with outputs or error), or when the wait ends."""
         job_id, wait_sec = wait_from_proto(wait_for_job_request)
         with answering_storage_errors("WaitForJob"):
+            await self._gate.admit_job(job_id)
             outcome = await self._state.wait_for_job(job_id, wait_sec)
         return outcome_to_proto(outcome)
 

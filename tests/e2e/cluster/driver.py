@@ -42,6 +42,8 @@ class JobDriver:
 
     client: StorageClient
     group: int = 0
+    password: bytes = b""
+    """The password ``submit`` gives the group it creates."""
 
     def call(self, method: str, **fields: Any) -> Any:
         """``JobOrchestrationService.method``, retried while storage is down (a restart)."""
@@ -61,7 +63,7 @@ class JobDriver:
                 "ResourceGroupManagementService",
                 "AddResourceGroup",
                 external_resource_group_id=f"e2e-{time.monotonic_ns()}",
-                password=b"",
+                password=self.password,
             ).resource_group_id
         job_id: int = self.call(
             "RegisterJob",

@@ -1,8 +1,10 @@
-"""A cluster of separate processes with mutual TLS and the cluster credential on every service:
-jobs complete with the right outputs, and a client cannot pose as an EM or scheduler.
+"""A cluster of separate processes with mutual TLS, the cluster credential on every service and
+resource-group credentials on job calls: jobs complete with the right outputs, a client cannot
+pose as an EM or scheduler, and one group cannot see or change another's jobs.
 
 The driver is grpcio (Google's gRPC core, as upstream Spider's components use), connecting with
-a client certificate of the cluster's CA, so this also checks that TLS interoperates.
+a client certificate of the cluster's CA and sending its group's password as call credentials,
+so this also checks that TLS and the credential metadata interoperate.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import grpc
 import pytest
 
 from spider.cli import CliExit
+from spider.rpc.auth import GROUP_PASSWORD_HEADER
 from spider.storage.db import SqliteConfig
 from tests.certificates import make_pki
 from tests.integration.storage_service.grpc_client import StorageClient, StubModules
@@ -27,6 +31,7 @@ from .driver import JobDriver
 from .examples import nn_job, wordcount_job
 
 TOKEN = "e2e-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+PASSWORD = b"\x00team-password\xff"
 TEXT = b"a rose is a rose is a rose " * 5 + b"thorn"
 
 
@@ -45,6 +50,7 @@ def secured_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
             "require_client_cert": True,
         },
         "cluster_token_file": str(token),
+        "require_group_credentials": True,
     }
     cluster = Cluster(directory, SqliteConfig(directory / "storage.db"), 0, security=security)
     yield from running_cluster(cluster)
@@ -60,15 +66,35 @@ def credentials(secured_cluster: Cluster) -> grpc.ChannelCredentials:
     )
 
 
+def with_password(credentials: grpc.ChannelCredentials, password: bytes) -> grpc.ChannelCredentials:
+    """``credentials`` plus the group's password on every call, as a grpcio client sends it."""
+
+    def plugin(
+        _context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
+    ) -> None:
+        callback(((GROUP_PASSWORD_HEADER, password),), None)
+
+    return grpc.composite_channel_credentials(credentials, grpc.metadata_call_credentials(plugin))
+
+
+@contextmanager
+def team_driver(
+    stubs: StubModules, cluster: Cluster, credentials: grpc.ChannelCredentials, password: bytes
+) -> Iterator[JobDriver]:
+    secured = with_password(credentials, password)
+    client = StorageClient.connect(stubs, cluster.storage_port, secured)
+    try:
+        yield JobDriver(client, password=password)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def secured_driver(
     stub_modules: StubModules, secured_cluster: Cluster, credentials: grpc.ChannelCredentials
 ) -> Iterator[JobDriver]:
-    client = StorageClient.connect(stub_modules, secured_cluster.storage_port, credentials)
-    try:
-        yield JobDriver(client)
-    finally:
-        client.close()
+    with team_driver(stub_modules, secured_cluster, credentials, PASSWORD) as driver:
+        yield driver
 
 
 def test_jobs_complete_with_tls_and_the_cluster_credential(
@@ -91,6 +117,29 @@ def test_a_client_cannot_pose_as_an_em_or_scheduler(
             client.sync(service, method, **fields)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value
     secured_cluster.check_alive()
+
+
+def test_one_group_cannot_see_or_change_another_s_jobs(
+    secured_driver: JobDriver,
+    secured_cluster: Cluster,
+    stub_modules: StubModules,
+    credentials: grpc.ChannelCredentials,
+) -> None:
+    job_id = secured_driver.submit(wordcount_job(TEXT))
+    with team_driver(stub_modules, secured_cluster, credentials, b"other-team") as other:
+        for method in ("GetJobState", "GetJobOutputs", "GetJobError", "CancelJob"):
+            with pytest.raises(grpc.RpcError) as refused:
+                other.client.sync("JobOrchestrationService", method, timeout=5.0, job_id=job_id)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value
+    anonymous = StorageClient.connect(stub_modules, secured_cluster.storage_port, credentials)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            anonymous.sync("JobOrchestrationService", "CancelJob", timeout=5.0, job_id=job_id)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused.value
+    finally:
+        anonymous.close()
+    secured_driver.wait(job_id, secured_cluster.check_alive)
+    assert secured_driver.state(job_id) == "SUCCEEDED"
 
 
 def test_a_plaintext_client_is_not_served(

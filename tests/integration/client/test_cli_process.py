@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,20 @@ JOB = {
 }
 
 
-@pytest.fixture
-async def storage_process(tmp_path: Path) -> AsyncIterator[int]:
+@asynccontextmanager
+async def storage_subprocess(directory: Path, *options: str) -> AsyncIterator[int]:
     """A storage subprocess on SQLite; yields its port, read from its JSON startup log."""
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "spider.storage", "--port", "0", "--data-dir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "spider.storage",
+            "--port",
+            "0",
+            "--data-dir",
+            str(directory),
+            *options,
+        ],
         stderr=subprocess.PIPE,
     )
     assert process.stderr is not None
@@ -66,6 +76,12 @@ async def storage_process(tmp_path: Path) -> AsyncIterator[int]:
         process.send_signal(signal.SIGTERM)
         with trio.fail_after(LIMIT):
             await process.wait()
+
+
+@pytest.fixture
+async def storage_process(tmp_path: Path) -> AsyncIterator[int]:
+    async with storage_subprocess(tmp_path) as port:
+        yield port
 
 
 async def spider_cli(port: int, *args: str) -> tuple[int, Any]:
@@ -140,3 +156,37 @@ async def test_a_bad_description_is_a_usage_error(tmp_path: Path) -> None:
         code, error = await spider_cli(1, "submit", str(bad))
         assert code == CliExit.USAGE
         assert "takes 2 job input(s)" in error["error"]
+
+
+async def test_job_commands_send_the_group_password_file(tmp_path: Path) -> None:
+    """Against a storage that requires group credentials: ``submit --password`` uses the new
+    group's password; later commands need ``--group-password-file`` (or its variable)."""
+    config = tmp_path / "storage.yaml"
+    config.write_text("security:\n  require_group_credentials: true\n")
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(JOB))
+    password_file = tmp_path / "password"
+    password_file.write_text("s3cret\n")
+    wrong_file = tmp_path / "wrong"
+    wrong_file.write_text("guess\n")
+    async with storage_subprocess(tmp_path, "--config", str(config)) as port:
+        with trio.fail_after(LIMIT):
+            code, submitted = await spider_cli(
+                port, "submit", str(job_file), "--password", "s3cret", "--no-start"
+            )
+            assert code == CliExit.OK, submitted
+            job_id = str(submitted["job_id"])
+
+            code, refused = await spider_cli(port, "state", job_id)
+            assert code == CliExit.REFUSED, refused
+            assert "resource group credential" in refused["error"]
+
+            code, refused = await spider_cli(
+                port, "--group-password-file", str(wrong_file), "cancel", job_id
+            )
+            assert code == CliExit.REFUSED, refused
+
+            code, state = await spider_cli(
+                port, "--group-password-file", str(password_file), "state", job_id
+            )
+            assert (code, state["state"]) == (CliExit.OK, "Ready"), state

@@ -142,7 +142,9 @@ class FakeDatabase:
         with self._lock:
             self._enter("get_job_status")
             record = self._job(job_id)
-            return JobStatus(record.id, record.state, record.error_message)
+            return JobStatus(
+                record.id, record.state, record.error_message, record.resource_group_id
+            )
 
     def get_job_outputs(self, job_id: JobId) -> tuple[JobState, bytes | None]:
         with self._lock:

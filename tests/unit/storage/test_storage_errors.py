@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from spider.core.ids import ExecutionManagerId, JobId, SessionId
+from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SessionId
 from spider.core.job_state import JobState
 from spider.rpc.errors import Status
 from spider.storage import (
@@ -41,6 +41,16 @@ EXAMPLES: list[tuple[StorageError, Status, str]] = [
         "cache stale: TaskAlreadyTerminated: task Index(0) of job 5 is Succeeded",
     ),
     (InvalidResourceGroup(), Status.UNAUTHENTICATED, "invalid resource group"),
+    (
+        storage_errors.MissingGroupCredential("no credential"),
+        Status.UNAUTHENTICATED,
+        "no credential: this storage requires the resource group's credential",
+    ),
+    (
+        storage_errors.ForeignJob("job 5", ResourceGroupId(2)),
+        Status.PERMISSION_DENIED,
+        "job 5 belongs to another resource group than the credential's (2)",
+    ),
     (ResourceGroupExists("a"), Status.ALREADY_EXISTS, "resource group 'a' already exists"),
     (IllegalEmId(ExecutionManagerId(2)), Status.INVALID_ARGUMENT, "execution manager 2 is not"),
     (EmDead(ExecutionManagerId(2)), Status.FAILED_PRECONDITION, "execution manager 2 was declared"),
