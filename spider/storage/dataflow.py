@@ -22,11 +22,31 @@ from spider.storage.task_control import TaskControlBlock, TaskState
 
 
 @attrs.define(eq=False)
+class JobInputs:
+    """A job's input payloads. While the job waits to be started, only the bytes the client
+    sent are kept: zstd, so a job whose inputs decompress to 64 MiB may hold a few kilobytes
+    here, not 64 MiB for as long as nobody starts it. ``start`` sets the decoded payloads."""
+
+    compressed: bytes
+    payloads: tuple[bytes, ...] | None = None
+
+    @classmethod
+    def decoded(cls, payloads: Sequence[bytes]) -> JobInputs:
+        """Inputs already decoded (a job started as it is registered, or a recovered one)."""
+        return cls(b"", tuple(payloads))
+
+    def start(self, payloads: Sequence[bytes]) -> None:
+        """The decoded payloads, when the job starts; the compressed bytes are dropped."""
+        self.payloads = tuple(payloads)
+        self.compressed = b""
+
+
+@attrs.define(eq=False)
 class Dataflow:
     """Task states, dataflow slots and unfinished-parent counters of one job's graph."""
 
     graph: TaskGraph
-    job_inputs: tuple[bytes, ...]
+    job_inputs: JobInputs
     tasks: list[TaskControlBlock]
     outputs: list[list[bytes] | None]
     waiting_on: list[int]
@@ -37,7 +57,7 @@ class Dataflow:
     """Per input task, the position of its first input among the job inputs."""
 
     @classmethod
-    def build(cls, job_id: JobId, graph: TaskGraph, job_inputs: Sequence[bytes]) -> Dataflow:
+    def build(cls, job_id: JobId, graph: TaskGraph, job_inputs: JobInputs) -> Dataflow:
         """A fresh dataflow: input tasks Ready, every other task Pending."""
         size = len(graph)
         tasks = []
@@ -58,7 +78,7 @@ class Dataflow:
         first_input = [0] * size
         for position, source in reversed(list(enumerate(graph.graph_inputs()))):
             first_input[source.task_idx] = position
-        return cls(graph, tuple(job_inputs), tasks, [None] * size, waiting_on, size, first_input)
+        return cls(graph, job_inputs, tasks, [None] * size, waiting_on, size, first_input)
 
     def restore(self, finished: Mapping[int, list[bytes]]) -> None:
         """Mark the tasks of ``finished`` (index -> output payloads) Succeeded, as recovery found.
@@ -105,7 +125,10 @@ class Dataflow:
         sources = descriptor.input_sources
         if sources is None:
             first = self._first_input[index]
-            return encode_frame(self.job_inputs[first : first + len(descriptor.inputs)])
+            job_inputs = self.job_inputs.payloads
+            # Input tasks are ready only once the job has started, which decoded the inputs.
+            assert job_inputs is not None, f"task {index} is ready before its job started"
+            return encode_frame(job_inputs[first : first + len(descriptor.inputs)])
         outputs = self.outputs
         payloads = []
         for source in sources:

@@ -17,7 +17,7 @@ the job's last takes the exclusive path, which sees every earlier success applie
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import attrs
@@ -29,7 +29,7 @@ from spider.core.task_graph import TaskGraph, TerminationTaskDescriptor
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.task_outputs import encode_task_outputs
 from spider.core.wire import EMPTY_FRAME
-from spider.storage.dataflow import Dataflow
+from spider.storage.dataflow import Dataflow, JobInputs
 from spider.storage.errors import BadRequest, CacheStale, InvalidJobState, StaleReason
 from spider.storage.task_control import TaskControlBlock, TaskState
 
@@ -80,17 +80,18 @@ class JobControlBlock:
         resource_group_id: ResourceGroupId,
         state: JobState,
         graph: TaskGraph,
-        job_inputs: Iterable[bytes],
+        job_inputs: JobInputs,
         *,
         serialized_outputs: bytes | None = None,
     ) -> JobControlBlock:
-        """A block for a job in ``state``; a Ready or Running job gets a fresh dataflow."""
+        """A block for a job in ``state``; a Ready or Running job gets a fresh dataflow (a
+        Running one with its inputs decoded)."""
         live = state in (JobState.READY, JobState.RUNNING)
         return cls(
             job_id,
             resource_group_id,
             state,
-            Dataflow.build(job_id, graph, tuple(job_inputs)) if live else None,
+            Dataflow.build(job_id, graph, job_inputs) if live else None,
             _termination_block(job_id, TaskId.COMMIT, graph.commit_task),
             _termination_block(job_id, TaskId.CLEANUP, graph.cleanup_task),
             serialized_outputs,

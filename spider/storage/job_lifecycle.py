@@ -32,6 +32,7 @@ import attrs
 import trio
 
 from spider.core.bounds import truncated
+from spider.core.compression import DEFAULT_DECOMPRESSED_LIMIT
 from spider.core.errors import CodecError, WireFormatError
 from spider.core.ids import (
     ExecutionManagerId,
@@ -42,10 +43,16 @@ from spider.core.ids import (
 )
 from spider.core.job_state import JobState
 from spider.core.ready_task import ReadyTask
-from spider.core.task_graph import TdlContext, TimeoutPolicy, decode_job_submission
+from spider.core.task_graph import (
+    TdlContext,
+    TimeoutPolicy,
+    decode_job_inputs,
+    decode_job_submission,
+)
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
 from spider.storage.config import LimitsConfig
+from spider.storage.dataflow import JobInputs
 from spider.storage.errors import (
     BadRequest,
     CacheStale,
@@ -154,8 +161,10 @@ class JobLifecycle:
         job_id = await self.persistence.insert_job(
             resource_group_id, compressed_task_graph, compressed_inputs, self.clock(), started=start
         )
+        # A job left Ready keeps its inputs as sent (compressed) until StartJob decodes them.
+        inputs = JobInputs.decoded(submission.inputs) if start else JobInputs(compressed_inputs)
         jcb = JobControlBlock.build(
-            job_id, resource_group_id, JobState.READY, submission.task_graph, submission.inputs
+            job_id, resource_group_id, JobState.READY, submission.task_graph, inputs
         )
         ready = jcb.apply_start() if start else []
         self.cache.insert(jcb)
@@ -165,12 +174,36 @@ class JobLifecycle:
     async def start_job(self, job_id: JobId) -> JobState:
         """Ready -> Running, then enqueue every input task."""
         jcb = await self._cached_job(job_id, "StartJob", JobState.READY)
+        await self._decode_inputs(jcb)
         async with jcb.exclusive():
             jcb.require_state("StartJob", JobState.READY)
             await self._transition(jcb, JobState.RUNNING)
             ready = jcb.apply_start()
         self._enqueue(jcb, ready)
         return JobState.RUNNING
+
+    async def _decode_inputs(self, jcb: JobControlBlock) -> None:
+        """Decode a Ready job's inputs (in a worker thread), for its input tasks to read.
+
+        They decoded when the job was registered (or recovered), so a failure here is storage's
+        fault; the limit is the larger of the configured one and the default, in case the
+        setting was lowered since the job was accepted."""
+        dataflow = jcb.dataflow
+        if dataflow is None or dataflow.job_inputs.payloads is not None:
+            return
+        decode = functools.partial(
+            decode_job_inputs,
+            expected=dataflow.graph.num_graph_inputs,
+            limit=max(self.limits.max_job_inputs_bytes, DEFAULT_DECOMPRESSED_LIMIT),
+        )
+        try:
+            payloads = await self.persistence.offload(decode, dataflow.job_inputs.compressed)
+        except CodecError as exc:
+            raise StorageInternalError(
+                f"job {jcb.id}: its inputs, accepted when it was registered, do not decode: {exc}"
+            ) from exc
+        if dataflow.job_inputs.payloads is None:  # a concurrent StartJob may have been first
+            dataflow.job_inputs.start(payloads)
 
     async def cancel_job(self, job_id: JobId) -> JobState:
         """Cancel a job; return its state afterwards.

@@ -31,6 +31,7 @@ from spider.core.job_state import JobState
 from spider.core.task_graph import JobSubmission, TaskGraph, decode_job_submission
 from spider.core.task_outputs import decode_task_outputs
 from spider.core.wire import decode_frame
+from spider.storage.dataflow import JobInputs
 from spider.storage.db.interface import JobRecord
 from spider.storage.job_control import JobControlBlock
 from spider.storage.job_lifecycle import JobLifecycle
@@ -143,12 +144,18 @@ def _decode_finished(graph: TaskGraph, stored: dict[int, bytes]) -> dict[int, li
 def _build(
     record: JobRecord, submission: JobSubmission, state: JobState, outputs: bytes | None = None
 ) -> JobControlBlock:
+    # A Ready job keeps its inputs compressed until it is started, as a new one does.
+    inputs = (
+        JobInputs(record.compressed_inputs)
+        if state is JobState.READY
+        else JobInputs.decoded(submission.inputs)
+    )
     return JobControlBlock.build(
         record.id,
         record.resource_group_id,
         state,
         submission.task_graph,
-        submission.inputs,
+        inputs,
         serialized_outputs=outputs,
     )
 

@@ -6,6 +6,7 @@ import pytest
 
 from spider.core.ids import JobId, ResourceGroupId
 from spider.core.job_state import JobState
+from spider.storage.dataflow import JobInputs
 from spider.storage.job_cache import JobCache
 from spider.storage.job_control import JobControlBlock
 
@@ -14,7 +15,11 @@ from .jobs import diamond
 
 def block(job_id: int) -> JobControlBlock:
     return JobControlBlock.build(
-        JobId(job_id), ResourceGroupId(1), JobState.READY, diamond(), [b"\x01", b"\x02"]
+        JobId(job_id),
+        ResourceGroupId(1),
+        JobState.READY,
+        diamond(),
+        JobInputs.decoded([b"\x01", b"\x02"]),
     )
 
 
