@@ -40,11 +40,12 @@ from spider.em.errors import (
     CacheStaleAnswer,
     EmClientError,
     ExtensionUnavailable,
+    InvalidInput,
     ServerError,
     StaleSessionAnswer,
     TransportError,
 )
-from spider.em.pool import TaskOutcome, TaskSucceeded
+from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskSucceeded
 from spider.em.ports import StorageClient
 from spider.em.stop import EmStop
 
@@ -224,6 +225,8 @@ class Reporter:
                 self._delivered(target, "ReportTaskOutcomes")
             elif isinstance(item_error, TransportError | ServerError):
                 leftover.append((target, outcome))  # retried like any single report
+            elif (failure := _refused_outputs(target, outcome, item_error)) is not None:
+                leftover.append((target, failure))
             else:
                 self._rejected(target, item_error)
         return leftover
@@ -280,7 +283,11 @@ class Reporter:
         except Superseded as stale:
             LOGGER.warning("Dropping stale task outcome: %s.", stale.reason, extra=fields)
         except EmClientError as error:
-            self._rejected(target, error)
+            failure = _refused_outputs(target, outcome, error)
+            if failure is None:
+                self._rejected(target, error)
+            else:
+                await self.report(target, failure)
         except trio.Cancelled:
             if self.abandoned is not None:
                 raise
@@ -300,6 +307,25 @@ class Reporter:
                 f"in session {target.session}"
             )
         return None
+
+
+def _refused_outputs(
+    target: ReportTarget, outcome: TaskOutcome, error: EmClientError
+) -> TaskFailed | None:
+    """The failure to report instead of a success whose outputs storage refused as invalid
+    (over its outputs cap, or not one payload per declared output): dropping the report would
+    leave the instance live until a timeout, or forever without one; a failure lets the task's
+    retries and then its job's end follow, with storage's reason."""
+    if not isinstance(outcome, TaskSucceeded) or not isinstance(error, InvalidInput):
+        return None
+    LOGGER.warning(
+        "Storage refused the task's outputs; reporting the task as failed: %s",
+        error,
+        extra={**_fields(target), "error": str(error)},
+    )
+    return TaskFailed(
+        f"storage refused the task's outputs: {error.message}", PoolFailureKind.OUTPUT_TOO_LARGE
+    )
 
 
 def _fields(target: ReportTarget) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 
@@ -49,6 +50,26 @@ async def test_a_failed_report_does_not_stop_the_next_ones(
     assert em.storage.failures == []
     assert em.storage.report_attempts == 2
     assert em.scheduler.outstanding == []
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["ReportTaskOutcomes", "one-by-one"])
+async def test_outputs_storage_refuses_are_reported_as_the_task_s_failure(
+    autojump_clock: trio.testing.MockClock, batched: bool
+) -> None:
+    """Dropping the refused success would leave the instance live until a timeout (forever
+    without one): the failure lets retries and then the job's end follow, with the reason."""
+    em = Em()
+    em.storage.extension = batched
+    em.storage.register_replies.append(context())
+    refusal = "task outputs of task Index(0) are 9 bytes, over the limit of 8 bytes"
+    em.storage.report_replies.append(InvalidInput(refusal))
+    async with em.running():
+        em.scheduler.push(assignment(1))
+        await em.storage.wait_until(lambda: len(em.storage.failures) == 1)
+    assert em.storage.successes == []
+    (failure,) = em.storage.failures
+    assert failure.target.task_instance_id == 1
+    assert failure.message == f"storage refused the task's outputs: {refusal}"
 
 
 async def test_a_failure_is_reported_with_its_readable_message(
