@@ -10,6 +10,8 @@ Servers, the first being what Spider-py runs today:
 
 * ``spider.rpc``: ``spider.rpc.serve`` on the bridge (grpclib in the asyncio thread, the handler
   a Trio task).
+* ``spider.rpc + credential``: the same, with the cluster credential checked on every call
+  (docs/security.md) and sent by the load generator as call metadata: what the check costs.
 * ``grpclib alone``: grpclib on plain asyncio, the handler on asyncio (no Trio): what the bridge
   hop costs on top of grpclib.
 * ``grpcio aio + Trio``: grpcio's asyncio server in a thread, the handler a Trio task reached the
@@ -22,13 +24,14 @@ Servers, the first being what Spider-py runs today:
 Servers run in turn, ``--repeats`` times, so load from elsewhere on the machine hits them alike;
 the table shows medians and each server's CPU per call as a ratio to ``spider.rpc``'s.
 
-Run: ``python benchmarks/transport_cpu.py [--calls N] [--repeats R]``.
+Run: ``python benchmarks/transport_cpu.py [--calls N] [--repeats R] [--servers A,B]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import socket
 import statistics
@@ -56,13 +59,17 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
     scheduler_grpc,
 )
+from spider.rpc.auth import CLUSTER_TOKEN_HEADER, ClusterAuth
 
 LOOPBACK = "127.0.0.1"
 WARMUP_CALLS = 300
 CALLERS = (1, 8)
 SERVICE = "scheduler.SchedulerService"
+CREDENTIAL = "spider.rpc + credential"
+TOKEN = "bench-cluster-token-0123456789abcdef"
 SERVERS = (
     "spider.rpc",
+    CREDENTIAL,
     "grpclib alone",
     "grpcio aio + Trio",
     "grpcio threads + Trio",
@@ -100,12 +107,17 @@ async def _trio_heartbeat(request: HeartbeatRequest) -> Void:
     return Void()
 
 
-def _serve_spider_rpc() -> None:
+def _serve_spider_rpc(config: rpc.ServerConfig | None = None) -> None:
     async def main() -> None:
+        serve = functools.partial(rpc.serve, config=config or rpc.ServerConfig())
         async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
-            _announce(await nursery.start(rpc.serve, [_TrioScheduler()], LOOPBACK, 0))
+            _announce(await nursery.start(serve, [_TrioScheduler()], LOOPBACK, 0))
 
     trio.run(main)
+
+
+def _serve_spider_rpc_with_credential() -> None:
+    _serve_spider_rpc(rpc.ServerConfig(auth=ClusterAuth(TOKEN)))
 
 
 class _AsyncioScheduler(scheduler_grpc.SchedulerServiceBase):
@@ -199,6 +211,7 @@ def _serve_grpcio_threads_trio() -> None:
 
 SERVE: dict[str, Callable[[], None]] = {
     "spider.rpc": _serve_spider_rpc,
+    CREDENTIAL: _serve_spider_rpc_with_credential,
     "grpclib alone": _serve_grpclib_alone,
     "grpcio aio + Trio": _serve_grpcio_aio_trio,
     "grpcio threads + Trio": _serve_grpcio_threads_trio,
@@ -240,7 +253,13 @@ def _server(name: str) -> Iterator[tuple[int, Callable[[], float]]]:
         process.wait()
 
 
-def _load(port: int, callers: int, calls: int, cpu_seconds: Callable[[], float]) -> Sample:
+def _load(
+    port: int,
+    callers: int,
+    calls: int,
+    cpu_seconds: Callable[[], float],
+    metadata: tuple[tuple[str, str], ...] = (),
+) -> Sample:
     with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
         heartbeat = channel.unary_unary(
             SchedulerServiceStub.heartbeat.route,
@@ -249,13 +268,13 @@ def _load(port: int, callers: int, calls: int, cpu_seconds: Callable[[], float])
         )
         request = HeartbeatRequest(execution_manager_id=1)
         for _ in range(WARMUP_CALLS):
-            heartbeat(request, timeout=10)
+            heartbeat(request, timeout=10, metadata=metadata)
         latencies: list[float] = []
 
         def caller(count: int) -> None:
             for _ in range(count):
                 began = time.perf_counter()
-                heartbeat(request, timeout=10)
+                heartbeat(request, timeout=10, metadata=metadata)
                 latencies.append(time.perf_counter() - began)
 
         threads = [
@@ -289,18 +308,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--calls", type=int, default=3000, help="timed calls per cell")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell (median)")
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help="comma-separated subset (default: all)"
+    )
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         SERVE[args.serve]()
         return
+    servers = [name for name in SERVERS if name in args.servers.split(",")]
+    if "spider.rpc" not in servers:
+        parser.error("--servers must include spider.rpc, the baseline of the ratios")
     samples: dict[tuple[str, int], list[Sample]] = {}
     for repeat in range(args.repeats):
-        for name in SERVERS:
+        for name in servers:
             print(f"run {repeat + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
+            metadata = ((CLUSTER_TOKEN_HEADER, TOKEN),) if name == CREDENTIAL else ()
             with _server(name) as (port, cpu_seconds):
                 for callers in CALLERS:
-                    sample = _load(port, callers, args.calls, cpu_seconds)
+                    sample = _load(port, callers, args.calls, cpu_seconds, metadata)
                     samples.setdefault((name, callers), []).append(sample)
     medians = {cell: _median(cell_samples) for cell, cell_samples in samples.items()}
     print(
@@ -312,7 +338,7 @@ def main() -> None:
     )
     print(f"| server | {header} |")
     print("|---|" + "---|" * 4 * len(CALLERS))
-    for name in SERVERS:
+    for name in servers:
         cells = []
         for callers in CALLERS:
             sample = medians[name, callers]

@@ -20,6 +20,7 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
         max_task_graph_bytes: 268435456     # 256 MiB: a job's decompressed task graph
         max_job_inputs_bytes: 67108864      # 64 MiB: a job's decompressed inputs
         max_task_outputs_bytes: 67108864    # 64 MiB: one task's reported outputs
+        max_job_outputs_bytes: 268435456    # 256 MiB: all of a job's tasks' outputs
         max_error_message_chars: 65536      # longer failure messages are truncated
     security:                               # Spider-py: all off by default (docs/security.md)
       tls: {cert: storage.pem, key: storage.key, ca: ca.pem, require_client_cert: false}
@@ -109,6 +110,10 @@ class LimitsConfig:
     this size and never held by a waiting job."""
     max_task_outputs_bytes: int = attrs.field(default=64 * MIB, validator=_positive_int)
     """One task's reported outputs; a larger ReportTaskSuccess is INVALID_ARGUMENT."""
+    max_job_outputs_bytes: int = attrs.field(default=256 * MIB, validator=_positive_int)
+    """The outputs of all of a job's tasks together, which storage holds while the job runs
+    (they feed its other tasks) and keeps as its outputs; a report that would pass it is
+    INVALID_ARGUMENT (Spider-py's EMs then report the task as failed)."""
     max_error_message_chars: int = attrs.field(default=64 * 1024, validator=_positive_int)
     """One task's failure message, and so a job's error; a longer one is truncated (with a
     marker) rather than refused, so that a failure is never lost."""

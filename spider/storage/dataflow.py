@@ -53,6 +53,8 @@ class Dataflow:
     """Per task, how many of its parents have not succeeded."""
     unfinished: int
     """How many tasks have not succeeded."""
+    output_bytes: int
+    """The bytes of every output payload held in ``outputs``."""
     _first_input: list[int]
     """Per input task, the position of its first input among the job inputs."""
 
@@ -78,7 +80,7 @@ class Dataflow:
         first_input = [0] * size
         for position, source in reversed(list(enumerate(graph.graph_inputs()))):
             first_input[source.task_idx] = position
-        return cls(graph, job_inputs, tasks, [None] * size, waiting_on, size, first_input)
+        return cls(graph, job_inputs, tasks, [None] * size, waiting_on, size, 0, first_input)
 
     def restore(self, finished: Mapping[int, list[bytes]]) -> None:
         """Mark the tasks of ``finished`` (index -> output payloads) Succeeded, as recovery found.
@@ -89,6 +91,7 @@ class Dataflow:
         for index, payloads in finished.items():
             self.tasks[index].finish(TaskState.SUCCEEDED)
             self.outputs[index] = payloads
+            self.output_bytes += sum(map(len, payloads))
         self.unfinished = 0
         for index, tcb in enumerate(self.tasks):
             if tcb.state is TaskState.SUCCEEDED:
@@ -153,6 +156,7 @@ class Dataflow:
         """
         dropped = self.tasks[index].finish(TaskState.SUCCEEDED)
         self.outputs[index] = payloads
+        self.output_bytes += sum(map(len, payloads))
         self.unfinished -= 1
         ready = []
         for child in self.graph.children(index):

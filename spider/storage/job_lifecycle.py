@@ -52,7 +52,7 @@ from spider.core.task_graph import (
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
 from spider.storage.config import LimitsConfig
-from spider.storage.dataflow import JobInputs
+from spider.storage.dataflow import Dataflow, JobInputs
 from spider.storage.errors import (
     BadRequest,
     CacheStale,
@@ -338,6 +338,20 @@ class JobLifecycle:
         tcb.add_instance(record.id)
         return InstanceContext(record.id, tcb.tdl_context, timeout_policy, task_io)
 
+    def _check_job_outputs(
+        self, dataflow: Dataflow, task_id: TaskId, payloads: list[bytes]
+    ) -> None:
+        """``BadRequest`` if ``payloads`` would take the job's outputs past their cap. Checked
+        per report: reports recorded concurrently may pass it by one task's outputs each."""
+        limit = self.limits.max_job_outputs_bytes
+        total = dataflow.output_bytes + sum(map(len, payloads))
+        if total > limit:
+            raise BadRequest(
+                f"task outputs of task {task_id} would bring the job's outputs to {total} "
+                f"bytes, over the limit of {limit} bytes for one job (setting "
+                "runtime.limits.max_job_outputs_bytes); report the task as failed instead"
+            )
+
     async def report_task_success(
         self,
         job_id: JobId,
@@ -377,6 +391,7 @@ class JobLifecycle:
             assert jcb.dataflow is not None
             assert task_id.position is not None
             jcb.dataflow.check_outputs(task_id.position, payloads)
+            self._check_job_outputs(jcb.dataflow, task_id, payloads)
         index = task_id.position
         while index is not None and index in jcb.recording:
             # Another instance's success of this task is being written: its outcome decides
