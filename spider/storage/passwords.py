@@ -4,7 +4,13 @@ Upstream stores and compares the raw password (docs/upstream.md#storage-flaws-fi
 The stored form is self-describing, so the cost can be raised later without invalidating
 existing hashes::
 
-    scrypt$<log2 n>$<r>$<p>$<salt, base64>$<key, base64>
+    scrypt-sha256$<log2 n>$<r>$<p>$<salt, base64>$<key, base64>
+
+scrypt is keyed through HMAC, which pads a key shorter than its block with zero bytes, so fed
+the raw password it verifies ``pw`` for ``pw\x00`` as well (found by the hostile suite). The
+password therefore goes through SHA-256 first: every input becomes 32 bytes and no two
+passwords are equivalent. Hashes of the first form, ``scrypt$...`` (the raw password), still
+verify as they did.
 
 Hashing costs tens of milliseconds of CPU on purpose; callers run it in a worker thread.
 """
@@ -19,7 +25,9 @@ import secrets
 
 import attrs
 
-_SCHEME = b"scrypt"
+_SCHEME = b"scrypt-sha256"
+_LEGACY_SCHEME = b"scrypt"
+"""Hashes of the raw password, written before ``_SCHEME``: verified, never written."""
 _SALT_BYTES = 16
 _KEY_BYTES = 32
 _MAX_MEMORY = 64 << 20
@@ -37,9 +45,9 @@ class ScryptCost:
 DEFAULT_COST = ScryptCost()
 
 
-def _derive(password: bytes, salt: bytes, cost: ScryptCost) -> bytes:
+def _derive(password: bytes, salt: bytes, cost: ScryptCost, *, prehash: bool = True) -> bytes:
     return hashlib.scrypt(
-        password,
+        hashlib.sha256(password).digest() if prehash else password,
         salt=salt,
         n=1 << cost.log2_n,
         r=cost.r,
@@ -67,7 +75,7 @@ def hash_password(password: bytes, cost: ScryptCost = DEFAULT_COST) -> bytes:
 def verify_password(password: bytes, stored: bytes) -> bool:
     """True if ``password`` matches ``stored``; a malformed ``stored`` never matches."""
     parts = stored.split(b"$")
-    if len(parts) != 6 or parts[0] != _SCHEME:
+    if len(parts) != 6 or parts[0] not in (_SCHEME, _LEGACY_SCHEME):
         return False
     try:
         cost = ScryptCost(int(parts[1]), int(parts[2]), int(parts[3]))
@@ -75,7 +83,7 @@ def verify_password(password: bytes, stored: bytes) -> bool:
         expected = base64.b64decode(parts[5], validate=True)
         if not 1 <= cost.log2_n <= 20 or not 1 <= cost.r <= 32 or not 1 <= cost.p <= 16:
             return False
-        key = _derive(password, salt, cost)
+        key = _derive(password, salt, cost, prehash=parts[0] == _SCHEME)
     except ValueError:
         return False
     return hmac.compare_digest(key, expected)

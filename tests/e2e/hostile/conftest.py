@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import grpc
@@ -13,12 +14,13 @@ import pytest
 
 from spider.proto.scheduler import SchedulerServiceStub
 from spider.proto.storage import SessionManagementServiceStub
+from spider.rpc import UnaryMethod
 from spider.storage.db import SqliteConfig
 from tests.e2e.cluster.cluster import Cluster
 from tests.e2e.cluster.conftest import running_cluster
 from tests.e2e.cluster.service_process import ServiceProcess
 
-from .raw_client import HealthProbe
+from .raw_client import SCHEDULER_METHODS, HealthProbe
 
 
 @attrs.frozen
@@ -33,11 +35,21 @@ class HostileTarget:
     def processes(self) -> list[ServiceProcess]:
         return self.cluster.running()
 
+    def channel_for(self, method: UnaryMethod[Any, Any]) -> grpc.Channel:
+        """The channel to the service that serves ``method``."""
+        return self.scheduler if method in SCHEDULER_METHODS else self.storage
+
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostileTarget]:
     directory: Path = tmp_path_factory.mktemp("hostile")
     cluster = Cluster(directory, SqliteConfig(directory / "storage.db"), 0, em_count=0)
+    yield from under_attack(cluster)
+
+
+def under_attack(cluster: Cluster) -> Iterator[HostileTarget]:
+    """Start ``cluster`` (storage and scheduler), probe both while the tests attack them, and
+    check at the end that every process is alive and stops cleanly."""
     for _ in running_cluster(cluster):  # one pass; the rest checks a clean stop
         probe = HealthProbe(
             {

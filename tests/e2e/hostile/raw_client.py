@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -76,10 +77,15 @@ CLIENT_ERRORS = frozenset(
 CALL_DEADLINE = 2.0
 
 
-def call(channel: grpc.Channel, route: str, body: bytes) -> tuple[grpc.StatusCode, str]:
-    """Send ``body`` to ``route``; the status code and message."""
+def call(
+    channel: grpc.Channel,
+    route: str,
+    body: bytes,
+    metadata: Sequence[tuple[str, str | bytes]] = (),
+) -> tuple[grpc.StatusCode, str]:
+    """Send ``body`` to ``route`` with ``metadata``; the status code and message."""
     try:
-        channel.unary_unary(route)(body, timeout=CALL_DEADLINE)
+        channel.unary_unary(route)(body, timeout=CALL_DEADLINE, metadata=tuple(metadata))
     except grpc.RpcError as error:
         return error.code(), error.details() or ""
     return grpc.StatusCode.OK, ""

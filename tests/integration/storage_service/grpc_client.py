@@ -103,6 +103,21 @@ def generated_stubs(out: Path) -> Iterator[StubModules]:
             del sys.modules[name]
 
 
+@attrs.frozen
+class _WithMetadata(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds ``metadata`` to every unary call."""
+
+    metadata: tuple[tuple[str, str | bytes], ...]
+
+    def intercept_unary_unary(
+        self, continuation: Any, client_call_details: Any, request: Any
+    ) -> Any:
+        details = client_call_details._replace(
+            metadata=(*(client_call_details.metadata or ()), *self.metadata)
+        )
+        return continuation(details, request)
+
+
 @attrs.define(eq=False)
 class StorageClient:
     """One grpcio channel to a storage service and a stub per service."""
@@ -119,14 +134,19 @@ class StorageClient:
         credentials: grpc.ChannelCredentials | None = None,
         *,
         host: str = "127.0.0.1",
+        metadata: Sequence[tuple[str, str | bytes]] = (),
     ) -> StorageClient:
-        """A channel to storage: plaintext, or TLS with ``credentials``."""
+        """A channel to storage: plaintext, or TLS with ``credentials``; ``metadata`` goes with
+        every call (a credential on a plaintext channel, where grpcio refuses call
+        credentials)."""
         address = f"{host}:{port}"
         channel = (
             grpc.insecure_channel(address)
             if credentials is None
             else grpc.secure_channel(address, credentials)
         )
+        if metadata:
+            channel = grpc.intercept_channel(channel, _WithMetadata(tuple(metadata)))
         stubs = {name: getattr(pb.storage_grpc, f"{name}Stub")(channel) for name in SERVICES}
         stubs |= {
             name: getattr(pb.status_grpc, f"{name}Stub")(channel) for name in EXTENSION_SERVICES

@@ -6,7 +6,12 @@ heartbeats, the resend on a scheduler replacement) and checks the password hashi
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spider.core.ids import ExecutionManagerId, ResourceGroupId
 from spider.core.task_id import TaskId
@@ -36,7 +41,7 @@ async def test_add_resource_group_returns_an_id_and_stores_a_salted_hash() -> No
     name, stored = database.groups[group_id]
     assert name == "team-a"
     assert b"s3cret" not in stored
-    assert stored.startswith(b"scrypt$14$8$1$")
+    assert stored.startswith(b"scrypt-sha256$14$8$1$")
     other = await state.add_resource_group("team-b", b"s3cret")
     assert database.groups[other][1] != stored  # a fresh salt per group
 
@@ -70,8 +75,27 @@ def test_password_hashes_verify_and_reject_tampering() -> None:
     assert not verify_password(b"pw2", stored)
     assert not verify_password(b"pw", stored[:-4] + b"AAA=")
     assert not verify_password(b"pw", b"plain text")
-    assert not verify_password(b"pw", stored.replace(b"scrypt$4$", b"scrypt$99$"))
+    assert not verify_password(b"pw", stored.replace(b"scrypt-sha256$4$", b"scrypt-sha256$99$"))
     assert not verify_password(b"pw", stored.replace(b"$1$1$", b"$1$x$", 1))
+
+
+@given(password=st.binary(max_size=80), suffix=st.binary(min_size=1, max_size=4))
+@settings(max_examples=25, deadline=None)
+def test_no_other_password_verifies(password: bytes, suffix: bytes) -> None:
+    # HMAC (inside scrypt) pads short keys with zeros: fed raw, pw and pw + b"\0" were one.
+    stored = hash_password(password, CHEAP)
+    assert verify_password(password, stored)
+    assert not verify_password(password + suffix, stored)
+    assert not verify_password(password + bytes(len(suffix)), stored)
+
+
+def test_hashes_of_the_raw_password_written_before_still_verify() -> None:
+    salt = bytes(range(16))
+    raw = hashlib.scrypt(b"pw", salt=salt, n=16, r=1, p=1, dklen=32)
+    legacy = b"$".join([b"scrypt", b"4", b"1", b"1", base64.b64encode(salt), base64.b64encode(raw)])
+    assert verify_password(b"pw", legacy)
+    assert not verify_password(b"pw2", legacy)
+    assert hash_password(b"pw", CHEAP).startswith(b"scrypt-sha256$")
 
 
 async def test_register_execution_manager_returns_an_id_and_the_session() -> None:
