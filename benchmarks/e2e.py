@@ -11,6 +11,10 @@ Every system runs on this machine, on loopback, started and stopped by this scri
   on every call (``multi-auth``), and also mutual TLS (``multi-tls``), with a client that sends
   its certificate and group password (docs/security.md). Their tables end with their cost:
   tasks/s and CPU per task as ratios to plain ``multi`` measured in the same run.
+* **Metrics variants** (``embedded-metrics``, ``multi-metrics``; not in the default set):
+  each process serves its Prometheus metrics (docs/operations.md), scraped every second by a
+  thread of this script; their tables end with their cost as ratios to ``embedded`` and
+  ``multi``, which run with metrics off.
 * **Celery**: a prefork worker (``--concurrency N``) with a private ``redis-server`` (no
   persistence) as broker and result backend. Celery and redis-py are pip-installed into this
   interpreter (pinned) and ``redis-server`` apt-installed (sudo unless root) when missing.
@@ -46,7 +50,7 @@ figures are noisy; ratios less so).
 
 Run: ``python benchmarks/e2e.py [--runs N] [--warmup N] [--tasks N] [--in-flight N]
 [--systems embedded,multi,celery]`` (``--systems multi,multi-auth,multi-tls`` for the cost of
-security). Progress goes to stderr, tables to stdout.
+security, ``--systems embedded,embedded-metrics,multi,multi-metrics`` for that of metrics). Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
@@ -64,8 +68,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,14 +98,25 @@ STOP_DEADLINE = 30.0
 RESULT_DEADLINE = 120.0
 PACKAGE = "bench_e2e"
 SYSTEMS = ("embedded", "multi", "celery")
-SECURED_SYSTEMS = ("multi-auth", "multi-tls")
+VARIANT_BASES = {
+    "multi-auth": "multi",
+    "multi-tls": "multi",
+    "multi-metrics": "multi",
+    "embedded-metrics": "embedded",
+}
+"""Systems not in the default set, and the one each is measured against (same run)."""
 SYSTEM_NAMES = {
     "embedded": "Spider-py embedded",
     "multi": "Spider-py multi-process",
     "multi-auth": "Spider-py multi-process, credentials on",
     "multi-tls": "Spider-py multi-process, mutual TLS and credentials on",
+    "multi-metrics": "Spider-py multi-process, metrics on and scraped",
+    "embedded-metrics": "Spider-py embedded, metrics on and scraped",
     "celery": "Celery (prefork, Redis)",
 }
+SCRAPE_INTERVAL_SEC = 1.0
+"""How often the metrics variants scrape every service: more often than a Prometheus would
+(15 s by default), so the cost measured is an upper bound."""
 
 SPIDER_PACKAGE = '''
 from spider.tdl import task
@@ -349,13 +366,14 @@ def measure_throughput(
     return Throughput(tasks_per_second, meter.used() / tasks)
 
 
-def json_port(marker: str) -> Callable[[str], int | None]:
-    """A ``wait_for`` predicate: the ``port`` of the JSON log line whose message has ``marker``."""
+def json_port(marker: str, *, field: str = "port") -> Callable[[str], int | None]:
+    """A ``wait_for`` predicate: the ``field`` of the JSON log line whose message has
+    ``marker``."""
 
     def find(line: str) -> int | None:
         if marker not in line or not line.startswith("{"):
             return None
-        port: int = json.loads(line)["port"]
+        port: int = json.loads(line)[field]
         return port
 
     return find
@@ -372,32 +390,73 @@ def free_port() -> int:
 
 
 def start_embedded(
-    stack: contextlib.ExitStack, directory: Path, executors: int
+    stack: contextlib.ExitStack, directory: Path, executors: int, *, metrics: bool = False
 ) -> tuple[Target, list[Service]]:
-    """The embedded cluster; its storage endpoint and its process."""
+    """The embedded cluster; its storage endpoint and its process. ``metrics``: serve them on
+    a free port and scrape them every ``SCRAPE_INTERVAL_SEC``; else off."""
     config = directory / "em.yaml"
     config.write_text(
         f"task_executor: {{package_dir: {directory / 'packages'}}}\n"
         f"embedded: {{data_dir: {directory / 'data'}, storage_port: 0, scheduler_port: 0}}\n"
         f"executors: {executors}\n"
+        f"metrics: {{port: {0 if metrics else 'null'}}}\n"
     )
     em = spawn(
         stack, "embedded", [sys.executable, "-m", "spider.em", "--config", config], directory
     )
     prefix = "Spider-py embedded cluster: storage at "
-    endpoint: str = em.wait_for(
-        lambda line: line.split(prefix)[1].split(",")[0] if line.startswith(prefix) else None
-    )
+    banner: str = em.wait_for(lambda line: line if line.startswith(prefix) else None)
+    endpoint = banner.split(prefix)[1].split(",")[0]
+    if metrics:
+        metrics_at = banner.split("metrics at http://")[1].split("/")[0]
+        stack.enter_context(scraping([metrics_at]))
     return Target(endpoint), [em]
 
 
+@contextlib.contextmanager
+def scraping(endpoints: Sequence[str]) -> Iterator[None]:
+    """Scrape each ``host:port``'s ``/metrics`` every ``SCRAPE_INTERVAL_SEC`` in a thread, as
+    Prometheus would, until the block ends; fails the run if a scrape fails."""
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def scrape() -> None:
+        while not stop.wait(SCRAPE_INTERVAL_SEC):
+            for endpoint in endpoints:
+                try:
+                    with urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=5) as page:
+                        page.read()
+                except OSError as error:
+                    failures.append(f"{endpoint}: {error}")
+
+    thread = threading.Thread(target=scrape, name="scraper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    if failures:
+        raise RuntimeError(f"scraping the metrics failed: {failures[:3]}")
+
+
 def start_multi(
-    stack: contextlib.ExitStack, directory: Path, executors: int, *, security: str = "off"
+    stack: contextlib.ExitStack,
+    directory: Path,
+    executors: int,
+    *,
+    security: str = "off",
+    metrics: bool = False,
 ) -> tuple[Target, list[Service]]:
     """Storage, scheduler and EM as three processes; the cluster and the processes.
-    ``security``: ``off``, ``auth`` (cluster and group credentials) or ``tls`` (and mutual TLS)."""
+    ``security``: ``off``, ``auth`` (cluster and group credentials) or ``tls`` (and mutual TLS).
+    ``metrics``: each process serves them on a free port, scraped every ``SCRAPE_INTERVAL_SEC``.
+    """
     config_args: dict[str, list[str | Path]] = {"storage": [], "scheduler": [], "em": []}
+    configs: dict[str, Any] = {}
     tls = None
+    if metrics:
+        configs["metrics"] = {"port": 0}
     if security != "off":
         block: dict[str, Any] = {
             "cluster_token_file": str(directory / "cluster-token"),
@@ -415,9 +474,11 @@ def start_multi(
                 "require_client_cert": True,
             }
             tls = node.client_tls()
+        configs["security"] = block
+    if configs:
         for name in config_args:
             path = directory / f"{name}.yaml"
-            path.write_text(json.dumps({"security": block}))  # JSON is YAML
+            path.write_text(json.dumps(configs))  # JSON is YAML
             config_args[name] = ["--config", path]
     storage = spawn(
         stack,
@@ -470,6 +531,12 @@ def start_multi(
         ],
         directory,
     )
+    if metrics:
+        ports = [
+            service.wait_for(json_port("metrics on http", field="metrics_port"))
+            for service in (storage, scheduler, em)
+        ]
+        stack.enter_context(scraping([f"127.0.0.1:{port}" for port in ports]))
     return Target(storage_at, tls), [storage, scheduler, em]
 
 
@@ -798,7 +865,7 @@ def report(results: dict[str, SystemResult], args: argparse.Namespace) -> None:
                 f"{counts.per_task(counts.counts.local_calls)} | "
                 f"{counts.per_task(counts.counts.transactions)} |"
             )
-    report_security_cost(results)
+    report_variant_cost(results)
     if celery is None or celery_p50 is None:
         return
     print()
@@ -807,29 +874,31 @@ def report(results: dict[str, SystemResult], args: argparse.Namespace) -> None:
             report_goals(system, result, celery, celery_p50)
 
 
-def report_security_cost(results: dict[str, SystemResult]) -> None:
-    """Each secured cluster against the plain one, measured in the same run."""
-    plain = results.get("multi")
-    secured = [system for system in SECURED_SYSTEMS if system in results]
-    if plain is None or not secured:
+def report_variant_cost(results: dict[str, SystemResult]) -> None:
+    """Each variant (security, metrics) against the system it varies, measured in the same
+    run."""
+    variants = [system for system in VARIANT_BASES if system in results]
+    variants = [system for system in variants if VARIANT_BASES[system] in results]
+    if not variants:
         return
     print()
-    print("The cost of security: each secured cluster's figure ÷ the plain multi-process one's")
+    print("The cost of each variant: its figure ÷ the same figure of the cluster it varies")
     print()
     print(
-        "| system | measure | processes | tasks/s ratio | CPU/task ratio | round trip p50 ratio |"
+        "| system | measured against | measure | processes | tasks/s ratio | CPU/task ratio "
+        "| round trip p50 ratio |"
     )
-    print("|---|---|---|---|---|---|")
-    for system in secured:
+    print("|---|---|---|---|---|---|---|")
+    for system in variants:
+        base = results[VARIANT_BASES[system]]
         result = results[system]
-        p50 = result.latency["default poll"].p50 / plain.latency["default poll"].p50
+        p50 = result.latency["default poll"].p50 / base.latency["default poll"].p50
         for workers, label in result.throughput:
-            mine, theirs = result.throughput[workers, label], plain.throughput[workers, label]
+            mine, theirs = result.throughput[workers, label], base.throughput[workers, label]
             print(
-                f"| {SYSTEM_NAMES[system]} | {label} | {workers} | "
-                f"{mine.tasks_per_second / theirs.tasks_per_second:.3f} | "
-                f"{mine.cpu_per_task / theirs.cpu_per_task:.3f} | "
-                f"{p50:.3f} |"
+                f"| {SYSTEM_NAMES[system]} | {SYSTEM_NAMES[VARIANT_BASES[system]]} | {label} | "
+                f"{workers} | {mine.tasks_per_second / theirs.tasks_per_second:.3f} | "
+                f"{mine.cpu_per_task / theirs.cpu_per_task:.3f} | {p50:.3f} |"
             )
 
 
@@ -877,11 +946,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--systems",
         default=",".join(SYSTEMS),
         help=f"comma-separated subset of {','.join(SYSTEMS)} (default all), and of "
-        f"{','.join(SECURED_SYSTEMS)} (not in the default)",
+        f"{','.join(VARIANT_BASES)} (not in the default)",
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.systems.split(",") if name.strip()]
-    known = (*SYSTEMS, *SECURED_SYSTEMS)
+    known = (*SYSTEMS, *VARIANT_BASES)
     unknown = sorted(set(chosen) - set(known))
     if unknown:
         parser.error(f"unknown system(s) {', '.join(unknown)}: choose from {', '.join(known)}")
@@ -893,7 +962,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             results[system] = measure_spider(system, start_embedded, args)
         elif system == "multi":
             results[system] = measure_spider(system, start_multi, args)
-        elif system in SECURED_SYSTEMS:
+        elif system == "embedded-metrics":
+            metered = functools.partial(start_embedded, metrics=True)
+            results[system] = measure_spider(system, metered, args)
+        elif system == "multi-metrics":
+            results[system] = measure_spider(
+                system, functools.partial(start_multi, metrics=True), args
+            )
+        elif system in VARIANT_BASES:
             secured = functools.partial(start_multi, security=system.removeprefix("multi-"))
             results[system] = measure_spider(system, secured, args)
         else:

@@ -199,6 +199,10 @@ class TimedSlot:
     def index(self) -> int:
         return self.slot.index
 
+    @property
+    def busy(self) -> bool:
+        return self.slot.busy
+
     async def wait_ready(self) -> None:
         await self.slot.wait_ready()
 

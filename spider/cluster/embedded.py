@@ -33,7 +33,8 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
-from spider.rpc import Endpoint, EndpointConfig, LocalChannel, ServiceBase
+from spider.observability import serve_http
+from spider.rpc import Endpoint, EndpointConfig, ListenError, LocalChannel, ServiceBase
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.config import StorageConfig
 from spider.storage.db import SqliteConfig
@@ -49,6 +50,8 @@ class EmbeddedEndpoints:
 
     storage: Endpoint
     scheduler: Endpoint
+    metrics: Endpoint | None = None
+    """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served, if they are."""
 
 
 async def run_embedded_cluster(
@@ -95,15 +98,18 @@ async def run_embedded_cluster(
                 local_services=scheduler_services,
             )
         )
-        endpoints = EmbeddedEndpoints(storage, Endpoint(embedded.host, scheduler_port))
+        metrics = await _serve_metrics(services, config)
+        endpoints = EmbeddedEndpoints(storage, Endpoint(embedded.host, scheduler_port), metrics)
         LOGGER.info(
-            "Embedded cluster serving: storage at %s, scheduler at %s, data in %s.",
+            "Embedded cluster serving: storage at %s, scheduler at %s, metrics at %s, data in %s.",
             endpoints.storage,
             endpoints.scheduler,
+            "(off)" if metrics is None else f"http://{metrics}/metrics",
             embedded.data_dir,
             extra={
                 "storage": str(endpoints.storage),
                 "scheduler": str(endpoints.scheduler),
+                "metrics": None if metrics is None else str(metrics),
                 "data_dir": str(embedded.data_dir),
             },
         )
@@ -130,6 +136,23 @@ async def run_embedded_cluster(
         services.cancel_scope.cancel(reason="the execution manager has stopped")
     if failure is not None:
         raise failure
+
+
+async def _serve_metrics(nursery: trio.Nursery, config: ExecutionManagerConfig) -> Endpoint | None:
+    """Serve the cluster's metrics and health endpoints in ``nursery``; where, or ``None`` if
+    they are off. The default port, if busy, gives way to a free one: a second cluster on the
+    machine (or a test run) must still start."""
+    metrics = config.metrics_config(embedded=True)
+    if not metrics.enabled:
+        return None
+    try:
+        port: int = await nursery.start(serve_http, metrics, "embedded cluster")
+    except ListenError as error:
+        if config.metrics is not None:
+            raise
+        LOGGER.warning("%s; serving the metrics on a free port instead", error)
+        port = await nursery.start(serve_http, attrs.evolve(metrics, port=0), "embedded cluster")
+    return Endpoint(metrics.host, port)
 
 
 @asynccontextmanager

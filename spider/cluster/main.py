@@ -35,9 +35,14 @@ async def run_embedded_em(config: ExecutionManagerConfig, stop: EmStop) -> None:
             endpoints: EmbeddedEndpoints = await nursery.start(run_embedded_cluster, config, stop)
             # A plain line on stdout too: the logs are JSON by default, and a person who just
             # started the cluster needs to know where to point the client.
+            metrics = (
+                ""
+                if endpoints.metrics is None
+                else f", metrics at http://{endpoints.metrics}/metrics"
+            )
             print(
                 f"Spider-py embedded cluster: storage at {endpoints.storage}, scheduler at "
-                f"{endpoints.scheduler}, data in {config.embedded.data_dir}. "
+                f"{endpoints.scheduler}{metrics}, data in {config.embedded.data_dir}. "
                 "Stop it with Ctrl-C.",
                 flush=True,
             )

@@ -36,6 +36,8 @@
     security:                                  # off by default (docs/security.md)
       tls: {ca: ca.pem, cert: em.pem, key: em.key}   # cert/key: for servers that require them
       cluster_token_file: /etc/spider/cluster-token  # presented to storage and the scheduler
+    metrics: {host: 127.0.0.1, port: 9466}     # /metrics, /healthz, /readyz; default: off, but
+                                               # the embedded cluster's is on (port 9464)
 
 Durations may be fractional. ``load_em_config`` layers, from lowest to highest precedence: the
 defaults, the file, ``SPIDER_EM_*`` environment variables, then command-line overrides.
@@ -66,7 +68,12 @@ from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
+from spider.observability import MetricsConfig
 from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
+
+EMBEDDED_METRICS: Final = MetricsConfig(host="127.0.0.1", port=9464)
+"""The embedded cluster's metrics when the file has no ``metrics`` block (a busy port falls
+back to a free one, printed at start)."""
 
 ENV_PREFIX: Final = "SPIDER_EM_"
 
@@ -280,6 +287,15 @@ class ExecutionManagerConfig:
     """Spider-py: TLS on the EM's connections and the cluster credential it presents; in the
     embedded cluster, also how storage and the scheduler serve (docs/security.md). Off by
     default."""
+    metrics: MetricsConfig | None = None
+    """Spider-py: Prometheus metrics and health endpoints over HTTP. ``None`` (no block) means
+    off for an EM on its own, and on for the embedded cluster (``EMBEDDED_METRICS``)."""
+
+    def metrics_config(self, *, embedded: bool) -> MetricsConfig:
+        """Where to serve the metrics: the file's block, else the mode's default."""
+        if self.metrics is not None:
+            return self.metrics
+        return EMBEDDED_METRICS if embedded else MetricsConfig()
 
     def runtime_settings(self) -> RuntimeSettings:
         """The runtime's knobs."""

@@ -44,6 +44,7 @@ from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
+from spider.observability import serve_http
 from spider.rpc import EndpointConfig, open_rpc_bridge
 from spider.rpc.auth import check_security, cluster_metadata
 
@@ -235,20 +236,34 @@ async def _run_connected(
             "executors": config.executors,
         },
     )
-    async with open_grpc_clients(
-        storage.endpoint(),
-        scheduler.endpoint(),
-        connection_pool_size=config.connection_pool_size,
-        deadlines=config.client_deadlines(),
-        tls=config.security.tls,
-        metadata=cluster_metadata(config.security),
-    ) as clients:
-        await run_execution_manager(
-            config.runtime_settings(),
-            clients,
-            functools.partial(open_process_pool, config.pool_config()),
-            stop,
-        )
+    failure: ExecutionManagerError | None = None
+    async with (
+        open_grpc_clients(
+            storage.endpoint(),
+            scheduler.endpoint(),
+            connection_pool_size=config.connection_pool_size,
+            deadlines=config.client_deadlines(),
+            tls=config.security.tls,
+            metadata=cluster_metadata(config.security),
+        ) as clients,
+        trio.open_nursery() as nursery,
+    ):
+        metrics = config.metrics_config(embedded=False)
+        if metrics.enabled:
+            await nursery.start(serve_http, metrics, "execution manager")
+        try:
+            await run_execution_manager(
+                config.runtime_settings(),
+                clients,
+                functools.partial(open_process_pool, config.pool_config()),
+                stop,
+            )
+        except ExecutionManagerError as error:
+            # Raised bare after the metrics server stops, not in the nursery's exception group.
+            failure = error
+        nursery.cancel_scope.cancel(reason="the execution manager has stopped")
+    if failure is not None:
+        raise failure
 
 
 async def _relay_signals(signals: AsyncIterator[int], stop: EmStop) -> NoReturn:

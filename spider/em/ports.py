@@ -144,6 +144,11 @@ class TaskSlot(Protocol):
         """The slot's position in the pool, for logs."""
         ...
 
+    @property
+    def busy(self) -> bool:
+        """Whether a task runs (or is being started) on the slot, for the metrics."""
+        ...
+
     async def wait_ready(self) -> None:
         """Wait until the slot can start a task at once."""
         ...

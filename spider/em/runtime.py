@@ -35,6 +35,7 @@ from spider.core.exception_groups import leaves, leaves_if_only
 from spider.core.ids import ExecutionManagerId
 from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.core.supervision import supervise
+from spider.em import metrics
 from spider.em._retry import RetryPolicy, call_with_retry
 from spider.em.assignment import Registration
 from spider.em.dispatch import Dispatcher
@@ -60,6 +61,8 @@ from spider.em.registration import Registrar
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS, Reporter
 from spider.em.revocation import REVOCATION_POLL_WAIT_MS, RevocationPoller
 from spider.em.stop import EmStop
+from spider.observability import READINESS
+from spider.observability.readiness import Condition
 
 LOGGER: Final = logging.getLogger("spider.em")
 
@@ -156,6 +159,17 @@ async def run_execution_manager(
     (``LivenessLost``), refused to register it (``RegistrationRefused``), the executors cannot
     start (``ExecutorsUnavailable``), or a dispatch loop broke (``DispatchFailed``).
     """
+    with READINESS.condition("execution manager", "registering with storage") as readiness:
+        await _run(settings, clients, open_pool, stop, readiness)
+
+
+async def _run(
+    settings: RuntimeSettings,
+    clients: EmClients,
+    open_pool: PoolOpener,
+    stop: EmStop,
+    readiness: Condition,
+) -> None:
     registration = await _register(clients.liveness, settings, stop)
     if registration is None:
         LOGGER.warning("Stopped before registering with storage.")
@@ -175,9 +189,12 @@ async def run_execution_manager(
                 async with open_pool() as pool, trio.open_nursery() as serving:
                     serving.start_soon(stop.follow_task_deadline, pool.set_shutdown_deadline)
                     while life is not None:
+                        readiness.ready()
                         delivered += await _serve(life, clients, pool, settings, stop)
                         if not life.lost or stop.requested:
+                            readiness.not_ready("stopping")
                             break
+                        readiness.not_ready("declared dead by storage; registering again")
                         life = await _rejoin(life, services, clients, settings, stop)
                         last_id = last_id if life is None else life.em_id
                     serving.cancel_scope.cancel(reason="no task runs any more")
@@ -323,6 +340,27 @@ async def _serve(
         prefetch_limit=settings.extension.prefetch_per_slot * len(pool.slots),
     )
 
+    gauges = metrics.collecting(
+        running=lambda: sum(slot.busy for slot in pool.slots),
+        reports=lambda: reporter.in_flight,
+        records=lambda: len(life.ledger),
+    )
+    with gauges:
+        await _serve_life(life, clients, pool, settings, stop, reporter, dispatcher)
+    if life.lost:
+        dispatcher.abandon_prefetched()
+    return reporter.delivered
+
+
+async def _serve_life(
+    life: EmLife,
+    clients: EmClients,
+    pool: TaskPool,
+    settings: RuntimeSettings,
+    stop: EmStop,
+    reporter: Reporter,
+    dispatcher: Dispatcher,
+) -> None:
     async def declared_dead() -> None:
         await life.wait_lost()
         reporter.abandon(f"storage declared execution manager {life.em_id} dead")
@@ -356,9 +394,6 @@ async def _serve(
                 "retries those tasks after their timeouts."
             )
         revocations.cancel_scope.cancel(reason="no task of this life runs any more")
-    if life.lost:
-        dispatcher.abandon_prefetched()
-    return reporter.delivered
 
 
 async def _shut_down(

@@ -35,6 +35,7 @@ from grpclib.protocol import H2Protocol
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
 from spider.rpc._method import ServiceBase, UnaryMethod
+from spider.rpc._metrics import measured
 from spider.rpc._receive import bounded_status_message, receive_request
 from spider.rpc._tls import server_context
 from spider.rpc.auth import ClusterAuth
@@ -452,11 +453,14 @@ def _adapt(
     behind ``auth``'s check for the routes it guards."""
     return {
         method.route: grpclib.const.Handler(
-            _guarded(
-                auth,
+            measured(
                 method.route,
-                _stream_handler(
-                    method.route, method.handle, method.reply_type, launcher, max_request_bytes
+                _guarded(
+                    auth,
+                    method.route,
+                    _stream_handler(
+                        method.route, method.handle, method.reply_type, launcher, max_request_bytes
+                    ),
                 ),
             ),
             grpclib.const.Cardinality.UNARY_UNARY,

@@ -30,6 +30,7 @@
     security:                       # off by default (docs/security.md)
       tls: {cert: scheduler.pem, key: scheduler.key, ca: ca.pem, require_client_cert: false}
       cluster_token_file: /etc/spider/cluster-token   # presented to storage, required of EMs
+    metrics: {host: 127.0.0.1, port: 9465}   # /metrics, /healthz, /readyz; off by default
 
 Unknown keys are an error naming the key (Spider ignores them, except in ``scheduler:``).
 docs/scheduler.md is the reference.
@@ -46,6 +47,7 @@ import attrs
 
 from spider.core.backoff import Backoff
 from spider.core.config import merge_overrides, read_config_file, structure_config
+from spider.observability import MetricsConfig
 from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
 
 
@@ -188,6 +190,8 @@ class SchedulerConfig:
     security: SecurityConfig = attrs.field(factory=SecurityConfig)
     """Spider-py: TLS on its server and its connections to storage, and the cluster credential
     it presents to storage and requires of EMs (docs/security.md); off by default."""
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+    """Spider-py: Prometheus metrics and health endpoints over HTTP; off by default."""
 
     @property
     def round_robin(self) -> RoundRobinConfig:

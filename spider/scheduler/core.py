@@ -31,6 +31,7 @@ from spider.core.backoff import Backoff
 from spider.core.ids import SchedulerId, SessionId
 from spider.core.retry import FailedAttempt, retry, retry_on
 from spider.rpc import Endpoint
+from spider.scheduler import metrics
 from spider.scheduler.assignment import IssuedAssignment
 from spider.scheduler.config import RoundRobinConfig
 from spider.scheduler.dispatch_queue import DispatchQueue
@@ -108,6 +109,7 @@ class SchedulerCore:
     def reschedule(self, assignment: IssuedAssignment) -> None:
         """Decide ``assignment``'s task again, with a new id (its EM died or left)."""
         self._reschedules.append(assignment)
+        metrics.ASSIGNMENTS_RESCHEDULED.inc()
         self.wake()
 
     async def run(
@@ -155,6 +157,14 @@ class SchedulerCore:
             on_retry=log,
         )
         self._registered(registration)
+
+    def storage_reason(self) -> str | None:
+        """Why the scheduler cannot place storage's work now (readiness), or ``None``."""
+        if self.identity.scheduler_id == UNREGISTERED:
+            return "not registered with storage yet"
+        if self._failure_delays is not None:
+            return "lost storage; polling it again"
+        return None
 
     def _registered(self, registration: StorageRegistration) -> None:
         self.identity.adopt(registration.scheduler_id)
@@ -308,6 +318,7 @@ class SchedulerCore:
         decided = self.placement.decide(self.queue.free_slots)
         for assignment in decided:
             self.queue.put(assignment)
+        metrics.TASKS_PLACED.inc(len(decided))
         expired = self.placement.retire_expired(trio.current_time())
         if decided or expired:
             self._capacity_changed.set()

@@ -48,6 +48,12 @@ class ExecutionManagerRegistry:
     def __contains__(self, em_id: ExecutionManagerId) -> bool:
         return em_id in self._ems
 
+    def counts(self) -> tuple[int, int]:
+        """EMs known, and their outstanding assignments. Safe to call from another thread (the
+        metrics server's): it reads copies."""
+        ems = list(self._ems.values())
+        return len(ems), sum(len(em.outstanding) for em in ems)
+
     def outstanding(self, em_id: ExecutionManagerId) -> list[IssuedAssignment]:
         """The EM's unacknowledged assignments, oldest first (empty for an unknown EM)."""
         em = self._ems.get(em_id)

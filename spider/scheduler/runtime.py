@@ -11,8 +11,10 @@ import trio
 
 from spider.core.exception_groups import leaves_if_only
 from spider.core.supervision import supervise
+from spider.observability import READINESS, serve_http
 from spider.rpc import RpcChannel, RpcConfig, ServerConfig, ServiceBase, connect_channel, serve
 from spider.rpc.auth import cluster_auth, cluster_metadata
+from spider.scheduler import metrics
 from spider.scheduler.config import SchedulerConfig
 from spider.scheduler.core import SchedulerCore
 from spider.scheduler.dispatch_service import TaskDispatchService
@@ -80,6 +82,10 @@ async def run_scheduler(
                 )
                 if local_services is not None:
                     local_services.extend(services)
+                stack.enter_context(metrics.collecting(core, registry))
+                stack.enter_context(READINESS.check("scheduler", core.storage_reason))
+                if config.metrics.enabled:
+                    await nursery.start(serve_http, config.metrics, "scheduler")
                 # Supervised: a bug restarts them with backoff; a fatal error (FatalError: storage
                 # refused us, its sessions went backwards) is not restarted and ends the service.
                 nursery.start_soon(

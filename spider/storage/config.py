@@ -26,6 +26,7 @@ YAML shape (every key optional; ``spider.core.config`` rejects unknown keys by n
       tls: {cert: storage.pem, key: storage.key, ca: ca.pem, require_client_cert: false}
       cluster_token_file: /etc/spider/cluster-token   # EMs and schedulers must present it
       require_group_credentials: false      # job calls must carry their group's password
+    metrics: {host: 127.0.0.1, port: 9464}  # Spider-py: /metrics, /healthz, /readyz; off by default
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import math
 
 import attrs
 
+from spider.observability import MetricsConfig
 from spider.rpc import MAX_REQUEST_BYTES, SecurityConfig
 from spider.storage.db.config import DatabaseConfig
 
@@ -148,3 +150,5 @@ class StorageConfig:
     runtime: StorageRuntimeConfig = attrs.field(factory=StorageRuntimeConfig)
     security: SecurityConfig = attrs.field(factory=SecurityConfig)
     """Spider-py: TLS and the cluster credential (docs/security.md); off by default."""
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+    """Spider-py: Prometheus metrics and health endpoints over HTTP; off by default."""

@@ -28,6 +28,7 @@ import attrs
 import outcome
 import trio
 
+from spider.storage import metrics
 from spider.storage.db.writes import BatchOutcome, Write
 
 MAX_BATCH = 1024
@@ -104,7 +105,7 @@ class GroupCommit:
         del self._queued[:MAX_BATCH]
         try:
             # Shielded like a worker thread: once taken, a batch always runs to its outcome.
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), metrics.COMMIT_SECONDS.time():
                 result = await self.write_batch([pending.write for pending in batch])
             if len(result.outcomes) != len(batch):
                 raise AssertionError(
@@ -123,6 +124,7 @@ class GroupCommit:
             raise
         else:
             self.counters.add(result.transactions, result.written)
+            metrics.COMMITTED_WRITES.inc(result.written)
             for pending, settled in zip(batch, result.outcomes, strict=True):
                 pending.result = settled
         finally:

@@ -51,6 +51,7 @@ from spider.core.task_graph import (
 )
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.wire import decode_frame
+from spider.storage import metrics
 from spider.storage.config import LimitsConfig
 from spider.storage.dataflow import Dataflow, JobInputs
 from spider.storage.errors import (
@@ -169,6 +170,7 @@ class JobLifecycle:
         ready = jcb.apply_start() if start else []
         self.cache.insert(jcb)
         self._enqueue(jcb, ready)
+        metrics.JOBS_SUBMITTED.inc()
         return job_id
 
     async def start_job(self, job_id: JobId) -> JobState:
@@ -336,6 +338,7 @@ class JobLifecycle:
             self.monotonic(),
         )
         tcb.add_instance(record.id)
+        metrics.TASKS_STARTED.inc()
         return InstanceContext(record.id, tcb.tdl_context, timeout_policy, task_io)
 
     def _check_job_outputs(
@@ -392,6 +395,19 @@ class JobLifecycle:
             assert task_id.position is not None
             jcb.dataflow.check_outputs(task_id.position, payloads)
             self._check_job_outputs(jcb.dataflow, task_id, payloads)
+        await self._apply_success(jcb, task_id, instance_id, payloads, serialized_outputs)
+        metrics.SUCCEEDED.inc()
+
+    async def _apply_success(
+        self,
+        jcb: JobControlBlock,
+        task_id: TaskId,
+        instance_id: TaskInstanceId,
+        payloads: list[bytes] | None,
+        serialized_outputs: bytes,
+    ) -> None:
+        """Persist a checked success and advance the job; raises if the instance went stale
+        meanwhile."""
         index = task_id.position
         while index is not None and index in jcb.recording:
             # Another instance's success of this task is being written: its outcome decides
@@ -439,6 +455,7 @@ class JobLifecycle:
         try:
             jcb = self._cached_for_instances(job_id)
             await self._fail_instance(jcb, task_id, instance_id, error_message)
+            metrics.FAILED.inc()
         except CacheStale:
             # Revoked, but it ended before its EM could kill it: nothing is left to kill.
             self.pool.revocations.forget_instance(instance_id)
@@ -458,6 +475,7 @@ class JobLifecycle:
             return
         tcb.remove_instance(record.id)
         self._enqueue(jcb, [record.task_id])
+        metrics.LOST.inc()
 
     async def expire_hard_timeout(self, record: InstanceRecord) -> None:
         """The instance outlived its hard timeout plus grace: fail it, as an EM report would."""
@@ -469,6 +487,7 @@ class JobLifecycle:
             await self._fail_instance(
                 jcb, record.task_id, record.id, hard_timeout_message(record.timeout_policy)
             )
+            metrics.TIMED_OUT.inc()
         except CacheStale:
             # A report or another removal got there first; the record is an orphan now.
             self.pool.discard([record.id])
@@ -479,6 +498,7 @@ class JobLifecycle:
         jcb = self.cache.get(record.job_id)
         if jcb is not None:
             self._enqueue(jcb, [record.task_id])
+            metrics.SOFT_TIMEOUTS.inc()
 
     def is_live(self, record: InstanceRecord) -> bool:
         """True if the record's instance is still live in its task control block."""
@@ -574,6 +594,7 @@ class JobLifecycle:
     ) -> None:
         tcb = jcb.live_block(task_id, instance_id)
         if tcb.retries_left > 0:
+            metrics.RETRIES.inc()
             tcb.consume_retry(instance_id)
             self.pool.discard([instance_id])
             self._retry_later(jcb, tcb)
@@ -698,5 +719,6 @@ class JobLifecycle:
             self.queue.put(jcb.resource_group_id, jcb.id, task_id)
 
     def _terminated(self, jcb: JobControlBlock) -> None:
+        metrics.JOBS_FINISHED.labels(jcb.state.value).inc()
         self.cache.mark_terminated(jcb.id, self.monotonic())
         jcb.ended.set()

@@ -11,18 +11,20 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import attrs
 import trio
 
+from spider.observability import READINESS, serve_http
 from spider.rpc import ServerConfig, ServiceBase, serve
 from spider.rpc.auth import cluster_auth
+from spider.storage import metrics
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseConfig, open_database
 from spider.storage.service import storage_services
-from spider.storage.state import open_storage_state
+from spider.storage.state import StorageState, open_storage_state
 
 LOGGER: Final = logging.getLogger("spider.storage")
 
@@ -87,19 +89,37 @@ async def serve_storage(
             port: int = await nursery.start(
                 functools.partial(serve, config=serving), services, config.host, config.port
             )
-            if local_services is not None:
-                local_services.extend(services)
-            LOGGER.info(
-                "storage listening on %s:%d (session %d)",
-                config.host,
-                port,
-                state.session,
-                extra={"host": config.host, "port": port, "session_id": state.session},
-            )
-            # Only now (#398): the lanes are drained by a scheduler that can reach us.
-            offered = state.lifecycle.resend_ready_work()
-            LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
-            task_status.started(port)
-            await trio.sleep_forever()
+            with (
+                metrics.collecting(state),
+                READINESS.check("storage", _database_reason(state)),
+            ):
+                if config.metrics.enabled:
+                    await nursery.start(serve_http, config.metrics, "storage")
+                if local_services is not None:
+                    local_services.extend(services)
+                LOGGER.info(
+                    "storage listening on %s:%d (session %d)",
+                    config.host,
+                    port,
+                    state.session,
+                    extra={"host": config.host, "port": port, "session_id": state.session},
+                )
+                # Only now (#398): the lanes are drained by a scheduler that can reach us.
+                offered = state.lifecycle.resend_ready_work()
+                LOGGER.info("enqueued %d ready task(s) of recovered jobs", offered)
+                task_status.started(port)
+                await trio.sleep_forever()
     finally:
         database.close()
+
+
+def _database_reason(state: StorageState) -> Callable[[], str | None]:
+    """Storage's readiness: serving, and its database took the last write."""
+    outage = state.persistence.outage
+
+    def reason() -> str | None:
+        if outage.ongoing:
+            return f"the database is unavailable: {outage.reason}"
+        return None
+
+    return reason

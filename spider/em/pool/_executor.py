@@ -13,6 +13,7 @@ import attrs
 import trio
 
 from spider.core.retry import FailedAttempt, retry, retry_on, then_cap
+from spider.em import metrics
 from spider.em.pool._forwarder import StderrForwarder
 from spider.em.pool.config import PoolConfig
 from spider.em.pool.errors import ExecutorSpawnError
@@ -133,6 +134,7 @@ class ExecutorSpawner:
                 raise ExecutorSpawnError(
                     f"could not set the memory limit of executor {executor_id}: {exc}"
                 ) from exc
+        metrics.EXECUTOR_STARTS.labels(reason.value).inc()
         LOGGER.info(
             "Executor spawned.",
             extra={

@@ -11,6 +11,7 @@ import trio
 from trio_util import AsyncValue, RepeatedEvent
 
 from spider.core.ids import TaskInstanceId
+from spider.em import metrics
 from spider.em.pool._executor import ExecutorSpawner, PooledExecutor, SpawnReason
 from spider.em.pool._forwarder import TaskLabels
 from spider.em.pool._revoked import RevokedBeforeStart
@@ -93,6 +94,11 @@ class ExecutorSlot:
     _tasks_run: int = attrs.field(default=0, init=False)
     _replaced: int = attrs.field(default=0, init=False)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a task runs (or is being started) on the slot."""
+        return self._busy
+
     async def run(self, request: TaskRequest) -> TaskOutcome:
         """Run ``request`` on this slot's executor and return how it ended.
 
@@ -113,7 +119,11 @@ class ExecutorSlot:
                 executor = await self._acquire_before_shutdown()
                 if executor is None:
                     return self._not_run(request)
-            return await self._run_on(executor, request)
+            started = trio.current_time()
+            outcome = await self._run_on(executor, request)
+            kind = outcome.kind if isinstance(outcome, TaskFailed) else None
+            metrics.task_finished(kind, trio.current_time() - started)
+            return outcome
         finally:
             self._busy = False
 
@@ -187,14 +197,14 @@ class ExecutorSlot:
             with scope:
                 response = await executor.process.execute(execute)
         except ExecutorExited as exc:
-            await self._discard(executor)
+            await self._discard(executor, "crashed")
             LOGGER.warning(
                 "Task executor crashed.",
                 extra={**self._fields(executor, request), "exit_status": exc.returncode},
             )
             return crash_failure(exc.exit_status)
         except ExecutorProtocolError as exc:
-            await self._discard(executor)
+            await self._discard(executor, "invalid_reply")
             LOGGER.error(
                 "Task executor sent an invalid reply; killed it.",
                 extra={**self._fields(executor, request), "error": str(exc)},
@@ -202,14 +212,14 @@ class ExecutorSlot:
             return protocol_failure(exc)
         except BaseException:
             # Cancelled by the caller: the pipes may be mid-frame.
-            await self._discard(executor)
+            await self._discard(executor, "cancelled")
             raise
         finally:
             self._bounded = None
             self._running = None
         if scope.cancelled_caught:
-            await self._discard(executor)
             if self._revoked:
+                await self._discard(executor, "revoked")
                 # Not the task's fault, and not a crash: storage has already decided its task.
                 LOGGER.info(
                     "Task instance revoked by storage; killed its executor.",
@@ -217,8 +227,10 @@ class ExecutorSlot:
                 )
                 return revoked_failure(started=True)
             if scope.deadline < hard_deadline:  # the shutdown deadline came first
+                await self._discard(executor, "shutdown")
                 LOGGER.warning("Task killed at shutdown.", extra=self._fields(executor, request))
                 return shutdown_failure(started=True)
+            await self._discard(executor, "hard_timeout")
             LOGGER.warning(
                 "Task hit the hard timeout; killed its executor.",
                 extra={**self._fields(executor, request), "hard_timeout_s": request.hard_timeout},
@@ -231,9 +243,9 @@ class ExecutorSlot:
         outcome = outcome_of(response, self._config.memory_limit_bytes)
         if isinstance(outcome, TaskFailed) and outcome.kind == PoolFailureKind.MEMORY_LIMIT:
             # A process that hit its address-space limit may be left fragmented: start afresh.
-            self._retire(executor, "it hit the memory limit")
+            self._retire(executor, "it hit the memory limit", "memory_limit")
         elif executor.tasks_run == self._config.recycle_after_tasks:
-            self._retire(executor, f"it ran {executor.tasks_run} tasks")
+            self._retire(executor, f"it ran {executor.tasks_run} tasks", "recycled")
         return outcome
 
     async def _catch_up(self, executor: PooledExecutor) -> None:
@@ -297,14 +309,16 @@ class ExecutorSlot:
         self._executor = executor
         return executor
 
-    async def _discard(self, executor: PooledExecutor) -> None:
+    async def _discard(self, executor: PooledExecutor, reason: str) -> None:
         """Kill a broken or interrupted executor and reap it before anything else happens."""
+        metrics.EXECUTOR_REPLACEMENTS.labels(reason).inc()
         self._executor = None
         self._replaced += 1
         await executor.kill()
 
-    def _retire(self, executor: PooledExecutor, why: str) -> None:
+    def _retire(self, executor: PooledExecutor, why: str, reason: str) -> None:
         """Replace a healthy executor; it shuts down gracefully in the background."""
+        metrics.EXECUTOR_REPLACEMENTS.labels(reason).inc()
         self._executor = None
         self._replaced += 1
         LOGGER.info(

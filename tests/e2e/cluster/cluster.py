@@ -57,9 +57,16 @@ class Placement:
         return self.launchers.get(name, ())
 
 
-def _write_yaml(path: Path, data: dict[str, Any], security: dict[str, Any] | None) -> Path:
+def _write_yaml(
+    path: Path,
+    data: dict[str, Any],
+    security: dict[str, Any] | None,
+    metrics_port: int | None = None,
+) -> Path:
     if security is not None:
         data = {**data, "security": security}
+    if metrics_port is not None:
+        data = {**data, "metrics": {"port": metrics_port}}
     path.write_text(yaml.safe_dump(data))
     return path
 
@@ -80,6 +87,9 @@ class Cluster:
     placement: Placement = attrs.field(factory=Placement)
     security: dict[str, Any] | None = None
     """Every service's ``security`` block (TLS, the cluster credential), if not the default."""
+    metrics_ports: Mapping[str, int] | None = None
+    """Each service's metrics port (by name: ``storage``, ``scheduler``, ``em-0``...), if they
+    serve metrics."""
     storage_port: int = attrs.field(factory=free_tcp_port)
     scheduler_port: int = attrs.field(factory=free_tcp_port)
     storage: ServiceProcess | None = None
@@ -101,6 +111,9 @@ class Cluster:
         for index in range(self.em_count):
             self.start_em(index)
 
+    def _metrics_port(self, name: str) -> int | None:
+        return None if self.metrics_ports is None else self.metrics_ports.get(name)
+
     def _storage_endpoint(self) -> dict[str, Any]:
         return {"host": self.placement.storage_address, "port": self.storage_port}
 
@@ -119,6 +132,7 @@ class Cluster:
                 "runtime": {"db": database_yaml(self.database), "task_instance_pool": pool},
             },
             self.security,
+            self._metrics_port("storage"),
         )
         self.storage = spawn(
             "storage",
@@ -152,6 +166,7 @@ class Cluster:
                 },
             },
             self.security,
+            self._metrics_port("scheduler"),
         )
         self.scheduler = spawn(
             "scheduler",
@@ -183,6 +198,7 @@ class Cluster:
                 "rpc": {"deadline_sec": 5, "retry": {"cap_sec": 0.5}},
             },
             self.security,
+            self._metrics_port(f"em-{index}"),
         )
         em = spawn(
             f"em-{index}",

@@ -21,6 +21,8 @@ class EmbeddedProcess:
     process: subprocess.Popen[str]
     storage_port: int
     data_dir: Path
+    metrics_port: int | None
+    """Where ``/metrics`` is served, if the banner says so."""
 
 
 @contextmanager
@@ -56,7 +58,9 @@ def embedded_cluster(
         banner = process.stdout.readline()  # blocks until the cluster serves, or EOF
         assert banner.startswith("Spider-py embedded cluster: storage at 127.0.0.1:"), banner
         storage_port = int(banner.split("storage at 127.0.0.1:")[1].split(",")[0])
-        yield EmbeddedProcess(process, storage_port, data_dir)
+        metrics = banner.partition("metrics at http://127.0.0.1:")[2]
+        metrics_port = int(metrics.split("/")[0]) if metrics else None
+        yield EmbeddedProcess(process, storage_port, data_dir, metrics_port)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STARTUP_TIMEOUT) == 0
     finally:

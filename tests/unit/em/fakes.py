@@ -415,6 +415,10 @@ class FakeSlot:
         self._scope.cancel()
         return True
 
+    @property
+    def busy(self) -> bool:
+        return self.running is not None
+
     async def wait_ready(self) -> None:
         await trio.lowlevel.checkpoint()
 

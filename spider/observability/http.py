@@ -1,0 +1,140 @@
+"""``serve_http``: ``/metrics`` (Prometheus text format), ``/healthz`` and ``/readyz`` on one port.
+
+The server is the standard library's threading HTTP server on a thread of its own: a scrape or a
+probe never waits for the Trio loop, and a busy loop never delays an answer to a liveness probe
+(which is the point of one). ``/readyz`` reads the ``Readiness`` board, whose conditions the
+service's parts set from Trio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Final
+
+import prometheus_client
+import trio
+from prometheus_client.registry import CollectorRegistry
+
+from spider.observability.config import MetricsConfig
+from spider.observability.readiness import READINESS, Readiness
+from spider.rpc import ListenError
+
+LOGGER: Final = logging.getLogger("spider.observability")
+
+Answer = tuple[HTTPStatus, str, bytes]
+"""Status, content type, body."""
+Route = Callable[[], Answer]
+
+_POLL_INTERVAL_SEC: Final = 0.1
+"""How long stopping the server may wait for its accept loop to notice."""
+
+
+async def serve_http(
+    config: MetricsConfig,
+    name: str,
+    *,
+    readiness: Readiness = READINESS,
+    registry: CollectorRegistry = prometheus_client.REGISTRY,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the endpoints on ``config``'s address until cancelled, logging where (``name``:
+    the service, for the line); ``task_status`` gets the bound port. ``ListenError`` if the
+    address cannot be bound."""
+    routes: dict[str, Route] = {
+        "/metrics": lambda: _metrics(registry),
+        "/healthz": lambda: (HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n"),
+        "/readyz": lambda: _readyz(readiness),
+    }
+    server = _bind(config, routes)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": _POLL_INTERVAL_SEC},
+        name="spider-http",
+        daemon=True,
+    )
+    thread.start()
+    port: int = server.server_address[1]
+    LOGGER.info(
+        "%s metrics on http://%s:%d/metrics (and /healthz, /readyz)",
+        name,
+        config.host,
+        port,
+        extra={"metrics_host": config.host, "metrics_port": port},
+    )
+    try:
+        task_status.started(port)
+        await trio.sleep_forever()
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(server.shutdown)
+        server.server_close()
+
+
+def _bind(config: MetricsConfig, routes: Mapping[str, Route]) -> ThreadingHTTPServer:
+    port = config.port or 0
+    try:
+        family = socket.getaddrinfo(config.host, port, type=socket.SOCK_STREAM)[0][0]
+    except OSError as exc:
+        raise ListenError(
+            f"cannot serve metrics on {config.host}:{port}: {exc}; check metrics.host"
+        ) from exc
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    handler = type("Handler", (_Handler,), {"routes": routes})
+    try:
+        return Server((config.host, port), handler)
+    except OSError as exc:
+        raise ListenError(
+            f"cannot serve metrics on {config.host}:{port}: {exc.strerror or exc}; check that "
+            "the address is local and that no other process uses the port (metrics.port)"
+        ) from exc
+
+
+class _Handler(BaseHTTPRequestHandler):
+    routes: Mapping[str, Route] = {}
+    server_version = "spider-py"
+
+    def do_GET(self) -> None:
+        route = self.routes.get(self.path.partition("?")[0])
+        if route is None:
+            status, content_type, body = (
+                HTTPStatus.NOT_FOUND,
+                "text/plain; charset=utf-8",
+                f"no such page; try {', '.join(self.routes)}\n".encode(),
+            )
+        else:
+            status, content_type, body = route()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # Probes come every few seconds: one line each would drown the service's own.
+        LOGGER.debug("http: " + format, *args)
+
+
+def _metrics(registry: CollectorRegistry) -> Answer:
+    return (
+        HTTPStatus.OK,
+        prometheus_client.CONTENT_TYPE_LATEST,
+        prometheus_client.generate_latest(registry),
+    )
+
+
+def _readyz(readiness: Readiness) -> Answer:
+    report = readiness.report()
+    ready = bool(report) and all(reason is None for reason in report.values())  # one reading
+    body = json.dumps({"ready": ready, "conditions": report}, sort_keys=True).encode() + b"\n"
+    status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
+    return status, "application/json", body

@@ -1,0 +1,71 @@
+"""A multi-process cluster's metrics and health endpoints: storage, the scheduler and each EM
+serve their own, and a scrape of each shows its share of a job's work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from spider.storage.db import SqliteConfig
+from tests.integration.storage_service.grpc_client import StorageClient, StubModules
+from tests.mariadb_server import free_tcp_port
+from tests.metrics_scrape import get, sample, scrape, wait_ready
+
+from .cluster import Cluster
+from .conftest import running_cluster
+from .driver import JobDriver
+from .examples import nn_job
+
+SERVICES = ("storage", "scheduler", "em-0", "em-1")
+
+
+@pytest.fixture(scope="module")
+def metered_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    directory = tmp_path_factory.mktemp("metered")
+    ports = {name: free_tcp_port() for name in SERVICES}
+    cluster = Cluster(directory, SqliteConfig(directory / "storage.db"), 0, metrics_ports=ports)
+    yield from running_cluster(cluster)
+
+
+def test_each_service_reports_its_share_of_a_job(
+    metered_cluster: Cluster, stub_modules: StubModules
+) -> None:
+    ports = metered_cluster.metrics_ports
+    assert ports is not None
+    expected = {
+        "storage": {"storage"},
+        "scheduler": {"scheduler"},
+        "em-0": {"execution manager"},
+        "em-1": {"execution manager"},
+    }
+    for name, port in ports.items():
+        assert get(port, "/healthz")[0] == 200
+        assert set(wait_ready(port)["conditions"]) == expected[name]
+    before = {name: scrape(port) for name, port in ports.items()}
+    client = StorageClient.connect(stub_modules, metered_cluster.storage_port)
+    try:
+        job = nn_job(layers=3, width=8, seed=5)
+        JobDriver(client).run(job, metered_cluster.check_alive)
+    finally:
+        client.close()
+    after = {name: scrape(port) for name, port in ports.items()}
+
+    def moved(service: str, metric: str, **labels: str) -> float:
+        return sample(after[service], metric, **labels) - sample(before[service], metric, **labels)
+
+    tasks = len(job.graph)
+    succeeded = moved("storage", "spider_storage_task_outcomes_total", outcome="succeeded")
+    assert succeeded == tasks
+    ran = [moved(em, "spider_em_tasks_finished_total", outcome="succeeded") for em in SERVICES[2:]]
+    assert sum(ran) == tasks
+    assert moved("scheduler", "spider_scheduler_tasks_placed_total") == tasks
+    assert moved("storage", "spider_storage_jobs_finished_total", state="Succeeded") == 1
+    # The EMs' calls are real gRPC here: storage and the scheduler time them per method.
+    latency = "spider_rpc_server_handling_seconds_count"
+    registered = "/spider_py.execution.TaskInstanceBatchService/RegisterTaskInstances"
+    assert moved("storage", latency, method=registered, code="OK") >= 1
+    next_tasks = "/spider_py.execution.TaskDispatchService/NextTasks"
+    assert moved("scheduler", latency, method=next_tasks, code="OK") >= 1
+    assert sample(after["scheduler"], "spider_scheduler_execution_managers") == 2
+    assert sample(after["storage"], "spider_storage_db_available") == 1
