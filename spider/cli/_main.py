@@ -28,14 +28,16 @@ from spider.client import (
     ClusterStatus,
     DatabaseInfo,
     GroupCredential,
+    JobDescription,
     JobState,
     SpiderClient,
+    StorageUnavailableError,
     SubmittedJob,
     open_client,
     payload_to_json,
 )
 from spider.core.config import ConfigError
-from spider.rpc import Endpoint, RpcConfig, SecurityConfig, TlsConfig
+from spider.rpc import Endpoint, RpcConfig, RpcError, SecurityConfig, TlsConfig
 from spider.rpc.auth import check_security
 
 TLS_ENV: Final = {"ca": "SPIDER_TLS_CA", "cert": "SPIDER_TLS_CERT", "key": "SPIDER_TLS_KEY"}
@@ -43,6 +45,8 @@ TLS_ENV: Final = {"ca": "SPIDER_TLS_CA", "cert": "SPIDER_TLS_CERT", "key": "SPID
 GROUP_PASSWORD_ENV: Final = "SPIDER_GROUP_PASSWORD_FILE"
 """The environment variable ``--group-password-file`` falls back to."""
 MAX_PASSWORD_FILE_BYTES: Final = 4096
+REACH_DEADLINE: Final = 2.0
+"""Seconds the first call may take before the command says storage cannot be reached."""
 
 _EPILOG = f"""\
 Storage address: --storage, else ${STORAGE_ENV}, else {DEFAULT_STORAGE}.
@@ -116,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for name, text in [
+        ("start", "start a job submitted with --no-start"),
         ("watch", "wait for a job to end, showing its progress"),
         ("state", "print a job's state"),
         ("outputs", "print a succeeded job's outputs"),
@@ -317,8 +322,9 @@ async def _wait_and_report(
     return CliExit.OK if state is JobState.SUCCEEDED else CliExit.JOB_UNSUCCESSFUL
 
 
-async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Output) -> CliExit:
-    description = load_job(args.source, args.path)
+async def _submit(
+    client: SpiderClient, args: argparse.Namespace, output: _Output, description: JobDescription
+) -> CliExit:
     if args.group_id is not None:
         group = args.group_id
     else:
@@ -340,10 +346,15 @@ async def _submit(client: SpiderClient, args: argparse.Namespace, output: _Outpu
     return CliExit.OK
 
 
-async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _Output) -> int:
+async def _run_command(
+    client: SpiderClient,
+    args: argparse.Namespace,
+    output: _Output,
+    description: JobDescription | None,
+) -> int:
     command = args.command
-    if command == "submit":
-        return await _submit(client, args, output)
+    if description is not None:
+        return await _submit(client, args, output, description)
     if command == "status":
         status = await client.cluster_status()
         output.result(_status_document(status), _status_text(status))
@@ -356,6 +367,10 @@ async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _
         state = await client.state(job)
         document["state"] = state.value
         output.result(document, state.value)
+    elif command == "start":
+        state = await client.start(job)
+        document["state"] = state.value
+        output.result(document, f"job {job.id}: {state.value}")
     elif command == "cancel":
         state = await client.cancel(job)
         document["state"] = state.value
@@ -370,9 +385,25 @@ async def _run_command(client: SpiderClient, args: argparse.Namespace, output: _
     return CliExit.OK
 
 
-def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> Endpoint:
-    text = args.storage or environ.get(STORAGE_ENV)
-    return Endpoint.parse(text) if text else DEFAULT_STORAGE
+def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Endpoint, str]:
+    """Where storage is, and where that came from (for the error when it cannot be reached)."""
+    if args.storage:
+        return Endpoint.parse(args.storage), "from --storage"
+    if environ.get(STORAGE_ENV):
+        return Endpoint.parse(environ[STORAGE_ENV]), f"from ${STORAGE_ENV}"
+    return DEFAULT_STORAGE, f"the default: neither --storage nor ${STORAGE_ENV} is set"
+
+
+async def _reach(client: SpiderClient, endpoint: Endpoint, source: str) -> None:
+    """Fail in about ``REACH_DEADLINE`` seconds, with one line, if storage is not there."""
+    try:
+        await client.reach(REACH_DEADLINE)
+    except StorageUnavailableError as error:
+        cause = error.__cause__
+        reason = cause.message if isinstance(cause, RpcError) else str(error)
+        raise StorageUnavailableError(
+            f"cannot reach storage at {endpoint} ({source}): {reason}"
+        ) from error
 
 
 def _client_config(args: argparse.Namespace, environ: Mapping[str, str]) -> ClientConfig:
@@ -420,15 +451,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     output = _Output(args.json)
     environ = os.environ if environ is None else environ
     try:
-        endpoint = _storage_endpoint(args, environ)
+        endpoint, source = _storage_endpoint(args, environ)
         config = _client_config(args, environ)
     except (ValueError, ConfigError) as error:
         output.failure(error, "usage")
         return CliExit.USAGE
 
     async def run() -> int:
+        # A bad job file is the user's to fix whether or not storage is up: read it first.
+        description = load_job(args.source, args.path) if args.command == "submit" else None
         async with open_client(endpoint, config) as client:
-            return await _run_command(client, args, output)
+            await _reach(client, endpoint, source)
+            return await _run_command(client, args, output, description)
 
     try:
         return trio.run(run)

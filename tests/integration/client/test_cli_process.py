@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -190,3 +192,51 @@ async def test_job_commands_send_the_group_password_file(tmp_path: Path) -> None
                 port, "--group-password-file", str(password_file), "state", job_id
             )
             assert (code, state["state"]) == (CliExit.OK, "Ready"), state
+
+
+async def test_a_job_submitted_without_start_is_started_by_spider_start(
+    storage_process: int, tmp_path: Path
+) -> None:
+    port = storage_process
+    job_file = tmp_path / "job.json"
+    job_file.write_text(json.dumps(JOB))
+    with trio.fail_after(LIMIT):
+        code, submitted = await spider_cli(port, "submit", "--no-start", str(job_file))
+        assert (code, submitted["state"]) == (CliExit.OK, "Ready")
+        job_id = str(submitted["job_id"])
+        assert (await spider_cli(port, "state", job_id))[1]["state"] == "Ready"
+        code, started = await spider_cli(port, "start", job_id)
+        assert (code, started["state"]) == (CliExit.OK, "Running")
+        assert (await spider_cli(port, "state", job_id))[1]["state"] == "Running"
+        code, again = await spider_cli(port, "start", job_id)
+        assert code == CliExit.WRONG_STATE, again
+
+
+@pytest.mark.parametrize(
+    ("options", "environ", "source"),
+    [
+        (["--storage", "127.0.0.1:{port}"], {}, "from --storage"),
+        ([], {"SPIDER_STORAGE": "127.0.0.1:{port}"}, "from $SPIDER_STORAGE"),
+    ],
+)
+async def test_an_unreachable_storage_is_one_line_naming_the_address_and_its_source(
+    options: list[str], environ: dict[str, str], source: str
+) -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    env = {key: value for key, value in os.environ.items() if key != "SPIDER_STORAGE"}
+    env |= {key: value.format(port=port) for key, value in environ.items()}
+    with trio.fail_after(LIMIT):
+        result = await trio.run_process(
+            [sys.executable, "-m", "spider.cli", *(o.format(port=port) for o in options), "status"],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            env=env,
+        )
+    assert result.returncode == CliExit.UNREACHABLE
+    lines = result.stderr.decode().strip().splitlines()
+    # One line, no retry warnings before it: the first call is not retried.
+    assert len(lines) == 1, lines
+    assert f"cannot reach storage at 127.0.0.1:{port} ({source})" in lines[0]
