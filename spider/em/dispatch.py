@@ -47,6 +47,7 @@ from spider.em.errors import (
     MarkedDead,
     StaleSessionAnswer,
 )
+from spider.em.failure_report import failure_report
 from spider.em.ledger import AssignmentLedger
 from spider.em.pool import PoolFailureKind, TaskFailed, TaskOutcome, TaskRequest, TaskSucceeded
 from spider.em.ports import SchedulerClient, TaskSlot
@@ -359,6 +360,8 @@ class Dispatcher:
             em_id=self.em_id,
             session=assignment.session,
         )
+        if isinstance(outcome, TaskFailed):
+            outcome = attrs.evolve(outcome, message=failure_report(outcome, request, self.em_id))
         await self.reporter.submit(target, outcome, self.stop)
 
     def _explain(self, outcome: TaskOutcome) -> TaskOutcome:

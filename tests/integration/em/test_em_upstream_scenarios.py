@@ -153,7 +153,12 @@ async def test_11_a_failure_keeps_the_loop_serving(package_dir: Path) -> None:
         cluster.scheduler.push(scheduler_assignment(1), scheduler_assignment(2))
         await cluster.storage.wait_until(lambda: len(cluster.storage.reports) == 2)
     (failure,) = cluster.storage.failures
-    assert failure.message == "in-task failure: ValueError: always_fail: intentional failure"
+    first, task, *traceback = str(failure.message).splitlines()
+    assert first == "in-task failure: ValueError: always_fail: intentional failure"
+    assert task.startswith("task 0 (integration_test_tasks::always_fail) of job ")
+    # The task's own traceback follows, ending with its exception.
+    assert traceback[0] == "Traceback (most recent call last):"
+    assert traceback[-1] == "ValueError: always_fail: intentional failure"
     (success,) = cluster.storage.successes
     assert outputs(success.outputs) == [13]
     assert cluster.scheduler.outstanding == set()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import trio
 import trio.testing
@@ -86,7 +88,13 @@ async def test_a_failure_is_reported_with_its_readable_message(
     async with em.running():
         em.scheduler.push(assignment(1))
         await em.storage.wait_until(lambda: len(em.storage.failures) == 1)
-    assert em.storage.failures[0].message == "hard timeout (200 ms) exceeded"
+    # Upstream's wording first, then which task it was and where it ran.
+    first, task = str(em.storage.failures[0].message).splitlines()
+    assert first == "hard timeout (200 ms) exceeded"
+    assert task == (
+        "task 0 (fake_package::fail) of job 42, instance 1, on execution manager 77 "
+        f"(host {socket.gethostname()})"
+    )
     assert em.storage.failures[0].target.task_instance_id == 1
 
 

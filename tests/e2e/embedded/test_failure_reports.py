@@ -1,0 +1,61 @@
+"""A failed task, read back with ``spider error``: upstream's first line, which task it was and
+where it ran, and the task's own traceback (docs/execution-manager.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from spider.cli import CliExit
+from tests.e2e.embedded.cluster_process import embedded_cluster
+
+FAILING_JOB = {
+    "graph": {
+        "schema_version": "0.1.0",
+        "tasks": [
+            {
+                "tdl_context": {"package": "integration_test_tasks", "task_func": "always_fail"},
+                "inputs": [],
+                "outputs": [],
+                "input_sources": None,
+            }
+        ],
+        "commit_task": None,
+        "cleanup_task": None,
+    },
+    "inputs": [],
+}
+
+
+def _spider(port: int, *args: str) -> tuple[int, dict[str, str]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    document: dict[str, str] = json.loads(result.stdout or result.stderr)
+    return result.returncode, document
+
+
+def test_spider_error_names_the_task_and_shows_its_traceback(tmp_path: Path) -> None:
+    job_file = tmp_path / "failing.json"
+    job_file.write_text(json.dumps(FAILING_JOB))
+    with embedded_cluster(tmp_path) as cluster:
+        code, waited = _spider(cluster.storage_port, "submit", "--wait", str(job_file))
+        assert (code, waited["state"]) == (CliExit.JOB_UNSUCCESSFUL, "Failed"), waited
+        code, read = _spider(cluster.storage_port, "error", str(waited["job_id"]))
+    assert code == CliExit.OK
+    assert read["error"] == waited["error"]
+    first, task, *traceback = read["error"].splitlines()
+    assert first == "in-task failure: ValueError: always_fail: intentional failure"
+    assert task.startswith(
+        f"task 0 (integration_test_tasks::always_fail) of job {waited['job_id']}, instance "
+    )
+    assert "on execution manager " in task
+    assert traceback[0] == "Traceback (most recent call last):"
+    assert any("raise ValueError" in line for line in traceback)
+    assert traceback[-1] == "ValueError: always_fail: intentional failure"
