@@ -26,6 +26,8 @@
     shutdown_drain_sec: 5
     forced_shutdown_sec: 2
     on_declared_dead: rejoin                   # or exit (upstream Spider's behaviour)
+    advertised_host: null                      # registered with storage; default: the address
+                                               # this machine reaches storage from
     rpc:
       deadline_sec: 10
       next_task_margin_sec: 5
@@ -66,7 +68,7 @@ from spider.em.clients import ClientDeadlines
 from spider.em.life import OnDeclaredDead
 from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
-from spider.em.runtime import ExtensionSettings, RuntimeSettings
+from spider.em.runtime import PLACEHOLDER_IP, ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
 from spider.observability import MetricsConfig
 from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
@@ -84,6 +86,11 @@ ENV_OVERRIDES: Final = {
     "SPIDER_EM_PACKAGE_DIR": "task_executor.package_dir",
     "SPIDER_EM_EXECUTORS": "executors",
     "SPIDER_EM_SHUTDOWN_GRACE_SEC": "shutdown_grace_sec",
+    "SPIDER_EM_HOST": "embedded.host",
+    "SPIDER_EM_STORAGE_PORT": "embedded.storage_port",
+    "SPIDER_EM_SCHEDULER_PORT": "embedded.scheduler_port",
+    "SPIDER_EM_METRICS_PORT": "metrics.port",
+    "SPIDER_EM_ADVERTISED_HOST": "advertised_host",
 }
 """Environment variables and the key each one sets (endpoints as ``host:port``)."""
 
@@ -287,6 +294,10 @@ class ExecutionManagerConfig:
     """Spider-py: TLS on the EM's connections and the cluster credential it presents; in the
     embedded cluster, also how storage and the scheduler serve (docs/security.md). Off by
     default."""
+    advertised_host: str | None = None
+    """The address the EM registers with storage (``spider status`` lists it): an IP address,
+    or a name resolved at start. Default: the address this machine reaches storage from (the
+    embedded cluster: its host)."""
     metrics: MetricsConfig | None = None
     """Spider-py: Prometheus metrics and health endpoints over HTTP. ``None`` (no block) means
     off for an EM on its own, and on for the embedded cluster (``EMBEDDED_METRICS``)."""
@@ -310,6 +321,7 @@ class ExecutionManagerConfig:
             retry=self.rpc.retry.policy(),
             extension=self.execution_extension.settings(),
             on_declared_dead=self.on_declared_dead,
+            ip_address=self.advertised_host or PLACEHOLDER_IP,
         )
 
     def client_deadlines(self) -> ClientDeadlines:
@@ -364,7 +376,7 @@ def environment_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
 def _env_value(key: str, value: str, name: str) -> Any:
     if key in ("storage", "scheduler"):
         return endpoint_data(value, source=f"environment variable {name}")
-    if key == "executors":
+    if key in ("executors", "embedded.storage_port", "embedded.scheduler_port", "metrics.port"):
         try:
             return int(value)
         except ValueError:

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from typing import Any, Final, NoReturn, TypeAlias
 
+import attrs
 import trio
 
 from spider.core.config import ConfigError, unstructure_config
@@ -32,6 +33,7 @@ from spider.core.service_cli import (
     switch_interval,
     tune_thread_switching,
 )
+from spider.em.address import advertised_address
 from spider.em.clients import open_grpc_clients
 from spider.em.config import (
     ENV_OVERRIDES,
@@ -45,7 +47,7 @@ from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
 from spider.observability import serve_http
-from spider.rpc import EndpointConfig, open_rpc_bridge
+from spider.rpc import Endpoint, EndpointConfig, open_rpc_bridge
 from spider.rpc.auth import check_security, cluster_metadata
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -108,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded cluster: directory of storage's SQLite database (default ./spider-data)",
     )
     parser.add_argument(
+        "--host",
+        help="embedded cluster: where storage, the scheduler and the metrics listen "
+        "(default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--storage-port", type=int, metavar="PORT", help="embedded cluster: storage's port"
+    )
+    parser.add_argument(
+        "--scheduler-port", type=int, metavar="PORT", help="embedded cluster: the scheduler's port"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics, /healthz and /readyz on this port (0: a free one)",
+    )
+    parser.add_argument(
+        "--advertised-host",
+        metavar="ADDRESS",
+        help="the address registered with storage (default: the one storage is reached from)",
+    )
+    parser.add_argument(
         "--package-dir", type=Path, help="directory of TDL packages (task_executor.package_dir)"
     )
     parser.add_argument(
@@ -133,6 +157,15 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["scheduler"] = endpoint_data(args.scheduler, source="--scheduler")
     if args.data_dir is not None:
         overrides["embedded.data_dir"] = str(args.data_dir)
+    for flag, key in (
+        ("host", "embedded.host"),
+        ("storage_port", "embedded.storage_port"),
+        ("scheduler_port", "embedded.scheduler_port"),
+        ("metrics_port", "metrics.port"),
+        ("advertised_host", "advertised_host"),
+    ):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
     if args.package_dir is not None:
         overrides["task_executor.package_dir"] = str(args.package_dir)
     if args.executors is not None:
@@ -178,6 +211,15 @@ def main(
             file=sys.stderr,
         )
         return EmExit.USAGE
+    try:
+        # Resolved once, here: a name that does not resolve is a usage error, not a crash.
+        storage = config.storage.endpoint() if config.storage is not None else None
+        local = Endpoint(config.embedded.host, config.embedded.storage_port)
+        address = advertised_address(config.advertised_host, storage or local)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EmExit.USAGE
+    config = attrs.evolve(config, advertised_host=address)
     if config.storage is None and embedded is None:
         print(
             "error: give the storage and the scheduler endpoints; this entry point runs only a "

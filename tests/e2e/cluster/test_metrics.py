@@ -69,3 +69,17 @@ def test_each_service_reports_its_share_of_a_job(
     assert moved("scheduler", latency, method=next_tasks, code="OK") >= 1
     assert sample(after["scheduler"], "spider_scheduler_execution_managers") == 2
     assert sample(after["storage"], "spider_storage_db_available") == 1
+
+
+def test_each_em_registers_the_address_storage_sees_it_from(
+    metered_cluster: Cluster, stub_modules: StubModules
+) -> None:
+    client = StorageClient.connect(stub_modules, metered_cluster.storage_port)
+    try:
+        status = client.sync("ClusterStatusService", "GetClusterStatus")
+    finally:
+        client.close()
+    alive = [em for em in status.execution_managers if em.alive]
+    assert len(alive) == 2
+    # Storage is on loopback here, so loopback is the EMs' route to it (not 0.0.0.0).
+    assert {em.ip_address for em in alive} == {"127.0.0.1"}

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from spider.core.config import ConfigError
 from spider.em.config import LogFormat, load_em_config
@@ -220,3 +221,45 @@ def test_print_config_shows_flags_over_the_file(
     assert "package_dir: /q" in out
     assert "executors: 2" in out
     assert "shutdown_grace_sec: 3.0" in out
+
+
+def test_the_embedded_cluster_s_address_ports_and_metrics_from_env_and_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = {
+        "SPIDER_EM_HOST": "0.0.0.0",
+        "SPIDER_EM_STORAGE_PORT": "6001",
+        "SPIDER_EM_SCHEDULER_PORT": "6002",
+        "SPIDER_EM_METRICS_PORT": "6003",
+        "SPIDER_EM_ADVERTISED_HOST": "10.1.2.3",
+    }
+    config = load_em_config(None, environ={**environ, "SPIDER_EM_PACKAGE_DIR": "/p"})
+    embedded = config.embedded
+    assert (embedded.host, embedded.storage_port, embedded.scheduler_port) == (
+        "0.0.0.0",
+        6001,
+        6002,
+    )
+    assert config.metrics is not None
+    assert config.metrics.port == 6003
+    assert config.advertised_host == "10.1.2.3"
+    flags = ["--host", "127.0.0.2", "--storage-port", "7001", "--scheduler-port", "7002"]
+    flags += ["--metrics-port", "0", "--package-dir", "/p", "--print-config"]
+    assert main(flags, environ) == EmExit.STOPPED
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["embedded"]["host"] == "127.0.0.2"
+    assert (printed["embedded"]["storage_port"], printed["embedded"]["scheduler_port"]) == (
+        7001,
+        7002,
+    )
+    assert printed["metrics"]["port"] == 0
+    with pytest.raises(ConfigError, match="SPIDER_EM_STORAGE_PORT: 'x' is not an integer"):
+        load_em_config(None, environ={"SPIDER_EM_STORAGE_PORT": "x"})
+
+
+def test_an_advertised_host_that_does_not_resolve_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = main(["--package-dir", "/p", "--advertised-host", "no-such-host.invalid"], {})
+    assert status == EmExit.USAGE
+    assert "advertised_host: 'no-such-host.invalid'" in capsys.readouterr().err
