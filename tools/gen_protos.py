@@ -39,6 +39,7 @@ PROTO_FILES = (
     "spider_py/jobs.proto",
     "spider_py/revocation.proto",
     "spider_py/inbound.proto",
+    "spider_py/catalog.proto",
 )
 PACKAGE = "spider.proto"
 PACKAGE_DIR = ROOT / "spider" / "proto"

@@ -12,6 +12,7 @@ Async (Trio)::
 Blocking: ``SyncClient("127.0.0.1:50051").run(job, group)``. See docs/client.md.
 """
 
+from spider.client._catalog import JobListing, JobPage
 from spider.client._client import (
     ClusterDetails,
     ClusterStatus,
@@ -44,6 +45,7 @@ from spider.client.errors import (
     JobFailedError,
     JobNotFoundError,
     JobStateError,
+    NotAvailableError,
     OutputDecodeError,
     RequestRejectedError,
     ResourceGroupError,
@@ -70,12 +72,15 @@ __all__ = [
     "JobDefinitionError",
     "JobDescription",
     "JobFailedError",
+    "JobListing",
     "JobNotFoundError",
+    "JobPage",
     "JobProgress",
     "JobRef",
     "JobResult",
     "JobState",
     "JobStateError",
+    "NotAvailableError",
     "OutputDecodeError",
     "ProgressCallback",
     "QueueLane",

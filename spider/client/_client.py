@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -28,10 +28,11 @@ import ormsgpack
 import trio
 
 from spider.client import _jobs_extension as jobs_ext
+from spider.client._catalog import JobPage, page_from_proto
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import JobProgress, ProgressCallback
-from spider.client._state import job_state_from_proto
+from spider.client._state import job_state_from_proto, job_state_to_proto
 from spider.client._submitted import JobRef, SubmittedJob, as_submitted
 from spider.client.errors import (
     ClientError,
@@ -39,6 +40,7 @@ from spider.client.errors import (
     JobFailedError,
     JobNotFoundError,
     JobStateError,
+    NotAvailableError,
     OutputDecodeError,
     RequestRejectedError,
     ResourceGroupError,
@@ -53,6 +55,7 @@ from spider.core.retry import FailedAttempt, retry
 from spider.core.task_outputs import decode_task_outputs
 from spider.proto import common
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import catalog as catalog_pb
 from spider.proto.spider_py import status as status_pb
 from spider.rpc import (
     TRANSIENT,
@@ -489,6 +492,45 @@ class SpiderClient:
         except RpcError as error:
             raise self._translate(error, "GetSession", None) from error
         return (time.monotonic() - started) * 1000
+
+    async def list_jobs(
+        self,
+        *,
+        states: Collection[JobState] = (),
+        resource_group: int | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        page_size: int = 100,
+        page_token: int | None = None,
+    ) -> JobPage:
+        """A page of the jobs matching every filter given, newest first (Spider-py's job
+        catalog; ``NotAvailableError`` from a storage that does not serve it, such as
+        upstream's). Times are Unix seconds; pass the page's ``next_page_token`` for the next.
+        """
+        request = catalog_pb.ListJobsRequest(
+            states=[job_state_to_proto(state) for state in states],
+            created_after=created_after or 0.0,
+            created_before=created_before or 0.0,
+            page_size=page_size,
+            page_token=page_token or 0,
+        )
+        if resource_group is not None:
+            request.resource_group_id = resource_group
+        try:
+            reply = await self.channel.call(
+                catalog_pb.JobCatalogServiceStub.list_jobs,
+                request,
+                deadline=self.config.call_deadline,
+                retry=self.config.retry,
+            )
+        except UnimplementedError as error:
+            raise NotAvailableError(
+                f"storage at {self.endpoint} does not list jobs: it does not serve Spider-py's "
+                "job catalog (an upstream Spider storage?)"
+            ) from error
+        except RpcError as error:
+            raise self._translate(error, "ListJobs", None) from error
+        return page_from_proto(reply)
 
     async def cluster_status(self) -> ClusterStatus:
         """What storage tells about the cluster (see ``ClusterStatus``).

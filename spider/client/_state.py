@@ -26,3 +26,11 @@ _FROM_PROTO = {
     storage_pb.JobState.FAILED: JobState.FAILED,
     storage_pb.JobState.CANCELLED: JobState.CANCELLED,
 }
+
+
+def job_state_to_proto(state: JobState) -> storage_pb.JobState:
+    """The wire value of ``state`` (a listing's filter)."""
+    return _TO_PROTO[state]
+
+
+_TO_PROTO = {state: value for value, state in _FROM_PROTO.items()}

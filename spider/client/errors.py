@@ -67,3 +67,8 @@ class StorageServerError(ClientError):
 
 class OutputDecodeError(ClientError, ValueError):
     """A job's outputs do not decode as the declared types."""
+
+
+class NotAvailableError(ClientError):
+    """Storage does not serve what was asked: a Spider-py extension (the job listing, ...)
+    that an upstream storage does not implement."""

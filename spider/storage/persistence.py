@@ -30,8 +30,10 @@ from spider.core.job_state import JobState
 from spider.storage.db import interface as db
 from spider.storage.db.interface import (
     ExecutionManagerListing,
+    JobQuery,
     JobRecord,
     JobStatus,
+    JobSummary,
     StorageDatabase,
 )
 from spider.storage.db.writes import (
@@ -241,6 +243,9 @@ class Persistence:
 
     async def count_jobs_by_state(self) -> dict[JobState, int]:
         return await self._call("count_jobs_by_state", self.database.count_jobs_by_state)
+
+    async def list_jobs(self, query: JobQuery) -> list[JobSummary]:
+        return await self._call("list_jobs", self.database.list_jobs, query)
 
 
 _STATE_ORDER = list(JobState)

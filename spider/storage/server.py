@@ -39,6 +39,7 @@ CLIENT_SERVICES: Final = frozenset(
         "storage.SessionManagementService",
         "spider_py.jobs.JobSubmissionService",
         "spider_py.status.ClusterStatusService",
+        "spider_py.catalog.JobCatalogService",
         # The client's cluster status lists the schedulers; registering one stays guarded.
         "/storage.SchedulerRegistrationService/GetSchedulers",
     }

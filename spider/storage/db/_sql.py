@@ -26,6 +26,7 @@ from spider.core.job_state import JobState
 from spider.storage.db import _schema as schema
 from spider.storage.db._schema import LivenessState
 from spider.storage.db.interface import (
+    ERROR_SUMMARY_CHARS,
     RECOVERABLE_STATES,
     DatabaseError,
     DatabaseUnavailable,
@@ -33,13 +34,16 @@ from spider.storage.db.interface import (
     ExecutionManagerDead,
     ExecutionManagerListing,
     ExecutionManagerRecord,
+    JobQuery,
     JobRecord,
     JobStatus,
+    JobSummary,
     UnknownExecutionManager,
     UnknownJob,
     UnknownResourceGroup,
     check_transition,
     chunks,
+    error_summary,
 )
 from spider.storage.db.writes import (
     BatchOutcome,
@@ -711,3 +715,43 @@ class SqlDatabase(abc.ABC):
                 sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
             ).all()
         return {JobState(state): int(count) for state, count in rows}
+
+    def list_jobs(self, query: JobQuery) -> list[JobSummary]:
+        """The jobs ``query`` matches, newest (highest id) first, at most ``query.limit``."""
+        jobs = schema.jobs
+        # Only the error's head is read: a job's error may be 64 KiB, a page holds 1000 jobs.
+        head = sa.func.substr(jobs.c.error_message, 1, ERROR_SUMMARY_CHARS + 1)
+        select = sa.select(
+            jobs.c.id,
+            jobs.c.state,
+            jobs.c.resource_group_id,
+            jobs.c.created_at,
+            jobs.c.updated_at,
+            jobs.c.ended_at,
+            head.label("error_head"),
+        )
+        if query.states:
+            select = select.where(jobs.c.state.in_(sorted(query.states, key=list(JobState).index)))
+        if query.resource_group_id is not None:
+            select = select.where(jobs.c.resource_group_id == query.resource_group_id)
+        if query.created_after is not None:
+            select = select.where(jobs.c.created_at >= query.created_after)
+        if query.created_before is not None:
+            select = select.where(jobs.c.created_at < query.created_before)
+        if query.below_id is not None:
+            select = select.where(jobs.c.id < query.below_id)
+        select = select.order_by(jobs.c.id.desc()).limit(query.limit)
+        with self._transaction(writes=False) as conn:
+            rows = conn.execute(select).all()
+        return [
+            JobSummary(
+                id=JobId(row.id),
+                state=JobState(row.state),
+                resource_group_id=ResourceGroupId(row.resource_group_id),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+                ended_at=row.ended_at,
+                error_summary=error_summary(row.error_head),
+            )
+            for row in rows
+        ]

@@ -14,7 +14,7 @@ recovered after a restart resumes instead of re-running its finished tasks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import attrs
 
@@ -106,6 +106,46 @@ class JobRecord:
     error_message: str | None
     created_at: float
     ended_at: float | None
+
+
+ERROR_SUMMARY_CHARS: Final = 300
+"""The most of a job's error a listing carries (its first line, cut)."""
+
+
+@attrs.frozen
+class JobQuery:
+    """Which jobs a listing wants (``list_jobs``): every filter given must match."""
+
+    states: frozenset[JobState] = frozenset()
+    """Any of these states; empty: every state."""
+    resource_group_id: ResourceGroupId | None = None
+    created_after: float | None = None
+    """At or after (Unix seconds)."""
+    created_before: float | None = None
+    """Strictly before."""
+    below_id: JobId | None = None
+    """Only jobs with a smaller id: where the previous page ended (pages go newest first)."""
+    limit: int = 100
+
+
+@attrs.frozen
+class JobSummary:
+    """A job as a listing shows it: no blobs, the error's first line only."""
+
+    id: JobId
+    state: JobState
+    resource_group_id: ResourceGroupId
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    error_summary: str
+
+
+def error_summary(error_message: str | None) -> str:
+    """The first line of a job's error, at most ``ERROR_SUMMARY_CHARS``."""
+    if not error_message:
+        return ""
+    return error_message.partition("\n")[0][:ERROR_SUMMARY_CHARS]
 
 
 @attrs.frozen
@@ -243,6 +283,9 @@ class StorageDatabase(Protocol):
     # --- cluster status ---
     def count_jobs_by_state(self) -> dict[JobState, int]:
         """How many job rows are in each state (states with none are left out)."""
+
+    def list_jobs(self, query: JobQuery) -> list[JobSummary]:
+        """The jobs ``query`` matches, newest (highest id) first, at most ``query.limit``."""
 
 
 def check_transition(job_id: JobId, current: JobState, target: JobState) -> None:

@@ -18,6 +18,7 @@ from spider.storage.service._group_gate import GroupGate
 from spider.storage.service.acknowledged_inbound_queue import AcknowledgedInboundQueueService
 from spider.storage.service.cluster_status import ClusterStatusService
 from spider.storage.service.inbound_queue import InboundQueueService
+from spider.storage.service.job_catalog import JobCatalogService
 from spider.storage.service.job_orchestration import JobOrchestrationService
 from spider.storage.service.job_submission import JobSubmissionService
 from spider.storage.service.liveness import ExecutionManagerLivenessService
@@ -35,6 +36,7 @@ __all__ = [
     "ExecutionManagerLivenessService",
     "InboundQueueService",
     "InstanceRevocationService",
+    "JobCatalogService",
     "JobOrchestrationService",
     "JobSubmissionService",
     "ResourceGroupManagementService",
@@ -65,4 +67,5 @@ def storage_services(state: StorageState) -> list[ServiceBase]:
         TaskInstanceBatchService(task_instances),
         InstanceRevocationService(state),
         AcknowledgedInboundQueueService(state),
+        JobCatalogService(state, gate),
     ]

@@ -58,6 +58,24 @@ class GroupGate:
         if credential is not None:
             await self._check(credential, group_id, f"resource group {group_id}")
 
+    async def admit_listing(self, requested: ResourceGroupId | None) -> ResourceGroupId | None:
+        """A listing of jobs: the group it may show (``requested``, or with credentials
+        required the caller's own, which it must name); ``ForeignJob`` for another group's."""
+        if not self.required:
+            return requested
+        credential = _credential()
+        if credential is None:
+            return requested
+        if credential.group_id is None:
+            raise MissingGroupCredential(
+                f"listing jobs needs the caller's group id in {GROUP_ID_HEADER} metadata beside "
+                "its password: a caller sees its own group's jobs only"
+            )
+        if requested is not None and requested != credential.group_id:
+            raise ForeignJob(f"the listing of resource group {requested}", credential.group_id)
+        await self._check(credential, credential.group_id, f"resource group {credential.group_id}")
+        return credential.group_id
+
     async def admit_job(self, job_id: JobId) -> None:
         """A call about ``job_id``; ``JobNotFound`` for an unknown job."""
         if not self.required:

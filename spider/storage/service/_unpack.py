@@ -95,3 +95,12 @@ def job_state_to_proto(state: JobState) -> storage_pb.JobState:
     """The wire enum value of ``state``."""
     # The wire enum's member names are the domain enum's (READY, COMMIT_READY, ...).
     return cast("storage_pb.JobState", storage_pb.JobState.Value(state.name))
+
+
+def job_state_from_proto(value: int) -> JobState:
+    """The state a request names; ``InvalidArgumentError`` for UNSPECIFIED or an unknown value."""
+    names = {member.name for member in JobState}
+    name = storage_pb.JobState.Name(value) if value in storage_pb.JobState.values() else None
+    if name not in names:
+        raise InvalidArgumentError(f"job state {value} is not a state a job can be in")
+    return JobState[name]

@@ -3,6 +3,9 @@ serve their own, and a scrape of each shows its share of a job's work."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -68,6 +71,28 @@ def test_each_service_reports_its_share_of_a_job(
     next_tasks = "/spider_py.execution.TaskDispatchService/NextTasks"
     assert moved("scheduler", latency, method=next_tasks, code="OK") >= 1
     assert sample(after["scheduler"], "spider_scheduler_execution_managers") == 2
+    # The command line finds the job in the catalog, across processes too.
+    listed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spider.cli",
+            "--storage",
+            f"127.0.0.1:{metered_cluster.storage_port}",
+            "--json",
+            "jobs",
+            "--state",
+            "Succeeded",
+            "--limit",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    (newest,) = json.loads(listed.stdout)["jobs"]
+    assert newest["state"] == "Succeeded"
     assert sample(after["storage"], "spider_storage_db_available") == 1
 
 

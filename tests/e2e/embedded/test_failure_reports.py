@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from spider.cli import CliExit
 from tests.e2e.embedded.cluster_process import embedded_cluster
@@ -29,7 +30,7 @@ FAILING_JOB = {
 }
 
 
-def _spider(port: int, *args: str) -> tuple[int, dict[str, str]]:
+def _spider(port: int, *args: str) -> tuple[int, dict[str, Any]]:
     result = subprocess.run(
         [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
         capture_output=True,
@@ -37,7 +38,7 @@ def _spider(port: int, *args: str) -> tuple[int, dict[str, str]]:
         timeout=120,
         check=False,
     )
-    document: dict[str, str] = json.loads(result.stdout or result.stderr)
+    document: dict[str, Any] = json.loads(result.stdout or result.stderr)
     return result.returncode, document
 
 
@@ -48,6 +49,12 @@ def test_spider_error_names_the_task_and_shows_its_traceback(tmp_path: Path) -> 
         code, waited = _spider(cluster.storage_port, "submit", "--wait", str(job_file))
         assert (code, waited["state"]) == (CliExit.JOB_UNSUCCESSFUL, "Failed"), waited
         code, read = _spider(cluster.storage_port, "error", str(waited["job_id"]))
+        listed_code, listed = _spider(cluster.storage_port, "jobs", "--state", "Failed")
+    assert (listed_code, [job["job_id"] for job in listed["jobs"]]) == (
+        CliExit.OK,
+        [waited["job_id"]],
+    )
+    assert listed["jobs"][0]["error"] == waited["error"].splitlines()[0]
     assert code == CliExit.OK
     assert read["error"] == waited["error"]
     first, task, *traceback = read["error"].splitlines()

@@ -26,6 +26,7 @@ from spider.storage.service import (
     ExecutionManagerLivenessService,
     InboundQueueService,
     InstanceRevocationService,
+    JobCatalogService,
     JobOrchestrationService,
     JobSubmissionService,
     ResourceGroupManagementService,
@@ -50,6 +51,7 @@ STORAGE_METHODS: tuple[UnaryMethod[Any, Any], ...] = tuple(
         TaskInstanceBatchService,
         InstanceRevocationService,
         AcknowledgedInboundQueueService,
+        JobCatalogService,
     )
     for method in service.rpc_methods
 )

@@ -86,6 +86,14 @@ async def storage_process(tmp_path: Path) -> AsyncIterator[int]:
         yield port
 
 
+@pytest.fixture
+def job_file(tmp_path: Path) -> Path:
+    """``JOB`` in a file, as ``spider submit`` reads it."""
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(JOB))
+    return path
+
+
 async def spider_cli(port: int, *args: str) -> tuple[int, Any]:
     result = await trio.run_process(
         [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
@@ -195,11 +203,9 @@ async def test_job_commands_send_the_group_password_file(tmp_path: Path) -> None
 
 
 async def test_a_job_submitted_without_start_is_started_by_spider_start(
-    storage_process: int, tmp_path: Path
+    storage_process: int, job_file: Path
 ) -> None:
     port = storage_process
-    job_file = tmp_path / "job.json"
-    job_file.write_text(json.dumps(JOB))
     with trio.fail_after(LIMIT):
         code, submitted = await spider_cli(port, "submit", "--no-start", str(job_file))
         assert (code, submitted["state"]) == (CliExit.OK, "Ready")
@@ -240,3 +246,28 @@ async def test_an_unreachable_storage_is_one_line_naming_the_address_and_its_sou
     # One line, no retry warnings before it: the first call is not retried.
     assert len(lines) == 1, lines
     assert f"cannot reach storage at 127.0.0.1:{port} ({source})" in lines[0]
+
+
+async def test_spider_jobs_lists_filters_and_refuses_bad_filters(
+    storage_process: int, job_file: Path
+) -> None:
+    port = storage_process
+    with trio.fail_after(LIMIT):
+        ids = []
+        for start in (False, True, False):
+            options = [] if start else ["--no-start"]
+            code, submitted = await spider_cli(port, "submit", *options, str(job_file))
+            assert code == CliExit.OK, submitted
+            ids.append(submitted["job_id"])
+        code, listed = await spider_cli(port, "jobs")
+        assert code == CliExit.OK, listed
+        assert [job["job_id"] for job in listed["jobs"]] == ids[::-1]
+        assert listed["more"] is False
+        code, ready = await spider_cli(port, "jobs", "--state", "ready", "--since", "1h")
+        assert [job["job_id"] for job in ready["jobs"]] == [ids[2], ids[0]]
+        assert {job["state"] for job in ready["jobs"]} == {"Ready"}
+        code, newest = await spider_cli(port, "jobs", "--limit", "2")
+        assert ([job["job_id"] for job in newest["jobs"]], newest["more"]) == (ids[:0:-1], True)
+        for bad in (["--state", "Sleeping"], ["--since", "yesterday"], ["--limit", "0"]):
+            code, refused = await spider_cli(port, "jobs", *bad)
+            assert code == CliExit.USAGE, (bad, refused)

@@ -17,6 +17,7 @@ from spider.client import (
     JobProgress,
     JobState,
     JobStateError,
+    NotAvailableError,
     ResourceGroupError,
     SpiderClient,
     SubmittedJob,
@@ -189,3 +190,10 @@ async def test_cluster_status_without_the_extension_says_what_is_unavailable() -
     assert status.schedulers is None
     assert status.details is None
     assert status.not_exposed == ("execution managers alive", "ready-queue depths", "jobs by state")
+
+
+async def test_listing_jobs_from_a_storage_without_the_catalog_says_so() -> None:
+    with upstream_like_storage(session_id=7) as port:
+        async with open_client(Endpoint("127.0.0.1", port)) as spider:
+            with pytest.raises(NotAvailableError, match="does not list jobs"):
+                await spider.list_jobs()

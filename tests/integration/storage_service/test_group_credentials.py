@@ -16,6 +16,7 @@ from spider import rpc
 from spider.client import ClientConfig, GroupCredential, ResourceGroupError, open_client
 from spider.core.ids import ResourceGroupId
 from spider.proto import storage as storage_pb
+from spider.proto.spider_py import catalog as catalog_pb
 from spider.proto.spider_py import jobs as jobs_pb
 from spider.rpc.auth import GROUP_ID_HEADER, GROUP_PASSWORD_HEADER, group_metadata
 from spider.storage import StorageState
@@ -255,3 +256,26 @@ async def test_the_python_client_sends_its_group_credential(launcher: StorageLau
                 with pytest.raises(ResourceGroupError, match="group_credential"):
                     await anonymous.state(t.alpha_job)
             assert await beta_state(t) == storage_pb.JobState.READY
+
+
+async def test_a_listing_shows_the_caller_s_own_group_only(launcher: StorageLauncher) -> None:
+    listing = catalog_pb.JobCatalogServiceStub.list_jobs
+    with trio.fail_after(TEST_BOUND):
+        async with teams(launcher) as t:
+            alpha = group_metadata(b"alpha-pw", t.alpha)
+            reply = await call(t.storage, alpha, listing, catalog_pb.ListJobsRequest())
+            assert [job.job_id for job in reply.jobs] == [t.alpha_job]
+            asked_for_beta = catalog_pb.ListJobsRequest(resource_group_id=t.beta)
+            with pytest.raises(rpc.PermissionDeniedError, match="another resource group"):
+                await call(t.storage, alpha, listing, asked_for_beta)
+            # A password without the group it belongs to cannot say whose jobs to list.
+            password_only = ((GROUP_PASSWORD_HEADER, b"alpha-pw"),)
+            with pytest.raises(rpc.UnauthenticatedError, match="group id"):
+                await call(t.storage, password_only, listing, catalog_pb.ListJobsRequest())
+            with pytest.raises(rpc.UnauthenticatedError):
+                await call(
+                    t.storage,
+                    group_metadata(b"beta-pw", t.alpha),
+                    listing,
+                    catalog_pb.ListJobsRequest(),
+                )

@@ -24,12 +24,15 @@ from spider.storage.db.interface import (
     ExecutionManagerDead,
     ExecutionManagerListing,
     ExecutionManagerRecord,
+    JobQuery,
     JobRecord,
     JobStatus,
+    JobSummary,
     UnknownExecutionManager,
     UnknownJob,
     UnknownResourceGroup,
     check_transition,
+    error_summary,
 )
 from spider.storage.db.writes import BatchOutcome, Write, write_each
 
@@ -275,6 +278,32 @@ class FakeDatabase:
         with self._lock:
             self._enter("count_jobs_by_state")
             return dict(collections.Counter(record.state for record in self.jobs.values()))
+
+    def list_jobs(self, query: JobQuery) -> list[JobSummary]:
+        with self._lock:
+            self._enter("list_jobs")
+            matching = [
+                record
+                for record in self.jobs.values()
+                if (not query.states or record.state in query.states)
+                and query.resource_group_id in (None, record.resource_group_id)
+                and (query.created_after is None or record.created_at >= query.created_after)
+                and (query.created_before is None or record.created_at < query.created_before)
+                and (query.below_id is None or record.id < query.below_id)
+            ]
+            matching.sort(key=lambda record: record.id, reverse=True)
+            return [
+                JobSummary(
+                    record.id,
+                    record.state,
+                    record.resource_group_id,
+                    record.created_at,
+                    record.ended_at or record.created_at,
+                    record.ended_at,
+                    error_summary(record.error_message),
+                )
+                for record in matching[: query.limit]
+            ]
 
     # --- test helpers ---
 

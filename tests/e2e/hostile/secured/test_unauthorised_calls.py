@@ -63,6 +63,7 @@ OPEN_TO_CLIENTS = frozenset(
         "storage.SessionManagementService",
         "spider_py.jobs.JobSubmissionService",
         "spider_py.status.ClusterStatusService",
+        "spider_py.catalog.JobCatalogService",
         "/storage.SchedulerRegistrationService/GetSchedulers",
     }
 )

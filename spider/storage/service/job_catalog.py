@@ -1,0 +1,97 @@
+"""``JobCatalogService``: Spider-py's job catalog extension (``spider_py.catalog``), not
+Spider's protocol. ``ListJobs`` finds jobs in the database by state, resource group and time,
+newest first, a page at a time (docs/cli.md, ``spider jobs``). Every proto message is built or
+read in the converters at the bottom."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from spider.core.ids import JobId, ResourceGroupId
+from spider.proto.spider_py import catalog as catalog_pb
+from spider.rpc import InvalidArgumentError
+from spider.storage.db import JobQuery, JobSummary
+from spider.storage.service._errors import answering_storage_errors
+from spider.storage.service._group_gate import GroupGate
+from spider.storage.service._unpack import job_state_from_proto, job_state_to_proto, stored_id
+from spider.storage.state import StorageState
+
+DEFAULT_PAGE_SIZE: Final = 100
+MAX_PAGE_SIZE: Final = 1000
+LATEST_TIME: Final = 253_402_300_799.0
+"""9999-12-31T23:59:59Z: the last time the databases' time columns hold."""
+
+
+class JobCatalogService(catalog_pb.JobCatalogServiceBase):
+    """``ListJobs``: the database's jobs, filtered and paged."""
+
+    def __init__(self, state: StorageState, gate: GroupGate) -> None:
+        self._state = state
+        self._gate = gate
+
+    async def list_jobs(self, request: catalog_pb.ListJobsRequest) -> catalog_pb.ListJobsResponse:
+        """A page of matching jobs, newest first, and the token of the next page."""
+        query = query_from_proto(request)
+        with answering_storage_errors("ListJobs"):
+            group = await self._gate.admit_listing(query.resource_group_id)
+            # One more than the page: whether there is a next page, without a count.
+            page = await self._state.persistence.list_jobs(
+                JobQuery(
+                    query.states,
+                    group,
+                    query.created_after,
+                    query.created_before,
+                    query.below_id,
+                    query.limit + 1,
+                )
+            )
+        more = len(page) > query.limit
+        jobs = page[: query.limit]
+        return catalog_pb.ListJobsResponse(
+            jobs=[summary_to_proto(job) for job in jobs],
+            next_page_token=jobs[-1].id if more else 0,
+        )
+
+
+# --- converters: the only code here that touches proto messages --------------------------------
+
+
+def query_from_proto(request: catalog_pb.ListJobsRequest) -> JobQuery:
+    """The query a request asks for; ``InvalidArgumentError`` for a page size over the cap."""
+    if request.page_size > MAX_PAGE_SIZE:
+        raise InvalidArgumentError(
+            f"page_size {request.page_size} is over the maximum of {MAX_PAGE_SIZE}"
+        )
+    group = (
+        ResourceGroupId(stored_id(request.resource_group_id, "resource_group_id"))
+        if request.HasField("resource_group_id")
+        else None
+    )
+    for name in ("created_after", "created_before"):
+        value = getattr(request, name)
+        if not 0.0 <= value <= LATEST_TIME:  # also NaN
+            raise InvalidArgumentError(
+                f"{name} {value!r} is not a time: give Unix seconds from 0 to {LATEST_TIME:.0f} "
+                "(0: no bound)"
+            )
+    token = request.page_token
+    return JobQuery(
+        states=frozenset(job_state_from_proto(state) for state in request.states),
+        resource_group_id=group,
+        created_after=request.created_after or None,
+        created_before=request.created_before or None,
+        below_id=JobId(stored_id(token, "page_token")) if token else None,
+        limit=request.page_size or DEFAULT_PAGE_SIZE,
+    )
+
+
+def summary_to_proto(job: JobSummary) -> catalog_pb.JobSummary:
+    return catalog_pb.JobSummary(
+        job_id=job.id,
+        state=job_state_to_proto(job.state),
+        resource_group_id=job.resource_group_id,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+        ended_at=job.ended_at or 0.0,
+        error_summary=job.error_summary,
+    )
