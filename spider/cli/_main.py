@@ -447,12 +447,13 @@ def _check_job_filters(args: argparse.Namespace) -> None:
 
 
 async def _list_jobs(client: SpiderClient, args: argparse.Namespace, output: _Output) -> CliExit:
+    states = _job_states(args.state)
     created_after = None if args.since is None else time.time() - _age_seconds(args.since)
     listed: list[JobListing] = []
     token: int | None = None
     while len(listed) < args.limit:
         page = await client.list_jobs(
-            states=_job_states(args.state),
+            states=states,
             resource_group=args.group_id,
             created_after=created_after,
             page_size=min(args.limit - len(listed), 1000),

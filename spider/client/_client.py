@@ -479,19 +479,17 @@ class SpiderClient:
 
     # --- cluster -----------------------------------------------------------------------------
 
-    async def reach(self, within: float) -> float:
-        """One ``GetSession``, not retried and bounded by ``within`` seconds: the round trip in
-        milliseconds, or ``StorageUnavailableError`` at once when storage cannot be reached (the
-        command line checks this first, so that a wrong address fails in seconds, not after the
-        retries that ride out a storage restart)."""
-        started = time.monotonic()
+    async def reach(self, within: float) -> None:
+        """One ``GetSession``, not retried and bounded by ``within`` seconds:
+        ``StorageUnavailableError`` at once when storage cannot be reached (the command line
+        checks this first, so that a wrong address fails in seconds, not after the retries
+        that ride out a storage restart)."""
         try:
             await self.channel.call(
                 storage_pb.SessionManagementServiceStub.get_session, common.Void(), deadline=within
             )
         except RpcError as error:
             raise self._translate(error, "GetSession", None) from error
-        return (time.monotonic() - started) * 1000
 
     async def list_jobs(
         self,

@@ -43,6 +43,14 @@ def truncated(text: str, limit: int, marker: str = "... [truncated]") -> str:
     return text[: max(limit - len(marker), 0)] + marker
 
 
+def last_chars(text: str, limit: int, what: str) -> str:
+    """``text``, or its last ``limit`` characters after a line saying how many of the ``what``
+    were left out (for a traceback, whose end says what happened)."""
+    if len(text) <= limit:
+        return text
+    return f"[{len(text) - limit} characters of the {what} left out]\n" + text[-limit:]
+
+
 def check_length(value: str | bytes, limit: int, field: str) -> str | None:
     """``None`` if ``value`` is at most ``limit`` long, else the message to reject it with."""
     if len(value) <= limit:

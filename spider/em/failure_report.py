@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 from typing import Final
 
+from spider.core.bounds import last_chars
 from spider.core.ids import ExecutionManagerId
 from spider.core.task_id import TaskKind
 from spider.em.pool import TaskFailed, TaskRequest
@@ -42,12 +43,5 @@ def failure_report(failure: TaskFailed, request: TaskRequest, em_id: ExecutionMa
         f"{request.task_instance_id}, on execution manager {em_id} (host {HOST})",
     ]
     if failure.detail:
-        lines.append(_bounded(failure.detail.rstrip("\n")))
+        lines.append(last_chars(failure.detail.rstrip("\n"), MAX_TRACEBACK_CHARS, "traceback"))
     return "\n".join(lines)
-
-
-def _bounded(traceback: str) -> str:
-    if len(traceback) <= MAX_TRACEBACK_CHARS:
-        return traceback
-    dropped = len(traceback) - MAX_TRACEBACK_CHARS
-    return f"[{dropped} characters of the traceback left out]\n" + traceback[-MAX_TRACEBACK_CHARS:]

@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--host",
-        help="embedded cluster: where storage, the scheduler and the metrics listen "
-        "(default 127.0.0.1)",
+        help="embedded cluster: where storage and the scheduler listen (default 127.0.0.1; "
+        "the metrics stay on loopback unless metrics.host says otherwise)",
     )
     parser.add_argument(
         "--storage-port", type=int, metavar="PORT", help="embedded cluster: storage's port"

@@ -22,7 +22,7 @@ import trio
 from prometheus_client.registry import CollectorRegistry
 
 from spider.observability.config import MetricsConfig
-from spider.observability.readiness import READINESS, Readiness
+from spider.observability.readiness import READINESS, Readiness, all_ready
 from spider.rpc import ListenError
 
 LOGGER: Final = logging.getLogger("spider.observability")
@@ -134,7 +134,7 @@ def _metrics(registry: CollectorRegistry) -> Answer:
 
 def _readyz(readiness: Readiness) -> Answer:
     report = readiness.report()
-    ready = bool(report) and all(reason is None for reason in report.values())  # one reading
+    ready = all_ready(report)  # the same reading as the body shows
     body = json.dumps({"ready": ready, "conditions": report}, sort_keys=True).encode() + b"\n"
     status = HTTPStatus.OK if ready else HTTPStatus.SERVICE_UNAVAILABLE
     return status, "application/json", body

@@ -77,8 +77,12 @@ class Readiness:
 
     def ready(self) -> bool:
         """Whether some condition is reported and every one holds."""
-        report = self.report()
-        return bool(report) and all(reason is None for reason in report.values())
+        return all_ready(self.report())
+
+
+def all_ready(report: dict[str, str | None]) -> bool:
+    """Whether ``report`` (``Readiness.report``) has a condition and every one holds."""
+    return bool(report) and all(reason is None for reason in report.values())
 
 
 READINESS = Readiness()
