@@ -5,21 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import trio
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from spider.cli._exit import CliExit, status_for
 from spider.cli._job_files import load_job
+from spider.cli._listings import (
+    LISTING_COMMANDS,
+    add_listing_commands,
+    check_listing_filters,
+    run_listing,
+)
+from spider.cli._output import Output
 from spider.cli._progress_bar import progress_bar
 from spider.client import (
     DEFAULT_STORAGE,
@@ -30,7 +35,6 @@ from spider.client import (
     DatabaseInfo,
     GroupCredential,
     JobDescription,
-    JobListing,
     JobState,
     SpiderClient,
     StorageUnavailableError,
@@ -131,29 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     ]:
         command = commands.add_parser(name, help=text, description=text.capitalize() + ".")
         command.add_argument("job_id", type=int, metavar="JOB")
-    jobs = commands.add_parser(
-        "jobs",
-        help="list jobs, newest first, filtered by state, resource group and age",
-        description="List the jobs storage holds, newest first (Spider-py's job catalog; an "
-        "upstream storage cannot list jobs). See docs/cli.md.",
-    )
-    jobs.add_argument(
-        "--state",
-        action="append",
-        default=[],
-        metavar="STATE",
-        help="only jobs in this state (repeatable): "
-        + ", ".join(state.value for state in JobState),
-    )
-    jobs.add_argument("--group-id", type=int, metavar="N", help="only this resource group's jobs")
-    jobs.add_argument(
-        "--since",
-        metavar="AGE",
-        help="only jobs registered within this long: seconds, or a number with s, m, h or d",
-    )
-    jobs.add_argument(
-        "--limit", type=int, default=50, metavar="N", help="the most jobs shown (default 50)"
-    )
+    add_listing_commands(commands)
     commands.add_parser(
         "status",
         help="cluster status: storage, scheduler, execution managers, queues, jobs by state",
@@ -162,27 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(Spider's own storage protocol has no call for these). See docs/cli.md.",
     )
     return parser
-
-
-class _Output:
-    """Where results go: rich text for people, one JSON document for scripts."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-    def result(self, document: Mapping[str, Any], text: RenderableType) -> None:
-        if self.as_json:
-            print(json.dumps(document, ensure_ascii=False))
-        else:
-            self.out.print(text)
-
-    def failure(self, error: BaseException, kind: str) -> None:
-        if self.as_json:
-            print(json.dumps({"error": str(error), "kind": kind}), file=sys.stderr)
-        else:
-            self.err.print(f"[red]error:[/red] {escape(str(error))}")
 
 
 def _status_document(status: ClusterStatus) -> dict[str, Any]:
@@ -326,7 +287,7 @@ def _outputs_text(values: Sequence[Any], labels: Sequence[str] | None) -> str:
 
 
 async def _wait_and_report(
-    client: SpiderClient, job: SubmittedJob, output: _Output, document: dict[str, Any]
+    client: SpiderClient, job: SubmittedJob, output: Output, document: dict[str, Any]
 ) -> CliExit:
     if output.as_json:
         result = await client.wait_result(job)
@@ -348,7 +309,7 @@ async def _wait_and_report(
 
 
 async def _submit(
-    client: SpiderClient, args: argparse.Namespace, output: _Output, description: JobDescription
+    client: SpiderClient, args: argparse.Namespace, output: Output, description: JobDescription
 ) -> CliExit:
     if args.group_id is not None:
         group = args.group_id
@@ -374,7 +335,7 @@ async def _submit(
 async def _run_command(
     client: SpiderClient,
     args: argparse.Namespace,
-    output: _Output,
+    output: Output,
     description: JobDescription | None,
 ) -> int:
     command = args.command
@@ -384,8 +345,8 @@ async def _run_command(
         status = await client.cluster_status()
         output.result(_status_document(status), _status_text(status))
         return CliExit.OK
-    if command == "jobs":
-        return await _list_jobs(client, args, output)
+    if command in LISTING_COMMANDS:
+        return await run_listing(client, args, output)
     job = SubmittedJob(args.job_id)
     document: dict[str, Any] = {"job_id": job.id}
     if command == "watch":
@@ -410,95 +371,6 @@ async def _run_command(
         document["error"] = message = await client.error(job)
         output.result(document, escape(message))
     return CliExit.OK
-
-
-_AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _age_seconds(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``2h``, ``7d`` in seconds; ``ValueError`` otherwise."""
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _AGE_UNITS else (text, "s")
-    try:
-        value = float(number) * _AGE_UNITS[unit]
-    except ValueError:
-        raise ValueError(f"--since {text!r}: give seconds, or a number with s, m, h or d") from None
-    if not value > 0:
-        raise ValueError(f"--since {text!r}: the age must be positive")
-    return value
-
-
-def _job_states(names: Sequence[str]) -> list[JobState]:
-    by_name = {state.value.lower(): state for state in JobState}
-    unknown = [name for name in names if name.lower() not in by_name]
-    if unknown:
-        raise ValueError(
-            f"--state {unknown[0]!r} is not a job state; choose from "
-            + ", ".join(state.value for state in JobState)
-        )
-    return [by_name[name.lower()] for name in names]
-
-
-def _check_job_filters(args: argparse.Namespace) -> None:
-    _job_states(args.state)
-    if args.since is not None:
-        _age_seconds(args.since)
-    if args.limit < 1:
-        raise ValueError(f"--limit {args.limit}: give at least 1")
-
-
-async def _list_jobs(client: SpiderClient, args: argparse.Namespace, output: _Output) -> CliExit:
-    states = _job_states(args.state)
-    created_after = None if args.since is None else time.time() - _age_seconds(args.since)
-    listed: list[JobListing] = []
-    token: int | None = None
-    while len(listed) < args.limit:
-        page = await client.list_jobs(
-            states=states,
-            resource_group=args.group_id,
-            created_after=created_after,
-            page_size=min(args.limit - len(listed), 1000),
-            page_token=token,
-        )
-        listed.extend(page.jobs)
-        token = page.next_page_token
-        if token is None:
-            break
-    document = {"jobs": [_listing_document(job) for job in listed], "more": token is not None}
-    output.result(document, _jobs_table(listed, more=token is not None))
-    return CliExit.OK
-
-
-def _listing_document(job: JobListing) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "state": job.state.value,
-        "resource_group_id": job.resource_group_id,
-        "created_at": job.created_at,
-        "ended_at": job.ended_at,
-        "error": job.error_summary,
-    }
-
-
-def _jobs_table(jobs: Sequence[JobListing], *, more: bool) -> RenderableType:
-    table = Table(title_justify="left")
-    for column in ("job", "state", "group", "registered", "took", "error"):
-        table.add_column(column, justify="right" if column in ("job", "group", "took") else "left")
-    for job in jobs:
-        took = "" if job.ended_at is None else f"{job.ended_at - job.created_at:.2f} s"
-        created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created_at))
-        table.add_row(
-            str(job.job_id),
-            job.state.value,
-            str(job.resource_group_id),
-            created,
-            took,
-            escape(job.error_summary),
-        )
-    if not jobs:
-        table.caption = "no job matches"
-    elif more:
-        table.caption = f"the {len(jobs)} newest matching jobs; --limit shows more"
-    return table
 
 
 def _storage_endpoint(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Endpoint, str]:
@@ -564,13 +436,13 @@ def _group_credential(
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``spider``; return its exit status."""
     args = build_parser().parse_args(argv)
-    output = _Output(args.json)
+    output = Output(args.json)
     environ = os.environ if environ is None else environ
     try:
         endpoint, source = _storage_endpoint(args, environ)
         config = _client_config(args, environ)
-        if args.command == "jobs":  # the filters, checked before storage is called
-            _check_job_filters(args)
+        if args.command in LISTING_COMMANDS:  # the filters, checked before storage is called
+            check_listing_filters(args)
     except (ValueError, ConfigError) as error:
         output.failure(error, "usage")
         return CliExit.USAGE

@@ -12,7 +12,7 @@ Async (Trio)::
 Blocking: ``SyncClient("127.0.0.1:50051").run(job, group)``. See docs/client.md.
 """
 
-from spider.client._catalog import JobListing, JobPage
+from spider.client._catalog import JobListing, JobPage, TaskListing, TaskPage
 from spider.client._client import (
     ClusterDetails,
     ClusterStatus,
@@ -55,6 +55,7 @@ from spider.client.errors import (
 )
 from spider.core.job_state import JobState
 from spider.core.task_graph import ExecutionPolicy, RetryDelay, TimeoutPolicy
+from spider.core.task_state import TaskState
 
 __all__ = [
     "DEFAULT_STORAGE",
@@ -95,8 +96,11 @@ __all__ = [
     "SubmittedJob",
     "SyncClient",
     "TaskHandle",
+    "TaskListing",
     "TaskOutput",
+    "TaskPage",
     "TaskSpec",
+    "TaskState",
     "TimeoutPolicy",
     "decode_outputs",
     "execution_policy",

@@ -28,7 +28,7 @@ import ormsgpack
 import trio
 
 from spider.client import _jobs_extension as jobs_ext
-from spider.client._catalog import JobPage, page_from_proto
+from spider.client._catalog import JobPage, TaskPage, page_from_proto, task_page_from_proto
 from spider.client._config import DEFAULT_STORAGE, ClientConfig
 from spider.client._job import JobBuilder, JobDescription
 from spider.client._progress import JobProgress, ProgressCallback
@@ -529,6 +529,32 @@ class SpiderClient:
         except RpcError as error:
             raise self._translate(error, "ListJobs", None) from error
         return page_from_proto(reply)
+
+    async def get_job_tasks(
+        self, job_id: int, *, page_size: int = 1000, page_token: int | None = None
+    ) -> TaskPage:
+        """A page of the job's tasks with their states, instance counts, times and last errors
+        (Spider-py's job catalog; ``NotAvailableError`` from a storage that does not serve it).
+        Tasks come in index order, the commit and cleanup tasks on the last page; pass the
+        page's ``next_page_token`` for the next."""
+        request = catalog_pb.GetJobTasksRequest(
+            job_id=job_id, page_size=page_size, page_token=page_token or 0
+        )
+        try:
+            reply = await self.channel.call(
+                catalog_pb.JobCatalogServiceStub.get_job_tasks,
+                request,
+                deadline=self.config.call_deadline,
+                retry=self.config.retry,
+            )
+        except UnimplementedError as error:
+            raise NotAvailableError(
+                f"storage at {self.endpoint} does not list a job's tasks: it does not serve "
+                "Spider-py's job catalog (an upstream Spider storage?)"
+            ) from error
+        except RpcError as error:
+            raise self._translate(error, "GetJobTasks", job_id) from error
+        return task_page_from_proto(reply)
 
     async def cluster_status(self) -> ClusterStatus:
         """What storage tells about the cluster (see ``ClusterStatus``).

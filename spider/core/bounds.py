@@ -22,6 +22,10 @@ MAX_IP_ADDRESS_CHARS: Final = 64
 MAX_HOST_CHARS: Final = 253
 """A host name (DNS allows 253 characters)."""
 
+SUMMARY_CHARS: Final = 300
+"""The most of an error a listing carries (its first line, cut): the full text is one call
+away."""
+
 MAX_STATUS_MESSAGE_CHARS: Final = 1024
 """The longest status message a server puts in a trailer; longer ones are cut (a last defence:
 every message should be short already)."""
@@ -41,6 +45,13 @@ def truncated(text: str, limit: int, marker: str = "... [truncated]") -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - len(marker), 0)] + marker
+
+
+def summary_line(text: str | None, limit: int = SUMMARY_CHARS) -> str:
+    """The first line of ``text``, at most ``limit`` characters; empty for none."""
+    if not text:
+        return ""
+    return text.partition("\n")[0][:limit]
 
 
 def last_chars(text: str, limit: int, what: str) -> str:

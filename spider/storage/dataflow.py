@@ -16,9 +16,10 @@ import attrs
 from spider.core.ids import JobId, TaskInstanceId
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
+from spider.core.task_state import TaskState
 from spider.core.wire import encode_frame
 from spider.storage.errors import BadRequest
-from spider.storage.task_control import TaskControlBlock, TaskState
+from spider.storage.task_control import TaskControlBlock
 
 
 @attrs.define(eq=False)
@@ -148,13 +149,14 @@ class Dataflow:
         return [tcb.task_id for tcb in self.tasks if tcb.offerable]
 
     def succeed(
-        self, index: int, payloads: list[bytes]
+        self, index: int, payloads: list[bytes], now: float | None
     ) -> tuple[list[TaskId], set[TaskInstanceId]]:
-        """Task ``index`` succeeded with ``payloads``: fill its slots, release its children.
+        """Task ``index`` succeeded with ``payloads`` at ``now``: fill its slots, release its
+        children.
 
         Returns the children that became ready and the instances of the task made stale.
         """
-        dropped = self.tasks[index].finish(TaskState.SUCCEEDED)
+        dropped = self.tasks[index].finish(TaskState.SUCCEEDED, now=now)
         self.outputs[index] = payloads
         self.output_bytes += sum(map(len, payloads))
         self.unfinished -= 1

@@ -28,10 +28,11 @@ from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph, TerminationTaskDescriptor
 from spider.core.task_id import TaskId, TaskKind
 from spider.core.task_outputs import encode_task_outputs
+from spider.core.task_state import TaskState
 from spider.core.wire import EMPTY_FRAME
 from spider.storage.dataflow import Dataflow, JobInputs
 from spider.storage.errors import BadRequest, CacheStale, InvalidJobState, StaleReason
-from spider.storage.task_control import TaskControlBlock, TaskState
+from spider.storage.task_control import TaskControlBlock
 
 _STALE_FOR_KIND = {
     TaskKind.INDEX: (JobState.RUNNING, StaleReason.JOB_NO_LONGER_RUNNING),
@@ -64,6 +65,10 @@ class JobControlBlock:
     serialized_outputs: bytes | None = None
     """The job outputs (``SerializedTaskOutputs``) once the regular tasks have succeeded."""
     error_message: str | None = None
+    task_records: bytes | None = None
+    """The regular tasks' stored records (``spider.storage.task_records``), kept from when the
+    dataflow is dropped until the job is evicted; ``None`` before, or for a job recovered
+    past that point (the database has them)."""
     lock: trio.Lock = attrs.field(factory=trio.Lock)
     """Held across check, database write and apply of every change of job state (taken
     through ``exclusive``, which also waits for recordings to end)."""
@@ -218,47 +223,61 @@ class JobControlBlock:
         return self.dataflow.ready_tasks()
 
     def apply_task_success(
-        self, index: int, payloads: list[bytes]
+        self, index: int, payloads: list[bytes], now: float
     ) -> tuple[list[TaskId], set[TaskInstanceId]]:
         """A regular task (not the last) succeeded; return children to enqueue, stale instances."""
         assert self.dataflow is not None
-        return self.dataflow.succeed(index, payloads)
+        return self.dataflow.succeed(index, payloads, now)
 
     def apply_completion(
-        self, index: int, payloads: list[bytes], state: JobState, outputs: bytes
+        self,
+        index: int,
+        payloads: list[bytes],
+        state: JobState,
+        outputs: bytes,
+        records: bytes | None,
     ) -> set[TaskInstanceId]:
         """The last regular task succeeded: the job is CommitReady or Succeeded."""
         assert self.dataflow is not None
-        _, dropped = self.dataflow.succeed(index, payloads)
-        self.dataflow = None
+        _, dropped = self.dataflow.succeed(index, payloads, None)
+        self._drop_dataflow(records)
         self.state = state
         self.serialized_outputs = outputs
         return dropped
 
-    def apply_termination_success(self, tcb: TaskControlBlock) -> set[TaskInstanceId]:
+    def apply_termination_success(self, tcb: TaskControlBlock, now: float) -> set[TaskInstanceId]:
         """The commit task succeeded (-> Succeeded) or the cleanup task did (-> Cancelled)."""
         self.state = JobState.SUCCEEDED if tcb is self.commit else JobState.CANCELLED
-        return tcb.finish(TaskState.SUCCEEDED)
+        return tcb.finish(TaskState.SUCCEEDED, now=now)
 
-    def apply_failure(self, tcb: TaskControlBlock, message: str) -> set[TaskInstanceId]:
+    def apply_failure(
+        self, tcb: TaskControlBlock, message: str, now: float, records: bytes | None
+    ) -> set[TaskInstanceId]:
         """``tcb`` ran out of retries: the job is Failed and every other task is cancelled."""
-        dropped = tcb.finish(TaskState.FAILED, message)
-        dropped |= self._cancel_tasks()
+        dropped = tcb.finish(TaskState.FAILED, message, now=now)
+        dropped |= self._cancel_tasks(records)
         self.state = JobState.FAILED
         self.error_message = message
         return dropped
 
-    def apply_cancel(self, target: JobState) -> set[TaskInstanceId]:
+    def apply_cancel(self, target: JobState, records: bytes | None) -> set[TaskInstanceId]:
         """Cancel every regular task and the commit task; the job moves to ``target``."""
-        dropped = self._cancel_tasks(keep_cleanup=target is JobState.CLEANUP_READY)
+        dropped = self._cancel_tasks(records, keep_cleanup=target is JobState.CLEANUP_READY)
         self.state = target
         return dropped
 
-    def _cancel_tasks(self, *, keep_cleanup: bool = False) -> set[TaskInstanceId]:
+    def _drop_dataflow(self, records: bytes | None) -> None:
+        if self.dataflow is not None:
+            self.dataflow = None
+            self.task_records = records
+
+    def _cancel_tasks(
+        self, records: bytes | None, *, keep_cleanup: bool = False
+    ) -> set[TaskInstanceId]:
         dropped: set[TaskInstanceId] = set()
         if self.dataflow is not None:
             dropped |= self.dataflow.cancel_all()
-            self.dataflow = None
+            self._drop_dataflow(records)
         if self.commit is not None:
             dropped |= self.commit.cancel()
         if self.cleanup is not None and not keep_cleanup:

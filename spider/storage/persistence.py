@@ -35,6 +35,7 @@ from spider.storage.db.interface import (
     JobStatus,
     JobSummary,
     StorageDatabase,
+    StoredJobTasks,
 )
 from spider.storage.db.writes import (
     BatchOutcome,
@@ -186,8 +187,9 @@ class Persistence:
         *,
         serialized_outputs: bytes | None = None,
         error_message: str | None = None,
+        task_records: bytes | None = None,
     ) -> JobState:
-        write = TransitionJob(job_id, target, now, serialized_outputs, error_message)
+        write = TransitionJob(job_id, target, now, serialized_outputs, error_message, task_records)
         return cast(
             JobState, await self._commit(f"transition_job to {target.value}", write, job_id)
         )
@@ -209,6 +211,9 @@ class Persistence:
 
     async def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
         return await self._call("load_task_outputs", self.database.load_task_outputs, job_id)
+
+    async def get_job_tasks(self, job_id: JobId) -> StoredJobTasks:
+        return await self._call("get_job_tasks", self.database.get_job_tasks, job_id)
 
     async def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
         write = RegisterExecutionManager(ip_address, now)

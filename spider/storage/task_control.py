@@ -8,32 +8,13 @@ and cleanup tasks start ``Ready``. Registering an instance makes it ``Running``;
 
 from __future__ import annotations
 
-import enum
-
 import attrs
 
 from spider.core.ids import JobId, TaskInstanceId
 from spider.core.task_graph import ExecutionPolicy, TdlContext
 from spider.core.task_id import TaskId
+from spider.core.task_state import TaskState
 from spider.storage.errors import CacheStale, StaleReason
-
-
-class TaskState(enum.Enum):
-    """A task's state inside the job cache."""
-
-    PENDING = "Pending"
-    READY = "Ready"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELLED = "Cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 
 @attrs.define(eq=False, slots=True)
@@ -51,6 +32,12 @@ class TaskControlBlock:
     retry_due: float | None = None
     """While the task waits out its retry delay, when it ends (monotonic seconds): until then
     it is not offered to schedulers, not even by a resend of all ready work."""
+    instances_started: int = 0
+    """Every instance ever registered, retries and duplicates included (the task listing)."""
+    started_at: float | None = None
+    """Wall-clock seconds when the first instance registered."""
+    ended_at: float | None = None
+    """Wall-clock seconds when the task succeeded or failed for good."""
 
     @classmethod
     def new(
@@ -93,9 +80,12 @@ class TaskControlBlock:
                 f"its limit is {limit}",
             )
 
-    def add_instance(self, instance_id: TaskInstanceId) -> None:
-        """Record a live instance (after ``check_can_register``)."""
+    def add_instance(self, instance_id: TaskInstanceId, now: float) -> None:
+        """Record a live instance (after ``check_can_register``), registered at ``now``."""
         self.instances.add(instance_id)
+        self.instances_started += 1
+        if self.started_at is None:
+            self.started_at = now
         self.state = TaskState.RUNNING
         self.retry_due = None
 
@@ -125,17 +115,25 @@ class TaskControlBlock:
             self.state = TaskState.READY
         return True
 
-    def consume_retry(self, instance_id: TaskInstanceId) -> None:
-        """Drop a failed instance and use one retry (the caller checked ``retries_left > 0``)."""
+    def consume_retry(self, instance_id: TaskInstanceId, error_summary: str) -> None:
+        """Drop a failed instance and use one retry (the caller checked ``retries_left > 0``).
+
+        Only a summary of the failure is kept: a task that fails and retries a million times
+        must not hold a million messages."""
         self.remove_instance(instance_id)
         self.retries_left -= 1
+        self.error_message = error_summary
 
-    def finish(self, state: TaskState, error_message: str | None = None) -> set[TaskInstanceId]:
-        """Move to a terminal ``state``; return the instances that were live (now stale)."""
+    def finish(
+        self, state: TaskState, error_message: str | None = None, *, now: float | None = None
+    ) -> set[TaskInstanceId]:
+        """Move to a terminal ``state`` (at ``now``, if it ran); return the instances that were
+        live (now stale)."""
         dropped = self.instances
         self.instances = set()
         self.state = state
         self.retry_due = None
+        self.ended_at = now
         if error_message is not None:
             self.error_message = error_message
         return dropped

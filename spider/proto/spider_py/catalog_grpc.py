@@ -9,6 +9,8 @@ import grpclib.client
 if typing.TYPE_CHECKING:
     import grpclib.server
 
+import spider.proto.common.common_pb2
+from spider.proto import common
 import spider.proto.storage.storage_pb2
 from spider.proto import storage
 import spider.proto.spider_py.catalog_pb2
@@ -21,6 +23,10 @@ class JobCatalogServiceBase(abc.ABC):
     async def ListJobs(self, stream: 'grpclib.server.Stream[spider_py.catalog_pb2.ListJobsRequest, spider_py.catalog_pb2.ListJobsResponse]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def GetJobTasks(self, stream: 'grpclib.server.Stream[spider_py.catalog_pb2.GetJobTasksRequest, spider_py.catalog_pb2.GetJobTasksResponse]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/spider_py.catalog.JobCatalogService/ListJobs': grpclib.const.Handler(
@@ -28,6 +34,12 @@ class JobCatalogServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 spider_py.catalog_pb2.ListJobsRequest,
                 spider_py.catalog_pb2.ListJobsResponse,
+            ),
+            '/spider_py.catalog.JobCatalogService/GetJobTasks': grpclib.const.Handler(
+                self.GetJobTasks,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                spider_py.catalog_pb2.GetJobTasksRequest,
+                spider_py.catalog_pb2.GetJobTasksResponse,
             ),
         }
 
@@ -40,4 +52,10 @@ class JobCatalogServiceStub:
             '/spider_py.catalog.JobCatalogService/ListJobs',
             spider_py.catalog_pb2.ListJobsRequest,
             spider_py.catalog_pb2.ListJobsResponse,
+        )
+        self.GetJobTasks = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/spider_py.catalog.JobCatalogService/GetJobTasks',
+            spider_py.catalog_pb2.GetJobTasksRequest,
+            spider_py.catalog_pb2.GetJobTasksResponse,
         )

@@ -22,22 +22,31 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from spider.proto.common import common_pb2 as common_dot_common__pb2
 from spider.proto.storage import storage_pb2 as storage_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17spider_py/catalog.proto\x12\x11spider_py.catalog\x1a\x15storage/storage.proto\"\xc0\x01\n\x0fListJobsRequest\x12!\n\x06states\x18\x01 \x03(\x0e\x32\x11.storage.JobState\x12\x1e\n\x11resource_group_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x15\n\rcreated_after\x18\x03 \x01(\x01\x12\x16\n\x0e\x63reated_before\x18\x04 \x01(\x01\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\x04\x42\x14\n\x12_resource_group_id\"\xaa\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12 \n\x05state\x18\x02 \x01(\x0e\x32\x11.storage.JobState\x12\x19\n\x11resource_group_id\x18\x03 \x01(\x04\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nupdated_at\x18\x05 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\x06 \x01(\x01\x12\x15\n\rerror_summary\x18\x07 \x01(\t\"X\n\x10ListJobsResponse\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.spider_py.catalog.JobSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\x04\x32h\n\x11JobCatalogService\x12S\n\x08ListJobs\x12\".spider_py.catalog.ListJobsRequest\x1a#.spider_py.catalog.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17spider_py/catalog.proto\x12\x11spider_py.catalog\x1a\x13\x63ommon/common.proto\x1a\x15storage/storage.proto\"\xc0\x01\n\x0fListJobsRequest\x12!\n\x06states\x18\x01 \x03(\x0e\x32\x11.storage.JobState\x12\x1e\n\x11resource_group_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x15\n\rcreated_after\x18\x03 \x01(\x01\x12\x16\n\x0e\x63reated_before\x18\x04 \x01(\x01\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\x04\x42\x14\n\x12_resource_group_id\"\xaa\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12 \n\x05state\x18\x02 \x01(\x0e\x32\x11.storage.JobState\x12\x19\n\x11resource_group_id\x18\x03 \x01(\x04\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nupdated_at\x18\x05 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\x06 \x01(\x01\x12\x15\n\rerror_summary\x18\x07 \x01(\t\"X\n\x10ListJobsResponse\x12+\n\x04jobs\x18\x01 \x03(\x0b\x32\x1d.spider_py.catalog.JobSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\x04\"K\n\x12GetJobTasksRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12\x11\n\tpage_size\x18\x02 \x01(\r\x12\x12\n\npage_token\x18\x03 \x01(\x04\"\xf1\x01\n\x0bTaskSummary\x12\x1f\n\x07task_id\x18\x01 \x01(\x0b\x32\x0e.common.TaskId\x12\x0f\n\x07package\x18\x02 \x01(\t\x12\x11\n\ttask_func\x18\x03 \x01(\t\x12\x0f\n\x07parents\x18\x04 \x03(\x04\x12+\n\x05state\x18\x05 \x01(\x0e\x32\x1c.spider_py.catalog.TaskState\x12\x11\n\tinstances\x18\x06 \x01(\r\x12\x0f\n\x07running\x18\x07 \x01(\r\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x10\n\x08\x65nded_at\x18\t \x01(\x01\x12\x15\n\rerror_summary\x18\n \x01(\t\"\x97\x01\n\x13GetJobTasksResponse\x12$\n\tjob_state\x18\x01 \x01(\x0e\x32\x11.storage.JobState\x12\x12\n\ntask_count\x18\x02 \x01(\x04\x12-\n\x05tasks\x18\x03 \x03(\x0b\x32\x1e.spider_py.catalog.TaskSummary\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\x04*\xb4\x01\n\tTaskState\x12\x16\n\x12TASK_STATE_UNKNOWN\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x14\n\x10TASK_STATE_READY\x10\x02\x12\x16\n\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n\x14TASK_STATE_SUCCEEDED\x10\x04\x12\x15\n\x11TASK_STATE_FAILED\x10\x05\x12\x18\n\x14TASK_STATE_CANCELLED\x10\x06\x32\xc6\x01\n\x11JobCatalogService\x12S\n\x08ListJobs\x12\".spider_py.catalog.ListJobsRequest\x1a#.spider_py.catalog.ListJobsResponse\x12\\\n\x0bGetJobTasks\x12%.spider_py.catalog.GetJobTasksRequest\x1a&.spider_py.catalog.GetJobTasksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'spider_py.catalog_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LISTJOBSREQUEST']._serialized_start=70
-  _globals['_LISTJOBSREQUEST']._serialized_end=262
-  _globals['_JOBSUMMARY']._serialized_start=265
-  _globals['_JOBSUMMARY']._serialized_end=435
-  _globals['_LISTJOBSRESPONSE']._serialized_start=437
-  _globals['_LISTJOBSRESPONSE']._serialized_end=525
-  _globals['_JOBCATALOGSERVICE']._serialized_start=527
-  _globals['_JOBCATALOGSERVICE']._serialized_end=631
+  _globals['_TASKSTATE']._serialized_start=1024
+  _globals['_TASKSTATE']._serialized_end=1204
+  _globals['_LISTJOBSREQUEST']._serialized_start=91
+  _globals['_LISTJOBSREQUEST']._serialized_end=283
+  _globals['_JOBSUMMARY']._serialized_start=286
+  _globals['_JOBSUMMARY']._serialized_end=456
+  _globals['_LISTJOBSRESPONSE']._serialized_start=458
+  _globals['_LISTJOBSRESPONSE']._serialized_end=546
+  _globals['_GETJOBTASKSREQUEST']._serialized_start=548
+  _globals['_GETJOBTASKSREQUEST']._serialized_end=623
+  _globals['_TASKSUMMARY']._serialized_start=626
+  _globals['_TASKSUMMARY']._serialized_end=867
+  _globals['_GETJOBTASKSRESPONSE']._serialized_start=870
+  _globals['_GETJOBTASKSRESPONSE']._serialized_end=1021
+  _globals['_JOBCATALOGSERVICE']._serialized_start=1207
+  _globals['_JOBCATALOGSERVICE']._serialized_end=1405
 # @@protoc_insertion_point(module_scope)

@@ -215,6 +215,23 @@ task_outputs = sa.Table(
     **_MYSQL_OPTIONS,
 )
 
+# Ours: a job's regular tasks as the task listing shows them once its graph is dropped (states,
+# instance counts, times, last errors; ``spider.storage.task_records``), one row per job, written
+# with the job state change that drops the graph.
+task_records = sa.Table(
+    "task_records",
+    metadata,
+    sa.Column(
+        "job_id",
+        _ID,
+        sa.ForeignKey(jobs.c.id, name="task_records_job", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("records", _BLOB, nullable=False),
+    **_MYSQL_OPTIONS,
+)
+
 # Ours: one row, the version of the schema in the database, for future migrations.
 schema_version = sa.Table(
     "schema_version",

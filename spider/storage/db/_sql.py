@@ -21,12 +21,12 @@ import outcome
 import sqlalchemy as sa
 import sqlalchemy.exc
 
+from spider.core.bounds import SUMMARY_CHARS, summary_line
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.core.job_state import JobState
 from spider.storage.db import _schema as schema
 from spider.storage.db._schema import LivenessState
 from spider.storage.db.interface import (
-    ERROR_SUMMARY_CHARS,
     RECOVERABLE_STATES,
     DatabaseError,
     DatabaseUnavailable,
@@ -38,12 +38,12 @@ from spider.storage.db.interface import (
     JobRecord,
     JobStatus,
     JobSummary,
+    StoredJobTasks,
     UnknownExecutionManager,
     UnknownJob,
     UnknownResourceGroup,
     check_transition,
     chunks,
-    error_summary,
 )
 from spider.storage.db.writes import (
     BatchOutcome,
@@ -308,6 +308,7 @@ class SqlDatabase(abc.ABC):
                     write.now,
                     write.serialized_outputs,
                     write.error_message,
+                    write.task_records,
                 )
             case RecordTaskOutputs():
                 self._record_task_outputs_in(
@@ -430,11 +431,12 @@ class SqlDatabase(abc.ABC):
         *,
         serialized_outputs: bytes | None = None,
         error_message: str | None = None,
+        task_records: bytes | None = None,
     ) -> JobState:
         """Lock the row, check ``LEGAL_TRANSITIONS``, update; return the previous state."""
         with self._transaction(writes=True) as conn:
             return self._transition_job_in(
-                conn, job_id, target, now, serialized_outputs, error_message
+                conn, job_id, target, now, serialized_outputs, error_message, task_records
             )
 
     def _transition_job_in(
@@ -445,6 +447,7 @@ class SqlDatabase(abc.ABC):
         now: float,
         serialized_outputs: bytes | None,
         error_message: str | None,
+        task_records: bytes | None,
     ) -> JobState:
         jobs = schema.jobs
         changes: dict[str, object] = {"state": target, "updated_at": now}
@@ -462,6 +465,12 @@ class SqlDatabase(abc.ABC):
                 raise _job_not_found(job_id)
             check_transition(job_id, current, target)
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(changes))
+            if task_records is not None:
+                conn.execute(
+                    self.insert_unless_present(schema.task_records).values(
+                        job_id=job_id, records=task_records
+                    )
+                )
         return current
 
     def iter_recoverable_jobs(self) -> Iterator[JobRecord]:
@@ -556,6 +565,20 @@ class SqlDatabase(abc.ABC):
             ):
                 raise _job_not_found(job_id)
         return {row.task_index: row.output_frame for row in rows}
+
+    def get_job_tasks(self, job_id: JobId) -> StoredJobTasks:
+        """The job's state, graph and task records. Raises ``UnknownJob``."""
+        jobs = schema.jobs
+        records = schema.task_records
+        with self._transaction(writes=False) as conn:
+            row = conn.execute(
+                sa.select(jobs.c.state, jobs.c.compressed_serialized_task_graph, records.c.records)
+                .select_from(jobs.outerjoin(records, records.c.job_id == jobs.c.id))
+                .where(jobs.c.id == job_id)
+            ).one_or_none()
+        if row is None:
+            raise _job_not_found(job_id)
+        return StoredJobTasks(row.state, row.compressed_serialized_task_graph, row.records)
 
     # --- execution managers ---
 
@@ -720,7 +743,7 @@ class SqlDatabase(abc.ABC):
         """The jobs ``query`` matches, newest (highest id) first, at most ``query.limit``."""
         jobs = schema.jobs
         # Only the error's head is read: a job's error may be 64 KiB, a page holds 1000 jobs.
-        head = sa.func.substr(jobs.c.error_message, 1, ERROR_SUMMARY_CHARS + 1)
+        head = sa.func.substr(jobs.c.error_message, 1, SUMMARY_CHARS + 1)
         select = sa.select(
             jobs.c.id,
             jobs.c.state,
@@ -751,7 +774,7 @@ class SqlDatabase(abc.ABC):
                 created_at=row.created_at,
                 updated_at=row.updated_at,
                 ended_at=row.ended_at,
-                error_summary=error_summary(row.error_head),
+                error_summary=summary_line(row.error_head),
             )
             for row in rows
         ]

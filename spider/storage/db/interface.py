@@ -14,7 +14,7 @@ recovered after a restart resumes instead of re-running its finished tasks.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -108,10 +108,6 @@ class JobRecord:
     ended_at: float | None
 
 
-ERROR_SUMMARY_CHARS: Final = 300
-"""The most of a job's error a listing carries (its first line, cut)."""
-
-
 @attrs.frozen
 class JobQuery:
     """Which jobs a listing wants (``list_jobs``): every filter given must match."""
@@ -141,11 +137,13 @@ class JobSummary:
     error_summary: str
 
 
-def error_summary(error_message: str | None) -> str:
-    """The first line of a job's error, at most ``ERROR_SUMMARY_CHARS``."""
-    if not error_message:
-        return ""
-    return error_message.partition("\n")[0][:ERROR_SUMMARY_CHARS]
+@attrs.frozen
+class StoredJobTasks:
+    """A job's graph and, once its regular tasks are over, their records (``task_records``)."""
+
+    state: JobState
+    compressed_task_graph: bytes
+    task_records: bytes | None
 
 
 @attrs.frozen
@@ -234,11 +232,13 @@ class StorageDatabase(Protocol):
         *,
         serialized_outputs: bytes | None = None,
         error_message: str | None = None,
+        task_records: bytes | None = None,
     ) -> JobState:
         """Move a job to ``target`` if ``LEGAL_TRANSITIONS`` allows it from its current state.
 
         Locks the row, checks, updates (``ended_at`` on a terminal target; outputs and error when
-        given) and returns the previous state. Raises ``UnknownJob`` or ``IllegalJobTransition``.
+        given), stores ``task_records`` when given (the first write wins) and returns the
+        previous state. Raises ``UnknownJob`` or ``IllegalJobTransition``.
         """
 
     def iter_recoverable_jobs(self) -> Iterator[JobRecord]:
@@ -253,6 +253,10 @@ class StorageDatabase(Protocol):
 
     def load_task_outputs(self, job_id: JobId) -> dict[int, bytes]:
         """Every persisted task output frame of a job, by task index."""
+
+    def get_job_tasks(self, job_id: JobId) -> StoredJobTasks:
+        """What the task listing reads of a job: its graph and task records. Raises
+        ``UnknownJob``."""
 
     # --- execution managers ---
     def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:

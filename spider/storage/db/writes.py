@@ -54,6 +54,7 @@ class TransitionJob:
     now: float
     serialized_outputs: bytes | None = None
     error_message: str | None = None
+    task_records: bytes | None = None
 
     def apply_alone(self, database: StorageDatabase) -> JobState:
         """The write in its own transaction."""
@@ -63,6 +64,7 @@ class TransitionJob:
             self.now,
             serialized_outputs=self.serialized_outputs,
             error_message=self.error_message,
+            task_records=self.task_records,
         )
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -71,29 +72,33 @@ def test_each_service_reports_its_share_of_a_job(
     next_tasks = "/spider_py.execution.TaskDispatchService/NextTasks"
     assert moved("scheduler", latency, method=next_tasks, code="OK") >= 1
     assert sample(after["scheduler"], "spider_scheduler_execution_managers") == 2
-    # The command line finds the job in the catalog, across processes too.
-    listed = subprocess.run(
+    # The command line finds the job and its tasks in the catalog, across processes too.
+    listed = _spider_json(metered_cluster, "jobs", "--state", "Succeeded", "--limit", "1")
+    (newest,) = listed["jobs"]
+    assert newest["state"] == "Succeeded"
+    listing = _spider_json(metered_cluster, "tasks", str(newest["job_id"]), "--limit", "1")
+    assert (listing["task_count"], listing["counts"]) == (tasks, {"Succeeded": tasks})
+    assert listing["tasks"][0]["instances"] >= 1
+    assert sample(after["storage"], "spider_storage_db_available") == 1
+
+
+def _spider_json(cluster: Cluster, *args: str) -> Any:
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
             "spider.cli",
             "--storage",
-            f"127.0.0.1:{metered_cluster.storage_port}",
+            f"127.0.0.1:{cluster.storage_port}",
             "--json",
-            "jobs",
-            "--state",
-            "Succeeded",
-            "--limit",
-            "1",
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    (newest,) = json.loads(listed.stdout)["jobs"]
-    assert newest["state"] == "Succeeded"
-    assert sample(after["storage"], "spider_storage_db_available") == 1
+    return json.loads(result.stdout)
 
 
 def test_each_em_registers_the_address_storage_sees_it_from(

@@ -50,11 +50,25 @@ def test_spider_error_names_the_task_and_shows_its_traceback(tmp_path: Path) -> 
         assert (code, waited["state"]) == (CliExit.JOB_UNSUCCESSFUL, "Failed"), waited
         code, read = _spider(cluster.storage_port, "error", str(waited["job_id"]))
         listed_code, listed = _spider(cluster.storage_port, "jobs", "--state", "Failed")
+        tasks_code, tasks = _spider(cluster.storage_port, "tasks", str(waited["job_id"]))
     assert (listed_code, [job["job_id"] for job in listed["jobs"]]) == (
         CliExit.OK,
         [waited["job_id"]],
     )
     assert listed["jobs"][0]["error"] == waited["error"].splitlines()[0]
+    assert (tasks_code, tasks["job_state"], tasks["counts"]) == (
+        CliExit.OK,
+        "Failed",
+        {"Failed": 1},
+    )
+    [task] = tasks["tasks"]
+    assert (task["task"], task["function"], task["instances"]) == (
+        "0",
+        "integration_test_tasks::always_fail",
+        1,
+    )
+    assert task["error"] == waited["error"].splitlines()[0]
+    assert task["started_at"] <= task["ended_at"]
     assert code == CliExit.OK
     assert read["error"] == waited["error"]
     first, task, *traceback = read["error"].splitlines()

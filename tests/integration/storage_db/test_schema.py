@@ -19,8 +19,8 @@ from tests.mariadb_server import MariaDbServer
 
 from .storage_helpers import add_group, add_job, execute_raw
 
-# Spider's schema (docs/upstream.md#the-schema) with times as DATETIME(6), plus task_outputs
-# and schema_version: (table, column) -> (type, nullable).
+# Spider's schema (docs/upstream.md#the-schema) with times as DATETIME(6), plus task_outputs,
+# task_records and schema_version: (table, column) -> (type, nullable).
 SPIDER_COLUMNS = {
     ("resource_groups", "id"): ("bigint(20) unsigned", "NO"),
     ("resource_groups", "external_id"): ("varchar(256)", "NO"),
@@ -54,6 +54,8 @@ SPIDER_COLUMNS = {
     ("task_outputs", "job_id"): ("bigint(20) unsigned", "NO"),
     ("task_outputs", "task_index"): ("bigint(20) unsigned", "NO"),
     ("task_outputs", "output_frame"): ("longblob", "NO"),
+    ("task_records", "job_id"): ("bigint(20) unsigned", "NO"),
+    ("task_records", "records"): ("longblob", "NO"),
     ("schema_version", "version"): ("int(10) unsigned", "NO"),
 }
 SPIDER_INDEXES = {
@@ -63,10 +65,12 @@ SPIDER_INDEXES = {
     ("jobs", "job_resource_group", 1, "resource_group_id"),
     ("execution_managers", "execution_manager_liveness", 1, "state,last_heartbeat_at"),
     ("task_outputs", "PRIMARY", 0, "job_id,task_index"),
+    ("task_records", "PRIMARY", 0, "job_id"),
 }
 SPIDER_FOREIGN_KEYS = {
     ("job_resource_group", "jobs", "resource_groups", "RESTRICT", "RESTRICT"),
     ("task_output_job", "task_outputs", "jobs", "RESTRICT", "CASCADE"),
+    ("task_records_job", "task_records", "jobs", "RESTRICT", "CASCADE"),
 }
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import attrs
 
+from spider.core.bounds import summary_line
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.core.job_state import JobState
 from spider.storage.db.interface import (
@@ -28,11 +29,11 @@ from spider.storage.db.interface import (
     JobRecord,
     JobStatus,
     JobSummary,
+    StoredJobTasks,
     UnknownExecutionManager,
     UnknownJob,
     UnknownResourceGroup,
     check_transition,
-    error_summary,
 )
 from spider.storage.db.writes import BatchOutcome, Write, write_each
 
@@ -50,6 +51,7 @@ class FakeDatabase:
 
     jobs: dict[JobId, JobRecord] = attrs.field(factory=dict)
     task_outputs: dict[JobId, dict[int, bytes]] = attrs.field(factory=dict)
+    task_records: dict[JobId, bytes] = attrs.field(factory=dict)
     groups: dict[ResourceGroupId, tuple[str, bytes]] = attrs.field(factory=dict)
     ems: dict[ExecutionManagerId, _EmRow] = attrs.field(factory=dict)
     schedulers: list[tuple[SchedulerId, str, int]] = attrs.field(factory=list)
@@ -163,6 +165,7 @@ class FakeDatabase:
         *,
         serialized_outputs: bytes | None = None,
         error_message: str | None = None,
+        task_records: bytes | None = None,
     ) -> JobState:
         with self._lock:
             self._enter("transition_job")
@@ -177,6 +180,8 @@ class FakeDatabase:
                 error_message=error_message if error_message is not None else record.error_message,
                 ended_at=now if target.is_terminal else record.ended_at,
             )
+            if task_records is not None:
+                self.task_records.setdefault(job_id, task_records)
             return record.state
 
     def iter_recoverable_jobs(self) -> Iterator[JobRecord]:
@@ -198,6 +203,7 @@ class FakeDatabase:
             for job_id in doomed:
                 del self.jobs[job_id]
                 self.task_outputs.pop(job_id, None)
+                self.task_records.pop(job_id, None)
             return len(doomed)
 
     def record_task_outputs(self, job_id: JobId, task_index: int, output_frame: bytes) -> None:
@@ -210,6 +216,14 @@ class FakeDatabase:
         with self._lock:
             self._enter("load_task_outputs")
             return dict(self.task_outputs.get(job_id, {}))
+
+    def get_job_tasks(self, job_id: JobId) -> StoredJobTasks:
+        with self._lock:
+            self._enter("get_job_tasks")
+            record = self._job(job_id)
+            return StoredJobTasks(
+                record.state, record.compressed_task_graph, self.task_records.get(job_id)
+            )
 
     def register_execution_manager(self, ip_address: str, now: float) -> ExecutionManagerId:
         with self._lock:
@@ -300,7 +314,7 @@ class FakeDatabase:
                     record.created_at,
                     record.ended_at or record.created_at,
                     record.ended_at,
-                    error_summary(record.error_message),
+                    summary_line(record.error_message),
                 )
                 for record in matching[: query.limit]
             ]

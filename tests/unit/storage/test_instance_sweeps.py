@@ -19,6 +19,7 @@ from spider.core.ids import ExecutionManagerId, JobId, TaskInstanceId
 from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
+from spider.core.task_state import TaskState
 from spider.storage import (
     CacheStale,
     EmDead,
@@ -29,7 +30,6 @@ from spider.storage import (
     open_storage_state,
 )
 from spider.storage.instance_gc import SweepReport, sweep_task_instances
-from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
 from .jobs import (

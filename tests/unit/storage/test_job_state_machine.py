@@ -32,6 +32,7 @@ from spider.core.ids import ExecutionManagerId, JobId, SessionId
 from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId, TaskKind
+from spider.core.task_state import TaskState
 from spider.core.wire import decode_frame, encode_frame
 from spider.storage import (
     BadRequest,
@@ -47,7 +48,6 @@ from spider.storage import (
 )
 from spider.storage.instance_gc import sweep_task_instances
 from spider.storage.job_lifecycle import hard_timeout_message
-from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
 from .jobs import (

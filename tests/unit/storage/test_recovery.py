@@ -20,9 +20,9 @@ from spider.core.ids import JobId
 from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
 from spider.core.task_id import TaskId
+from spider.core.task_state import TaskState
 from spider.core.wire import encode_frame
 from spider.storage import CacheStale, Lane, StaleReason, StaleSession, StorageUnavailable
-from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
 from .jobs import (

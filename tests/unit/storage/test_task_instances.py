@@ -18,6 +18,7 @@ from spider.core.ids import ExecutionManagerId, JobId, SessionId, TaskInstanceId
 from spider.core.job_state import JobState
 from spider.core.task_graph import ExecutionPolicy, TaskGraph, TdlContext
 from spider.core.task_id import TaskId
+from spider.core.task_state import TaskState
 from spider.core.wire import EMPTY_FRAME
 from spider.rpc.errors import Status
 from spider.storage import (
@@ -34,7 +35,6 @@ from spider.storage import (
     StorageUnavailable,
     grpc_status,
 )
-from spider.storage.task_control import TaskState
 
 from .fake_database import FakeDatabase
 from .jobs import (

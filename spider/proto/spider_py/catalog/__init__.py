@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from spider.rpc import ServiceBase, UnaryMethod, UnimplementedError
+import spider.proto.common.common_pb2 as _common_pb2
 import spider.proto.storage.storage_pb2 as _storage_pb2
+from spider.proto.spider_py.catalog_pb2 import GetJobTasksRequest as GetJobTasksRequest
+from spider.proto.spider_py.catalog_pb2 import GetJobTasksResponse as GetJobTasksResponse
 from spider.proto.spider_py.catalog_pb2 import JobSummary as JobSummary
 from spider.proto.spider_py.catalog_pb2 import ListJobsRequest as ListJobsRequest
 from spider.proto.spider_py.catalog_pb2 import ListJobsResponse as ListJobsResponse
+from spider.proto.spider_py.catalog_pb2 import TaskState as TaskState
+from spider.proto.spider_py.catalog_pb2 import TaskSummary as TaskSummary
 
 
 class JobCatalogServiceStub:
@@ -16,6 +21,9 @@ class JobCatalogServiceStub:
 
     list_jobs: ClassVar[UnaryMethod[ListJobsRequest, ListJobsResponse]] = UnaryMethod(
         "/spider_py.catalog.JobCatalogService/ListJobs", "list_jobs", ListJobsRequest, ListJobsResponse
+    )
+    get_job_tasks: ClassVar[UnaryMethod[GetJobTasksRequest, GetJobTasksResponse]] = UnaryMethod(
+        "/spider_py.catalog.JobCatalogService/GetJobTasks", "get_job_tasks", GetJobTasksRequest, GetJobTasksResponse
     )
 
 
@@ -25,8 +33,13 @@ class JobCatalogServiceBase(ServiceBase):
 
     rpc_methods: ClassVar[tuple[UnaryMethod[Any, Any], ...]] = (
         JobCatalogServiceStub.list_jobs,
+        JobCatalogServiceStub.get_job_tasks,
     )
 
     async def list_jobs(self, request: ListJobsRequest) -> ListJobsResponse:
         """``ListJobs``; UNIMPLEMENTED unless overridden."""
         raise UnimplementedError("ListJobs is not implemented")
+
+    async def get_job_tasks(self, request: GetJobTasksRequest) -> GetJobTasksResponse:
+        """``GetJobTasks``; UNIMPLEMENTED unless overridden."""
+        raise UnimplementedError("GetJobTasks is not implemented")

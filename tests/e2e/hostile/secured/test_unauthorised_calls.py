@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spider.core.task_graph import TaskGraph
+from spider.proto.spider_py.catalog import JobCatalogServiceStub
 from spider.rpc import UnaryMethod
 from spider.rpc.auth import CLUSTER_TOKEN_HEADER, GROUP_ID_HEADER, GROUP_PASSWORD_HEADER
 from spider.storage.service import JobOrchestrationService, JobSubmissionService
@@ -75,7 +76,11 @@ def _guarded(method: UnaryMethod[Any, Any]) -> bool:
 
 
 GUARDED_STORAGE_METHODS = tuple(method for method in STORAGE_METHODS if _guarded(method))
-JOB_METHODS = (*JobOrchestrationService.rpc_methods, *JobSubmissionService.rpc_methods)
+JOB_METHODS = (
+    *JobOrchestrationService.rpc_methods,
+    *JobSubmissionService.rpc_methods,
+    JobCatalogServiceStub.get_job_tasks,
+)
 
 
 @attrs.frozen
