@@ -12,9 +12,9 @@ Every system runs on this machine, on loopback, started and stopped by this scri
   its certificate and group password (docs/security.md). Their tables end with their cost:
   tasks/s and CPU per task as ratios to plain ``multi`` measured in the same run.
 * **Metrics variants** (``embedded-metrics``, ``multi-metrics``; not in the default set):
-  each process serves its Prometheus metrics (docs/operations.md), scraped every second by a
-  thread of this script; their tables end with their cost as ratios to ``embedded`` and
-  ``multi``, which run with metrics off.
+  each process serves its Prometheus metrics (docs/operations.md#metrics-and-health), scraped
+  every second by a thread of this script; their tables end with their cost as ratios to
+  ``embedded`` and ``multi``, which run with metrics off.
 * **Celery**: a prefork worker (``--concurrency N``) with a private ``redis-server`` (no
   persistence) as broker and result backend. Celery and redis-py are pip-installed into this
   interpreter (pinned) and ``redis-server`` apt-installed (sudo unless root) when missing.

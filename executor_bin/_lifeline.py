@@ -8,7 +8,7 @@ process the task started and then the executor itself. Between tasks the main th
 end-of-file itself and ends as it always did.
 
 Why not ``PR_SET_PDEATHSIG``: it fires when the parent *thread* that forked ends, and Trio
-spawns processes from worker threads that end when idle (``docs/operations.md``).
+spawns processes from worker threads that end when idle (``docs/operations.md#orphaned-work``).
 """
 
 from __future__ import annotations

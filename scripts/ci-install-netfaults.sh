@@ -4,7 +4,7 @@
 #
 # Idempotent: does nothing when `ip`, `tc` and `nft` are already installed. The kernel must
 # have network namespaces, veth, bridges and nf_tables; netem is used when it is there
-# (docs/reliability.md says what stands in for it otherwise).
+# (docs/reliability.md, "The test network", says what stands in for it otherwise).
 set -euo pipefail
 
 PATH="$PATH:/usr/sbin:/sbin"

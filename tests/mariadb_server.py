@@ -31,7 +31,8 @@ INSTALL_HINT = (
 )
 
 # Below mariadbd's defaults where they only cost start-up time and disk; max_allowed_packet is
-# raised so the large-blob tests fit (production servers need the same: docs/storage-persistence.md).
+# raised so the large-blob tests fit (production servers need the same: docs/storage-persistence.md,
+# "Configuration").
 _SERVER_OPTIONS = (
     "--bind-address=127.0.0.1",
     "--user=root",

@@ -2,9 +2,9 @@
 
 A job's round trip takes two calls to a Spider-py storage: ``SubmitJob`` (register and start in
 one transaction) and ``WaitForJob`` long polls that end with the outputs or the error, from
-Spider-py's jobs extension (docs/storage.md). A storage that answers UNIMPLEMENTED (upstream's)
-gets Spider's own calls instead (RegisterJob, StartJob, GetJobState polling, GetJobOutputs,
-GetJobError); the client remembers which kind of storage it talks to.
+Spider-py's jobs extension (docs/storage.md#jobs-extension). A storage that answers
+UNIMPLEMENTED (upstream's) gets Spider's own calls instead (RegisterJob, StartJob, GetJobState
+polling, GetJobOutputs, GetJobError); the client remembers which kind of storage it talks to.
 
 Retries follow what is safe to repeat. Reads (WaitForJob among them) and CancelJob (which
 answers the current state when the job is already cancelled or over) retry every transient
@@ -135,7 +135,8 @@ class DatabaseInfo:
 
 @attrs.frozen
 class ClusterDetails:
-    """What Spider-py's ``ClusterStatusService`` extension adds (see docs/storage.md)."""
+    """What Spider-py's ``ClusterStatusService`` extension adds
+    (docs/storage.md#cluster-status-extension)."""
 
     execution_managers: tuple[ExecutionManagerInfo, ...]
     """Every Alive EM, then the most recently heard-from Dead ones."""

@@ -3,7 +3,7 @@
 ``spider.em.main`` owns the command line, the signals and the exit statuses; this module adds
 the one thing the EM package must not know: how to run the EM inside a single-node cluster when
 no endpoints are given. ``spider/em/__main__.py`` calls ``main`` here, so the command is the
-same in both modes (docs/execution-manager.md).
+same in both modes (docs/execution-manager.md, "The embedded single-node cluster").
 """
 
 from __future__ import annotations

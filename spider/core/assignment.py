@@ -2,7 +2,8 @@
 
 One class for both ends of Spider's ``TaskAssignmentRecord``: the EM's ledger holds the ones it
 consumed until a ``NextTask``, ``NextTasks`` or ``Shutdown`` call carries them, and the scheduler
-drops the matching ``IssuedAssignment`` from what it holds outstanding (docs/architecture.md).
+drops the matching ``IssuedAssignment`` from what it holds outstanding (docs/architecture.md,
+"A task's path, and what it is called at each step").
 """
 
 from __future__ import annotations

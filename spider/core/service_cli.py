@@ -26,7 +26,8 @@ A service runs three busy threads: Trio's, the RPC bridge's asyncio loop, and th
 a database transaction. Each returns from blocking calls (a socket, every SQLite statement and
 COMMIT) needing the GIL back, and at the default it waits up to 5 ms behind whichever thread runs
 Python code. ``benchmarks/switch_interval.py`` measures it: a one-row SQLite commit beside a busy
-thread takes 6 ms at the default and 1.5 ms at 0.5 ms (docs/benchmarks.md has the figures)."""
+thread takes 6 ms at the default and 1.5 ms at 0.5 ms (docs/benchmarks.md, "The thread switch
+interval", has the figures)."""
 
 
 SWITCH_INTERVAL_ENV: Final = "SPIDER_SWITCH_INTERVAL_MS"

@@ -43,7 +43,7 @@
 
 Durations may be fractional. ``load_em_config`` layers, from lowest to highest precedence: the
 defaults, the file, ``SPIDER_EM_*`` environment variables, then command-line overrides.
-docs/execution-manager.md is the reference.
+docs/execution-manager.md, "Configuration reference", is the reference.
 """
 
 from __future__ import annotations

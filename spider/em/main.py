@@ -2,7 +2,8 @@
 
 Without endpoints the EM runs inside the embedded cluster, which this package does not know:
 ``python -m spider.em`` (``spider.cluster.main``) passes it in as ``main``'s ``embedded``, so
-that ``spider.em`` depends on neither storage nor the scheduler (docs/execution-manager.md).
+that ``spider.em`` depends on neither storage nor the scheduler (docs/execution-manager.md, "The
+embedded single-node cluster").
 
 Exit status: 0 after a stop requested by SIGTERM or SIGINT, 1 when the EM had to stop on its
 own (storage does not know its id, executors cannot start...), 2 for a configuration or usage

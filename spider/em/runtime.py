@@ -1,4 +1,8 @@
-"""``run_execution_manager``: the EM as a nursery tree (docs/architecture.md, "How a service stops").
+"""``run_execution_manager``: the EM as a nursery tree.
+
+docs/architecture.md, "The execution manager's nursery tree", draws the whole tree, from the
+signal handlers to the pool's own tasks, and says what each way of stopping cancels in it; the
+stop state that moves is docs/architecture.md, "How a service stops".
 
 ::
 

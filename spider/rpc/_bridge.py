@@ -4,7 +4,8 @@ grpclib is asyncio-only. ``open_rpc_bridge`` runs a plain asyncio event loop in 
 own for the duration of a block; Trio code reaches it through ``AsyncioBridge.run`` (Trio waits
 for an asyncio task) and asyncio code reaches Trio through ``AsyncioBridge.to_trio`` (a callback
 in the Trio thread). Cancelling the Trio caller cancels the asyncio task and waits for it to
-finish. docs/rpc.md compares this design with trio-asyncio, with numbers.
+finish. docs/rpc.md, "Design: why an asyncio thread, not trio-asyncio", compares this design
+with trio-asyncio, with numbers.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 The embedded cluster runs storage, the scheduler and an execution manager in one Trio process.
 Over loopback gRPC every call there paid for protobuf encoding, HTTP/2 and two thread hops,
-about half of the process's CPU (docs/benchmarks.md). A ``LocalChannel`` calls the same Trio
+about half of the process's CPU (docs/benchmarks.md, "Earlier: after in-process calls inside the
+embedded cluster"). A ``LocalChannel`` calls the same Trio
 handlers ``serve`` would run, with the same contract as ``Channel.call``: the deadline bounds the
 call (``DeadlineExceededError``), a handler's ``RpcError`` reaches the caller as it is, any other
 exception becomes ``InternalError`` (as ``serve`` answers INTERNAL), and cancelling the caller

@@ -33,7 +33,7 @@
     metrics: {host: 127.0.0.1, port: 9465}   # /metrics, /healthz, /readyz; off by default
 
 Unknown keys are an error naming the key (Spider ignores them, except in ``scheduler:``).
-docs/scheduler.md is the reference.
+docs/scheduler.md, "Configuration", is the reference.
 """
 
 from __future__ import annotations

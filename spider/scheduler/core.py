@@ -10,9 +10,9 @@ or not) polls again at once; one whose poll came back empty waits out the rest o
 ticks every 5 ms whether or not anything happened; with long polls and wakeups the scheduler is
 idle when the cluster is, and new work waits for no tick.
 
-Storage failures are survived (docs/upstream.md#storage-flaws-fixed): the pollers wait with capped
-exponential backoff plus jitter, the scheduler registers again, and a new storage session
-clears all placement state and queued assignments.
+Storage failures are survived (docs/upstream.md#storage-flaws-fixed, item 10): the pollers wait
+with capped exponential backoff plus jitter, the scheduler registers again, and a new storage
+session clears all placement state and queued assignments.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """One concept, one name: no class name is defined twice under ``spider/``.
 
 Two classes with one name in two layers (the scheduler's ``Assignment`` and the EM's) make a
-reader guess which one a traceback, a log line or an import means; docs/architecture.md lists
-each concept's one name and what each layer adds. ``spider/proto`` is generated from the
+reader guess which one a traceback, a log line or an import means; docs/architecture.md, "A
+task's path, and what it is called at each step", lists each concept's one name and what each
+layer adds. ``spider/proto`` is generated from the
 ``.proto`` files and is not held to this. That the EM imports neither storage nor the scheduler
 is checked by tests/unit/em/test_em_layering.py.
 """

@@ -1,5 +1,6 @@
 """A failed task, read back with ``spider error``: upstream's first line, which task it was and
-where it ran, and the task's own traceback (docs/execution-manager.md)."""
+where it ran, and the task's own traceback (docs/execution-manager.md, "Failure messages sent to
+storage")."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The requests of issue 12's attack, against the real processes: each gets its client error,
-quotes at most a short prefix of what it rejects, and no service stalls (conftest's probe)."""
+"""The hostile client's requests, against the real processes (docs/limits.md): each gets its
+client error, quotes at most a short prefix of what it rejects, and no service stalls (conftest's
+probe)."""
 
 from __future__ import annotations
 

@@ -11,9 +11,11 @@ and at the heal submit a small probe job. Then it checks that
 - the cluster serves again within ``RECOVERY_BOUND`` of the heal (the probe job ends).
 
 It counts re-runs: journaled starts beyond one per task (beyond ``failures + 1`` for the tasks
-that fail on purpose). An EM that storage declared dead during the fault stops with status 1
-"so that its supervisor starts a fresh one" (docs/execution-manager.md); the checker is that
-supervisor: after the heal it starts a new EM in the same namespace, and counts it.
+that fail on purpose). An EM that storage declared dead during the fault registers again by
+itself; one that exits with status 1 "so that its supervisor starts a fresh one" (its last log
+line when storage does not know its id, or declared it dead under ``on_declared_dead: exit``;
+docs/execution-manager.md, "Exit statuses") has the checker for its supervisor: after the heal
+it starts a new EM in the same namespace, and counts it.
 """
 
 from __future__ import annotations

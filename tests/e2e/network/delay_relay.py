@@ -9,7 +9,7 @@ stderr once it accepts.
 
 Unlike netem it delays the byte stream, not packets: TCP's own acknowledgements between a peer
 and the relay are not delayed, so windows and retransmission timers see the undelayed round
-trip. docs/reliability.md says what that leaves out.
+trip. docs/reliability.md, "The test network", says what that leaves out.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The embedded cluster, which runs all three in one process, lives above them in
 ``spider.cluster``. Only ``spider/em/__main__.py``, the process entry of ``python -m spider.em``,
-reaches up to it (docs/execution-manager.md).
+reaches up to it (docs/execution-manager.md, "The embedded single-node cluster").
 """
 
 from __future__ import annotations

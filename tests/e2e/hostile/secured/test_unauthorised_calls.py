@@ -1,6 +1,7 @@
-"""Issue 12's attack with authentication on: a client without the cluster credential cannot
-call what only EMs and schedulers call, and a client without a group's password cannot read or
-change that group's jobs, whatever credential-shaped metadata it sends. Each refusal is
+"""The hostile client with authentication on (docs/security.md, "How it is tested"): a client
+without the cluster credential cannot call what only EMs and schedulers call, and a client without
+a group's password cannot read or change that group's jobs, whatever credential-shaped metadata it
+sends. Each refusal is
 UNAUTHENTICATED or PERMISSION_DENIED, and the owner's jobs are unchanged afterwards. With every
 credential, fuzzed bodies still get client errors: turning authentication on opens no path to
 UNKNOWN or INTERNAL."""
