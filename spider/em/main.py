@@ -82,8 +82,8 @@ defaults. Environment variables:
 Signals: the first SIGTERM or SIGINT stops polling at once; a running task gets until its hard
 timeout or shutdown_grace_sec, whichever is first, then is killed and reported as failed;
 reports drain (shutdown_drain_sec); every consumed assignment is acknowledged in Shutdown; the
-exit status is 0. A second signal kills running tasks at once and exits within about twice
-forced_shutdown_sec, with status 3. Status 1: the EM could not go on (see the last log line);
+exit status is 0. A second signal kills running tasks at once and exits within about
+forced_shutdown_sec of it (the report drain and Shutdown share that bound), with status 3. Status 1: the EM could not go on (see the last log line);
 status 2: a configuration or usage error. Declared dead by storage (paused past its cutoff), the
 EM registers again under a new id and keeps its executors (on_declared_dead: rejoin), or exits
 1 with on_declared_dead: exit.
