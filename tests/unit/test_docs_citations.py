@@ -20,9 +20,22 @@ SCANNED = [
     "tools",
     "examples",
     "executor_bin",
+    "deploy",
     "README.md",
 ]
-SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".txt", ".sh"}
+SUFFIXES = {
+    ".py",
+    ".md",
+    ".toml",
+    ".yaml",
+    ".yml",
+    ".txt",
+    ".sh",
+    ".tpl",
+    ".example",
+    ".dockerignore",
+}
+NAMES = {"Dockerfile"}
 
 # Split so that this file does not match its own patterns.
 SECTION = "\N{SECTION SIGN}"
@@ -51,7 +64,9 @@ def _scanned_files() -> list[Path]:
         files.extend(
             file
             for file in sorted(path.rglob("*"))
-            if file.suffix in SUFFIXES and "__pycache__" not in file.parts and file.is_file()
+            if (file.suffix in SUFFIXES or file.name in NAMES)
+            and "__pycache__" not in file.parts
+            and file.is_file()
         )
     return [file for file in files if file != Path(__file__).resolve()]
 
@@ -79,7 +94,13 @@ def _anchors(page: Path) -> set[str]:
 
 def test_the_scan_covers_the_code_the_tests_and_the_docs() -> None:
     files = {file.relative_to(ROOT).as_posix() for file in _scanned_files()}
-    assert {"spider/scheduler/placement.py", "docs/upstream.md", "README.md"} <= files
+    assert {
+        "spider/scheduler/placement.py",
+        "docs/upstream.md",
+        "README.md",
+        "deploy/compose.yaml",
+        "deploy/Dockerfile",
+    } <= files
 
 
 def test_nothing_cites_documents_outside_the_repository() -> None:
