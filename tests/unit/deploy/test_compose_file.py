@@ -169,11 +169,13 @@ def test_storage_logs_in_as_the_user_the_database_service_creates(compose: Compo
     assert storage.environment["SPIDER_STORAGE_DB_PASSWORD"] == database["MYSQL_PASSWORD"]
 
 
-def test_the_cluster_token_is_mounted_where_every_config_reads_it(compose: Compose) -> None:
+def test_the_cluster_token_is_mounted_where_every_config_reads_it(
+    compose: Compose, tmp_path: Path
+) -> None:
     for name in SPIDER_SERVICES:
         service = compose.service(name)
         path = config_of(compose, service)["security"]["cluster_token_file"]
-        mounted = {str(mount.target) for mount in compose.mounts(service, DEPLOY / "unused")}
+        mounted = {str(mount.target) for mount in compose.mounts(service, tmp_path)}
         assert path in mounted, f"{name}: nothing is mounted at {path}"
         assert "environment" in compose.data["secrets"][PurePosixPath(path).name]
 
