@@ -24,12 +24,26 @@ SCANNED = [
     "executor_bin",
     "protos",
     "scripts",
+    "deploy",
     "README.md",
     "pyproject.toml",
     "noxfile.py",
     ".ci/run",
 ]
-SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".txt", ".sh", ".proto"}
+SUFFIXES = {
+    ".py",
+    ".md",
+    ".toml",
+    ".yaml",
+    ".yml",
+    ".txt",
+    ".sh",
+    ".tpl",
+    ".example",
+    ".dockerignore",
+    ".proto",
+}
+NAMES = {"Dockerfile"}
 
 # Split so that this file does not match its own patterns.
 SECTION = "\N{SECTION SIGN}"
@@ -65,7 +79,9 @@ def _scanned_files() -> list[Path]:
         files.extend(
             file
             for file in sorted(path.rglob("*"))
-            if file.suffix in SUFFIXES and "__pycache__" not in file.parts and file.is_file()
+            if (file.suffix in SUFFIXES or file.name in NAMES)
+            and "__pycache__" not in file.parts
+            and file.is_file()
         )
     return [file for file in files if file != Path(__file__).resolve()]
 
@@ -137,6 +153,8 @@ def test_the_scan_covers_the_code_the_tests_and_the_docs() -> None:
         "pyproject.toml",
         "protos/storage/storage.proto",
         "scripts/ci-install-netfaults.sh",
+        "deploy/compose.yaml",
+        "deploy/Dockerfile",
     } <= files
 
 
