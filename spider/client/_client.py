@@ -153,6 +153,9 @@ class ClusterDetails:
     stored_jobs: dict[JobState, int]
     """Every job in storage's database, until its database retention deletes finished ones."""
     database: DatabaseInfo
+    task_outcomes: dict[str, int] = attrs.field(factory=dict)
+    """Task instances that ended since storage started, by outcome (``succeeded``, ``failed``,
+    ``timed_out``, ``lost``); two readings give the throughput."""
 
     @property
     def alive_execution_managers(self) -> int:
@@ -629,6 +632,7 @@ class SpiderClient:
             reply.terminated_job_retention_sec,
             _job_counts(reply.stored_jobs),
             _database_info(reply),
+            {item.outcome: item.count for item in reply.task_outcomes},
         )
 
     # --- calls -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import attrs
 
 from spider.core.ids import ExecutionManagerId, SessionId
 from spider.core.job_state import JobState
+from spider.storage import metrics
 from spider.storage.inbound_queue import Lane
 from spider.storage.job_lifecycle import JobLifecycle
 from spider.storage.outage import DatabaseOutage
@@ -82,6 +83,8 @@ class ClusterSnapshot:
     stored_jobs: dict[JobState, int]
     """Every job row in the database (terminated ones until the database retention)."""
     database: DatabaseHealth
+    task_outcomes: dict[str, int]
+    """Task instances ended since this process started, by outcome."""
 
 
 async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> ClusterSnapshot:
@@ -112,4 +115,5 @@ async def cluster_status(lifecycle: JobLifecycle, retention_sec: float) -> Clust
         retention_sec,
         stored_jobs,
         DatabaseHealth.of(lifecycle.persistence.outage),
+        metrics.task_outcome_counts(),
     )

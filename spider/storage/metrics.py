@@ -40,6 +40,19 @@ TASK_OUTCOMES: Final = prometheus_client.Counter(
     "timed_out (storage's hard timeout), lost (their EM was declared dead).",
     ["outcome"],
 )
+
+
+def task_outcome_counts() -> dict[str, int]:
+    """``TASK_OUTCOMES`` as it stands, by outcome (for the cluster status: the counter is the
+    one count of finished instances, whether or not anything scrapes it)."""
+    return {
+        sample.labels["outcome"]: int(sample.value)
+        for family in TASK_OUTCOMES.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.value
+    }
+
+
 RETRIES: Final = prometheus_client.Counter(
     "spider_storage_task_retries_total",
     "Failed or timed-out instances whose task had a retry left (the rest fail their job).",

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from spider.proto.storage import storage_pb2 as storage_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16spider_py/status.proto\x12\x10spider_py.status\x1a\x15storage/storage.proto\"\x19\n\x17GetClusterStatusRequest\"\xb9\x04\n\x18GetClusterStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x04\x12\x44\n\x12\x65xecution_managers\x18\x02 \x03(\x0b\x32(.spider_py.status.ExecutionManagerStatus\x12\x1f\n\x17\x64\x65\x61\x64_execution_managers\x18\x03 \x01(\x04\x12*\n\"dead_execution_managers_listed_max\x18\x04 \x01(\x04\x12.\n\ttask_lane\x18\x05 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x30\n\x0b\x63ommit_lane\x18\x06 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x31\n\x0c\x63leanup_lane\x18\x07 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x1b\n\x13live_task_instances\x18\x08 \x01(\x04\x12\x34\n\x0b\x63\x61\x63hed_jobs\x18\t \x03(\x0b\x32\x1f.spider_py.status.JobStateCount\x12$\n\x1cterminated_job_retention_sec\x18\n \x01(\x01\x12\x34\n\x0bstored_jobs\x18\x0b \x03(\x0b\x32\x1f.spider_py.status.JobStateCount\x12\x32\n\x08\x64\x61tabase\x18\x0c \x01(\x0b\x32 .spider_py.status.DatabaseStatus\"\x87\x01\n\x0e\x44\x61tabaseStatus\x12\x10\n\x08writable\x18\x01 \x01(\x08\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x1a\n\x12unwritable_for_sec\x18\x03 \x01(\x01\x12\x17\n\x0flast_outage_sec\x18\x04 \x01(\x01\x12\x1d\n\x15since_last_outage_sec\x18\x05 \x01(\x01\"\x9a\x01\n\x16\x45xecutionManagerStatus\x12\x1c\n\x14\x65xecution_manager_id\x18\x01 \x01(\x04\x12\x12\n\nip_address\x18\x02 \x01(\t\x12\r\n\x05\x61live\x18\x03 \x01(\x08\x12\x1f\n\x17seconds_since_heartbeat\x18\x04 \x01(\x01\x12\x1e\n\x16running_task_instances\x18\x05 \x01(\x04\",\n\tLaneDepth\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x04\"@\n\rJobStateCount\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.storage.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x32\x81\x01\n\x14\x43lusterStatusService\x12i\n\x10GetClusterStatus\x12).spider_py.status.GetClusterStatusRequest\x1a*.spider_py.status.GetClusterStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16spider_py/status.proto\x12\x10spider_py.status\x1a\x15storage/storage.proto\"\x19\n\x17GetClusterStatusRequest\"\xf4\x04\n\x18GetClusterStatusResponse\x12\x12\n\nsession_id\x18\x01 \x01(\x04\x12\x44\n\x12\x65xecution_managers\x18\x02 \x03(\x0b\x32(.spider_py.status.ExecutionManagerStatus\x12\x1f\n\x17\x64\x65\x61\x64_execution_managers\x18\x03 \x01(\x04\x12*\n\"dead_execution_managers_listed_max\x18\x04 \x01(\x04\x12.\n\ttask_lane\x18\x05 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x30\n\x0b\x63ommit_lane\x18\x06 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x31\n\x0c\x63leanup_lane\x18\x07 \x01(\x0b\x32\x1b.spider_py.status.LaneDepth\x12\x1b\n\x13live_task_instances\x18\x08 \x01(\x04\x12\x34\n\x0b\x63\x61\x63hed_jobs\x18\t \x03(\x0b\x32\x1f.spider_py.status.JobStateCount\x12$\n\x1cterminated_job_retention_sec\x18\n \x01(\x01\x12\x34\n\x0bstored_jobs\x18\x0b \x03(\x0b\x32\x1f.spider_py.status.JobStateCount\x12\x32\n\x08\x64\x61tabase\x18\x0c \x01(\x0b\x32 .spider_py.status.DatabaseStatus\x12\x39\n\rtask_outcomes\x18\r \x03(\x0b\x32\".spider_py.status.TaskOutcomeCount\"2\n\x10TaskOutcomeCount\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\x87\x01\n\x0e\x44\x61tabaseStatus\x12\x10\n\x08writable\x18\x01 \x01(\x08\x12\x0f\n\x07problem\x18\x02 \x01(\t\x12\x1a\n\x12unwritable_for_sec\x18\x03 \x01(\x01\x12\x17\n\x0flast_outage_sec\x18\x04 \x01(\x01\x12\x1d\n\x15since_last_outage_sec\x18\x05 \x01(\x01\"\x9a\x01\n\x16\x45xecutionManagerStatus\x12\x1c\n\x14\x65xecution_manager_id\x18\x01 \x01(\x04\x12\x12\n\nip_address\x18\x02 \x01(\t\x12\r\n\x05\x61live\x18\x03 \x01(\x08\x12\x1f\n\x17seconds_since_heartbeat\x18\x04 \x01(\x01\x12\x1e\n\x16running_task_instances\x18\x05 \x01(\x04\",\n\tLaneDepth\x12\r\n\x05\x64\x65pth\x18\x01 \x01(\x04\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x04\"@\n\rJobStateCount\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.storage.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x32\x81\x01\n\x14\x43lusterStatusService\x12i\n\x10GetClusterStatus\x12).spider_py.status.GetClusterStatusRequest\x1a*.spider_py.status.GetClusterStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,15 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_start=67
   _globals['_GETCLUSTERSTATUSREQUEST']._serialized_end=92
   _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_start=95
-  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_end=664
-  _globals['_DATABASESTATUS']._serialized_start=667
-  _globals['_DATABASESTATUS']._serialized_end=802
-  _globals['_EXECUTIONMANAGERSTATUS']._serialized_start=805
-  _globals['_EXECUTIONMANAGERSTATUS']._serialized_end=959
-  _globals['_LANEDEPTH']._serialized_start=961
-  _globals['_LANEDEPTH']._serialized_end=1005
-  _globals['_JOBSTATECOUNT']._serialized_start=1007
-  _globals['_JOBSTATECOUNT']._serialized_end=1071
-  _globals['_CLUSTERSTATUSSERVICE']._serialized_start=1074
-  _globals['_CLUSTERSTATUSSERVICE']._serialized_end=1203
+  _globals['_GETCLUSTERSTATUSRESPONSE']._serialized_end=723
+  _globals['_TASKOUTCOMECOUNT']._serialized_start=725
+  _globals['_TASKOUTCOMECOUNT']._serialized_end=775
+  _globals['_DATABASESTATUS']._serialized_start=778
+  _globals['_DATABASESTATUS']._serialized_end=913
+  _globals['_EXECUTIONMANAGERSTATUS']._serialized_start=916
+  _globals['_EXECUTIONMANAGERSTATUS']._serialized_end=1070
+  _globals['_LANEDEPTH']._serialized_start=1072
+  _globals['_LANEDEPTH']._serialized_end=1116
+  _globals['_JOBSTATECOUNT']._serialized_start=1118
+  _globals['_JOBSTATECOUNT']._serialized_end=1182
+  _globals['_CLUSTERSTATUSSERVICE']._serialized_start=1185
+  _globals['_CLUSTERSTATUSSERVICE']._serialized_end=1314
 # @@protoc_insertion_point(module_scope)

@@ -12,7 +12,7 @@ class GetClusterStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetClusterStatusResponse(_message.Message):
-    __slots__ = ("session_id", "execution_managers", "dead_execution_managers", "dead_execution_managers_listed_max", "task_lane", "commit_lane", "cleanup_lane", "live_task_instances", "cached_jobs", "terminated_job_retention_sec", "stored_jobs", "database")
+    __slots__ = ("session_id", "execution_managers", "dead_execution_managers", "dead_execution_managers_listed_max", "task_lane", "commit_lane", "cleanup_lane", "live_task_instances", "cached_jobs", "terminated_job_retention_sec", "stored_jobs", "database", "task_outcomes")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_MANAGERS_FIELD_NUMBER: _ClassVar[int]
     DEAD_EXECUTION_MANAGERS_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class GetClusterStatusResponse(_message.Message):
     TERMINATED_JOB_RETENTION_SEC_FIELD_NUMBER: _ClassVar[int]
     STORED_JOBS_FIELD_NUMBER: _ClassVar[int]
     DATABASE_FIELD_NUMBER: _ClassVar[int]
+    TASK_OUTCOMES_FIELD_NUMBER: _ClassVar[int]
     session_id: int
     execution_managers: _containers.RepeatedCompositeFieldContainer[ExecutionManagerStatus]
     dead_execution_managers: int
@@ -37,7 +38,16 @@ class GetClusterStatusResponse(_message.Message):
     terminated_job_retention_sec: float
     stored_jobs: _containers.RepeatedCompositeFieldContainer[JobStateCount]
     database: DatabaseStatus
-    def __init__(self, session_id: _Optional[int] = ..., execution_managers: _Optional[_Iterable[_Union[ExecutionManagerStatus, _Mapping]]] = ..., dead_execution_managers: _Optional[int] = ..., dead_execution_managers_listed_max: _Optional[int] = ..., task_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., commit_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., cleanup_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., live_task_instances: _Optional[int] = ..., cached_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., terminated_job_retention_sec: _Optional[float] = ..., stored_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., database: _Optional[_Union[DatabaseStatus, _Mapping]] = ...) -> None: ...
+    task_outcomes: _containers.RepeatedCompositeFieldContainer[TaskOutcomeCount]
+    def __init__(self, session_id: _Optional[int] = ..., execution_managers: _Optional[_Iterable[_Union[ExecutionManagerStatus, _Mapping]]] = ..., dead_execution_managers: _Optional[int] = ..., dead_execution_managers_listed_max: _Optional[int] = ..., task_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., commit_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., cleanup_lane: _Optional[_Union[LaneDepth, _Mapping]] = ..., live_task_instances: _Optional[int] = ..., cached_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., terminated_job_retention_sec: _Optional[float] = ..., stored_jobs: _Optional[_Iterable[_Union[JobStateCount, _Mapping]]] = ..., database: _Optional[_Union[DatabaseStatus, _Mapping]] = ..., task_outcomes: _Optional[_Iterable[_Union[TaskOutcomeCount, _Mapping]]] = ...) -> None: ...
+
+class TaskOutcomeCount(_message.Message):
+    __slots__ = ("outcome", "count")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    outcome: str
+    count: int
+    def __init__(self, outcome: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class DatabaseStatus(_message.Message):
     __slots__ = ("writable", "problem", "unwritable_for_sec", "last_outage_sec", "since_last_outage_sec")

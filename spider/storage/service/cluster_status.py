@@ -58,6 +58,10 @@ class ClusterStatusService(status_pb.ClusterStatusServiceBase):
                 last_outage_sec=status.database.last_outage_sec,
                 since_last_outage_sec=status.database.since_last_outage_sec,
             ),
+            task_outcomes=[
+                status_pb.TaskOutcomeCount(outcome=outcome, count=count)
+                for outcome, count in sorted(status.task_outcomes.items())
+            ],
         )
 
 

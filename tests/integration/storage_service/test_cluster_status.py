@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import Any
 
@@ -47,6 +48,10 @@ def execution_managers(status: Any) -> dict[int, tuple[bool, int]]:
     }
 
 
+def outcomes(status: Any) -> collections.Counter[str]:
+    return collections.Counter({item.outcome: item.count for item in status.task_outcomes})
+
+
 async def test_an_idle_storage_reports_empty_queues_and_no_jobs(storage: RunningStorage) -> None:
     status = await cluster_status(storage)
 
@@ -77,6 +82,8 @@ async def test_status_follows_execution_managers_queues_and_jobs(
         status = await cluster_status(storage)
         assert execution_managers(status) == {first.em_id: (True, 0), second.em_id: (True, 0)}
         assert {em.ip_address for em in status.execution_managers} == {"127.0.0.1"}
+        # The outcome counter is the process's: compare readings, not absolute values.
+        outcomes_before = outcomes(status)
 
         graph = flat(3)
         compressed_graph, compressed_inputs = submission(graph, [1, 2, 3])
@@ -138,6 +145,9 @@ async def test_status_follows_execution_managers_queues_and_jobs(
         status = await cluster_status(storage)
         assert jobs_by_state(storage, status.cached_jobs) == {"SUCCEEDED": 1}
         assert jobs_by_state(storage, status.stored_jobs) == {"SUCCEEDED": 1}
+        finished = outcomes(status) - outcomes_before
+        # Three tasks and the commit task succeeded; the dead EM's instance was lost.
+        assert dict(finished) == {"succeeded": 4, "lost": 1}
         assert (status.task_lane.depth, status.commit_lane.depth) == (0, 0)
         assert status.live_task_instances == 0
         assert execution_managers(status) == {first.em_id: (True, 0), second.em_id: (False, 0)}

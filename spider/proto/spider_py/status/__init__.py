@@ -12,6 +12,7 @@ from spider.proto.spider_py.status_pb2 import GetClusterStatusRequest as GetClus
 from spider.proto.spider_py.status_pb2 import GetClusterStatusResponse as GetClusterStatusResponse
 from spider.proto.spider_py.status_pb2 import JobStateCount as JobStateCount
 from spider.proto.spider_py.status_pb2 import LaneDepth as LaneDepth
+from spider.proto.spider_py.status_pb2 import TaskOutcomeCount as TaskOutcomeCount
 
 
 class ClusterStatusServiceStub:
