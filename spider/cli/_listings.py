@@ -15,7 +15,17 @@ from rich.table import Table
 
 from spider.cli._exit import CliExit
 from spider.cli._output import Output
-from spider.client import JobListing, JobState, SpiderClient, TaskListing, TaskState
+from spider.client import (
+    JobListing,
+    JobState,
+    SpiderClient,
+    TaskListing,
+    TaskState,
+    job_document,
+    state_name,
+    task_document,
+    task_name,
+)
 
 LISTING_COMMANDS: Final = frozenset({"jobs", "tasks"})
 TASK_PAGE_SIZE: Final = 10_000
@@ -132,20 +142,9 @@ async def _list_jobs(client: SpiderClient, args: argparse.Namespace, output: Out
         token = page.next_page_token
         if token is None:
             break
-    document = {"jobs": [_listing_document(job) for job in listed], "more": token is not None}
+    document = {"jobs": [job_document(job) for job in listed], "more": token is not None}
     output.result(document, _jobs_table(listed, more=token is not None))
     return CliExit.OK
-
-
-def _listing_document(job: JobListing) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "state": job.state.value,
-        "resource_group_id": job.resource_group_id,
-        "created_at": job.created_at,
-        "ended_at": job.ended_at,
-        "error": job.error_summary,
-    }
 
 
 def _jobs_table(jobs: Sequence[JobListing], *, more: bool) -> RenderableType:
@@ -180,7 +179,7 @@ async def _list_tasks(client: SpiderClient, args: argparse.Namespace, output: Ou
     while True:
         page = await client.get_job_tasks(args.job_id, page_size=TASK_PAGE_SIZE, page_token=token)
         for task in page.tasks:
-            counts[_state_name(task.state)] += 1
+            counts[state_name(task.state)] += 1
             if not wanted or task.state in wanted:
                 matching += 1
                 if len(shown) < args.limit:
@@ -193,7 +192,7 @@ async def _list_tasks(client: SpiderClient, args: argparse.Namespace, output: Ou
         "job_state": page.job_state.value,
         "task_count": page.task_count,
         "counts": dict(counts),
-        "tasks": [_task_document(task) for task in shown],
+        "tasks": [task_document(task) for task in shown],
         "more": matching > len(shown),
     }
     heading = f"job {args.job_id}: {page.job_state.value}, {page.task_count} task(s): " + ", ".join(
@@ -201,29 +200,6 @@ async def _list_tasks(client: SpiderClient, args: argparse.Namespace, output: Ou
     )
     output.result(document, Group(heading, _tasks_table(shown, matching)))
     return CliExit.OK
-
-
-def _state_name(state: TaskState | None) -> str:
-    return "Unknown" if state is None else state.value
-
-
-def _task_name(task: TaskListing) -> str:
-    position = task.task_id.position
-    return str(position) if position is not None else task.task_id.kind.value.lower()
-
-
-def _task_document(task: TaskListing) -> dict[str, Any]:
-    return {
-        "task": _task_name(task),
-        "function": f"{task.package}::{task.task_func}",
-        "parents": list(task.parents),
-        "state": _state_name(task.state),
-        "instances": task.instances,
-        "running": task.running,
-        "started_at": task.started_at,
-        "ended_at": task.ended_at,
-        "error": task.error_summary,
-    }
 
 
 def _tasks_table(tasks: Sequence[TaskListing], matching: int) -> RenderableType:
@@ -251,9 +227,9 @@ def _tasks_table(tasks: Sequence[TaskListing], matching: int) -> RenderableType:
             f"{task.instances} ({task.running} running)" if task.running else str(task.instances)
         )
         table.add_row(
-            _task_name(task),
+            task_name(task),
             escape(task.task_func),
-            _state_name(task.state),
+            state_name(task.state),
             instances,
             started,
             took,

@@ -41,6 +41,7 @@ from spider.client import (
     SubmittedJob,
     open_client,
     payload_to_json,
+    status_document,
 )
 from spider.core.config import ConfigError
 from spider.rpc import Endpoint, RpcConfig, RpcError, SecurityConfig, TlsConfig
@@ -144,62 +145,6 @@ def build_parser() -> argparse.ArgumentParser:
         "(Spider's own storage protocol has no call for these). See docs/cli.md.",
     )
     return parser
-
-
-def _status_document(status: ClusterStatus) -> dict[str, Any]:
-    schedulers = (
-        None
-        if status.schedulers is None
-        else [{"id": s.scheduler_id, "host": s.host, "port": s.port} for s in status.schedulers]
-    )
-    document: dict[str, Any] = {
-        "storage": status.endpoint,
-        "reachable": True,
-        "session_id": status.session_id,
-        "round_trip_ms": round(status.round_trip_ms, 3),
-        "schedulers": schedulers,
-        "execution_managers": None,
-        "queues": None,
-        "jobs": None,
-        "not_exposed": list(status.not_exposed),
-    }
-    details = status.details
-    if details is None:
-        return document
-    document["execution_managers"] = {
-        "alive": details.alive_execution_managers,
-        "dead": details.dead_execution_managers,
-        "dead_listed_max": details.dead_execution_managers_listed_max,
-        "listed": [
-            {
-                "id": em.execution_manager_id,
-                "ip_address": em.ip_address,
-                "alive": em.alive,
-                "seconds_since_heartbeat": round(em.seconds_since_heartbeat, 3),
-                "running_task_instances": em.running_task_instances,
-            }
-            for em in details.execution_managers
-        ],
-    }
-    document["queues"] = {
-        lane: {"depth": queue.depth, "capacity": queue.capacity}
-        for lane, queue in details.lanes.items()
-    }
-    database = details.database
-    document["database"] = {
-        "writable": database.writable,
-        "problem": database.problem,
-        "unwritable_for_sec": round(database.unwritable_for_sec, 3),
-        "last_outage_sec": round(database.last_outage_sec, 3),
-        "since_last_outage_sec": round(database.since_last_outage_sec, 3),
-    }
-    document["live_task_instances"] = details.live_task_instances
-    document["jobs"] = {
-        "cached": {state.value: count for state, count in details.cached_jobs.items()},
-        "terminated_job_retention_sec": details.terminated_job_retention_sec,
-        "stored": {state.value: count for state, count in details.stored_jobs.items()},
-    }
-    return document
 
 
 def _status_text(status: ClusterStatus) -> RenderableType:
@@ -343,7 +288,7 @@ async def _run_command(
         return await _submit(client, args, output, description)
     if command == "status":
         status = await client.cluster_status()
-        output.result(_status_document(status), _status_text(status))
+        output.result(status_document(status), _status_text(status))
         return CliExit.OK
     if command in LISTING_COMMANDS:
         return await run_listing(client, args, output)

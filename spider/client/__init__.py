@@ -26,6 +26,13 @@ from spider.client._client import (
     open_client,
 )
 from spider.client._config import DEFAULT_STORAGE, STORAGE_ENV, ClientConfig, GroupCredential
+from spider.client._documents import (
+    job_document,
+    state_name,
+    status_document,
+    task_document,
+    task_name,
+)
 from spider.client._job import (
     JobBuilder,
     JobDescription,
@@ -104,7 +111,12 @@ __all__ = [
     "TimeoutPolicy",
     "decode_outputs",
     "execution_policy",
+    "job_document",
     "job_from_json",
     "open_client",
     "payload_to_json",
+    "state_name",
+    "status_document",
+    "task_document",
+    "task_name",
 ]

@@ -27,14 +27,16 @@ from typing import Final
 import attrs
 import trio
 
+from spider.client import ClientConfig
+from spider.dashboard import run_dashboard_of
 from spider.em.clients import local_clients
 from spider.em.config import ExecutionManagerConfig
 from spider.em.errors import ExecutionManagerError
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
-from spider.observability import serve_http
-from spider.rpc import Endpoint, EndpointConfig, ListenError, LocalChannel, ServiceBase
+from spider.observability import Route, serve_http
+from spider.rpc import Endpoint, EndpointConfig, ListenError, LocalChannel, RpcConfig, ServiceBase
 from spider.scheduler import SchedulerConfig, run_scheduler
 from spider.storage.config import StorageConfig
 from spider.storage.db import SqliteConfig
@@ -52,6 +54,8 @@ class EmbeddedEndpoints:
     scheduler: Endpoint
     metrics: Endpoint | None = None
     """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served, if they are."""
+    dashboard: Endpoint | None = None
+    """Where the web dashboard is served (at ``/``), if it is."""
 
 
 async def run_embedded_cluster(
@@ -98,18 +102,24 @@ async def run_embedded_cluster(
                 local_services=scheduler_services,
             )
         )
-        metrics = await _serve_metrics(services, config)
-        endpoints = EmbeddedEndpoints(storage, Endpoint(embedded.host, scheduler_port), metrics)
+        metrics = await _serve_metrics(services, config, storage)
+        dashboard = metrics if metrics is not None and embedded.dashboard else None
+        endpoints = EmbeddedEndpoints(
+            storage, Endpoint(embedded.host, scheduler_port), metrics, dashboard
+        )
         LOGGER.info(
-            "Embedded cluster serving: storage at %s, scheduler at %s, metrics at %s, data in %s.",
+            "Embedded cluster serving: storage at %s, scheduler at %s, metrics at %s, "
+            "dashboard at %s, data in %s.",
             endpoints.storage,
             endpoints.scheduler,
             "(off)" if metrics is None else f"http://{metrics}/metrics",
+            "(off)" if dashboard is None else f"http://{dashboard}/",
             embedded.data_dir,
             extra={
                 "storage": str(endpoints.storage),
                 "scheduler": str(endpoints.scheduler),
                 "metrics": None if metrics is None else str(metrics),
+                "dashboard": None if dashboard is None else str(dashboard),
                 "data_dir": str(embedded.data_dir),
             },
         )
@@ -138,20 +148,29 @@ async def run_embedded_cluster(
         raise failure
 
 
-async def _serve_metrics(nursery: trio.Nursery, config: ExecutionManagerConfig) -> Endpoint | None:
-    """Serve the cluster's metrics and health endpoints in ``nursery``; where, or ``None`` if
-    they are off. The default port, if busy, gives way to a free one: a second cluster on the
-    machine (or a test run) must still start."""
+async def _serve_metrics(
+    nursery: trio.Nursery, config: ExecutionManagerConfig, storage: Endpoint
+) -> Endpoint | None:
+    """Serve the cluster's metrics and health endpoints, and the dashboard unless it is off,
+    in ``nursery``; where, or ``None`` if they are off. The default port, if busy, gives way to
+    a free one: a second cluster on the machine (or a test run) must still start."""
     metrics = config.metrics_config(embedded=True)
     if not metrics.enabled:
         return None
+    pages: dict[str, Route] = {}
+    if config.embedded.dashboard:
+        # The dashboard reads storage as any client does, over gRPC on loopback: it sees what
+        # `spider` sees, and its sampling costs one status call every two seconds.
+        client_config = ClientConfig(rpc=RpcConfig(tls=config.security.tls))
+        pages = await nursery.start(run_dashboard_of, storage, client_config)
+    serve = functools.partial(serve_http, pages=pages)
     try:
-        port: int = await nursery.start(serve_http, metrics, "embedded cluster")
+        port: int = await nursery.start(serve, metrics, "embedded cluster")
     except ListenError as error:
         if config.metrics is not None:
             raise
         LOGGER.warning("%s; serving the metrics on a free port instead", error)
-        port = await nursery.start(serve_http, attrs.evolve(metrics, port=0), "embedded cluster")
+        port = await nursery.start(serve, attrs.evolve(metrics, port=0), "embedded cluster")
     return Endpoint(metrics.host, port)
 
 

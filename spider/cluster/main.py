@@ -40,6 +40,8 @@ async def run_embedded_em(config: ExecutionManagerConfig, stop: EmStop) -> None:
                 if endpoints.metrics is None
                 else f", metrics at http://{endpoints.metrics}/metrics"
             )
+            if endpoints.dashboard is not None:
+                metrics += f", dashboard at http://{endpoints.dashboard}/"
             print(
                 f"Spider-py embedded cluster: storage at {endpoints.storage}, scheduler at "
                 f"{endpoints.scheduler}{metrics}, data in {config.embedded.data_dir}. "

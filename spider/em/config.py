@@ -161,6 +161,9 @@ class EmbeddedConfig:
     storage_port: int = attrs.field(default=50051, validator=_valid_listen_port)
     scheduler_port: int = attrs.field(default=50052, validator=_valid_listen_port)
     """0 picks a free port (the chosen one is logged and printed)."""
+    dashboard: bool = True
+    """Serve the web dashboard (docs/dashboard.md) at ``/`` of the metrics port; it is served
+    only while that port is on (``metrics``)."""
 
 
 @attrs.frozen

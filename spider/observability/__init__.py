@@ -2,7 +2,15 @@
 HTTP (docs/operations.md#metrics-and-health)."""
 
 from spider.observability.config import MetricsConfig
-from spider.observability.http import serve_http
+from spider.observability.http import Answer, HttpRequest, Route, serve_http
 from spider.observability.readiness import READINESS, Readiness
 
-__all__ = ["READINESS", "MetricsConfig", "Readiness", "serve_http"]
+__all__ = [
+    "READINESS",
+    "Answer",
+    "HttpRequest",
+    "MetricsConfig",
+    "Readiness",
+    "Route",
+    "serve_http",
+]

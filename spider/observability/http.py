@@ -1,4 +1,5 @@
-"""``serve_http``: ``/metrics`` (Prometheus text format), ``/healthz`` and ``/readyz`` on one port.
+"""``serve_http``: ``/metrics`` (Prometheus text format), ``/healthz`` and ``/readyz`` on one port,
+plus any pages a caller adds (the embedded cluster adds the dashboard's).
 
 The server is the standard library's threading HTTP server on a thread of its own: a scrape or a
 probe never waits for the Trio loop, and a busy loop never delays an answer to a liveness probe
@@ -12,11 +13,13 @@ import json
 import logging
 import socket
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Final
 
+import attrs
 import prometheus_client
 import trio
 from prometheus_client.registry import CollectorRegistry
@@ -29,7 +32,23 @@ LOGGER: Final = logging.getLogger("spider.observability")
 
 Answer = tuple[HTTPStatus, str, bytes]
 """Status, content type, body."""
-Route = Callable[[], Answer]
+
+
+@attrs.frozen
+class HttpRequest:
+    """A GET request as a route sees it."""
+
+    path: str
+    query: Mapping[str, list[str]] = attrs.field(factory=dict)
+
+    def first(self, name: str) -> str | None:
+        """The first value of query parameter ``name``, if given."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+Route = Callable[[HttpRequest], Answer]
+"""Answers a path; a route whose key ends in ``/`` answers every path under it."""
 
 _POLL_INTERVAL_SEC: Final = 0.1
 """How long stopping the server may wait for its accept loop to notice."""
@@ -41,15 +60,17 @@ async def serve_http(
     *,
     readiness: Readiness = READINESS,
     registry: CollectorRegistry = prometheus_client.REGISTRY,
+    pages: Mapping[str, Route] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the endpoints on ``config``'s address until cancelled, logging where (``name``:
-    the service, for the line); ``task_status`` gets the bound port. ``ListenError`` if the
-    address cannot be bound."""
+    """Serve the endpoints, and ``pages`` if given, on ``config``'s address until cancelled,
+    logging where (``name``: the service, for the line); ``task_status`` gets the bound port.
+    ``ListenError`` if the address cannot be bound."""
     routes: dict[str, Route] = {
-        "/metrics": lambda: _metrics(registry),
-        "/healthz": lambda: (HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n"),
-        "/readyz": lambda: _readyz(readiness),
+        **(pages or {}),
+        "/metrics": lambda request: _metrics(registry),
+        "/healthz": lambda request: (HTTPStatus.OK, "text/plain; charset=utf-8", b"ok\n"),
+        "/readyz": lambda request: _readyz(readiness),
     }
     server = _bind(config, routes)
     thread = threading.Thread(
@@ -104,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "spider-py"
 
     def do_GET(self) -> None:
-        route = self.routes.get(self.path.partition("?")[0])
+        url = urllib.parse.urlsplit(self.path)
+        route = self.routes.get(url.path) or _under(self.routes, url.path)
         if route is None:
             status, content_type, body = (
                 HTTPStatus.NOT_FOUND,
@@ -112,7 +134,16 @@ class _Handler(BaseHTTPRequestHandler):
                 f"no such page; try {', '.join(self.routes)}\n".encode(),
             )
         else:
-            status, content_type, body = route()
+            request = HttpRequest(url.path, urllib.parse.parse_qs(url.query))
+            try:
+                status, content_type, body = route(request)
+            except Exception:
+                LOGGER.exception("http: %s failed", url.path)
+                status, content_type, body = (
+                    HTTPStatus.INTERNAL_SERVER_ERROR,
+                    "text/plain; charset=utf-8",
+                    b"internal error; see the service's log\n",
+                )
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -122,6 +153,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         # Probes come every few seconds: one line each would drown the service's own.
         LOGGER.debug("http: " + format, *args)
+
+
+def _under(routes: Mapping[str, Route], path: str) -> Route | None:
+    """The route of the longest ``.../`` key that ``path`` is under."""
+    prefixes = [key for key in routes if key.endswith("/") and path.startswith(key)]
+    return routes[max(prefixes, key=len)] if prefixes else None
 
 
 def _metrics(registry: CollectorRegistry) -> Answer:

@@ -23,6 +23,8 @@ class EmbeddedProcess:
     data_dir: Path
     metrics_port: int | None
     """Where ``/metrics`` is served, if the banner says so."""
+    dashboard_url: str | None
+    """Where the dashboard is served, if the banner says so."""
 
 
 @contextmanager
@@ -60,7 +62,8 @@ def embedded_cluster(
         storage_port = int(banner.split("storage at 127.0.0.1:")[1].split(",")[0])
         metrics = banner.partition("metrics at http://127.0.0.1:")[2]
         metrics_port = int(metrics.split("/")[0]) if metrics else None
-        yield EmbeddedProcess(process, storage_port, data_dir, metrics_port)
+        dashboard = banner.partition("dashboard at ")[2].split(",")[0] or None
+        yield EmbeddedProcess(process, storage_port, data_dir, metrics_port, dashboard)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=STARTUP_TIMEOUT) == 0
     finally:
