@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from spider.cli._dashboard import add_dashboard_command, serve_dashboard
 from spider.cli._exit import CliExit, status_for
 from spider.cli._job_files import load_job
 from spider.cli._listings import (
@@ -44,6 +45,7 @@ from spider.client import (
     status_document,
 )
 from spider.core.config import ConfigError
+from spider.core.exception_groups import leaves_if_only
 from spider.rpc import Endpoint, RpcConfig, RpcError, SecurityConfig, TlsConfig
 from spider.rpc.auth import check_security
 
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text, description=text.capitalize() + ".")
         command.add_argument("job_id", type=int, metavar="JOB")
     add_listing_commands(commands)
+    add_dashboard_command(commands)
     commands.add_parser(
         "status",
         help="cluster status: storage, scheduler, execution managers, queues, jobs by state",
@@ -292,6 +295,8 @@ async def _run_command(
         return CliExit.OK
     if command in LISTING_COMMANDS:
         return await run_listing(client, args, output)
+    if command == "dashboard":
+        return await serve_dashboard(client, args, output)
     job = SubmittedJob(args.job_id)
     document: dict[str, Any] = {"job_id": job.id}
     if command == "watch":
@@ -378,6 +383,18 @@ def _group_credential(
     return None
 
 
+def _unwrapped_interrupt(
+    run: Callable[[Callable[[], Awaitable[int]]], int], main: Callable[[], Awaitable[int]]
+) -> int:
+    """``run(main)``, with a Ctrl-C that a nursery wrapped in an exception group raised bare."""
+    try:
+        return run(main)
+    except BaseExceptionGroup as group:
+        if leaves_if_only(group, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run ``spider``; return its exit status."""
     args = build_parser().parse_args(argv)
@@ -400,11 +417,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return await _run_command(client, args, output, description)
 
     try:
-        return trio.run(run)
+        return _unwrapped_interrupt(trio.run, run)
     except ClientError as error:
         status = status_for(error)
         output.failure(error, status.name.lower())
         return status
     except KeyboardInterrupt:
+        if args.command == "dashboard":  # Ctrl-C is how a dashboard is meant to stop
+            return CliExit.OK
         output.failure(KeyboardInterrupt("interrupted"), "interrupted")
         return CliExit.INTERRUPTED

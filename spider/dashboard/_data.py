@@ -76,6 +76,11 @@ class DashboardData:
         if status.details is not None:
             self.throughput.add(now, sum(status.details.task_outcomes.values()))
 
+    @property
+    def problem(self) -> str | None:
+        """Why the last reading failed; ``None`` once one succeeded since."""
+        return self._problem
+
     def overview(self) -> dict[str, Any]:
         """The last reading, what went wrong since if anything, and the throughput points."""
         return {

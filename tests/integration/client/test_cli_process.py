@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -271,3 +272,50 @@ async def test_spider_jobs_lists_filters_and_refuses_bad_filters(
         for bad in (["--state", "Sleeping"], ["--since", "yesterday"], ["--limit", "0"]):
             code, refused = await spider_cli(port, "jobs", *bad)
             assert code == CliExit.USAGE, (bad, refused)
+
+
+async def test_spider_dashboard_serves_the_api_for_this_storage_until_ctrl_c(
+    storage_process: int, job_file: Path
+) -> None:
+    port = storage_process
+    with trio.fail_after(LIMIT):
+        code, submitted = await spider_cli(port, "submit", "--no-start", str(job_file))
+        assert code == CliExit.OK
+        process = await trio.lowlevel.open_process(
+            [
+                sys.executable,
+                "-m",
+                "spider.cli",
+                "--storage",
+                f"127.0.0.1:{port}",
+                "--json",
+                "dashboard",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        try:
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1)
+                assert chunk, "spider dashboard exited before serving"
+                line += chunk
+            url = json.loads(line)["dashboard"]
+            listed = json.loads(await trio.to_thread.run_sync(_http_get, f"{url}api/jobs"))
+            ready = json.loads(await trio.to_thread.run_sync(_http_get, f"{url}readyz"))
+            page = await trio.to_thread.run_sync(_http_get, url)
+        finally:
+            process.send_signal(signal.SIGINT)
+            status = await process.wait()
+    assert [job["job_id"] for job in listed["jobs"]] == [submitted["job_id"]]
+    assert ready == {"conditions": {"storage": None}, "ready": True}
+    assert b'<script src="/static/app.js">' in page
+    assert status == CliExit.OK
+
+
+def _http_get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=LIMIT) as reply:
+        body: bytes = reply.read()
+        return body
