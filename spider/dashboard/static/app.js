@@ -306,6 +306,10 @@ function taskGraph(tasks) {
 // --- routing -------------------------------------------------------------------------------
 
 async function render() {
+  const label = document.getElementById("storage");
+  if (!label.textContent) {
+    label.textContent = `storage ${(await api("/api/overview").catch(() => ({}))).storage || "?"}`;
+  }
   const [path, search] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(search || "");
   const match = path.match(/^\/jobs\/(\d+)$/);
