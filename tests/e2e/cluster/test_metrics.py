@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,7 +83,7 @@ def test_each_service_reports_its_share_of_a_job(
     assert sample(after["storage"], "spider_storage_db_available") == 1
 
 
-def _spider_json(cluster: Cluster, *args: str) -> Any:
+def _spider_json(cluster: Cluster, *args: str, check: bool = True) -> Any:
     result = subprocess.run(
         [
             sys.executable,
@@ -96,7 +97,7 @@ def _spider_json(cluster: Cluster, *args: str) -> Any:
         capture_output=True,
         text=True,
         timeout=60,
-        check=True,
+        check=check,
     )
     return json.loads(result.stdout)
 
@@ -113,3 +114,54 @@ def test_each_em_registers_the_address_storage_sees_it_from(
     assert len(alive) == 2
     # Storage is on loopback here, so loopback is the EMs' route to it (not 0.0.0.0).
     assert {em.ip_address for em in alive} == {"127.0.0.1"}
+
+
+def _increment_job(failures: int) -> dict[str, Any]:
+    integer = {"Value": {"Primitive": {"Int": "Int64"}}}
+    return {
+        "graph": {
+            "schema_version": "0.1.0",
+            "tasks": [
+                {
+                    "tdl_context": {"package": "spider_examples", "task_func": "flaky::increment"},
+                    "inputs": [integer, integer],
+                    "outputs": [integer],
+                    "input_sources": None,
+                }
+            ],
+            "commit_task": None,
+            "cleanup_task": None,
+        },
+        "inputs": [41, failures],
+    }
+
+
+def test_the_command_line_starts_watches_lists_and_explains_jobs_across_processes(
+    metered_cluster: Cluster, tmp_path: Path
+) -> None:
+    succeeding = tmp_path / "succeeding.json"
+    succeeding.write_text(json.dumps(_increment_job(failures=0)))
+    failing = tmp_path / "failing.json"
+    failing.write_text(json.dumps(_increment_job(failures=1)))
+
+    held = _spider_json(metered_cluster, "submit", "--no-start", str(succeeding))
+    job = str(held["job_id"])
+    assert held["state"] == "Ready"
+    assert _spider_json(metered_cluster, "start", job)["state"] == "Running"
+    watched = _spider_json(metered_cluster, "watch", job)
+    assert (watched["state"], watched["outputs"]) == ("Succeeded", [42])
+    listing = _spider_json(metered_cluster, "tasks", job)
+    assert listing["counts"] == {"Succeeded": 1}
+    assert listing["tasks"][0]["function"] == "spider_examples::flaky::increment"
+
+    failed = _spider_json(metered_cluster, "submit", "--wait", str(failing), check=False)
+    assert failed["state"] == "Failed"
+    error = _spider_json(metered_cluster, "error", str(failed["job_id"]))["error"]
+    assert error.splitlines()[0] == (
+        "in-task failure: RuntimeError: attempt 1 fails on purpose (1 must fail)"
+    )
+    assert f"of job {failed['job_id']}" in error.splitlines()[1]
+    failed_tasks = _spider_json(metered_cluster, "tasks", str(failed["job_id"]))
+    assert failed_tasks["tasks"][0]["error"] == error.splitlines()[0]
+    newest = _spider_json(metered_cluster, "jobs", "--limit", "2")["jobs"]
+    assert [item["job_id"] for item in newest] == [failed["job_id"], held["job_id"]]
