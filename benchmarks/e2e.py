@@ -14,7 +14,14 @@ Every system runs on this machine, on loopback, started and stopped by this scri
 * **Metrics variants** (``embedded-metrics``, ``multi-metrics``; not in the default set):
   each process serves its Prometheus metrics (docs/operations.md#metrics-and-health), scraped
   every second by a thread of this script; their tables end with their cost as ratios to
-  ``embedded`` and ``multi``, which run with metrics off.
+  ``embedded`` and ``multi``, which run with metrics off. The embedded cluster serves its web
+  dashboard whenever it serves metrics, so ``embedded-metrics`` also runs the dashboard's
+  sampler (one ``GetClusterStatus`` every 2 s); ``embedded`` runs neither.
+* **Dashboard variant** (``embedded-dashboard``; not in the default set): ``embedded-metrics``
+  plus a thread of this script acting as one browser tab open on a job's page
+  (docs/dashboard.md): every 2 s it reads ``/api/overview`` and ``/api/jobs/ID`` of the job it
+  follows, the newest job, picked from ``/api/jobs?limit=1`` again once the one it follows has
+  ended. Every read must answer 200; the counts are printed. Measured against ``embedded``.
 * **Celery**: a prefork worker (``--concurrency N``) with a private ``redis-server`` (no
   persistence) as broker and result backend. Celery and redis-py are pip-installed into this
   interpreter (pinned) and ``redis-server`` apt-installed (sudo unless root) when missing.
@@ -50,12 +57,14 @@ figures are noisy; ratios less so).
 
 Run: ``python benchmarks/e2e.py [--runs N] [--warmup N] [--tasks N] [--in-flight N]
 [--systems embedded,multi,celery]`` (``--systems multi,multi-auth,multi-tls`` for the cost of
-security, ``--systems embedded,embedded-metrics,multi,multi-metrics`` for that of metrics). Progress goes to stderr, tables to stdout.
+security, ``--systems embedded,embedded-metrics,multi,multi-metrics`` for that of metrics,
+``--systems embedded,embedded-metrics,embedded-dashboard`` for that of the dashboard). Progress goes to stderr, tables to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import functools
 import importlib
@@ -103,6 +112,7 @@ VARIANT_BASES = {
     "multi-tls": "multi",
     "multi-metrics": "multi",
     "embedded-metrics": "embedded",
+    "embedded-dashboard": "embedded",
 }
 """Systems not in the default set, and the one each is measured against (same run)."""
 SYSTEM_NAMES = {
@@ -112,11 +122,18 @@ SYSTEM_NAMES = {
     "multi-tls": "Spider-py multi-process, mutual TLS and credentials on",
     "multi-metrics": "Spider-py multi-process, metrics on and scraped",
     "embedded-metrics": "Spider-py embedded, metrics on and scraped",
+    "embedded-dashboard": "Spider-py embedded, metrics scraped and a dashboard tab open",
     "celery": "Celery (prefork, Redis)",
 }
 SCRAPE_INTERVAL_SEC = 1.0
 """How often the metrics variants scrape every service: more often than a Prometheus would
 (15 s by default), so the cost measured is an upper bound."""
+BROWSE_INTERVAL_SEC = 2.0
+"""How often the dashboard variant reads the dashboard's API, as an open tab does
+(``REFRESH_MS`` in spider/dashboard/static/app.js)."""
+ENDED_JOB_STATES = ("Succeeded", "Failed", "Cancelled")
+DASHBOARD_READS: collections.Counter[str] = collections.Counter()
+"""Reads of the dashboard's API that answered 200, by route, over the whole run."""
 
 SPIDER_PACKAGE = '''
 from spider.tdl import task
@@ -390,10 +407,16 @@ def free_port() -> int:
 
 
 def start_embedded(
-    stack: contextlib.ExitStack, directory: Path, executors: int, *, metrics: bool = False
+    stack: contextlib.ExitStack,
+    directory: Path,
+    executors: int,
+    *,
+    metrics: bool = False,
+    browse: bool = False,
 ) -> tuple[Target, list[Service]]:
-    """The embedded cluster; its storage endpoint and its process. ``metrics``: serve them on
-    a free port and scrape them every ``SCRAPE_INTERVAL_SEC``; else off."""
+    """The embedded cluster; its storage endpoint and its process. ``metrics``: serve them (and
+    the dashboard) on a free port and scrape them every ``SCRAPE_INTERVAL_SEC``; else off.
+    ``browse`` (with ``metrics``): also read the dashboard as one open tab does."""
     config = directory / "em.yaml"
     config.write_text(
         f"task_executor: {{package_dir: {directory / 'packages'}}}\n"
@@ -410,7 +433,56 @@ def start_embedded(
     if metrics:
         metrics_at = banner.split("metrics at http://")[1].split("/")[0]
         stack.enter_context(scraping([metrics_at]))
+    if browse:
+        dashboard_at = banner.split("dashboard at http://")[1].split("/")[0]
+        stack.enter_context(browsing(dashboard_at))
     return Target(endpoint), [em]
+
+
+@contextlib.contextmanager
+def browsing(endpoint: str) -> Iterator[None]:
+    """Read the dashboard at ``host:port`` as one browser tab on a job's page would, in a
+    thread, until the block ends: at once and then every ``BROWSE_INTERVAL_SEC``, the overview
+    and the page of the job followed (the newest, picked again once the followed one ended).
+    Fails the run if a read fails or answers other than 200."""
+    stop = threading.Event()
+    failures: list[str] = []
+    reads: collections.Counter[str] = collections.Counter()
+
+    def read(path: str, route: str) -> Any:
+        with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as page:
+            if page.status != 200:  # urlopen raises on 4xx and 5xx; 1xx-3xx are wrong too
+                raise OSError(f"{path} answered {page.status}")
+            document = json.loads(page.read())
+        reads[route] += 1
+        return document
+
+    def browse() -> None:
+        job: dict[str, Any] | None = None
+        while True:
+            try:
+                read("/api/overview", "overview")
+                if job is None or job["state"] in ENDED_JOB_STATES:
+                    newest = read("/api/jobs?limit=1", "job list")["jobs"]
+                    job = newest[0] if newest else job
+                if job is not None:
+                    job = read(f"/api/jobs/{job['job_id']}", "job page")
+            except (OSError, ValueError, KeyError) as error:
+                failures.append(f"{endpoint}: {error!r}")
+            if stop.wait(BROWSE_INTERVAL_SEC):
+                return
+
+    thread = threading.Thread(target=browse, name="dashboard tab", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    DASHBOARD_READS.update(reads)
+    progress(f"dashboard reads answered 200: {dict(reads)}")
+    if failures or not reads["overview"]:
+        raise RuntimeError(f"reading the dashboard failed: {failures[:3] or 'no read'}")
 
 
 @contextlib.contextmanager
@@ -965,6 +1037,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif system == "embedded-metrics":
             metered = functools.partial(start_embedded, metrics=True)
             results[system] = measure_spider(system, metered, args)
+        elif system == "embedded-dashboard":
+            browsed = functools.partial(start_embedded, metrics=True, browse=True)
+            results[system] = measure_spider(system, browsed, args)
         elif system == "multi-metrics":
             results[system] = measure_spider(
                 system, functools.partial(start_multi, metrics=True), args
@@ -981,6 +1056,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print()
     report(results, args)
+    if DASHBOARD_READS:
+        print()
+        print(
+            "Reads of the dashboard's API that answered 200 (embedded-dashboard, all phases): "
+            + ", ".join(f"{route} {count}" for route, count in DASHBOARD_READS.items())
+        )
 
 
 if __name__ == "__main__":
