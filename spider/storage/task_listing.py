@@ -17,6 +17,7 @@ regular tasks as unknown, except that every regular task of a job past its last 
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Sequence
 from typing import Final
@@ -36,6 +37,9 @@ from spider.storage.task_control import TaskControlBlock
 from spider.storage.task_records import TaskRecord, TaskRecordsError, decode_task_records
 
 LOGGER = logging.getLogger("spider.storage.task_listing")
+
+MAX_KEPT_TASKS: Final = 200_000
+"""Tasks of ended jobs kept decoded for listings (about 100 MB at the most)."""
 
 _PAST_REGULAR_TASKS: Final = frozenset({JobState.COMMIT_READY, JobState.SUCCEEDED})
 """Job states in which every regular task has succeeded."""
@@ -64,12 +68,48 @@ class TaskListingPage:
     """The first regular task of the next page; ``None`` after the last page."""
 
 
+@attrs.frozen
+class _Decoded:
+    graph: TaskGraph
+    records: list[TaskRecord] | None
+
+
+@attrs.define(eq=False)
+class EndedListings:
+    """The decoded graphs and task records of jobs whose regular tasks are over (they no longer
+    change), the most recently listed kept up to ``max_tasks`` tasks in all. Paging through a
+    big job, or a dashboard refreshing its page, decodes it once: without this each page decoded
+    the whole stored graph and records (0.4 s of CPU per page for a 12,000-task job)."""
+
+    max_tasks: int = MAX_KEPT_TASKS
+    _entries: collections.OrderedDict[JobId, _Decoded] = attrs.field(
+        factory=collections.OrderedDict
+    )
+    _held: int = 0
+
+    def get(self, job_id: JobId) -> _Decoded | None:
+        decoded = self._entries.get(job_id)
+        if decoded is not None:
+            self._entries.move_to_end(job_id)
+        return decoded
+
+    def put(self, job_id: JobId, decoded: _Decoded) -> None:
+        if len(decoded.graph) > self.max_tasks:
+            return
+        self._entries[job_id] = decoded
+        self._held += len(decoded.graph)
+        while self._held > self.max_tasks:
+            _, dropped = self._entries.popitem(last=False)
+            self._held -= len(dropped.graph)
+
+
 async def job_tasks(
     persistence: Persistence,
     jcb: JobControlBlock | None,
     job_id: JobId,
     first: int,
     limit: int,
+    ended: EndedListings,
 ) -> TaskListingPage:
     """Regular tasks ``first`` to ``first + limit - 1`` of the job (``jcb`` if cached), and on
     the page that reaches the end its commit and cleanup tasks. Raises ``JobNotFound``."""
@@ -80,20 +120,20 @@ async def job_tasks(
             TaskRecord.of(dataflow.tasks[index]) for index in page
         ]
         return _page(jcb.state, dataflow.graph, page, records, jcb)
-    stored = await persistence.get_job_tasks(job_id)
-    state = jcb.state if jcb is not None else stored.state
-    graph = await _decode_graph(persistence, job_id, stored.compressed_task_graph)
+    decoded = ended.get(job_id)
+    if decoded is None:
+        stored = await persistence.get_job_tasks(job_id)
+        state = jcb.state if jcb is not None else stored.state
+        blob = jcb.task_records if jcb is not None and jcb.task_records else stored.task_records
+        decoded = await _decode(persistence, job_id, stored.compressed_task_graph, blob)
+        ended.put(job_id, decoded)
+    else:
+        # Still the database's word on whether the job exists (retention may have deleted it)
+        # and on its state, which a Cancelled or Failed job keeps but a CommitReady one changes.
+        state = jcb.state if jcb is not None else (await persistence.get_job_status(job_id)).state
+    graph = decoded.graph
     page = range(first, min(first + limit, len(graph)))
-    blob = jcb.task_records if jcb is not None and jcb.task_records else stored.task_records
-    all_records = await _decode_records(persistence, job_id, blob) if blob else None
-    if all_records is not None and len(all_records) != len(graph):
-        LOGGER.warning(
-            "job %s: %d task records for %d tasks; its tasks are listed as unknown",
-            job_id,
-            len(all_records),
-            len(graph),
-        )
-        all_records = None
+    all_records = decoded.records
     records = None if all_records is None else [all_records[index] for index in page]
     if records is None and state in _PAST_REGULAR_TASKS:
         records = [TaskRecord(TaskState.SUCCEEDED, 0, None, None) for _ in page]
@@ -149,6 +189,22 @@ def _termination_record(cached: TaskControlBlock | None, implied: bool) -> TaskR
     if implied:
         return TaskRecord(TaskState.SUCCEEDED, 0, None, None)
     return None
+
+
+async def _decode(
+    persistence: Persistence, job_id: JobId, compressed_graph: bytes, records: bytes | None
+) -> _Decoded:
+    graph = await _decode_graph(persistence, job_id, compressed_graph)
+    decoded = await _decode_records(persistence, job_id, records) if records else None
+    if decoded is not None and len(decoded) != len(graph):
+        LOGGER.warning(
+            "job %s: %d task records for %d tasks; its tasks are listed as unknown",
+            job_id,
+            len(decoded),
+            len(graph),
+        )
+        decoded = None
+    return _Decoded(graph, decoded)
 
 
 async def _decode_graph(persistence: Persistence, job_id: JobId, data: bytes) -> TaskGraph:

@@ -230,6 +230,7 @@ async function jobView(jobId) {
       h("span", { class: "task-error", "data-task": task.task }, task.error)])));
   }
   show(...parts);
+  endedJobShown = ENDED.has(job.state);
 }
 
 function taskDetail(task) {
@@ -313,6 +314,7 @@ async function render() {
   const [path, search] = (location.hash.slice(1) || "/").split("?");
   const params = new URLSearchParams(search || "");
   const match = path.match(/^\/jobs\/(\d+)$/);
+  endedJobShown = false;
   try {
     if (match) await jobView(match[1]);
     else if (path === "/jobs") await jobsView(params);
@@ -323,10 +325,15 @@ async function render() {
   document.body.dataset.rendered = String(Number(document.body.dataset.rendered || 0) + 1);
 }
 
+// A job that has ended does not change: its page is drawn once, not every 2 seconds (reading a
+// big ended job's tasks is the dashboard's most expensive call).
+const ENDED = new Set(["Succeeded", "Failed", "Cancelled"]);
+let endedJobShown = false;
+
 async function refresh() {
   clearTimeout(timer);
   await render();
-  timer = setTimeout(refresh, REFRESH_MS);
+  if (!endedJobShown) timer = setTimeout(refresh, REFRESH_MS);
 }
 
 window.addEventListener("hashchange", () => { selectedTask = null; refresh(); });

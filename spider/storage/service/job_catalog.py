@@ -23,7 +23,7 @@ from spider.storage.service._unpack import (
     task_id_to_proto,
 )
 from spider.storage.state import StorageState
-from spider.storage.task_listing import ListedTask, TaskListingPage, job_tasks
+from spider.storage.task_listing import EndedListings, ListedTask, TaskListingPage, job_tasks
 
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
@@ -40,6 +40,7 @@ class JobCatalogService(catalog_pb.JobCatalogServiceBase):
     def __init__(self, state: StorageState, gate: GroupGate) -> None:
         self._state = state
         self._gate = gate
+        self._ended = EndedListings()
 
     async def list_jobs(self, request: catalog_pb.ListJobsRequest) -> catalog_pb.ListJobsResponse:
         """A page of matching jobs, newest first, and the token of the next page."""
@@ -78,6 +79,7 @@ class JobCatalogService(catalog_pb.JobCatalogServiceBase):
                 job_id,
                 first,
                 limit,
+                self._ended,
             )
         return task_page_to_proto(page)
 

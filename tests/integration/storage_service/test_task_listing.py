@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import pytest
 import trio
 
 from spider.client import JobNotFoundError, SpiderClient, TaskListing, TaskPage, open_client
+from spider.core.ids import JobId
 from spider.core.job_state import JobState
 from spider.core.task_id import TaskId
 from spider.core.task_state import TaskState
@@ -162,3 +164,26 @@ async def test_an_unknown_job_is_not_found(storage: RunningStorage) -> None:
             await client.get_job_tasks(987_654)
         with pytest.raises(JobNotFoundError):
             await client.get_job_tasks(2**64 - 1)
+
+
+async def test_an_ended_job_is_decoded_once_however_many_pages_are_read(
+    storage: RunningStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = flat(6)
+    job_id = await submit(storage, graph, [1, 2, 3, 4, 5, 6])
+    await storage.client.call(JOBS, "CancelJob", job_id=job_id)
+    database = storage.state.persistence.database
+    reads = []
+    read_graph = database.get_job_tasks
+
+    def counted(job: JobId) -> Any:
+        reads.append(job)
+        return read_graph(job)
+
+    monkeypatch.setattr(database, "get_job_tasks", counted)
+    async with catalog_client(storage) as client:
+        first = await every_task(client, job_id, page_size=2)
+        again = await every_task(client, job_id, page_size=2)
+    assert first == again
+    assert states(first)[:6] == [CANCELLED] * 6
+    assert reads == [job_id]
