@@ -1,8 +1,9 @@
 """How a server reads a call's request, and bounds the status message it answers with.
 
 Client mistakes at this layer (a body that does not decode, a truncated or oversized one) are
-answered INVALID_ARGUMENT or RESOURCE_EXHAUSTED and logged as one WARNING line; they never reach
-a handler and never become UNKNOWN (docs/limits.md).
+answered INVALID_ARGUMENT or RESOURCE_EXHAUSTED and logged as one WARNING line, at most a few per
+client host a minute (``PeerLogLimit``); they never reach a handler and never become UNKNOWN
+(docs/limits.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from google.protobuf.message import DecodeError
 from grpclib.exceptions import GRPCError
 
 from spider.core.bounds import MAX_STATUS_MESSAGE_CHARS, QUOTE_CHARS, truncated
+from spider.rpc._log_limit import PeerLogLimit, left_out_note
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -32,7 +34,10 @@ _FRAME_HEADER_BYTES = 5
 
 
 async def receive_request(
-    stream: grpclib.server.Stream[Any, Any], route: str, max_request_bytes: int
+    stream: grpclib.server.Stream[Any, Any],
+    route: str,
+    max_request_bytes: int,
+    refusals: PeerLogLimit,
 ) -> object:
     """The call's one request message, or the ``GRPCError`` a client mistake answers with.
 
@@ -44,9 +49,17 @@ async def receive_request(
     h2_stream = stream._stream
     header = await h2_stream.recv_data(_FRAME_HEADER_BYTES)
     if len(header) < _FRAME_HEADER_BYTES:
-        _refuse(route, Status.INVALID_ARGUMENT, "the call ended without a request message")
+        _refuse(
+            stream,
+            refusals,
+            route,
+            Status.INVALID_ARGUMENT,
+            "the call ended without a request message",
+        )
     if header[0]:
         _refuse(
+            stream,
+            refusals,
             route,
             Status.INVALID_ARGUMENT,
             "the request is compressed; this server accepts only uncompressed messages",
@@ -54,6 +67,8 @@ async def receive_request(
     length = int.from_bytes(header[1:], "big")
     if length > max_request_bytes:
         _refuse(
+            stream,
+            refusals,
             route,
             Status.RESOURCE_EXHAUSTED,
             f"the request is {length} bytes, over the server's limit of {max_request_bytes} "
@@ -62,6 +77,8 @@ async def receive_request(
     body = await h2_stream.recv_data(length)
     if len(body) != length:
         _refuse(
+            stream,
+            refusals,
             route,
             Status.INVALID_ARGUMENT,
             f"the request message is truncated: {len(body)} of {length} bytes arrived",
@@ -70,6 +87,8 @@ async def receive_request(
         message = stream._codec.decode(body, stream._recv_type)
     except (DecodeError, ValueError) as exc:
         _refuse(
+            stream,
+            refusals,
             route,
             Status.INVALID_ARGUMENT,
             f"the request is not a valid {stream._recv_type.__name__}: "
@@ -83,12 +102,28 @@ async def receive_request(
     return message
 
 
-def _refuse(route: str, status: Status, message: str) -> NoReturn:
-    LOGGER.warning(
-        "%s answered %s: %s",
-        route,
-        status.name,
-        message,
-        extra={"rpc_method": route, "rpc_status": status.name},
-    )
+def _refuse(
+    stream: grpclib.server.Stream[Any, Any],
+    refusals: PeerLogLimit,
+    route: str,
+    status: Status,
+    message: str,
+) -> NoReturn:
+    peer = stream.peer.addr() if stream.peer is not None else None
+    left_out = refusals.admit(peer)
+    if left_out is not None:
+        LOGGER.warning(
+            "%s answered %s to %s: %s%s",
+            route,
+            status.name,
+            peer,
+            message,
+            left_out_note(left_out),
+            extra={
+                "rpc_method": route,
+                "rpc_status": status.name,
+                "rpc_peer": peer,
+                "rpc_lines_left_out": left_out,
+            },
+        )
     raise GRPCError(status, message)

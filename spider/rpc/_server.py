@@ -34,6 +34,7 @@ from grpclib.protocol import H2Protocol
 
 from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
+from spider.rpc._log_limit import PeerLogLimit
 from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc._metrics import measured
 from spider.rpc._receive import bounded_status_message, receive_request
@@ -126,8 +127,11 @@ async def serve(
     listener = await _listen(host, port)
     async with trio.open_nursery() as handlers:
         launcher = _HandlerLauncher(bridge, handlers)
+        refusals = PeerLogLimit()  # this server's refused-call lines, per client host
         servables = [
-            _TrioService(_adapt(service_methods, launcher, config.max_request_bytes, config.auth))
+            _TrioService(
+                _adapt(service_methods, launcher, config.max_request_bytes, config.auth, refusals)
+            )
             for service_methods in methods
         ]
         try:
@@ -448,9 +452,12 @@ def _adapt(
     launcher: _HandlerLauncher,
     max_request_bytes: int,
     auth: ClusterAuth | None = None,
+    refusals: PeerLogLimit | None = None,
 ) -> dict[str, grpclib.const.Handler]:
     """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``,
-    behind ``auth``'s check for the routes it guards."""
+    behind ``auth``'s check for the routes it guards; refused calls are logged within
+    ``refusals``' limit."""
+    refusals = refusals or PeerLogLimit()
     return {
         method.route: grpclib.const.Handler(
             measured(
@@ -459,8 +466,14 @@ def _adapt(
                     auth,
                     method.route,
                     _stream_handler(
-                        method.route, method.handle, method.reply_type, launcher, max_request_bytes
+                        method.route,
+                        method.handle,
+                        method.reply_type,
+                        launcher,
+                        max_request_bytes,
+                        refusals,
                     ),
+                    refusals,
                 ),
             ),
             grpclib.const.Cardinality.UNARY_UNARY,
@@ -475,8 +488,9 @@ def _guarded(
     auth: ClusterAuth | None,
     route: str,
     handler: Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]],
+    refusals: PeerLogLimit,
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
-    return handler if auth is None else auth.guarded(route, handler)
+    return handler if auth is None else auth.guarded(route, handler, refusals)
 
 
 def _stream_handler(
@@ -485,10 +499,11 @@ def _stream_handler(
     reply_type: type[Any],
     launcher: _HandlerLauncher,
     max_request_bytes: int,
+    refusals: PeerLogLimit,
 ) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
     async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
         launcher.calls[route] += 1
-        request = await receive_request(stream, route, max_request_bytes)
+        request = await receive_request(stream, route, max_request_bytes, refusals)
         peer = stream.peer.addr() if stream.peer is not None else None
         metadata: Mapping[str, str | bytes] = stream.metadata or {}
         callbacks: list[UndeliveredCallback] = []

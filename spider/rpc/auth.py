@@ -19,6 +19,7 @@ from grpclib.exceptions import GRPCError
 
 from spider.core.config import ConfigError
 from spider.rpc._config import SecurityConfig
+from spider.rpc._log_limit import PeerLogLimit, left_out_note
 from spider.rpc._tls import client_context, server_context
 from spider.rpc.errors import Status
 
@@ -114,24 +115,41 @@ class ClusterAuth:
             presented.encode("utf-8", "replace"), self._expected
         )
 
-    def refusal(self, route: str, metadata: Mapping[str, Any] | None, peer: object) -> GRPCError:
-        """The UNAUTHENTICATED answer to a call ``accepts`` refused, logged as one line."""
+    def refusal(
+        self,
+        route: str,
+        metadata: Mapping[str, Any] | None,
+        peer: object,
+        refusals: PeerLogLimit | None = None,
+    ) -> GRPCError:
+        """The UNAUTHENTICATED answer to a call ``accepts`` refused, logged as one line (within
+        ``refusals``' limit, if given)."""
         presented = None if metadata is None else metadata.get(CLUSTER_TOKEN_HEADER)
         reason = "no cluster credential" if presented is None else "a wrong cluster credential"
-        LOGGER.warning(
-            "refused %s from %s: %s",
-            route,
-            peer,
-            reason,
-            extra={"rpc_method": route, "rpc_peer": peer, "rpc_status": "UNAUTHENTICATED"},
-        )
+        left_out = 0 if refusals is None else refusals.admit(peer)
+        if left_out is not None:  # at most a few lines per client host a minute
+            LOGGER.warning(
+                "refused %s from %s: %s%s",
+                route,
+                peer,
+                reason,
+                left_out_note(left_out),
+                extra={
+                    "rpc_method": route,
+                    "rpc_peer": peer,
+                    "rpc_status": "UNAUTHENTICATED",
+                    "rpc_lines_left_out": left_out,
+                },
+            )
         return GRPCError(
             Status.UNAUTHENTICATED,
             f"{route} needs the cluster credential ({CLUSTER_TOKEN_HEADER} metadata): only "
             f"execution managers and schedulers call it; {reason} was sent",
         )
 
-    def guarded(self, route: str, handler: _StreamHandler) -> _StreamHandler:
+    def guarded(
+        self, route: str, handler: _StreamHandler, refusals: PeerLogLimit | None = None
+    ) -> _StreamHandler:
         """``handler`` behind the check, if ``route`` is guarded; else ``handler`` itself."""
         if not self.guards(route):
             return handler
@@ -140,7 +158,7 @@ class ClusterAuth:
             # Checked before the request is read: a refused call costs no decoding.
             if not self.accepts(stream.metadata):
                 peer = stream.peer.addr() if stream.peer is not None else None
-                raise self.refusal(route, stream.metadata, peer)
+                raise self.refusal(route, stream.metadata, peer, refusals)
             await handler(stream)
 
         return check_then_handle

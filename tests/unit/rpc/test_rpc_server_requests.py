@@ -19,6 +19,7 @@ from spider.core.bounds import MAX_STATUS_MESSAGE_CHARS
 from spider.proto.common import Void
 from spider.proto.scheduler import SchedulerServiceStub
 from spider.proto.storage import GetSessionResponse, SessionManagementServiceBase
+from spider.rpc._log_limit import PeerLogLimit
 
 from .rpc_services import LOOPBACK, RecordingScheduler
 
@@ -115,3 +116,18 @@ async def test_a_long_status_message_is_cut_before_it_goes_into_a_trailer(port: 
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert len(message) <= MAX_STATUS_MESSAGE_CHARS
     assert message.endswith("[truncated]")
+
+
+async def test_a_flood_of_bad_bodies_logs_a_few_lines_and_keeps_serving(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="spider.rpc")
+    for _ in range(40):
+        code, _ = await raw_call(port, HEARTBEAT, b"\xff\xff\xff")
+        assert code is grpc.StatusCode.INVALID_ARGUMENT
+    lines = [r for r in caplog.records if r.name == "spider.rpc"]
+    assert len(lines) == PeerLogLimit().burst
+    assert all("127.0.0.1" in r.getMessage() for r in lines)
+    # The server still answers a good call at once.
+    code, _ = await raw_call(port, HEARTBEAT, b"")
+    assert code is grpc.StatusCode.OK
