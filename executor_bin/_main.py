@@ -23,7 +23,12 @@ from spider.executor.exit_status import (
     EXIT_PROTOCOL_ERROR,
 )
 from spider.executor.process_tree import kill_descendants
-from spider.executor.protocol import PROTOCOL_VERSION, Ready, encode_response
+from spider.executor.protocol import (
+    PROTOCOL_VERSION,
+    Ready,
+    encode_package_dir,
+    encode_response,
+)
 
 _LOG = logging.getLogger("spider.executor")
 
@@ -51,7 +56,7 @@ def main() -> int:
         "Executor starts.",
         extra={
             "pid": pid,
-            "package_dir": str(settings.package_dir),
+            "package_dir": encode_package_dir(settings.package_dir),
             "max_frame_bytes": settings.max_frame_bytes,
             "protocol_version": PROTOCOL_VERSION,
             "subreaper": lifeline.subreaper,

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import attrs
 
-from spider.executor.protocol import Execute, Failure, Success, TaskOutcome
+from spider.executor.protocol import (
+    Execute,
+    Failure,
+    Success,
+    TaskOutcome,
+    validate_package_dir,
+)
 from spider.tdl import InvalidPackageName, PackageNotFound, TdlError, TdlPackage, load_package
 
 INTERNAL_ERROR_KIND = "internal"
@@ -29,7 +35,8 @@ class PackageCache:
     package or an invalid name is not cached, so a package installed later is picked up.
     """
 
-    package_dir: Path
+    package_dir: tuple[Path, ...] = attrs.field(converter=validate_package_dir)
+    """The package directories, searched in order (``load_package``)."""
     _entries: dict[str, TdlPackage | TdlError] = attrs.field(factory=dict, init=False)
 
     def get(self, name: str) -> TdlPackage:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from spider.executor.protocol import (
     ENV_LOG_LEVEL,
     ENV_MAX_FRAME_BYTES,
     ENV_PACKAGE_DIR,
+    decode_package_dir,
     validate_max_frame_bytes,
+    validate_package_dir,
 )
 
 DEFAULT_LOG_LEVEL = logging.INFO
@@ -28,7 +31,8 @@ class SettingsError(Exception):
 class Settings:
     """Where packages live, the frame limit and the log level."""
 
-    package_dir: Path
+    package_dir: tuple[Path, ...] = attrs.field(converter=validate_package_dir)
+    """The package directories, searched in order."""
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     log_level: int = DEFAULT_LOG_LEVEL
 
@@ -55,24 +59,31 @@ def log_level_from_environment(env: Mapping[str, str]) -> int:
     return logging.getLevelNamesMapping()[name]
 
 
-def _package_dir(env: Mapping[str, str]) -> Path:
+def _package_dir(env: Mapping[str, str]) -> tuple[Path, ...]:
     raw = env.get(ENV_PACKAGE_DIR)
     if not raw:
         raise SettingsError(
-            f"{ENV_PACKAGE_DIR} is not set: set it to the directory holding the TDL packages"
+            f"{ENV_PACKAGE_DIR} is not set: set it to the directory holding the TDL packages, "
+            f"or to several separated by {os.pathsep!r}"
         )
-    path = Path(raw)
-    if not path.exists():
-        raise SettingsError(
-            f"{ENV_PACKAGE_DIR}={raw!r} does not exist: point it at the directory holding "
-            "the TDL packages"
-        )
-    if not path.is_dir():
-        raise SettingsError(
-            f"{ENV_PACKAGE_DIR}={raw!r} is not a directory: point it at the directory holding "
-            "the TDL packages"
-        )
-    return path
+    try:
+        directories = decode_package_dir(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PACKAGE_DIR}={raw!r} is invalid: {exc}") from None
+    for directory in directories:
+        # Each directory is checked as a single one always was; with several, say which.
+        shown = f"{ENV_PACKAGE_DIR}={raw!r}"
+        if len(directories) > 1:
+            shown += f": directory {str(directory)!r}"
+        if not directory.exists():
+            raise SettingsError(
+                f"{shown} does not exist: point it at the directory holding the TDL packages"
+            )
+        if not directory.is_dir():
+            raise SettingsError(
+                f"{shown} is not a directory: point it at the directory holding the TDL packages"
+            )
+    return directories
 
 
 def _max_frame_bytes(env: Mapping[str, str]) -> int:

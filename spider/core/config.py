@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import cattrs
 import yaml
+from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.pyyaml import make_converter
 
 from spider.core.errors import SpiderError
@@ -39,6 +40,16 @@ def register_union(union: Any, choose: Callable[[Mapping[str, Any]], type]) -> N
 
     _CONVERTER.register_structure_hook(union, structure)
     _CONVERTER.register_structure_hook(union | None, structure_optional)
+
+
+def structure_with_converters(config_type: type) -> None:
+    """Build ``config_type`` handing each field that has an attrs converter its value as the
+    file gives it, so that the converter decides what it accepts (one path or a list of them,
+    say) instead of cattrs first coercing the value to the field's type."""
+    _CONVERTER.register_structure_hook(
+        config_type,
+        make_dict_structure_fn(config_type, _CONVERTER, _cattrs_prefer_attrib_converters=True),
+    )
 
 
 class ConfigError(SpiderError):

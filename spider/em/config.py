@@ -7,7 +7,7 @@
     embedded:  {data_dir: spider-data, host: 127.0.0.1, storage_port: 50051, scheduler_port: 50052}
     liveness:  {storage_heartbeat_interval_sec: 1, scheduler_heartbeat_interval_sec: 1}
     task_executor:
-      package_dir: /opt/spider/packages        # required
+      package_dir: /opt/spider/packages        # required; or a list, searched in order
       bin_path: null                           # default: the bundled Python executor
       max_log_line_bytes: 65536
       inherited_env: []
@@ -62,6 +62,7 @@ from spider.core.config import (
     merge_overrides,
     read_config_file,
     structure_config,
+    structure_with_converters,
 )
 from spider.em._retry import RetryPolicy
 from spider.em.clients import ClientDeadlines
@@ -70,6 +71,7 @@ from spider.em.pool import DEFAULT_MAX_LOG_LINE_BYTES, PoolConfig
 from spider.em.reporting import DEFAULT_MAX_PENDING_REPORTS, DEFAULT_REPORT_SENDERS
 from spider.em.runtime import PLACEHOLDER_IP, ExtensionSettings, RuntimeSettings
 from spider.executor import DEFAULT_MAX_FRAME_BYTES
+from spider.executor.protocol import decode_package_dir, validate_package_dir
 from spider.observability import MetricsConfig
 from spider.rpc import Endpoint, EndpointConfig, SecurityConfig
 
@@ -92,7 +94,8 @@ ENV_OVERRIDES: Final = {
     "SPIDER_EM_METRICS_PORT": "metrics.port",
     "SPIDER_EM_ADVERTISED_HOST": "advertised_host",
 }
-"""Environment variables and the key each one sets (endpoints as ``host:port``)."""
+"""Environment variables and the key each one sets (endpoints as ``host:port``, package
+directories separated by ``os.pathsep``)."""
 
 _MIB: Final = 1024 * 1024
 
@@ -178,8 +181,9 @@ class LivenessConfig:
 class TaskExecutorConfig:
     """How executors are started, and the limits they run under."""
 
-    package_dir: Path
-    """Where TDL packages live; becomes the executors' ``SPIDER_TDL_PACKAGE_DIR``."""
+    package_dir: tuple[Path, ...] = attrs.field(converter=validate_package_dir)
+    """Where TDL packages live: one directory, or a list searched in order (the first holding a
+    package provides it); becomes the executors' ``SPIDER_TDL_PACKAGE_DIR``."""
     bin_path: Path | None = None
     """The executor program; ``None`` for the bundled ``spider-task-executor``."""
     max_log_line_bytes: int = attrs.field(
@@ -195,6 +199,9 @@ class TaskExecutorConfig:
     """Address-space limit of each executor, in MiB; ``None`` for none."""
     warm_spare: bool = True
     """Keep a started executor in reserve per slot, so a crash or timeout costs no start-up."""
+
+
+structure_with_converters(TaskExecutorConfig)
 
 
 @attrs.frozen
@@ -384,6 +391,11 @@ def _env_value(key: str, value: str, name: str) -> Any:
             return int(value)
         except ValueError:
             raise ConfigError(f"environment variable {name}: {value!r} is not an integer") from None
+    if key == "task_executor.package_dir":
+        try:
+            return [str(directory) for directory in decode_package_dir(value)]
+        except ValueError as exc:
+            raise ConfigError(f"environment variable {name}: {exc}") from None
     if key == "shutdown_grace_sec":
         try:
             return float(value)

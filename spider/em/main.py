@@ -44,6 +44,7 @@ from spider.em.config import (
     load_em_config,
 )
 from spider.em.errors import ExecutionManagerError
+from spider.em.package_dir import check_package_dir
 from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
@@ -78,6 +79,7 @@ Precedence: command-line flags, then SPIDER_EM_* environment variables, then the
 defaults. Environment variables:
 {_ENV_HELP}
   {LEVEL_ENV:<30} log level (default INFO)
+SPIDER_EM_PACKAGE_DIR takes several directories separated by {os.pathsep!r}, as PYTHONPATH does.
 
 Signals: the first SIGTERM or SIGINT stops polling at once; a running task gets until its hard
 timeout or shutdown_grace_sec, whichever is first, then is killed and reported as failed;
@@ -133,7 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the address registered with storage (default: the one storage is reached from)",
     )
     parser.add_argument(
-        "--package-dir", type=Path, help="directory of TDL packages (task_executor.package_dir)"
+        "--package-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="directory of TDL packages; repeat it for several, searched in order "
+        "(task_executor.package_dir; replaces the file's list)",
     )
     parser.add_argument(
         "--executors", type=int, metavar="N", help="tasks run at the same time (default 1)"
@@ -168,7 +175,7 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.package_dir is not None:
-        overrides["task_executor.package_dir"] = str(args.package_dir)
+        overrides["task_executor.package_dir"] = [str(directory) for directory in args.package_dir]
     if args.executors is not None:
         overrides["executors"] = args.executors
     if args.shutdown_grace is not None:
@@ -227,6 +234,12 @@ def main(
             "connected execution manager (python -m spider.em runs the embedded cluster)",
             file=sys.stderr,
         )
+        return EmExit.USAGE
+    try:
+        # Before anything starts: a bad directory is a configuration error, not a task failure.
+        check_package_dir(config.task_executor.package_dir)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
         return EmExit.USAGE
     tune_thread_switching(interval)
     return trio.run(_serve, config, embedded)

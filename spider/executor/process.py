@@ -45,9 +45,11 @@ from spider.executor.protocol import (
     TaskOutcome,
     TooLarge,
     decode_response,
+    encode_package_dir,
     encode_request,
     frame,
     validate_max_frame_bytes,
+    validate_package_dir,
 )
 
 # Reaping a SIGKILLed process takes microseconds; the bound only guards against a process
@@ -72,8 +74,9 @@ def _frame_limit(_instance: object, _attribute: object, value: int) -> None:
 class ExecutorConfig:
     """How to start an executor, and the grace periods for ending it."""
 
-    package_dir: Path
-    """The directory TDL packages are loaded from (``SPIDER_TDL_PACKAGE_DIR``)."""
+    package_dir: tuple[Path, ...] = attrs.field(converter=validate_package_dir)
+    """The directories TDL packages are loaded from, searched in order: one path or several
+    (``SPIDER_TDL_PACKAGE_DIR``)."""
     command: tuple[str, ...] = attrs.field(factory=default_executor_command)
     """The executor program and its arguments."""
     max_frame_bytes: int = attrs.field(default=DEFAULT_MAX_FRAME_BYTES, validator=_frame_limit)
@@ -90,7 +93,7 @@ class ExecutorConfig:
         return {
             **os.environ,
             **self.env,
-            ENV_PACKAGE_DIR: str(self.package_dir),
+            ENV_PACKAGE_DIR: encode_package_dir(self.package_dir),
             ENV_MAX_FRAME_BYTES: str(self.max_frame_bytes),
         }
 

@@ -12,8 +12,10 @@ shortest msgpack encoding (as ormsgpack writes it) and nothing after it. Any def
 from __future__ import annotations
 
 import enum
+import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, Final, TypeAlias, cast
 
 import attrs
@@ -37,7 +39,8 @@ HEADER: Final = struct.Struct(">I")
 """The frame header: the body length as a big-endian u32."""
 
 ENV_PACKAGE_DIR: Final = "SPIDER_TDL_PACKAGE_DIR"
-"""Environment variable naming the directory the executor loads TDL packages from (required)."""
+"""Environment variable naming the directories the executor loads TDL packages from, separated
+by ``os.pathsep`` and searched in order (required); one directory is just its path."""
 
 ENV_MAX_FRAME_BYTES: Final = "SPIDER_EXECUTOR_MAX_FRAME_BYTES"
 """Environment variable with the frame limit in bytes (optional, default 8 MiB)."""
@@ -234,6 +237,61 @@ def validate_max_frame_bytes(value: int) -> int:
             f"{MAX_MAX_FRAME_BYTES} bytes, got {value}"
         )
     return value
+
+
+def validate_package_dir(
+    value: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> tuple[Path, ...]:
+    """The directories ``package_dir`` names, in order: one path, or several.
+
+    ``ValueError`` if there is none, an entry is empty or not a path, or one holds
+    ``os.pathsep``, which could not be told apart from the separator in ``SPIDER_TDL_PACKAGE_DIR``.
+    """
+    if isinstance(value, str | os.PathLike):
+        entries: list[object] = [value]
+    elif isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        entries = list(value)
+    else:
+        raise ValueError(f"package_dir must be a directory or a list of directories, got {value!r}")
+    if not entries:
+        raise ValueError("package_dir must name at least one directory")
+    directories = []
+    for entry in entries:
+        text = os.fspath(entry) if isinstance(entry, str | os.PathLike) else None
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"package_dir entries must be directory paths, got {entry!r}")
+        if os.pathsep in text:
+            raise ValueError(
+                f"package_dir entry {text!r} contains {os.pathsep!r}, which separates "
+                f"directories in {ENV_PACKAGE_DIR}: give each directory as an entry of its own"
+            )
+        directories.append(Path(text))
+    return tuple(directories)
+
+
+def encode_package_dir(package_dir: Iterable[Path]) -> str:
+    """``SPIDER_TDL_PACKAGE_DIR``'s value: the directories joined by ``os.pathsep`` (a single
+    directory is its path alone, which is all upstream's executor reads)."""
+    return os.pathsep.join(str(directory) for directory in package_dir)
+
+
+def decode_package_dir(text: str) -> tuple[Path, ...]:
+    """The directories of an ``os.pathsep``-separated list, in order.
+
+    ``ValueError`` for an empty list or an empty entry: unlike ``PYTHONPATH``, where an empty
+    entry means the current directory, here it is a mistake.
+    """
+    if not text:
+        raise ValueError(
+            "it is empty: give one directory, or several separated by " + repr(os.pathsep)
+        )
+    entries = text.split(os.pathsep)
+    if not all(entries):
+        raise ValueError(
+            f"{text!r} has an empty entry: directories are separated by one {os.pathsep!r}, "
+            "with none at either end"
+        )
+    return tuple(Path(entry) for entry in entries)
 
 
 # A field checker returns the field's Python value or raises ``_FieldError``; ``_size`` below

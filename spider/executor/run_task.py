@@ -2,6 +2,9 @@
 
     python -m spider.executor.run_task --package-dir examples/packages demo demo::fibonacci 25
 
+``--package-dir`` may be given several times: the directories are searched in order, as the
+execution manager's are.
+
 Arguments are Python literals (``25``, ``2.5``, ``b'bytes'``, ``[1, 2]``), one per task input.
 The package is also imported in this process to read the task's signature, so its load hooks
 run twice. Useful for trying a package out before submitting jobs that use it.
@@ -39,14 +42,22 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
         prog="python -m spider.executor.run_task",
         description="Run one task of a TDL package in a real executor and print its outputs.",
     )
-    parser.add_argument("--package-dir", type=Path, required=True, help="directory of packages")
-    parser.add_argument("package", help="package name (a directory under --package-dir)")
+    parser.add_argument(
+        "--package-dir",
+        type=Path,
+        action="append",
+        required=True,
+        help="directory of packages; repeat it for several, searched in order",
+    )
+    parser.add_argument("package", help="package name (a directory under a --package-dir)")
     parser.add_argument("task", help="registered task name, e.g. demo::fibonacci")
     parser.add_argument("inputs", nargs="*", help="one Python literal per task input")
     return parser.parse_args(argv)
 
 
-def _encode_inputs(package_dir: Path, package: str, task: str, literals: Sequence[str]) -> bytes:
+def _encode_inputs(
+    package_dir: Sequence[Path], package: str, task: str, literals: Sequence[str]
+) -> bytes:
     try:
         definition = load_package(package_dir, package).tasks.get(task)
     except TdlError as exc:
@@ -72,7 +83,9 @@ def _encode_inputs(package_dir: Path, package: str, task: str, literals: Sequenc
     return encode_frame(payloads)
 
 
-def _decode_outputs(package_dir: Path, package: str, task: str, frame: bytes) -> list[Any]:
+def _decode_outputs(
+    package_dir: Sequence[Path], package: str, task: str, frame: bytes
+) -> list[Any]:
     signature = load_package(package_dir, package).tasks[task].signature
     payloads = decode_frame(frame, expected=len(signature.output_annotations))
     return [

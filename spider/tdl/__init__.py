@@ -1,7 +1,8 @@
 """The task definition layer: write tasks as plain Python functions, load and run packages.
 
 A TDL package is a directory ``<package_dir>/<name>/`` holding a Python package whose modules
-decorate functions with ``@task``. ``load_package`` imports it under a private name and
+decorate functions with ``@task``; ``package_dir`` may be several directories, searched in order.
+``load_package`` imports it under a private name and
 ``TdlPackage.execute`` runs one task on Spider's wire bytes. See ``docs/tdl.md``.
 """
 
@@ -24,6 +25,7 @@ from spider.tdl._package import (
     MAX_PACKAGE_NAME_LENGTH,
     TdlPackage,
     load_package,
+    package_names,
     validate_package_name,
 )
 from spider.tdl._registry import definition_of, on_load, task
@@ -73,6 +75,7 @@ __all__ = [
     "job_outputs",
     "load_package",
     "on_load",
+    "package_names",
     "struct_name",
     "task",
     "validate_package_name",

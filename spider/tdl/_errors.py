@@ -89,7 +89,7 @@ class PackageInitError(TdlError):
 
 
 class PackageNotFound(TdlError):
-    """No ``<package_dir>/<name>/__init__.py``."""
+    """No ``<package_dir>/<name>/__init__.py`` in any of the package directories."""
 
     kind = "package_not_found"
 

@@ -1,14 +1,18 @@
-"""Loading a TDL package from ``<package_dir>/<name>/__init__.py`` under a private module name."""
+"""Loading a TDL package from ``<package_dir>/<name>/__init__.py`` under a private module name.
+
+``package_dir`` is one directory or several, searched in order, as ``PYTHONPATH`` is.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 import attrs
 
@@ -19,6 +23,8 @@ from spider.tdl._task import TaskDefinition
 MAX_PACKAGE_NAME_LENGTH: Final = 128
 
 _PACKAGE_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+StrPath: TypeAlias = str | os.PathLike[str]
 
 
 @attrs.define(eq=False)
@@ -57,20 +63,23 @@ def validate_package_name(name: str) -> None:
         )
 
 
-def load_package(package_dir: Path, name: str) -> TdlPackage:
+def load_package(package_dir: StrPath | Sequence[StrPath], name: str) -> TdlPackage:
     """Import package ``name`` from ``package_dir`` and run its ``@on_load`` hooks once.
+
+    ``package_dir`` is one directory or several: the first one holding ``<name>/__init__.py``
+    provides the package, and the path checks below apply within that directory.
 
     The package is imported as ``spider_tdl_packages.<name>`` (with a suffix if that is taken),
     so it neither shadows nor collides with any other module, including another package of the
     same name from another directory. Its submodules import each other with relative imports.
 
-    Raises ``InvalidPackageName`` for a bad name or a path that leaves ``package_dir`` (after
-    resolving symlinks), ``PackageNotFound`` if there is no ``<name>/__init__.py``, and
-    ``PackageInitError`` if the import or a hook raises.
+    Raises ``InvalidPackageName`` for a bad name or a path that leaves its directory (after
+    resolving symlinks), ``PackageNotFound`` if no directory holds ``<name>/__init__.py`` (or
+    one searched before it is not accessible), and ``PackageInitError`` if the import or a
+    hook raises.
     """
     validate_package_name(name)
-    root = _resolve_package_dir(Path(package_dir))
-    directory, init_file = _locate(root, name)
+    directory, init_file = _find(_directories(package_dir), name)
     module_name = _free_module_name(name)
     spec = importlib.util.spec_from_file_location(
         module_name, init_file, submodule_search_locations=[str(directory)]
@@ -94,6 +103,59 @@ def load_package(package_dir: Path, name: str) -> TdlPackage:
         _discard(module_name)
         raise PackageInitError(name, "initialize", exc) from exc
     return TdlPackage(name, directory, module_name, types.MappingProxyType(dict(registry.tasks)))
+
+
+def package_names(package_dir: StrPath) -> list[str]:
+    """The names of the packages one directory holds (``load_package`` would look there for
+    them), sorted; raises ``PackageNotFound`` if the directory cannot be listed."""
+    root = _resolve_package_dir(Path(package_dir))
+    try:
+        entries = sorted(entry.name for entry in os.scandir(root))
+    except OSError as exc:
+        raise PackageNotFound(
+            f"package directory {str(package_dir)!r} cannot be listed: {exc}"
+        ) from exc
+    return [
+        name
+        for name in entries
+        if len(name) <= MAX_PACKAGE_NAME_LENGTH and _PACKAGE_NAME.fullmatch(name)
+        if _holds(root, name)
+    ]
+
+
+def _directories(package_dir: StrPath | Sequence[StrPath]) -> list[Path]:
+    if isinstance(package_dir, str | os.PathLike):
+        return [Path(package_dir)]
+    return [Path(directory) for directory in package_dir]
+
+
+def _find(package_dirs: list[Path], name: str) -> tuple[Path, Path]:
+    for package_dir in package_dirs:
+        root = _resolve_package_dir(package_dir)
+        if _holds(root, name):
+            # Found here: a refusal below is final, so no later directory stands in for a
+            # package that is broken or points outside its own directory.
+            return _locate(root, name)
+    searched = [str(package_dir / name / "__init__.py") for package_dir in package_dirs]
+    if len(searched) == 1:
+        where = f"{searched[0]!r} does not exist"
+    else:
+        where = f"none of {', '.join(map(repr, searched))} exists (searched in that order)"
+    raise PackageNotFound(
+        f"TDL package {name!r} not found: {where}; a package is a directory "
+        "<package_dir>/<name>/ holding an __init__.py"
+    )
+
+
+def _holds(root: Path, name: str) -> bool:
+    """Whether ``root`` has an entry ``<name>/__init__.py``, usable or not."""
+    try:
+        os.lstat(root / name / "__init__.py")
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True  # there but unreadable: _locate says why
+    return True
 
 
 def _resolve_package_dir(package_dir: Path) -> Path:

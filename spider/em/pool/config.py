@@ -10,7 +10,11 @@ from typing import Any, Final
 import attrs
 
 from spider.core.backoff import Backoff
-from spider.executor.protocol import DEFAULT_MAX_FRAME_BYTES, validate_max_frame_bytes
+from spider.executor.protocol import (
+    DEFAULT_MAX_FRAME_BYTES,
+    validate_max_frame_bytes,
+    validate_package_dir,
+)
 
 DEFAULT_MAX_LOG_LINE_BYTES: Final = 64 * 1024
 """Upstream's ``max_log_line_bytes`` default."""
@@ -82,8 +86,9 @@ class PoolConfig:
     pool's internal waits are bounded by these.
     """
 
-    package_dir: Path = attrs.field(converter=Path)
-    """The directory TDL packages are loaded from (``SPIDER_TDL_PACKAGE_DIR`` of executors)."""
+    package_dir: tuple[Path, ...] = attrs.field(converter=validate_package_dir)
+    """The directories TDL packages are loaded from, searched in order: one path or several
+    (``SPIDER_TDL_PACKAGE_DIR`` of executors)."""
     executors: int = attrs.field(default=1, validator=_at_least(1))
     """Number of slots: executors that run tasks at the same time, one task each."""
     bin_path: Path | None = attrs.field(default=None, converter=_optional_path)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,21 +31,27 @@ class EmbeddedProcess:
 @contextmanager
 def embedded_cluster(
     tmp_path: Path,
-    package_dir: Path = PACKAGES,
+    package_dir: Path | Sequence[Path] = PACKAGES,
     *,
     executor_env: Mapping[str, str] | None = None,
     extra_yaml: str = "",
 ) -> Iterator[EmbeddedProcess]:
     """Start the cluster on free ports; stop it with SIGTERM and check it exits 0.
 
+    ``package_dir`` is one directory or several (written to the file as a list).
     ``executor_env`` is set in the cluster's environment and passed on to its executors;
     ``extra_yaml`` is appended to its configuration file (e.g. a ``security`` block).
     """
     data_dir = tmp_path / "data"
     config = tmp_path / "em.yaml"
     inherited = list(executor_env or {})
+    directories = (
+        str(package_dir)
+        if isinstance(package_dir, Path)
+        else json.dumps([str(directory) for directory in package_dir])
+    )
     config.write_text(
-        f"task_executor: {{package_dir: {package_dir}, inherited_env: {inherited}}}\n"
+        f"task_executor: {{package_dir: {directories}, inherited_env: {inherited}}}\n"
         f"embedded: {{data_dir: {data_dir}, storage_port: 0, scheduler_port: 0}}\n"
         "scheduler_poll_wait_ms: 200\n" + extra_yaml
     )

@@ -87,6 +87,31 @@ def test_a_job_runs_end_to_end_and_the_cluster_stops_cleanly(
     assert (cluster.data_dir / "storage.db").exists()
 
 
+def test_one_job_runs_tasks_from_two_package_directories(
+    tmp_path: Path, stub_modules: StubModules
+) -> None:
+    first, second = tmp_path / "team-a", tmp_path / "team-b"
+    for directory, name, source in (
+        (first, "adder", "@task\ndef add(a: int, b: int) -> int:\n    return a + b\n"),
+        (second, "tripler", "@task\ndef triple(x: int) -> int:\n    return 3 * x\n"),
+    ):
+        (directory / name).mkdir(parents=True)
+        (directory / name / "__init__.py").write_text(f"from spider.tdl import task\n\n{source}")
+    graph = TaskGraph()
+    graph.insert_task(TaskDescriptor(TdlContext("adder", "add"), [INT, INT], [INT]))
+    graph.insert_task(
+        TaskDescriptor(
+            TdlContext("tripler", "triple"), [INT], [INT], input_sources=[InputSource(0, 0)]
+        )
+    )
+    with embedded_cluster(tmp_path, package_dir=[first, second]) as cluster:
+        client = StorageClient.connect(stub_modules, cluster.storage_port)
+        try:
+            assert outputs_of(client, run_job(client, graph, [3, 4])) == [21]
+        finally:
+            client.close()
+
+
 def test_a_restart_keeps_finished_jobs_and_runs_new_ones(
     tmp_path: Path, stub_modules: StubModules
 ) -> None:

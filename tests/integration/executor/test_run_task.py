@@ -10,9 +10,12 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples" / "packages"
 
 
-def run_task(*args: str) -> subprocess.CompletedProcess[str]:
+def run_task(
+    *args: str, package_dirs: tuple[Path, ...] = (EXAMPLES,)
+) -> subprocess.CompletedProcess[str]:
+    flags = [flag for directory in package_dirs for flag in ("--package-dir", str(directory))]
     return subprocess.run(
-        [sys.executable, "-m", "spider.executor.run_task", "--package-dir", str(EXAMPLES), *args],
+        [sys.executable, "-m", "spider.executor.run_task", *flags, *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -53,3 +56,10 @@ def test_bad_arguments_are_explained() -> None:
     traversal = run_task("../demo", "demo::fibonacci", "1")
     assert traversal.returncode == 2
     assert "only letters, digits" in traversal.stderr
+
+
+def test_a_package_from_a_later_package_dir_runs_in_the_executor(tmp_path: Path) -> None:
+    # The executor gets both directories in SPIDER_TDL_PACKAGE_DIR and searches them in order.
+    result = run_task("demo", "demo::fibonacci", "10", package_dirs=(tmp_path, EXAMPLES))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "55\n"

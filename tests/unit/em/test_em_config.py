@@ -59,7 +59,7 @@ def test_upstream_config_files_load_unchanged(tmp_path: Path) -> None:
     assert str(config.scheduler.endpoint()) == "spider-scheduler:50052"
     pool = config.pool_config()
     assert pool.bin_path == Path("/usr/local/bin/spider-task-executor")
-    assert pool.package_dir == Path("/opt/spider/packages")
+    assert pool.package_dir == (Path("/opt/spider/packages"),)
     assert (pool.executors, pool.max_log_line_bytes, pool.warm_spare) == (1, 65536, True)
     settings = config.runtime_settings()
     assert settings.scheduler_poll_wait_ms == 1000
@@ -218,7 +218,7 @@ def test_print_config_shows_flags_over_the_file(
     assert main([*argv, "--shutdown-grace", "3", "--print-config"], environ={}) == 0
     out = capsys.readouterr().out
     assert "host: s\n  port: 9" in out
-    assert "package_dir: /q" in out
+    assert "package_dir:\n  - /q\n" in out
     assert "executors: 2" in out
     assert "shutdown_grace_sec: 3.0" in out
 

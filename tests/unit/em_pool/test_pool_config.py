@@ -14,7 +14,7 @@ from spider.em.pool import PoolConfig
 
 def test_defaults_follow_upstream_and_the_bundled_executor() -> None:
     config = PoolConfig(package_dir="/opt/packages")
-    assert config.package_dir == Path("/opt/packages")
+    assert config.package_dir == (Path("/opt/packages"),)
     assert (config.executors, config.max_log_line_bytes, config.max_frame_bytes) == (
         1,
         65536,
@@ -46,9 +46,15 @@ def test_bin_path_is_the_command_run_without_arguments() -> None:
         ("shutdown_grace", -1.0),
         ("stderr_drain_grace", 0.0),
         ("respawn_backoff", Backoff(initial=1.0, cap=2.0, max_attempts=3)),
+        ("package_dir", []),
     ],
 )
 def test_invalid_values_are_refused_with_the_field_name(field: str, value: Any) -> None:
     expected = "frame limit" if field == "max_frame_bytes" else field
     with pytest.raises(ValueError, match=expected):
-        PoolConfig(package_dir="/p", **{field: value})
+        PoolConfig(**{"package_dir": "/p", field: value})
+
+
+def test_several_package_dirs_are_kept_in_order() -> None:
+    config = PoolConfig(package_dir=["/b", Path("/a")])
+    assert config.package_dir == (Path("/b"), Path("/a"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import pytest
 
 from executor_bin._runner import INTERNAL_ERROR_KIND, PackageCache, TaskRunner
 from executor_bin._settings import Settings, SettingsError
-from spider.core import JobId, ResourceGroupId, TaskContext, TaskId, TaskInstanceId, encode_frame
+from spider.core import (
+    JobId,
+    ResourceGroupId,
+    TaskContext,
+    TaskId,
+    TaskInstanceId,
+    decode_frame,
+    encode_frame,
+)
 from spider.executor import Execute, Failure, Success
 from spider.tdl import InvalidPackageName, PackageInitError, PackageNotFound, TdlPackage
 
@@ -161,3 +170,51 @@ def test_settings_errors_name_the_variable(
     resolved = {key: value.format(tmp=tmp_path) for key, value in env.items()}
     with pytest.raises(SettingsError, match=needle):
         Settings.from_environment(resolved)
+
+
+def test_settings_read_several_package_dirs_in_order(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    raw = f"{second}{os.pathsep}{first}"
+    settings = Settings.from_environment({"SPIDER_TDL_PACKAGE_DIR": raw})
+    assert settings.package_dir == (second, first)
+
+
+@pytest.mark.parametrize(
+    ("entries", "needle"),
+    [
+        (["{tmp}", "{tmp}/missing"], r"directory '.*/missing' does not exist"),
+        (["{tmp}/file", "{tmp}"], r"directory '.*/file' is not a directory"),
+        (["{tmp}", ""], "has an empty entry"),
+    ],
+)
+def test_every_package_dir_is_checked_and_the_bad_one_named(
+    tmp_path: Path, entries: list[str], needle: str
+) -> None:
+    (tmp_path / "file").write_text("")
+    raw = os.pathsep.join(entry.format(tmp=tmp_path) for entry in entries)
+    with pytest.raises(SettingsError, match=needle) as caught:
+        Settings.from_environment({"SPIDER_TDL_PACKAGE_DIR": raw})
+    assert str(caught.value).startswith("SPIDER_TDL_PACKAGE_DIR=")
+
+
+def test_the_cache_finds_packages_in_every_directory_first_one_first(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    write_package(
+        first, "shared", "from spider.tdl import task\n\n@task\ndef one() -> int:\n    return 1\n"
+    )
+    write_package(
+        second, "shared", "from spider.tdl import task\n\n@task\ndef one() -> int:\n    return 2\n"
+    )
+    write_package(second, "only_second", COUNTING_INIT.format(body="pass"))
+    runner = TaskRunner(PackageCache([first, second]), max_frame_bytes=1 << 20)
+    assert isinstance(outcome := runner.run(request("shared", "one")), Success)
+    assert ormsgpack.unpackb(decode_frame(outcome.outputs)[0]) == 1
+    assert isinstance(outcome := runner.run(request("only_second", "double", 21)), Success)
+    assert ormsgpack.unpackb(decode_frame(outcome.outputs)[0]) == 42
+    missing = runner.run(request("nowhere", "task"))
+    assert isinstance(missing, Failure)
+    assert missing.kind == "package_not_found"
+    assert str(first / "nowhere") in missing.message
+    assert str(second / "nowhere") in missing.message
