@@ -518,20 +518,8 @@ class SpiderClient:
         )
         if resource_group is not None:
             request.resource_group_id = resource_group
-        try:
-            reply = await self.channel.call(
-                catalog_pb.JobCatalogServiceStub.list_jobs,
-                request,
-                deadline=self.config.call_deadline,
-                retry=self.config.retry,
-            )
-        except UnimplementedError as error:
-            raise NotAvailableError(
-                f"storage at {self.endpoint} does not list jobs: it does not serve Spider-py's "
-                "job catalog (an upstream Spider storage?)"
-            ) from error
-        except RpcError as error:
-            raise self._translate(error, "ListJobs", None) from error
+        method = catalog_pb.JobCatalogServiceStub.list_jobs
+        reply = await self._catalog_call(method, request, "ListJobs", None, "list jobs")
         return page_from_proto(reply)
 
     async def get_job_tasks(
@@ -544,21 +532,33 @@ class SpiderClient:
         request = catalog_pb.GetJobTasksRequest(
             job_id=job_id, page_size=page_size, page_token=page_token or 0
         )
+        method = catalog_pb.JobCatalogServiceStub.get_job_tasks
+        reply = await self._catalog_call(
+            method, request, "GetJobTasks", job_id, "list a job's tasks"
+        )
+        return task_page_from_proto(reply)
+
+    async def _catalog_call(
+        self,
+        method: UnaryMethod[Any, _T],
+        request: Any,
+        operation: str,
+        job_id: int | None,
+        what: str,
+    ) -> _T:
+        """A call of Spider-py's job catalog; ``NotAvailableError`` saying storage cannot
+        ``what`` when it does not serve the catalog (an upstream storage)."""
         try:
-            reply = await self.channel.call(
-                catalog_pb.JobCatalogServiceStub.get_job_tasks,
-                request,
-                deadline=self.config.call_deadline,
-                retry=self.config.retry,
+            return await self.channel.call(
+                method, request, deadline=self.config.call_deadline, retry=self.config.retry
             )
         except UnimplementedError as error:
             raise NotAvailableError(
-                f"storage at {self.endpoint} does not list a job's tasks: it does not serve "
-                "Spider-py's job catalog (an upstream Spider storage?)"
+                f"storage at {self.endpoint} does not {what}: it does not serve Spider-py's "
+                "job catalog (an upstream Spider storage?)"
             ) from error
         except RpcError as error:
-            raise self._translate(error, "GetJobTasks", job_id) from error
-        return task_page_from_proto(reply)
+            raise self._translate(error, operation, job_id) from error
 
     async def cluster_status(self) -> ClusterStatus:
         """What storage tells about the cluster (see ``ClusterStatus``).

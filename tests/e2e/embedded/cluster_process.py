@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -79,3 +80,17 @@ def embedded_cluster(
             process.wait()
         assert process.stdout is not None
         process.stdout.close()
+
+
+def spider_json(port: int, *args: str) -> tuple[int, dict[str, Any]]:
+    """``spider --json ARGS`` against the storage on ``port``: its exit status and document
+    (from stdout, or stderr for a failure)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    document: dict[str, Any] = json.loads(result.stdout or result.stderr)
+    return result.returncode, document

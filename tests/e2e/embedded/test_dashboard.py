@@ -6,8 +6,6 @@ overview (docs/dashboard.md)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +15,7 @@ import attrs
 
 from spider.cli import CliExit
 from tests.browser import rendered_dom
-from tests.e2e.embedded.cluster_process import embedded_cluster
+from tests.e2e.embedded.cluster_process import embedded_cluster, spider_json
 
 INT = {"Value": {"Primitive": {"Int": "Int64"}}}
 RETRY_ONCE_AT_ONCE = {
@@ -117,22 +115,10 @@ def drawn(dom: str) -> DrawnJob:
     return parser
 
 
-def _spider(port: int, *args: str) -> tuple[int, dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    document: dict[str, Any] = json.loads(result.stdout or result.stderr)
-    return result.returncode, document
-
-
 def _submit(tmp_path: Path, port: int, name: str, job: dict[str, Any]) -> dict[str, Any]:
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(job))
-    _, waited = _spider(port, "submit", "--wait", str(path))
+    _, waited = spider_json(port, "submit", "--wait", str(path))
     return waited
 
 
@@ -143,9 +129,9 @@ def test_the_job_page_draws_the_graph_with_the_states_storage_reports(tmp_path: 
         diamond = _submit(tmp_path, port, "diamond", DIAMOND)
         failing = _submit(tmp_path, port, "failing", FAILING)
         assert (diamond["state"], failing["state"]) == ("Succeeded", "Failed")
-        code, diamond_tasks = _spider(port, "tasks", str(diamond["job_id"]))
+        code, diamond_tasks = spider_json(port, "tasks", str(diamond["job_id"]))
         assert code == CliExit.OK
-        code, failing_tasks = _spider(port, "tasks", str(failing["job_id"]))
+        code, failing_tasks = spider_json(port, "tasks", str(failing["job_id"]))
         assert code == CliExit.OK
 
         succeeded = drawn(

@@ -5,13 +5,10 @@ storage")."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 from spider.cli import CliExit
-from tests.e2e.embedded.cluster_process import embedded_cluster
+from tests.e2e.embedded.cluster_process import embedded_cluster, spider_json
 
 FAILING_JOB = {
     "graph": {
@@ -31,27 +28,15 @@ FAILING_JOB = {
 }
 
 
-def _spider(port: int, *args: str) -> tuple[int, dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "spider.cli", "--storage", f"127.0.0.1:{port}", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    document: dict[str, Any] = json.loads(result.stdout or result.stderr)
-    return result.returncode, document
-
-
 def test_spider_error_names_the_task_and_shows_its_traceback(tmp_path: Path) -> None:
     job_file = tmp_path / "failing.json"
     job_file.write_text(json.dumps(FAILING_JOB))
     with embedded_cluster(tmp_path) as cluster:
-        code, waited = _spider(cluster.storage_port, "submit", "--wait", str(job_file))
+        code, waited = spider_json(cluster.storage_port, "submit", "--wait", str(job_file))
         assert (code, waited["state"]) == (CliExit.JOB_UNSUCCESSFUL, "Failed"), waited
-        code, read = _spider(cluster.storage_port, "error", str(waited["job_id"]))
-        listed_code, listed = _spider(cluster.storage_port, "jobs", "--state", "Failed")
-        tasks_code, tasks = _spider(cluster.storage_port, "tasks", str(waited["job_id"]))
+        code, read = spider_json(cluster.storage_port, "error", str(waited["job_id"]))
+        listed_code, listed = spider_json(cluster.storage_port, "jobs", "--state", "Failed")
+        tasks_code, tasks = spider_json(cluster.storage_port, "tasks", str(waited["job_id"]))
     assert (listed_code, [job["job_id"] for job in listed["jobs"]]) == (
         CliExit.OK,
         [waited["job_id"]],
