@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import functools
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, ParamSpec, TypeVar
 
@@ -25,6 +25,7 @@ from spider.core.bounds import SUMMARY_CHARS, summary_line
 from spider.core.ids import ExecutionManagerId, JobId, ResourceGroupId, SchedulerId, SessionId
 from spider.core.job_state import JobState
 from spider.storage.db import _schema as schema
+from spider.storage.db._compiled import CompiledStatements
 from spider.storage.db._schema import LivenessState
 from spider.storage.db.interface import (
     RECOVERABLE_STATES,
@@ -143,6 +144,26 @@ def _insert_row(conn: sa.Connection, table: sa.Table, **values: object) -> int:
     return int(key[0])
 
 
+def _bound_insert(table: sa.Table, values: Mapping[str, object]) -> sa.ClauseElement:
+    """An INSERT into ``table`` of the columns ``values`` names, each a bound parameter."""
+    return table.insert().values({name: sa.bindparam(name) for name in values})
+
+
+def _lock_job_state() -> sa.ClauseElement:
+    jobs = schema.jobs
+    return sa.select(jobs.c.state).where(jobs.c.id == sa.bindparam("job_id")).with_for_update()
+
+
+def _update_job(columns: tuple[str, ...]) -> sa.ClauseElement:
+    """An UPDATE of one job's ``columns``, each a bound parameter of its own name."""
+    jobs = schema.jobs
+    return (
+        jobs.update()
+        .where(jobs.c.id == sa.bindparam("job_id"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+
+
 def _job_not_found(job_id: JobId) -> UnknownJob:
     return UnknownJob(
         f"job {job_id} does not exist: it was never registered, or was deleted after its "
@@ -162,6 +183,7 @@ class SqlDatabase(abc.ABC):
     def __init__(self, engine: sa.Engine, description: str) -> None:
         self._engine = engine
         self._description = description
+        self._statements = CompiledStatements(engine.dialect)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._description}>"
@@ -176,6 +198,17 @@ class SqlDatabase(abc.ABC):
 
         Only duplicate keys may be ignored: a foreign-key violation must still raise.
         """
+
+    def _insert_once(self, table: sa.Table) -> Callable[[], sa.ClauseElement]:
+        """Builds ``insert_unless_present(table)`` with a bound parameter per column."""
+
+        def build() -> sa.ClauseElement:
+            columns = [column.name for column in table.columns]
+            return self.insert_unless_present(table).values(
+                {name: sa.bindparam(name) for name in columns}
+            )
+
+        return build
 
     def writer_turn(self) -> AbstractContextManager[None]:
         """Held around every transaction that writes; by default nothing (the server locks rows)."""
@@ -380,23 +413,28 @@ class SqlDatabase(abc.ABC):
         *,
         started: bool = False,
     ) -> JobId:
+        values = {
+            "resource_group_id": group_id,
+            "state": JobState.RUNNING if started else JobState.READY,
+            "compressed_serialized_task_graph": compressed_task_graph,
+            "compressed_serialized_job_inputs": compressed_inputs,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
             with self._translating():
-                job_id = _insert_row(
+                inserted = self._statements.execute(
                     conn,
-                    schema.jobs,
-                    resource_group_id=group_id,
-                    state=JobState.RUNNING if started else JobState.READY,
-                    compressed_serialized_task_graph=compressed_task_graph,
-                    compressed_serialized_job_inputs=compressed_inputs,
-                    created_at=now,
-                    updated_at=now,
+                    "insert_job",
+                    functools.partial(_bound_insert, schema.jobs, values),
+                    values,
                 )
         except ForeignKeyViolation as exc:
             raise UnknownResourceGroup(
                 f"resource group {group_id} does not exist: add it before submitting jobs to it"
             ) from exc
-        return JobId(job_id)
+        assert inserted.lastrowid, "an INSERT of one row has a last-insert id"
+        return JobId(inserted.lastrowid)
 
     def get_job_status(self, job_id: JobId) -> JobStatus:
         """The job's state and error message. Raises ``UnknownJob``."""
@@ -449,7 +487,6 @@ class SqlDatabase(abc.ABC):
         error_message: str | None,
         task_records: bytes | None,
     ) -> JobState:
-        jobs = schema.jobs
         changes: dict[str, object] = {"state": target, "updated_at": now}
         if target.is_terminal:
             changes["ended_at"] = now
@@ -458,18 +495,23 @@ class SqlDatabase(abc.ABC):
         if error_message is not None:
             changes["error_message"] = error_message
         with self._translating():
-            current: JobState | None = conn.execute(
-                sa.select(jobs.c.state).where(jobs.c.id == job_id).with_for_update()
+            found: str | None = self._statements.execute(
+                conn, "lock_job_state", _lock_job_state, {"job_id": job_id}
             ).scalar_one_or_none()
-            if current is None:
+            if found is None:
                 raise _job_not_found(job_id)
+            current = JobState(found)
             check_transition(job_id, current, target)
-            conn.execute(jobs.update().where(jobs.c.id == job_id).values(changes))
+            self._statements.execute(
+                conn,
+                ("update_job", *changes),
+                functools.partial(_update_job, tuple(changes)),
+                {**changes, "job_id": job_id},
+            )
             if task_records is not None:
-                conn.execute(
-                    self.insert_unless_present(schema.task_records).values(
-                        job_id=job_id, records=task_records
-                    )
+                records = {"job_id": job_id, "records": task_records}
+                self._statements.execute(
+                    conn, "insert_task_records", self._insert_once(schema.task_records), records
                 )
         return current
 
@@ -541,10 +583,11 @@ class SqlDatabase(abc.ABC):
     ) -> None:
         try:
             with self._translating():
-                conn.execute(
-                    self.insert_unless_present(schema.task_outputs).values(
-                        job_id=job_id, task_index=task_index, output_frame=output_frame
-                    )
+                self._statements.execute(
+                    conn,
+                    "insert_task_outputs",
+                    self._insert_once(schema.task_outputs),
+                    {"job_id": job_id, "task_index": task_index, "output_frame": output_frame},
                 )
         except ForeignKeyViolation as exc:
             raise _job_not_found(job_id) from exc
