@@ -164,6 +164,27 @@ def _update_job(columns: tuple[str, ...]) -> sa.ClauseElement:
     )
 
 
+@contextmanager
+def _savepoint(conn: sa.Connection) -> Iterator[None]:
+    """The block under a savepoint: rolled back to it if the block raises, released if not.
+
+    Written as driver SQL rather than ``begin_nested()``, which costs about 0.1 ms of CPU per
+    savepoint statement; a batch of writes takes two per write. One name serves every write:
+    they run one after the other, and both SQLite and MariaDB let a name be used again.
+    """
+    conn.exec_driver_sql(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+        conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        raise
+    conn.exec_driver_sql(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+
+
+_SAVEPOINT = "spider_write"
+
+
 def _job_not_found(job_id: JobId) -> UnknownJob:
     return UnknownJob(
         f"job {job_id} does not exist: it was never registered, or was deleted after its "
@@ -306,7 +327,7 @@ class SqlDatabase(abc.ABC):
             with self._transaction(writes=True) as conn:
                 for write in writes:
                     try:
-                        with conn.begin_nested():
+                        with _savepoint(conn):
                             outcomes.append(outcome.Value(self._apply(conn, write)))
                     except (sqlalchemy.exc.DBAPIError, DatabaseUnavailable):
                         # Untranslated means the savepoint itself failed; unavailable means
