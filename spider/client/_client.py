@@ -2,9 +2,10 @@
 
 A job's round trip takes two calls to a Spider-py storage: ``SubmitJob`` (register and start in
 one transaction) and ``WaitForJob`` long polls that end with the outputs or the error, from
-Spider-py's jobs extension (docs/storage.md#jobs-extension). A storage that answers
-UNIMPLEMENTED (upstream's) gets Spider's own calls instead (RegisterJob, StartJob, GetJobState
-polling, GetJobOutputs, GetJobError); the client remembers which kind of storage it talks to.
+Spider-py's jobs extension (docs/storage.md#jobs-extension); ``run`` makes it one ``RunJob`` call
+for a job that ends within ``RUN_JOB_WAIT_SEC``. A storage that answers UNIMPLEMENTED
+(upstream's) gets Spider's own calls instead (RegisterJob, StartJob, GetJobState polling,
+GetJobOutputs, GetJobError); the client remembers which kind of storage it talks to.
 
 Retries follow what is safe to repeat. Reads (WaitForJob among them) and CancelJob (which
 answers the current state when the job is already cancelled or over) retry every transient
@@ -198,6 +199,14 @@ class JobResult:
     """A Failed job's error (the message of the task failure that failed it)."""
 
 
+RUN_JOB_WAIT_SEC = 1.0
+"""The longest ``run`` lets its ``RunJob`` call wait for the job before asking ``WaitForJob``.
+
+Short because a call that fails after storage registered the job cannot say which job it
+made (``SubmissionUnknownError``): the wait bounds that window, and a job that runs longer
+costs one more call, which is nothing beside its run time."""
+
+
 @attrs.define(eq=False)
 class SpiderClient:
     """A Trio client of one storage service; get one from ``open_client``."""
@@ -207,8 +216,16 @@ class SpiderClient:
     _jobs_extension: bool | None = attrs.field(init=False)
     """Whether storage serves Spider-py's jobs extension; ``None`` until a call tells."""
 
+    _run_job: bool | None = attrs.field(init=False)
+    """Whether storage serves ``RunJob`` (a Spider-py storage older than it serves the rest of
+    the extension only); ``None`` until a call tells."""
+
     @_jobs_extension.default
     def _extension_unknown(self) -> bool | None:
+        return None if self.config.jobs_extension else False
+
+    @_run_job.default
+    def _run_job_unknown(self) -> bool | None:
         return None if self.config.jobs_extension else False
 
     @property
@@ -364,6 +381,12 @@ class SpiderClient:
         """
         submitted = as_submitted(job)
         state, answer = await self._wait(submitted, on_progress)
+        return await self._result(submitted, state, answer)
+
+    async def _result(
+        self, submitted: SubmittedJob, state: JobState, answer: jobs_ext.WaitAnswer | None
+    ) -> JobResult:
+        """A terminal job's result from the answer that said it ended (``None``: ask for it)."""
         if state is JobState.SUCCEEDED:
             if answer is None:
                 return JobResult(submitted.id, state, tuple(await self.raw_outputs(submitted)))
@@ -376,20 +399,27 @@ class SpiderClient:
         return JobResult(submitted.id, state, error=reason or None)
 
     async def _wait(
-        self, job: SubmittedJob, on_progress: ProgressCallback | None
+        self,
+        job: SubmittedJob,
+        on_progress: ProgressCallback | None,
+        first: jobs_ext.WaitAnswer | None = None,
+        started: float | None = None,
     ) -> tuple[JobState, jobs_ext.WaitAnswer | None]:
         """The terminal state, with WaitForJob's last answer (``None`` when storage lacks the
-        jobs extension and the state was polled)."""
-        started = time.monotonic()
+        jobs extension and the state was polled). ``first``: an answer already had (RunJob's),
+        taken as the first one; ``started``: when the wait began, if before this call."""
+        started = time.monotonic() if started is None else started
         delays = self.config.poll.delays()
         previous: JobState | None = None
         answers = 0
-        # Short long polls while someone watches progress: a change of state between two
-        # non-terminal ones shows only when a wait ends.
-        slice_sec = self.config.long_poll if on_progress is None else self.config.progress_poll
+        slice_sec = self._wait_slice(on_progress)
         while True:
             asked = time.monotonic()
-            answer = await self._long_poll(job.id, slice_sec)
+            if first is not None:
+                answer: jobs_ext.WaitAnswer | None = first
+                first = None
+            else:
+                answer = await self._long_poll(job.id, slice_sec)
             # Spider's protocol cannot push a job's state: without the extension, poll it.
             state = answer.state if answer is not None else await self.state(job.id)
             answers += 1
@@ -406,6 +436,11 @@ class SpiderClient:
             # not, so the backoff spaces the calls out.
             delay = next(delays, self.config.poll.cap)
             await trio.sleep(max(0.0, delay - (time.monotonic() - asked)))
+
+    def _wait_slice(self, on_progress: ProgressCallback | None) -> float:
+        """Seconds one long poll asks storage to wait: short while someone watches progress,
+        since a change between two non-terminal states shows only when a wait ends."""
+        return self.config.long_poll if on_progress is None else self.config.progress_poll
 
     async def _long_poll(self, job_id: int, wait_sec: float) -> jobs_ext.WaitAnswer | None:
         """WaitForJob's answer, or ``None`` if storage does not serve it (then or before)."""
@@ -472,14 +507,51 @@ class SpiderClient:
         ``JobFailedError`` (with the task's message) if it fails, ``JobCancelledError`` if
         someone cancels it.
         """
-        submitted = await self.submit(job, resource_group, start=True)
-        result = await self.wait_result(submitted, on_progress=on_progress)
+        description = job.build() if isinstance(job, JobBuilder) else job
+        ran = await self._run_in_one_call(description, resource_group, on_progress)
+        if ran is not None:
+            submitted, result = ran
+        else:
+            submitted = await self.submit(description, resource_group, start=True)
+            result = await self.wait_result(submitted, on_progress=on_progress)
         if result.state is JobState.FAILED:
             raise JobFailedError(submitted.id, result.error or "")
         if result.state is JobState.CANCELLED:
             raise JobCancelledError(submitted.id)
         assert result.raw_outputs is not None
         return decode_outputs(submitted.id, result.raw_outputs, submitted.output_annotations)
+
+    async def _run_in_one_call(
+        self,
+        description: JobDescription,
+        resource_group: int,
+        on_progress: ProgressCallback | None,
+    ) -> tuple[SubmittedJob, JobResult] | None:
+        """Submit, start and wait with ``RunJob``, then ``WaitForJob`` if the job outlasts its
+        wait; ``None`` if storage does not serve ``RunJob`` (nothing was submitted)."""
+        if self._jobs_extension is False or self._run_job is False:
+            return None
+        started = time.monotonic()
+        wait_sec = min(RUN_JOB_WAIT_SEC, self._wait_slice(on_progress))
+        graph_bytes, input_bytes = description.encode()
+        request = jobs_ext.run_job_request(resource_group, graph_bytes, input_bytes, wait_sec)
+        try:
+            reply = await self._create(
+                "RunJob", jobs_ext.RUN_JOB, request, unimplemented=True, waits=wait_sec
+            )
+        except UnimplementedError:
+            self._run_job = False  # nothing was registered: SubmitJob (or Spider's calls) next
+            return None
+        self._run_job = self._jobs_extension = True
+        job_id, first = jobs_ext.run_answer(reply)
+        submitted = SubmittedJob(
+            job_id,
+            description.output_annotations,
+            description.output_labels,
+            len(description.graph),
+        )
+        state, answer = await self._wait(submitted, on_progress, first, started)
+        return submitted, await self._result(submitted, state, answer)
 
     # --- cluster -----------------------------------------------------------------------------
 
@@ -658,15 +730,18 @@ class SpiderClient:
         request: Any,
         *,
         unimplemented: bool = False,
+        waits: float = 0.0,
     ) -> _T:
         """Call ``method``, retrying only failures that provably never reached storage.
 
         With ``unimplemented``, an ``UnimplementedError`` is raised as it is (the caller falls
-        back to other calls) instead of being translated.
+        back to other calls) instead of being translated. ``waits``: seconds storage may wait
+        before answering, beyond the usual deadline.
         """
+        deadline = self.config.call_deadline + waits
         try:
             return await retry(
-                lambda: self.channel.call(method, request, deadline=self.config.call_deadline),
+                lambda: self.channel.call(method, request, deadline=deadline),
                 delays=self.config.retry.delays,
                 rule=_provably_unsent,
             )

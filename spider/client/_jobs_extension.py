@@ -16,6 +16,8 @@ SUBMIT_JOB = _Service.submit_job
 """RegisterJob, and StartJob when asked, in one call and one storage transaction."""
 WAIT_FOR_JOB = _Service.wait_for_job
 """The long poll: answers once the job is terminal, or when the wait it was given ends."""
+RUN_JOB = _Service.run_job
+"""SubmitJob with start, then WaitForJob on the new job, in one call."""
 
 
 @attrs.frozen
@@ -33,13 +35,34 @@ def submit_job_request(
 ) -> jobs_pb.SubmitJobRequest:
     """``SubmitJobRequest``: RegisterJob's request, and whether to start the job too."""
     return jobs_pb.SubmitJobRequest(
-        job=storage_pb.RegisterJobRequest(
-            resource_group_id=resource_group,
-            compressed_serialized_task_graph=compressed_graph,
-            compressed_serialized_inputs=compressed_inputs,
-        ),
-        start=start,
+        job=_register_request(resource_group, compressed_graph, compressed_inputs), start=start
     )
+
+
+def run_job_request(
+    resource_group: int, compressed_graph: bytes, compressed_inputs: bytes, wait_sec: float
+) -> jobs_pb.RunJobRequest:
+    """``RunJobRequest``: RegisterJob's request, and how long to wait for the job to end."""
+    return jobs_pb.RunJobRequest(
+        job=_register_request(resource_group, compressed_graph, compressed_inputs),
+        wait_ms=_whole_ms(wait_sec),
+    )
+
+
+def _register_request(
+    resource_group: int, compressed_graph: bytes, compressed_inputs: bytes
+) -> storage_pb.RegisterJobRequest:
+    return storage_pb.RegisterJobRequest(
+        resource_group_id=resource_group,
+        compressed_serialized_task_graph=compressed_graph,
+        compressed_serialized_inputs=compressed_inputs,
+    )
+
+
+def run_answer(reply: jobs_pb.RunJobResponse) -> tuple[JobId, WaitAnswer | None]:
+    """The job ``RunJob`` started, and what its wait said (``None``: storage could not wait)."""
+    outcome = wait_answer(reply.outcome) if reply.HasField("outcome") else None
+    return JobId(reply.job_id), outcome
 
 
 def submitted_job_id(reply: storage_pb.RegisterJobResponse) -> JobId:
@@ -49,7 +72,11 @@ def submitted_job_id(reply: storage_pb.RegisterJobResponse) -> JobId:
 
 def wait_for_job_request(job_id: int, wait_sec: float) -> jobs_pb.WaitForJobRequest:
     """``WaitForJobRequest`` for a wait of ``wait_sec`` seconds (whole milliseconds)."""
-    return jobs_pb.WaitForJobRequest(job_id=job_id, wait_ms=max(0, round(wait_sec * 1000)))
+    return jobs_pb.WaitForJobRequest(job_id=job_id, wait_ms=_whole_ms(wait_sec))
+
+
+def _whole_ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
 
 
 def wait_answer(reply: jobs_pb.WaitForJobResponse) -> WaitAnswer:

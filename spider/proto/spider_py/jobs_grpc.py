@@ -25,6 +25,10 @@ class JobSubmissionServiceBase(abc.ABC):
     async def WaitForJob(self, stream: 'grpclib.server.Stream[spider_py.jobs_pb2.WaitForJobRequest, spider_py.jobs_pb2.WaitForJobResponse]') -> None:
         pass
 
+    @abc.abstractmethod
+    async def RunJob(self, stream: 'grpclib.server.Stream[spider_py.jobs_pb2.RunJobRequest, spider_py.jobs_pb2.RunJobResponse]') -> None:
+        pass
+
     def __mapping__(self) -> typing.Dict[str, grpclib.const.Handler]:
         return {
             '/spider_py.jobs.JobSubmissionService/SubmitJob': grpclib.const.Handler(
@@ -38,6 +42,12 @@ class JobSubmissionServiceBase(abc.ABC):
                 grpclib.const.Cardinality.UNARY_UNARY,
                 spider_py.jobs_pb2.WaitForJobRequest,
                 spider_py.jobs_pb2.WaitForJobResponse,
+            ),
+            '/spider_py.jobs.JobSubmissionService/RunJob': grpclib.const.Handler(
+                self.RunJob,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                spider_py.jobs_pb2.RunJobRequest,
+                spider_py.jobs_pb2.RunJobResponse,
             ),
         }
 
@@ -56,4 +66,10 @@ class JobSubmissionServiceStub:
             '/spider_py.jobs.JobSubmissionService/WaitForJob',
             spider_py.jobs_pb2.WaitForJobRequest,
             spider_py.jobs_pb2.WaitForJobResponse,
+        )
+        self.RunJob = grpclib.client.UnaryUnaryMethod(
+            channel,
+            '/spider_py.jobs.JobSubmissionService/RunJob',
+            spider_py.jobs_pb2.RunJobRequest,
+            spider_py.jobs_pb2.RunJobResponse,
         )

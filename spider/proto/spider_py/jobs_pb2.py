@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from spider.proto.storage import storage_pb2 as storage_dot_storage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14spider_py/jobs.proto\x12\x0espider_py.jobs\x1a\x15storage/storage.proto\"K\n\x10SubmitJobRequest\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.storage.RegisterJobRequest\x12\r\n\x05start\x18\x02 \x01(\x08\"4\n\x11WaitForJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x04\"i\n\x12WaitForJobResponse\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.storage.JobState\x12\x1a\n\x12serialized_outputs\x18\x02 \x01(\x0c\x12\x15\n\rerror_message\x18\x03 \x01(\t2\xb8\x01\n\x14JobSubmissionService\x12K\n\tSubmitJob\x12 .spider_py.jobs.SubmitJobRequest\x1a\x1c.storage.RegisterJobResponse\x12S\n\nWaitForJob\x12!.spider_py.jobs.WaitForJobRequest\x1a\".spider_py.jobs.WaitForJobResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14spider_py/jobs.proto\x12\x0espider_py.jobs\x1a\x15storage/storage.proto\"K\n\x10SubmitJobRequest\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.storage.RegisterJobRequest\x12\r\n\x05start\x18\x02 \x01(\x08\"4\n\x11WaitForJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x04\"i\n\x12WaitForJobResponse\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.storage.JobState\x12\x1a\n\x12serialized_outputs\x18\x02 \x01(\x0c\x12\x15\n\rerror_message\x18\x03 \x01(\t\"J\n\rRunJobRequest\x12(\n\x03job\x18\x01 \x01(\x0b\x32\x1b.storage.RegisterJobRequest\x12\x0f\n\x07wait_ms\x18\x02 \x01(\x04\"U\n\x0eRunJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x04\x12\x33\n\x07outcome\x18\x02 \x01(\x0b\x32\".spider_py.jobs.WaitForJobResponse2\x81\x02\n\x14JobSubmissionService\x12K\n\tSubmitJob\x12 .spider_py.jobs.SubmitJobRequest\x1a\x1c.storage.RegisterJobResponse\x12S\n\nWaitForJob\x12!.spider_py.jobs.WaitForJobRequest\x1a\".spider_py.jobs.WaitForJobResponse\x12G\n\x06RunJob\x12\x1d.spider_py.jobs.RunJobRequest\x1a\x1e.spider_py.jobs.RunJobResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WAITFORJOBREQUEST']._serialized_end=192
   _globals['_WAITFORJOBRESPONSE']._serialized_start=194
   _globals['_WAITFORJOBRESPONSE']._serialized_end=299
-  _globals['_JOBSUBMISSIONSERVICE']._serialized_start=302
-  _globals['_JOBSUBMISSIONSERVICE']._serialized_end=486
+  _globals['_RUNJOBREQUEST']._serialized_start=301
+  _globals['_RUNJOBREQUEST']._serialized_end=375
+  _globals['_RUNJOBRESPONSE']._serialized_start=377
+  _globals['_RUNJOBRESPONSE']._serialized_end=462
+  _globals['_JOBSUBMISSIONSERVICE']._serialized_start=465
+  _globals['_JOBSUBMISSIONSERVICE']._serialized_end=722
 # @@protoc_insertion_point(module_scope)

@@ -31,3 +31,19 @@ class WaitForJobResponse(_message.Message):
     serialized_outputs: bytes
     error_message: str
     def __init__(self, state: _Optional[_Union[_storage_pb2.JobState, str]] = ..., serialized_outputs: _Optional[bytes] = ..., error_message: _Optional[str] = ...) -> None: ...
+
+class RunJobRequest(_message.Message):
+    __slots__ = ("job", "wait_ms")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    job: _storage_pb2.RegisterJobRequest
+    wait_ms: int
+    def __init__(self, job: _Optional[_Union[_storage_pb2.RegisterJobRequest, _Mapping]] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class RunJobResponse(_message.Message):
+    __slots__ = ("job_id", "outcome")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    job_id: int
+    outcome: WaitForJobResponse
+    def __init__(self, job_id: _Optional[int] = ..., outcome: _Optional[_Union[WaitForJobResponse, _Mapping]] = ...) -> None: ...

@@ -1,6 +1,7 @@
-"""The client's two-call round trip (SubmitJob, WaitForJob) against a real storage over loopback
-gRPC, and the same jobs against storages without Spider-py's jobs extension: one that does not
-serve it, and one whose methods answer UNIMPLEMENTED."""
+"""The client's one-call round trip (RunJob) and two-call one (SubmitJob, WaitForJob) against a
+real storage over loopback gRPC, and the same jobs against storages without Spider-py's jobs
+extension (one that does not serve it, one whose methods answer UNIMPLEMENTED) and against one
+that serves all of it but RunJob (a Spider-py storage from before RunJob)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import attrs
 import pytest
 import trio
 
+import spider.client._client as client_module
 from spider.client import (
     JobBuilder,
     JobFailedError,
@@ -31,6 +33,7 @@ from spider.rpc import (
     ServiceBase,
     UnaryMethod,
     UnavailableError,
+    UnimplementedError,
     connect_channel,
     open_rpc_bridge,
     serve,
@@ -46,7 +49,7 @@ from .conftest import TASKS
 
 WAIT_LIMIT = 30  # seconds; a bound on a hang, never a wait for a race
 
-EXTENSION_CALLS = ("submit_job", "wait_for_job")
+EXTENSION_CALLS = ("run_job", "submit_job", "wait_for_job")
 UPSTREAM_CALLS = ("register_job", "start_job", "get_job_state", "get_job_outputs", "get_job_error")
 
 
@@ -63,10 +66,24 @@ def _extension_unimplemented(services: list[ServiceBase]) -> list[ServiceBase]:
     return [*_without_extension(services), jobs_pb.JobSubmissionServiceBase()]
 
 
+class _SubmissionWithoutRunJob(JobSubmissionService):
+    """The extension of a Spider-py storage from before RunJob."""
+
+    async def run_job(self, run_job_request: jobs_pb.RunJobRequest) -> jobs_pb.RunJobResponse:
+        raise UnimplementedError("RunJob is not implemented")  # as the generated base does
+
+
+def _without_run_job(services: list[ServiceBase]) -> list[ServiceBase]:
+    served = next(s for s in services if isinstance(s, JobSubmissionService))
+    without = _SubmissionWithoutRunJob(served._state, served._gate)
+    return [*_without_extension(services), without]
+
+
 STORAGES: dict[str, Callable[[list[ServiceBase]], list[ServiceBase]]] = {
     "extension": _all_services,
     "not-served": _without_extension,
     "unimplemented": _extension_unimplemented,
+    "without-run-job": _without_run_job,
 }
 
 
@@ -112,7 +129,7 @@ class Cluster:
         return [name for name in self.recorder.methods if name in names]
 
 
-@pytest.fixture(params=["extension", "not-served", "unimplemented"])
+@pytest.fixture(params=list(STORAGES))
 async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
     """A storage on SQLite serving on loopback with the extension served, not served or
     answering UNIMPLEMENTED; a recording client of it; a fake EM."""
@@ -163,11 +180,15 @@ async def test_run_returns_the_outputs_in_the_same_way_on_every_storage(
             nursery.cancel_scope.cancel()
 
     if cluster.kind == "extension":
-        # One call to submit and start, one long poll that ends with the outputs or error.
-        assert cluster.recorder.methods == ["submit_job", "wait_for_job"] * 2
+        # One call to submit, start and wait for a job that ends soon.
+        assert cluster.recorder.methods == ["run_job"] * 2
+    elif cluster.kind == "without-run-job":
+        # RunJob was tried once; then one call to submit and start, one long poll that ends
+        # with the outputs or error.
+        assert cluster.recorder.methods == ["run_job", *["submit_job", "wait_for_job"] * 2]
     else:
         # The extension was tried once, then never again on this connection.
-        assert cluster.calls(EXTENSION_CALLS) == ["submit_job"]
+        assert cluster.calls(EXTENSION_CALLS) == ["run_job", "submit_job"]
         assert cluster.calls(("register_job", "start_job", "get_job_outputs")) == [
             "register_job",
             "start_job",
@@ -230,7 +251,8 @@ async def test_a_job_that_waits_longer_than_a_long_poll_is_asked_about_again(
 
 async def test_a_submit_that_may_have_reached_storage_is_not_repeated(cluster: Cluster) -> None:
     group = await cluster.client.add_resource_group("team")
-    first = "submit_job" if cluster.kind == "extension" else "register_job"
+    submit_job = cluster.kind in ("extension", "without-run-job")
+    first = "submit_job" if submit_job else "register_job"
     if first == "register_job":
         await cluster.client.submit(two_outputs(), group)  # learns that SubmitJob is missing
         cluster.recorder.methods.clear()
@@ -243,8 +265,60 @@ async def test_a_submit_that_may_have_reached_storage_is_not_repeated(cluster: C
     job = await cluster.client.submit(two_outputs(), group, start=True)
     assert cluster.calls((first,)) == [first, first, first]  # the refused attempt was retried
     # The two failed attempts registered nothing.
-    assert job.id == (1 if cluster.kind == "extension" else 2)
+    assert job.id == (1 if submit_job else 2)
     assert await cluster.client.state(job) is JobState.RUNNING
+
+
+async def test_a_run_that_may_have_reached_storage_is_not_repeated(cluster: Cluster) -> None:
+    if cluster.kind != "extension":
+        pytest.skip("only a storage serving RunJob is sent one")
+    group = await cluster.client.add_resource_group("team")
+    cluster.recorder.failures["run_job"] = UnavailableError("stream reset")
+    with pytest.raises(SubmissionUnknownError, match=r"RunJob .* may have been received"):
+        await cluster.client.run(two_outputs(), group)
+    refused = UnavailableError("connection refused")
+    refused.__cause__ = ConnectionRefusedError()
+    cluster.recorder.failures["run_job"] = refused
+    with trio.fail_after(WAIT_LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cluster.em.serve)
+            assert await cluster.client.run(two_outputs(), group) == [6, 40]
+            nursery.cancel_scope.cancel()
+    assert cluster.calls(EXTENSION_CALLS) == ["run_job"] * 3  # the refused one was retried
+    # The two failed attempts registered nothing: the job that ran is the first.
+    assert await cluster.client.state(1) is JobState.SUCCEEDED
+
+
+async def test_a_job_that_outlasts_run_jobs_wait_is_then_long_polled(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    group = await cluster.client.add_resource_group("team")
+    monkeypatch.setattr(client_module, "RUN_JOB_WAIT_SEC", 0.05)
+    cluster.client.config = attrs.evolve(cluster.client.config, long_poll=0.05, progress_poll=0.05)
+    cluster.recorder.methods.clear()
+    seen: list[JobProgress] = []
+    with trio.fail_after(WAIT_LIMIT):
+        async with trio.open_nursery() as nursery:
+            answered = trio.Event()
+
+            def progress(observed: JobProgress) -> None:
+                seen.append(observed)
+                answered.set()
+
+            # Nothing runs the job until the client has been told it is still running.
+            async def serve_after_an_answer() -> None:
+                await answered.wait()
+                await cluster.em.serve()
+
+            nursery.start_soon(serve_after_an_answer)
+            assert await cluster.client.run(two_outputs(), group, on_progress=progress) == [6, 40]
+            nursery.cancel_scope.cancel()
+    assert seen[0].state is JobState.RUNNING
+    assert seen[-1].state is JobState.SUCCEEDED
+    assert [p.polls for p in seen] == list(range(1, len(seen) + 1))
+    if cluster.kind == "extension":
+        assert cluster.recorder.methods[0] == "run_job"
+        assert set(cluster.recorder.methods[1:]) == {"wait_for_job"}
 
 
 async def test_the_blocking_client_waits_with_long_polls(cluster: Cluster) -> None:

@@ -115,6 +115,13 @@ async def test_job_calls_without_a_credential_are_unauthenticated(
                     SUBMISSION.submit_job,
                     jobs_pb.SubmitJobRequest(job=register_request(t.alpha), start=True),
                 )
+            with pytest.raises(rpc.UnauthenticatedError, match="no resource group credential"):
+                await call(
+                    t.storage,
+                    (),
+                    SUBMISSION.run_job,
+                    jobs_pb.RunJobRequest(job=register_request(t.alpha), wait_ms=0),
+                )
             for _name, method, request in job_calls(t.alpha_job):
                 with pytest.raises(rpc.UnauthenticatedError):
                     await call(t.storage, (), method, request)
@@ -127,6 +134,9 @@ async def test_another_group_s_jobs_are_permission_denied(launcher: StorageLaunc
             alpha = group_metadata(b"alpha-pw", t.alpha)
             with pytest.raises(rpc.PermissionDeniedError, match="another resource group"):
                 await call(t.storage, alpha, JOBS.register_job, register_request(t.beta))
+            run = jobs_pb.RunJobRequest(job=register_request(t.beta), wait_ms=0)
+            with pytest.raises(rpc.PermissionDeniedError, match="another resource group"):
+                await call(t.storage, alpha, SUBMISSION.run_job, run)
             for _name, method, request in job_calls(t.beta_job):
                 with pytest.raises(rpc.PermissionDeniedError, match=f"job {t.beta_job}"):
                     await call(t.storage, alpha, method, request)

@@ -150,3 +150,77 @@ async def test_a_wait_that_ends_answers_the_current_state(storage: RunningStorag
     await storage.client.call(JOBS, "CancelJob", job_id=job_id)
     reply = await storage.client.call(SUBMISSION, "WaitForJob", job_id=job_id, wait_ms=0)
     assert reply.state == CANCELLED
+
+
+async def test_run_job_answers_the_new_jobs_id_with_its_outputs_once_it_ends(
+    storage: RunningStorage,
+) -> None:
+    graph = diamond()
+    group = await storage.add_group("runner")
+    request = register_request(storage, group, graph, [1, 2])
+    em = await storage.em()
+    answers: list[Any] = []
+
+    async def runner() -> None:
+        answers.append(
+            await storage.client.call(
+                SUBMISSION,
+                "RunJob",
+                deadline=HANG_BOUND,
+                job=request,
+                wait_ms=int(HANG_BOUND * 1000),
+            )
+        )
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(runner)
+        # The EM's first poll waits until RunJob has registered and started the job.
+        first = await trio.to_thread.run_sync(lambda: em.poll(wait_ms=int(HANG_BOUND * 1000)))
+        for entry in first:
+            await trio.to_thread.run_sync(em.run, {1: graph}, entry)
+        rest = await trio.to_thread.run_sync(em.run_until_idle, {1: graph})
+        assert len(first) + rest == len(graph)
+
+    (answer,) = answers
+    assert answer.job_id == 1
+    assert answer.HasField("outcome")
+    assert (answer.outcome.state, answer.outcome.error_message) == (SUCCEEDED, "")
+    decoded = [unpack(p) for p in decode_task_outputs(answer.outcome.serialized_outputs)]
+    assert decoded == reference_job_outputs(graph, [1, 2])
+    assert await job_state(storage, answer.job_id) == SUCCEEDED
+
+
+async def test_run_job_whose_wait_ends_first_answers_the_running_job(
+    storage: RunningStorage,
+) -> None:
+    group = await storage.add_group("runner")
+    request = register_request(storage, group, one_task(), [1])
+    answer = await storage.client.call(SUBMISSION, "RunJob", job=request, wait_ms=20)
+    assert answer.outcome.state == RUNNING
+    assert await job_state(storage, answer.job_id) == RUNNING
+    em = await storage.em()
+    [entry] = await trio.to_thread.run_sync(em.poll)
+    assert entry.job_id == answer.job_id
+
+
+async def test_a_rejected_run_job_has_register_jobs_codes_and_leaves_no_job(
+    storage: RunningStorage,
+) -> None:
+    group = await storage.add_group("team")
+    bad = storage.client.pb.storage.RegisterJobRequest(
+        resource_group_id=group,
+        compressed_serialized_task_graph=b"not zstd",
+        compressed_serialized_inputs=b"",
+    )
+    assert (
+        await storage.client.status(SUBMISSION, "RunJob", job=bad, wait_ms=0)
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
+    unknown_group = register_request(storage, 9999, one_task(), [1])
+    assert (
+        await storage.client.status(SUBMISSION, "RunJob", job=unknown_group, wait_ms=0)
+        == grpc.StatusCode.UNAUTHENTICATED
+    )
+    assert await storage.client.status(JOBS, "GetJobState", job_id=1) == grpc.StatusCode.NOT_FOUND
+    em = await storage.em()
+    assert await trio.to_thread.run_sync(em.poll) == []

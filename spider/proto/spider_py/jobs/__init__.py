@@ -6,6 +6,8 @@ from typing import Any, ClassVar
 
 from spider.rpc import ServiceBase, UnaryMethod, UnimplementedError
 import spider.proto.storage.storage_pb2 as _storage_pb2
+from spider.proto.spider_py.jobs_pb2 import RunJobRequest as RunJobRequest
+from spider.proto.spider_py.jobs_pb2 import RunJobResponse as RunJobResponse
 from spider.proto.spider_py.jobs_pb2 import SubmitJobRequest as SubmitJobRequest
 from spider.proto.spider_py.jobs_pb2 import WaitForJobRequest as WaitForJobRequest
 from spider.proto.spider_py.jobs_pb2 import WaitForJobResponse as WaitForJobResponse
@@ -20,6 +22,9 @@ class JobSubmissionServiceStub:
     wait_for_job: ClassVar[UnaryMethod[WaitForJobRequest, WaitForJobResponse]] = UnaryMethod(
         "/spider_py.jobs.JobSubmissionService/WaitForJob", "wait_for_job", WaitForJobRequest, WaitForJobResponse
     )
+    run_job: ClassVar[UnaryMethod[RunJobRequest, RunJobResponse]] = UnaryMethod(
+        "/spider_py.jobs.JobSubmissionService/RunJob", "run_job", RunJobRequest, RunJobResponse
+    )
 
 
 class JobSubmissionServiceBase(ServiceBase):
@@ -29,6 +34,7 @@ class JobSubmissionServiceBase(ServiceBase):
     rpc_methods: ClassVar[tuple[UnaryMethod[Any, Any], ...]] = (
         JobSubmissionServiceStub.submit_job,
         JobSubmissionServiceStub.wait_for_job,
+        JobSubmissionServiceStub.run_job,
     )
 
     async def submit_job(self, request: SubmitJobRequest) -> _storage_pb2.RegisterJobResponse:
@@ -38,3 +44,7 @@ class JobSubmissionServiceBase(ServiceBase):
     async def wait_for_job(self, request: WaitForJobRequest) -> WaitForJobResponse:
         """``WaitForJob``; UNIMPLEMENTED unless overridden."""
         raise UnimplementedError("WaitForJob is not implemented")
+
+    async def run_job(self, request: RunJobRequest) -> RunJobResponse:
+        """``RunJob``; UNIMPLEMENTED unless overridden."""
+        raise UnimplementedError("RunJob is not implemented")

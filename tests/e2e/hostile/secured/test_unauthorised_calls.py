@@ -191,11 +191,12 @@ def _owner_request(owned: OwnedJobs, method: UnaryMethod[Any, Any], job: int) ->
         request.resource_group_id = owned.group
         request.compressed_serialized_task_graph = owned.graph
         request.compressed_serialized_inputs = owned.inputs
-    elif "job" in fields:  # SubmitJob
+    elif "job" in fields:  # SubmitJob, RunJob
         request.job.resource_group_id = owned.group
         request.job.compressed_serialized_task_graph = owned.graph
         request.job.compressed_serialized_inputs = owned.inputs
-        request.start = True
+        if "start" in fields:
+            request.start = True
     else:
         request.job_id = job
     body: bytes = request.SerializeToString()
