@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+import attrs
 import pytest
 import trio
 
+from spider.core.compression import decompress
 from spider.core.ids import JobId, ResourceGroupId
 from spider.core.job_state import JobState
 from spider.core.task_graph import TaskGraph
@@ -21,7 +26,8 @@ from spider.storage import (
     grpc_status,
 )
 from spider.storage.config import StorageRuntimeConfig
-from spider.storage.job_lifecycle import JobOutcome
+from spider.storage.job_lifecycle import INLINE_DECODE_BYTES, JobOutcome
+from spider.storage.persistence import Persistence
 
 from .fake_database import FakeDatabase
 from .jobs import (
@@ -29,6 +35,7 @@ from .jobs import (
     decode_job_outputs,
     diamond,
     drain,
+    flat,
     new_group,
     outputs_for,
     storage_config,
@@ -122,6 +129,46 @@ async def test_a_rejected_submission_leaves_no_job() -> None:
     assert database.jobs == {}
     assert len(state.lifecycle.cache) == 0
     assert await drain(state) == []
+
+
+async def test_a_small_submission_is_decoded_on_the_loop_and_a_big_one_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database = FakeDatabase()
+    state = await create_state(database)
+    offloaded: list[str] = []
+    offload = Persistence.offload
+
+    async def recording(self: Persistence, fn: Callable[..., Any], *args: object) -> Any:
+        offloaded.append(getattr(fn, "func", fn).__name__)
+        return await offload(self, fn, *args)
+
+    monkeypatch.setattr(Persistence, "offload", recording)
+    group = new_group(database)
+    small = submission(one_task(), [1])
+    assert len(decompress(small[0])) <= INLINE_DECODE_BYTES
+    await state.lifecycle.register_job(group, *small, start=True)
+    assert offloaded == []
+    big = submission(flat(64), list(range(64)))
+    assert len(decompress(big[0])) > INLINE_DECODE_BYTES
+    job_id = await state.lifecycle.register_job(group, *big, start=True)
+    assert offloaded == ["decode_job_submission"]
+    assert len(await drain(state)) == 1 + 64  # both jobs' input tasks
+    assert database.state_of(job_id) is JobState.RUNNING
+
+
+async def test_a_small_submission_over_a_lower_limit_names_the_setting() -> None:
+    database = FakeDatabase()
+    config = storage_config()
+    limits = attrs.evolve(config.runtime.limits, max_task_graph_bytes=64)
+    state = await create_state(
+        database, attrs.evolve(config, runtime=attrs.evolve(config.runtime, limits=limits))
+    )
+    with pytest.raises(BadRequest, match=r"64-byte limit \(setting runtime.limits.max_task_graph"):
+        await state.lifecycle.register_job(
+            new_group(database), *submission(one_task(), [1]), start=True
+        )
+    assert database.jobs == {}
 
 
 # --- WaitForJob ----------------------------------------------------------------------------
