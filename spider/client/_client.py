@@ -273,12 +273,7 @@ class SpiderClient:
         description = job.build() if isinstance(job, JobBuilder) else job
         graph_bytes, input_bytes = description.encode()
         job_id = await self._register(resource_group, graph_bytes, input_bytes, start=start)
-        return SubmittedJob(
-            job_id,
-            description.output_annotations,
-            description.output_labels,
-            len(description.graph),
-        )
+        return _submitted(job_id, description)
 
     async def _register(
         self, resource_group: int, graph_bytes: bytes, input_bytes: bytes, *, start: bool
@@ -544,12 +539,7 @@ class SpiderClient:
             return None
         self._run_job = self._jobs_extension = True
         job_id, first = jobs_ext.run_answer(reply)
-        submitted = SubmittedJob(
-            job_id,
-            description.output_annotations,
-            description.output_labels,
-            len(description.graph),
-        )
+        submitted = _submitted(job_id, description)
         state, answer = await self._wait(submitted, on_progress, first, started)
         return submitted, await self._result(submitted, state, answer)
 
@@ -808,6 +798,13 @@ def _database_info(reply: status_pb.GetClusterStatusResponse) -> DatabaseInfo:
 
 def _job_counts(counts: Sequence[status_pb.JobStateCount]) -> dict[JobState, int]:
     return {job_state_from_proto(entry.state): entry.count for entry in counts}
+
+
+def _submitted(job_id: JobId, description: JobDescription) -> SubmittedJob:
+    """The handle of a job storage registered from ``description``."""
+    return SubmittedJob(
+        job_id, description.output_annotations, description.output_labels, len(description.graph)
+    )
 
 
 def _decode_payloads(job_id: int, serialized_outputs: bytes) -> list[bytes]:
