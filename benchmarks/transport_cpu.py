@@ -20,11 +20,25 @@ Servers, the first being what Spider-py runs today:
   ``trio.from_thread.run``.
 * ``grpcio aio alone``: grpcio's asyncio server, the handler on asyncio (no Trio): the floor a
   switch could reach if Trio were out of the picture.
+* ``h2 on Trio``: HTTP/2 parsed by the ``h2`` library (what grpclib uses) on the Trio thread
+  itself, the handler a Trio task in the connection's nursery: no asyncio, no thread hop. It
+  is a prototype that answers only this one method with none of a server's checks (deadlines,
+  metadata, limits), so it is the floor of a Trio-native transport, not a candidate as it is.
 
 Servers run in turn, ``--repeats`` times, so load from elsewhere on the machine hits them alike;
 the table shows medians and each server's CPU per call as a ratio to ``spider.rpc``'s.
 
-Run: ``python benchmarks/transport_cpu.py [--calls N] [--repeats R] [--servers A,B]``.
+A second table asks the same of the calling side, since every Spider-py service is a client
+too: each client below runs in a process of its own, makes its calls from 1 then 8 Trio tasks
+against grpcio's thread-pool server (C core, in another process), and its process's CPU is
+divided by its calls.
+
+* ``spider.rpc``: ``Channel.call`` over the bridge (grpclib in the asyncio thread).
+* ``h2 on Trio``: a prototype client on the ``h2`` library on the Trio thread, one connection,
+  no deadline or error handling: the floor of a Trio-native channel.
+
+Run: ``python benchmarks/transport_cpu.py [--calls N] [--repeats R] [--servers A,B]
+[--clients A,B]`` (``--clients ""`` skips the second table).
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import os
 import socket
 import statistics
@@ -39,7 +54,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -48,6 +63,9 @@ import attrs
 import grpc
 import grpc.aio
 import grpclib.server
+import h2.config
+import h2.connection
+import h2.events
 import trio
 from grpclib.server import Stream
 
@@ -62,6 +80,7 @@ from spider.proto.scheduler import (
 from spider.rpc.auth import CLUSTER_TOKEN_HEADER, ClusterAuth
 
 LOOPBACK = "127.0.0.1"
+CLIENTS = ("spider.rpc", "h2 on Trio")
 WARMUP_CALLS = 300
 CALLERS = (1, 8)
 SERVICE = "scheduler.SchedulerService"
@@ -74,6 +93,7 @@ SERVERS = (
     "grpcio aio + Trio",
     "grpcio threads + Trio",
     "grpcio aio alone",
+    "h2 on Trio",
 )
 
 
@@ -209,6 +229,181 @@ def _serve_grpcio_threads_trio() -> None:
     trio.run(main)
 
 
+async def _h2_connection(stream: trio.SocketStream) -> None:
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    connection.initiate_connection()
+    sending = trio.Lock()
+    bodies: dict[int, bytearray] = {}
+
+    async def flush() -> None:
+        async with sending:
+            if pending := connection.data_to_send():
+                await stream.send_all(pending)
+
+    async def answer(stream_id: int, body: bytes) -> None:
+        reply = await _trio_heartbeat(HeartbeatRequest.FromString(body[5:]))
+        payload = reply.SerializeToString()
+        connection.send_headers(
+            stream_id, [(b":status", b"200"), (b"content-type", b"application/grpc")]
+        )
+        connection.send_data(stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
+        connection.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+        await flush()
+
+    async with stream, trio.open_nursery() as nursery:
+        await flush()
+        while data := await stream.receive_some(65536):
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    bodies[event.stream_id] = bytearray()
+                elif isinstance(event, h2.events.DataReceived):
+                    bodies[event.stream_id] += event.data
+                    connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, h2.events.StreamEnded):
+                    nursery.start_soon(answer, event.stream_id, bytes(bodies.pop(event.stream_id)))
+            await flush()
+
+
+def _serve_h2_trio() -> None:
+    async def main() -> None:
+        listeners = await trio.open_tcp_listeners(0, host=LOOPBACK)
+        _announce(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(_h2_connection, listeners)
+
+    trio.run(main)
+
+
+# ---- the clients (each runs in a subprocess, against a grpcio server) -------------------------
+
+
+class _H2TrioChannel:
+    """The prototype Trio-native client: one HTTP/2 connection, a reader task, no checks."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self._connection = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        self._connection.initiate_connection()
+        self._sending = trio.Lock()
+        self._answered: dict[int, trio.Event] = {}
+        self._bodies: dict[int, bytearray] = {}
+
+    async def flush(self) -> None:
+        async with self._sending:
+            if pending := self._connection.data_to_send():
+                await self._stream.send_all(pending)
+
+    async def read(self) -> None:
+        while data := await self._stream.receive_some(65536):
+            for event in self._connection.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    self._bodies[event.stream_id] += event.data
+                    self._connection.acknowledge_received_data(
+                        event.flow_controlled_length, event.stream_id
+                    )
+                elif isinstance(event, h2.events.StreamEnded):
+                    self._answered.pop(event.stream_id).set()
+            await self.flush()
+
+    async def heartbeat(self, request: HeartbeatRequest) -> Void:
+        stream_id = self._connection.get_next_available_stream_id()
+        body = request.SerializeToString()
+        self._bodies[stream_id] = bytearray()
+        answered = self._answered[stream_id] = trio.Event()
+        self._connection.send_headers(
+            stream_id,
+            [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", SchedulerServiceStub.heartbeat.route.encode()),
+                (b":authority", LOOPBACK.encode()),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+                (b"grpc-timeout", b"10S"),
+            ],
+        )
+        self._connection.send_data(
+            stream_id, b"\0" + len(body).to_bytes(4, "big") + body, end_stream=True
+        )
+        await self.flush()
+        await answered.wait()
+        return Void.FromString(bytes(self._bodies.pop(stream_id))[5:])
+
+
+async def _timed_calls(
+    heartbeat: Callable[[HeartbeatRequest], Awaitable[Void]], callers: int, calls: int
+) -> Sample:
+    request = HeartbeatRequest(execution_manager_id=1)
+    for _ in range(WARMUP_CALLS):
+        await heartbeat(request)
+    latencies: list[float] = []
+
+    async def caller(count: int) -> None:
+        for _ in range(count):
+            began = time.perf_counter()
+            await heartbeat(request)
+            latencies.append(time.perf_counter() - began)
+
+    cpu_before = time.process_time()
+    began = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for _ in range(callers):
+            nursery.start_soon(caller, calls // callers)
+    elapsed = time.perf_counter() - began
+    cpu = time.process_time() - cpu_before
+    latencies.sort()
+    return Sample(
+        cpu_us=cpu / len(latencies) * 1e6,
+        p50_ms=latencies[len(latencies) // 2] * 1e3,
+        calls_per_s=len(latencies) / elapsed,
+    )
+
+
+async def _spider_rpc_client(port: int, callers: int, calls: int) -> Sample:
+    async with (
+        rpc.open_rpc_bridge(),
+        rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel,
+    ):
+        return await _timed_calls(
+            functools.partial(channel.call, SchedulerServiceStub.heartbeat, deadline=10),
+            callers,
+            calls,
+        )
+
+
+async def _h2_trio_client(port: int, callers: int, calls: int) -> Sample:
+    channel = _H2TrioChannel(await trio.open_tcp_stream(LOOPBACK, port))
+    await channel.flush()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(channel.read)
+        sample = await _timed_calls(channel.heartbeat, callers, calls)
+        nursery.cancel_scope.cancel()
+    return sample
+
+
+CLIENT: dict[str, Callable[[int, int, int], Awaitable[Sample]]] = {
+    "spider.rpc": _spider_rpc_client,
+    "h2 on Trio": _h2_trio_client,
+}
+
+
+def _run_client(name: str, port: int, callers: int, calls: int) -> None:
+    sample = trio.run(CLIENT[name], port, callers, calls)
+    sys.stdout.write(json.dumps(attrs.asdict(sample)) + "\n")
+
+
+def _client_sample(name: str, port: int, callers: int, calls: int) -> Sample:
+    command = [sys.executable, __file__, "--client", name, "--port", str(port)]
+    command += ["--callers", str(callers), "--calls", str(calls)]
+    finished = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return Sample(**json.loads(finished.stdout))
+
+
 SERVE: dict[str, Callable[[], None]] = {
     "spider.rpc": _serve_spider_rpc,
     CREDENTIAL: _serve_spider_rpc_with_credential,
@@ -216,6 +411,7 @@ SERVE: dict[str, Callable[[], None]] = {
     "grpcio aio + Trio": _serve_grpcio_aio_trio,
     "grpcio threads + Trio": _serve_grpcio_threads_trio,
     "grpcio aio alone": _serve_grpcio_aio_alone,
+    "h2 on Trio": _serve_h2_trio,
 }
 
 
@@ -311,14 +507,26 @@ def main() -> None:
     parser.add_argument(
         "--servers", default=",".join(SERVERS), help="comma-separated subset (default: all)"
     )
+    parser.add_argument(
+        "--clients", default=",".join(CLIENTS), help="comma-separated subset (default: all)"
+    )
     parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--callers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         SERVE[args.serve]()
         return
+    if args.client:
+        _run_client(args.client, args.port, args.callers, args.calls)
+        return
     servers = [name for name in SERVERS if name in args.servers.split(",")]
     if "spider.rpc" not in servers:
         parser.error("--servers must include spider.rpc, the baseline of the ratios")
+    clients = [name for name in CLIENTS if name in args.clients.split(",")]
+    if clients and "spider.rpc" not in clients:
+        parser.error("--clients must include spider.rpc, the baseline of the ratios")
     samples: dict[tuple[str, int], list[Sample]] = {}
     for repeat in range(args.repeats):
         for name in servers:
@@ -328,17 +536,27 @@ def main() -> None:
                 for callers in CALLERS:
                     sample = _load(port, callers, args.calls, cpu_seconds, metadata)
                     samples.setdefault((name, callers), []).append(sample)
-    medians = {cell: _median(cell_samples) for cell, cell_samples in samples.items()}
-    print(
-        f"\nServer CPU per unary call ({args.calls} calls per cell, median of {args.repeats}; "
-        f"ratio = CPU per call / spider.rpc's)\n"
+    _print_table(
+        f"Server CPU per unary call ({args.calls} calls per cell, median of {args.repeats}; "
+        "ratio = CPU per call / spider.rpc's)",
+        "server",
+        servers,
+        {cell: _median(cell_samples) for cell, cell_samples in samples.items()},
     )
+    if clients:
+        _client_table(clients, args.calls, args.repeats)
+
+
+def _print_table(
+    title: str, kind: str, names: list[str], medians: dict[tuple[str, int], Sample]
+) -> None:
+    print(f"\n{title}\n")
     header = " | ".join(
         f"{callers} caller(s): CPU µs/call | ratio | p50 ms | calls/s" for callers in CALLERS
     )
-    print(f"| server | {header} |")
+    print(f"| {kind} | {header} |")
     print("|---|" + "---|" * 4 * len(CALLERS))
-    for name in servers:
+    for name in names:
         cells = []
         for callers in CALLERS:
             sample = medians[name, callers]
@@ -347,6 +565,24 @@ def main() -> None:
                 f"{sample.cpu_us:.0f} | {ratio:.2f} | {sample.p50_ms:.2f} | {sample.calls_per_s:.0f}"
             )
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def _client_table(clients: list[str], calls: int, repeats: int) -> None:
+    samples: dict[tuple[str, int], list[Sample]] = {}
+    with _server("grpcio threads + Trio") as (port, _):
+        for repeat in range(repeats):
+            for name in clients:
+                print(f"run {repeat + 1}/{repeats}: client {name}", file=sys.stderr, flush=True)
+                for callers in CALLERS:
+                    sample = _client_sample(name, port, callers, calls)
+                    samples.setdefault((name, callers), []).append(sample)
+    _print_table(
+        f"Client CPU per unary call against grpcio's thread-pool server ({calls} calls per "
+        f"cell, median of {repeats}; ratio = CPU per call / spider.rpc's)",
+        "client",
+        clients,
+        {cell: _median(cell_samples) for cell, cell_samples in samples.items()},
+    )
 
 
 if __name__ == "__main__":
