@@ -41,15 +41,16 @@ def measured(route: str, handler: _StreamHandler) -> _StreamHandler:
     """``handler``, its calls timed into ``HANDLING_SECONDS``."""
     answered = HANDLING_SECONDS.labels(route, "OK")
 
-    async def handle(stream: Any) -> None:  # asyncio thread
+    async def handle(call: Any) -> None:
         started = time.perf_counter()
         try:
-            await handler(stream)
+            await handler(call)
         except GRPCError as exc:
             HANDLING_SECONDS.labels(route, exc.status.name).observe(time.perf_counter() - started)
             raise
         except BaseException:
-            # The caller went away (the stream was reset) or the server is stopping.
+            # The caller went away (the stream was reset), the deadline passed or the server is
+            # stopping.
             HANDLING_SECONDS.labels(route, "CANCELLED").observe(time.perf_counter() - started)
             raise
         answered.observe(time.perf_counter() - started)

@@ -2,16 +2,15 @@
 
 A service is an instance of a generated service base class (``SchedulerServiceBase``...,
 written by ``tools/gen_protos.py``) whose methods are overridden with Trio ``async def`` s that
-take the request message and return the reply. grpclib parses and answers the stream in
-the bridge's asyncio thread; each handler runs as a Trio task in a nursery ``serve`` owns and may
-use any Trio primitive. ``serve`` translates
+take the request message and return the reply. Each connection is served on the Trio thread
+(``ServerConnection``, HTTP/2 by ``h2``), and each call runs as a Trio task in its connection's
+nursery, inside ``serve``'s, so a handler may use any Trio primitive. ``serve`` translates
 what a handler raises: an ``RpcError`` becomes its status and message, anything else becomes
 ``INTERNAL`` (logged with its traceback) and the server keeps serving.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import contextvars
@@ -20,24 +19,19 @@ import ipaddress
 import logging
 import socket
 import ssl
-import weakref
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 import attrs
-import grpclib.const
-import grpclib.server
-import outcome
 import trio
 from grpclib.exceptions import GRPCError
-from grpclib.protocol import H2Protocol
 
-from spider.rpc._bridge import AsyncioBridge, current_bridge
 from spider.rpc._config import ServerConfig
 from spider.rpc._log_limit import PeerLogLimit
 from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc._metrics import measured
 from spider.rpc._receive import bounded_status_message, receive_request
+from spider.rpc._server_connection import ServerCall, ServerConnection
 from spider.rpc._tls import server_context
 from spider.rpc.auth import ClusterAuth
 from spider.rpc.errors import InternalError, ListenError, RpcError, Status
@@ -46,7 +40,10 @@ LOGGER = logging.getLogger("spider.rpc")
 
 DEFAULT_SERVER_CONFIG = ServerConfig()
 
+LISTEN_BACKLOG = socket.SOMAXCONN
+
 _TrioHandler = Callable[[Any], Awaitable[Any]]
+_CallHandler = Callable[[ServerCall], Awaitable[None]]
 
 _current_peer: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar(
     "spider_rpc_current_peer", default=None
@@ -101,7 +98,7 @@ async def serve(
     config: ServerConfig = DEFAULT_SERVER_CONFIG,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
-    """Serve ``services`` on ``host:port`` until cancelled; needs an open RPC bridge.
+    """Serve ``services`` on ``host:port`` until cancelled.
 
     Start it with ``port = await nursery.start(serve, services, host, port)``:
     ``task_status.started`` reports the bound port once the server accepts connections
@@ -109,76 +106,65 @@ async def serve(
     Spider's are; a service whose methods are not overridden answers ``UNIMPLEMENTED``, and so
     does a route no service serves.
 
-    Each call runs its handler as a task in a nursery that ``serve`` owns; the handler is
-    cancelled if the client cancels the call or its deadline passes.
+    Each call runs its handler as a task in a nursery inside ``serve``, in a copy of ``serve``'s
+    context; the handler is cancelled if the client resets the call, its connection is lost or
+    its deadline passes.
 
     Raises ``ListenError`` (before ``started``) if the address cannot be bound.
 
-    On cancellation the running handlers are cancelled (they see ``trio.Cancelled``), new calls
-    are refused with ``UNAVAILABLE``, the listener and every client connection are closed
-    (callers get ``UnavailableError``, which is transient), and ``serve`` returns once the
-    handlers have finished. Closing the asyncio side is bounded by ``config.shutdown_grace``.
+    On cancellation the running handlers are cancelled (they see ``trio.Cancelled``), the
+    listener and every client connection are closed (callers get ``UnavailableError``, which is
+    transient), and ``serve`` returns once the handlers have finished. Writing each connection's
+    GOAWAY to a client that does not read is bounded by ``config.shutdown_grace``.
     """
-    bridge = current_bridge()
-    # Check the services and bind before opening the handlers' nursery, so that these errors
-    # reach the starter as themselves rather than inside an exception group.
+    # Check the services and bind before opening the nursery, so that these errors reach the
+    # starter as themselves rather than inside an exception group.
     methods = [_trio_methods(service) for service in services]
     tls = server_context(config.tls) if config.tls is not None else None
     listener = await _listen(host, port)
-    async with trio.open_nursery() as handlers:
-        launcher = _HandlerLauncher(bridge, handlers)
-        refusals = PeerLogLimit()  # this server's refused-call lines, per client host
-        servables = [
-            _TrioService(
-                _adapt(service_methods, launcher, config.max_request_bytes, config.auth, refusals)
-            )
-            for service_methods in methods
-        ]
-        try:
-            server = await bridge.run(_start_server, servables, listener, tls)
-        except BaseException:
-            listener.close()
-            raise
-        bound_port: int = listener.getsockname()[1]
-        names = ", ".join(type(service).__name__ for service in services)
-        LOGGER.info(
-            "serving %s on %s port %d",
-            names,
-            host,
-            bound_port,
-            extra={
-                "rpc_services": names,
-                "rpc_host": host,
-                "rpc_port": bound_port,
-                "rpc_tls": config.tls is not None,
-                "rpc_auth": config.auth is not None,
-            },
+    server = _Server(config, tls)
+    refusals = PeerLogLimit()  # this server's refused-call lines, per client host
+    for service_methods in methods:
+        server.routes.update(
+            _adapt(service_methods, server, config.max_request_bytes, config.auth, refusals)
         )
-        _warn_if_exposed(names, host, bound_port, config)
-        try:
+    bound_port: int = listener.getsockname()[1]
+    names = ", ".join(type(service).__name__ for service in services)
+    LOGGER.info(
+        "serving %s on %s port %d",
+        names,
+        host,
+        bound_port,
+        extra={
+            "rpc_services": names,
+            "rpc_host": host,
+            "rpc_port": bound_port,
+            "rpc_tls": config.tls is not None,
+            "rpc_auth": config.auth is not None,
+        },
+    )
+    _warn_if_exposed(names, host, bound_port, config)
+    try:
+        async with trio.open_nursery() as connections:
+            # serve_listeners closes the listener when it is cancelled.
+            connections.start_soon(
+                functools.partial(
+                    trio.serve_listeners,
+                    server.serve_connection,
+                    [trio.SocketListener(trio.socket.from_stdlib_socket(listener))],
+                    handler_nursery=connections,
+                )
+            )
             task_status.started(bound_port)
             await trio.sleep_forever()
-        finally:
-            launcher.refuse_new_calls()
-            # Stopping goes on in the asyncio thread however long it takes; serve waits for
-            # it only up to the grace, so a busy or wedged asyncio thread cannot hold it.
-            stopped = trio.Event()
-            _stop_in_background(server, bridge, stopped)
-            with trio.move_on_after(config.shutdown_grace, shield=True) as stopping:
-                await stopped.wait()
-            if stopping.cancelled_caught:
-                LOGGER.warning(
-                    "the server on port %d did not close within %g s",
-                    bound_port,
-                    config.shutdown_grace,
-                    extra={"rpc_port": bound_port, "shutdown_grace_s": config.shutdown_grace},
-                )
-            LOGGER.info(
-                "stopped serving on port %d after %d calls",
-                bound_port,
-                launcher.calls.total(),
-                extra={"rpc_port": bound_port, "rpc_calls": dict(launcher.calls)},
-            )
+    finally:
+        listener.close()
+        LOGGER.info(
+            "stopped serving on port %d after %d calls",
+            bound_port,
+            server.calls.total(),
+            extra={"rpc_port": bound_port, "rpc_calls": dict(server.calls)},
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -222,24 +208,23 @@ def _warn_if_exposed(names: str, host: str, port: int, config: ServerConfig) -> 
 
 
 async def _listen(host: str, port: int) -> socket.socket:
-    """A bound, non-blocking TCP socket for ``host:port`` (asyncio calls ``listen`` on it)."""
+    """A listening, non-blocking TCP socket bound to ``host:port``."""
     try:
         infos = await trio.socket.getaddrinfo(
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
         family, _, _, _, address = infos[0]
-        # grpclib sets TCP_NODELAY on accepted connections only if the listener's proto is
-        # IPPROTO_TCP; with proto 0, Nagle and delayed ACKs add 40 ms to every call.
         listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError as exc:
         raise ListenError(
             f"cannot listen for gRPC on {host}:{port}: {exc}; check the host name"
         ) from exc
     try:
-        # What asyncio's create_server does on POSIX: rebind right after a restart even while
-        # the previous server's connections sit in TIME_WAIT.
+        # Rebind right after a restart even while the previous server's connections sit in
+        # TIME_WAIT (what trio.open_tcp_listeners and asyncio's create_server do on POSIX).
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
+        listener.listen(LISTEN_BACKLOG)
         listener.setblocking(False)
     except OSError as exc:
         listener.close()
@@ -250,180 +235,83 @@ async def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-async def _start_server(
-    servables: Collection[_TrioService], listener: socket.socket, tls: ssl.SSLContext | None
-) -> _ConnectionTrackingServer:
-    # grpclib binds the server to the running asyncio loop when it is built, so build it there.
-    server = _ConnectionTrackingServer(servables)
-    await server.start(sock=listener, ssl=tls)
-    return server
-
-
-def _stop_in_background(
-    server: _ConnectionTrackingServer, bridge: AsyncioBridge, stopped: trio.Event
-) -> None:
-    def finished(task: asyncio.Task[None]) -> None:  # asyncio thread
-        if not task.cancelled() and task.exception() is not None:
-            LOGGER.error("stopping a gRPC server failed", exc_info=task.exception())
-        with contextlib.suppress(trio.RunFinishedError):
-            bridge.to_trio(stopped.set)
-
-    bridge.start_background(_stop_server, server, done=finished)
-
-
-async def _stop_server(server: _ConnectionTrackingServer) -> None:
-    # close() stops the listener and cancels grpclib's handler tasks (which cancel their Trio
-    # handlers); open connections must be closed too, or grpclib keeps serving new streams on
-    # them. A connection accepted just before the listener closed may come up while we wait.
-    server.close()
-    server.close_connections()
-    await server.wait_closed()
-    server.close_connections()
-
-
-class _TrioService:
-    """An ``IServable`` whose handlers call Trio code."""
-
-    def __init__(self, mapping: dict[str, grpclib.const.Handler]) -> None:
-        self._mapping = mapping
-
-    def __mapping__(self) -> dict[str, grpclib.const.Handler]:
-        return self._mapping
-
-
-class _ConnectionTrackingServer(grpclib.server.Server):
-    """A grpclib server that can close its client connections.
-
-    grpclib's ``close()`` only stops the listener and cancels running handlers; open HTTP/2
-    connections stay up and keep being served. ``_protocol_factory`` is grpclib's (0.4.9)
-    hook for every accepted connection.
-    """
-
-    def __init__(self, servables: Collection[_TrioService]) -> None:
-        super().__init__(servables)
-        # grpclib (0.4.9) answers a route it does not know UNIMPLEMENTED without a
-        # content-type, which clients read as UNKNOWN; the fallback answers it properly.
-        self._mapping = _UnimplementedFallback(self._mapping)
-        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
-
-    def _protocol_factory(self) -> H2Protocol:
-        protocol = super()._protocol_factory()
-        self._protocols.add(protocol)
-        return protocol
-
-    def close_connections(self) -> None:
-        for protocol in list(self._protocols):
-            # ``processor`` exists once asyncio has called ``connection_made``.
-            processor = getattr(protocol, "processor", None)
-            if processor is not None:
-                processor.close("server is shutting down")
-        self._protocols.clear()
-
-
-class _UnimplementedFallback(dict[str, grpclib.const.Handler]):
-    """grpclib's route table, with a handler answering UNIMPLEMENTED for any unknown route."""
-
-    def get(self, route: str, default: object = None) -> grpclib.const.Handler:
-        handler = super().get(route)
-        if handler is not None:
-            return handler
-        return grpclib.const.Handler(
-            functools.partial(_answer_unimplemented, route),
-            grpclib.const.Cardinality.UNARY_UNARY,
-            object,
-            object,
-        )
-
-
-async def _answer_unimplemented(route: str, stream: grpclib.server.Stream[Any, Any]) -> None:
-    del stream  # the request is never read
-    raise GRPCError(Status.UNIMPLEMENTED, f"{route} is not served here")
-
-
 @attrs.define(eq=False)
-class _HandlerLauncher:
-    """Runs Trio handlers in ``serve``'s nursery on behalf of grpclib's asyncio handler tasks."""
+class _Server:
+    """What ``serve``'s connections share: the routes, and the calls received."""
 
-    _bridge: AsyncioBridge
-    _nursery: trio.Nursery
-    _context: contextvars.Context = attrs.field(factory=contextvars.copy_context)
-    """``serve``'s context when it started: handlers run in copies of it. Callbacks from the
-    asyncio thread run in Trio's system context, whose variables are not ``serve``'s."""
-    _refusing: bool = False
+    _config: ServerConfig
+    _tls: ssl.SSLContext | None
+    routes: dict[str, _CallHandler] = attrs.field(factory=dict)
     calls: collections.Counter[str] = attrs.field(factory=collections.Counter)
     """Calls received, by route: logged when ``serve`` stops, so an operator (and
     ``benchmarks/e2e.py``) can see how many RPCs the work took."""
 
-    def report_undelivered(self, route: str, callbacks: list[UndeliveredCallback]) -> None:
-        """Run a call's ``on_undelivered`` callbacks in Trio (from the asyncio thread)."""
-
-        def run() -> None:  # Trio thread; must not raise
-            for callback in callbacks:
-                try:
-                    callback()
-                except Exception:
-                    LOGGER.exception(
-                        "an on_undelivered callback of %s failed",
-                        route,
-                        extra={"rpc_method": route},
-                    )
-
+    async def serve_connection(self, stream: trio.SocketStream) -> None:
+        """Serve one accepted connection until it ends (a task in ``serve``'s nursery)."""
         try:
-            self._bridge.to_trio(self._context.run, run)
-        except trio.RunFinishedError:
-            LOGGER.warning(
-                "a response of %s was not delivered after the Trio run ended; its "
-                "on_undelivered callbacks did not run",
+            address = stream.socket.getpeername()
+        except OSError:  # already gone
+            await trio.aclose_forcefully(stream)
+            return
+        peer = (str(address[0]), int(address[1]))
+        transport: trio.abc.Stream = stream
+        if self._tls is not None:
+            transport = trio.SSLStream(stream, self._tls, server_side=True)
+        connection = ServerConnection(
+            transport,
+            peer,
+            self._dispatch,
+            self._config.max_request_bytes,
+            self._config.shutdown_grace,
+        )
+        await connection.run()
+
+    async def _dispatch(self, call: ServerCall) -> None:
+        """Run one call and answer it; a task in its connection's nursery."""
+        handler = self.routes.get(call.route)
+        with call.scope:
+            if call.timeout is not None:
+                call.scope.deadline = trio.current_time() + call.timeout
+            try:
+                if handler is None:
+                    raise GRPCError(Status.UNIMPLEMENTED, f"{call.route} is not served here")
+                await handler(call)
+                return
+            except GRPCError as error:
+                if not call.reset:
+                    await call.send_status(error.status, error.message or "")
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the stream or the connection is gone: nobody to answer
+            except Exception:
+                LOGGER.exception(
+                    "serving %s failed; answering INTERNAL",
+                    call.route,
+                    extra={"rpc_method": call.route, "rpc_peer": call.peer},
+                )
+                if not call.reset and not call.answered:
+                    await call.send_status(Status.INTERNAL, "internal error; see the server's log")
+                return
+        if call.scope.cancelled_caught and not call.reset and not call.answered:
+            # Only the call's own deadline cancels this scope without a reset.
+            call.send_status_nowait(
+                Status.DEADLINE_EXCEEDED, "the call's deadline passed on the server"
+            )
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await call.flush()
+
+
+def _run_undelivered(route: str, callbacks: list[UndeliveredCallback]) -> None:
+    """Run a call's ``on_undelivered`` callbacks; one that fails is logged, the others run."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            LOGGER.exception(
+                "an on_undelivered callback of %s failed",
                 route,
                 extra={"rpc_method": route},
             )
-
-    def refuse_new_calls(self) -> None:
-        """From now on, answer new calls ``UNAVAILABLE`` (the server is stopping)."""
-        self._refusing = True
-
-    async def call(self, handler: Callable[[], Awaitable[object]]) -> Any:
-        """Asyncio-flavoured: run ``await handler()`` in Trio and return or raise its outcome.
-
-        Cancelling the calling asyncio task cancels the Trio task and waits for it to end.
-        """
-        done: asyncio.Future[outcome.Outcome[Any]] = asyncio.get_running_loop().create_future()
-        scope = trio.CancelScope()
-
-        def settle(result: outcome.Outcome[Any]) -> None:  # asyncio thread
-            if not done.done():
-                done.set_result(result)
-
-        async def run() -> None:  # Trio task in serve's nursery
-            result: outcome.Outcome[Any] = outcome.Error(asyncio.CancelledError())
-            try:
-                with scope:
-                    result = outcome.Value(await handler())
-            except GRPCError as error:
-                result = outcome.Error(error)
-            finally:
-                self._bridge.call_soon(settle, result)
-
-        def launch() -> None:  # Trio thread; must not raise
-            if self._refusing:
-                refusal = GRPCError(Status.UNAVAILABLE, "the server is shutting down; retry")
-                self._bridge.call_soon(settle, outcome.Error(refusal))
-                return
-            # start_soon copies the current context: make it (a copy of) serve's.
-            self._context.run(self._nursery.start_soon, run)
-
-        self._bridge.to_trio(launch)
-        try:
-            result = await asyncio.shield(done)
-        except asyncio.CancelledError:
-            # grpclib cancelled us: the client reset the stream, the deadline passed or the
-            # server is closing. Cancel the Trio handler and wait until it has finished.
-            self._bridge.to_trio(scope.cancel)
-            while not done.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(done)
-            raise
-        return result.unwrap()
 
 
 @attrs.frozen
@@ -449,36 +337,24 @@ def _trio_methods(service: ServiceBase) -> list[_TrioMethod]:
 
 def _adapt(
     methods: list[_TrioMethod],
-    launcher: _HandlerLauncher,
+    server: _Server,
     max_request_bytes: int,
     auth: ClusterAuth | None = None,
     refusals: PeerLogLimit | None = None,
-) -> dict[str, grpclib.const.Handler]:
-    """A grpclib mapping whose stream-level handlers run ``methods`` through ``launcher``,
-    behind ``auth``'s check for the routes it guards; refused calls are logged within
-    ``refusals``' limit."""
+) -> dict[str, _CallHandler]:
+    """A route table whose call handlers run ``methods``, counted in ``server.calls``, behind
+    ``auth``'s check for the routes it guards; refused calls are logged within ``refusals``'
+    limit."""
     refusals = refusals or PeerLogLimit()
     return {
-        method.route: grpclib.const.Handler(
-            measured(
+        method.route: measured(
+            method.route,
+            _guarded(
+                auth,
                 method.route,
-                _guarded(
-                    auth,
-                    method.route,
-                    _stream_handler(
-                        method.route,
-                        method.handle,
-                        method.reply_type,
-                        launcher,
-                        max_request_bytes,
-                        refusals,
-                    ),
-                    refusals,
-                ),
+                _call_handler(method, server, max_request_bytes, refusals),
+                refusals,
             ),
-            grpclib.const.Cardinality.UNARY_UNARY,
-            method.method.request_type,
-            method.reply_type,
         )
         for method in methods
     }
@@ -487,47 +363,32 @@ def _adapt(
 def _guarded(
     auth: ClusterAuth | None,
     route: str,
-    handler: Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]],
+    handler: _CallHandler,
     refusals: PeerLogLimit,
-) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
+) -> _CallHandler:
     return handler if auth is None else auth.guarded(route, handler, refusals)
 
 
-def _stream_handler(
-    route: str,
-    trio_method: _TrioHandler,
-    reply_type: type[Any],
-    launcher: _HandlerLauncher,
-    max_request_bytes: int,
-    refusals: PeerLogLimit,
-) -> Callable[[grpclib.server.Stream[Any, Any]], Awaitable[None]]:
-    async def handle(stream: grpclib.server.Stream[Any, Any]) -> None:  # asyncio thread
-        launcher.calls[route] += 1
-        request = await receive_request(stream, route, max_request_bytes, refusals)
-        peer = stream.peer.addr() if stream.peer is not None else None
-        metadata: Mapping[str, str | bytes] = stream.metadata or {}
+def _call_handler(
+    method: _TrioMethod, server: _Server, max_request_bytes: int, refusals: PeerLogLimit
+) -> _CallHandler:
+    route = method.route
+    request_type = method.method.request_type
+
+    async def handle(call: ServerCall) -> None:
+        server.calls[route] += 1
+        request = await receive_request(call, request_type, max_request_bytes, refusals)
         callbacks: list[UndeliveredCallback] = []
         delivered = False
         try:
-            response = await launcher.call(
-                functools.partial(
-                    _run_trio_handler,
-                    route,
-                    trio_method,
-                    request,
-                    reply_type,
-                    peer,
-                    metadata,
-                    callbacks,
-                )
+            response = await _run_trio_handler(
+                route, method.handle, request, method.reply_type, call, callbacks
             )
-            await stream.send_message(response)
+            await call.send_reply(response.SerializeToString())
             delivered = True
         finally:
-            # ``call`` returns or raises only once the Trio handler has ended, so the list is
-            # complete here.
             if not delivered and callbacks:
-                launcher.report_undelivered(route, callbacks)
+                _run_undelivered(route, callbacks)
 
     return handle
 
@@ -537,13 +398,14 @@ async def _run_trio_handler(
     trio_method: _TrioHandler,
     request: object,
     reply_type: type[Any],
-    peer: tuple[str, int] | None,
-    metadata: Mapping[str, str | bytes],
+    call: ServerCall,
     undelivered: list[UndeliveredCallback],
-) -> object:
-    """Run one Trio handler; every ``Exception`` leaves as the ``GRPCError`` to answer with."""
+) -> Any:
+    """Run one Trio handler in the call's task (whose context is its own copy of ``serve``'s);
+    every ``Exception`` leaves as the ``GRPCError`` to answer with."""
+    peer = call.peer
     _current_peer.set(peer)
-    _current_metadata.set(metadata)
+    _current_metadata.set(call.metadata)
     _undelivered.set(undelivered)
     try:
         return await invoke_handler(route, trio_method, request, reply_type, peer)

@@ -109,7 +109,7 @@ class ClusterAuth:
         return service not in self.open_services and route not in self.open_services
 
     def accepts(self, metadata: Mapping[str, Any] | None) -> bool:
-        """Whether ``metadata`` (a call's, as grpclib decoded it) carries the token."""
+        """Whether ``metadata`` (a call's, as ``serve`` decoded it) carries the token."""
         presented = None if metadata is None else metadata.get(CLUSTER_TOKEN_HEADER)
         return isinstance(presented, str) and hmac.compare_digest(
             presented.encode("utf-8", "replace"), self._expected
@@ -154,12 +154,11 @@ class ClusterAuth:
         if not self.guards(route):
             return handler
 
-        async def check_then_handle(stream: Any) -> None:  # asyncio thread
+        async def check_then_handle(call: Any) -> None:
             # Checked before the request is read: a refused call costs no decoding.
-            if not self.accepts(stream.metadata):
-                peer = stream.peer.addr() if stream.peer is not None else None
-                raise self.refusal(route, stream.metadata, peer, refusals)
-            await handler(stream)
+            if not self.accepts(call.metadata):
+                raise self.refusal(route, call.metadata, call.peer, refusals)
+            await handler(call)
 
         return check_then_handle
 

@@ -24,7 +24,6 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
 )
 from spider.proto.storage import SessionManagementServiceStub
-from spider.rpc._server import _listen
 
 from .rpc_services import LOOPBACK, FixedSession, RecordingScheduler, event_on_warning
 
@@ -193,13 +192,6 @@ async def test_serving_and_stopping_are_logged(
     assert messages[1].__dict__["rpc_calls"] == {SchedulerServiceStub.heartbeat.route: 3}
 
 
-async def test_the_listener_is_tcp_so_that_grpclib_turns_nagle_off() -> None:
-    # grpclib sets TCP_NODELAY on accepted sockets only when the listener's proto is TCP;
-    # otherwise Nagle's algorithm and delayed ACKs add 40 ms to every call.
-    with await _listen(LOOPBACK, 0) as listener:
-        assert listener.proto == socket.IPPROTO_TCP
-
-
 class HandingOverScheduler(SchedulerServiceBase):
     """``NextTask`` hands something over (``on_undelivered`` takes it back), but only once the
     test releases it, shielded, so the client's deadline can pass while it is running."""
@@ -238,9 +230,9 @@ async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
                     SchedulerServiceStub.next_task, NextTaskRequest(execution_manager_id=1)
                 )
                 # Not delivered: the deadline passes while the handler is still working. The
-                # server learns of it only through the deadline (grpclib does not tell a handler
-                # that its client went away), and the request must reach the handler before the
-                # deadline passes there: 1 s leaves a loaded machine room for that.
+                # server learns of it through the client's reset or its own deadline, and the
+                # request must reach the handler before the deadline passes there: 1 s leaves a
+                # loaded machine room for that.
                 scheduler.entered = trio.Event()
                 scheduler.release = trio.Event()
                 with pytest.raises(rpc.DeadlineExceededError):

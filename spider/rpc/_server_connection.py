@@ -1,0 +1,355 @@
+"""One client connection of ``serve``: gRPC over HTTP/2, parsed by ``h2`` on the Trio thread.
+
+A ``ServerConnection`` owns an ``h2`` connection state machine and the stream it runs on. Its
+reader turns the peer's frames into ``ServerCall`` s, one per request stream, and runs each as a
+task in the connection's nursery through the ``dispatch`` callback; the call task answers
+through its ``ServerCall``. No other thread is involved: serving on the Trio thread costs about
+half the CPU per call of grpclib behind an asyncio thread (docs/rpc.md, "Serving and calling on
+the Trio thread").
+
+gRPC's wire format (gRPC over HTTP/2, as Spider's grpc C++ speaks it): a POST to
+``/package.Service/Method`` with ``content-type: application/grpc``, the request as one
+length-prefixed message (a compressed flag byte and a 4-byte big-endian length), and an answer of
+response headers, one length-prefixed message and trailers carrying ``grpc-status`` and
+``grpc-message``; an error is answered as trailers only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from base64 import b64decode
+from collections.abc import Awaitable, Callable, Mapping
+
+import attrs
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import trio
+
+from spider.rpc.errors import Status
+
+LOGGER = logging.getLogger("spider.rpc")
+
+READ_BYTES = 65536
+"""The most bytes one read from the socket takes."""
+
+WINDOW_BYTES = 4 * 1024 * 1024
+"""The flow-control window this server grants each connection and stream: what grpclib grants
+(4 MiB), so a large request is not slowed by window updates every 64 KiB."""
+
+MESSAGE_PREFIX_BYTES = 5
+"""gRPC's length prefix: a compressed flag and a 4-byte big-endian length."""
+
+_TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+# What is not call metadata: HTTP/2 pseudo-headers and the headers gRPC reserves.
+_NOT_METADATA = {b"te", b"content-type", b"user-agent"}
+
+
+def grpc_timeout(value: bytes) -> float | None:
+    """Seconds from a ``grpc-timeout`` header (``100m``, ``5S``), or ``None`` if malformed."""
+    match = _TIMEOUT.match(value)
+    if match is None:
+        return None
+    return int(match[1]) * _TIMEOUT_UNITS[match[2]]
+
+
+def percent_encoded(message: str) -> bytes:
+    """``grpc-message``'s encoding: UTF-8, with bytes outside printable ASCII and ``%`` as
+    ``%XX``."""
+    out = bytearray()
+    for byte in message.encode("utf-8"):
+        if 0x20 <= byte <= 0x7E and byte != 0x25:
+            out.append(byte)
+        else:
+            out += b"%%%02X" % byte
+    return bytes(out)
+
+
+def _metadata(headers: list[tuple[bytes, bytes]]) -> dict[str, str | bytes]:
+    """The call's metadata: ``-bin`` keys as decoded bytes, the others as str; the first value
+    of a repeated key."""
+    metadata: dict[str, str | bytes] = {}
+    for raw_key, raw_value in headers:
+        if raw_key.startswith((b":", b"grpc-")) or raw_key in _NOT_METADATA:
+            continue
+        key = raw_key.decode("ascii", "replace")
+        if key in metadata:
+            continue
+        if key.endswith("-bin"):
+            try:
+                metadata[key] = b64decode(raw_value + b"=" * (-len(raw_value) % 4))
+            except ValueError:
+                continue  # not base64: not metadata anyone can use
+        else:
+            metadata[key] = raw_value.decode("utf-8", "replace")
+    return metadata
+
+
+@attrs.define(eq=False)
+class ServerCall:
+    """One request stream: what the client asked for, and how to answer it."""
+
+    stream_id: int
+    route: str
+    metadata: Mapping[str, str | bytes]
+    peer: tuple[str, int] | None
+    timeout: float | None
+    """Seconds from the call's arrival that its client waits (``grpc-timeout``), if it said."""
+    _connection: ServerConnection
+    _body: bytearray = attrs.field(factory=bytearray)
+    _wanted: int | None = None
+    """The bytes of the request kept: the prefix and the message, once the prefix is in."""
+    _request_ended: bool = False
+    _arrived: trio.Event = attrs.field(factory=trio.Event)
+    """Set when the body grows or the request ends; replaced after each wake-up."""
+    reset: bool = False
+    """The client reset the stream, or the connection is gone: nothing more can be sent."""
+    answered: bool = False
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    """The call task's scope: cancelled when the client resets the stream."""
+
+    def _feed(self, data: bytes, limit: int) -> None:
+        # Keep the prefix and the message it announces, and nothing of a message over
+        # ``limit``: the call task refuses it once it has read the prefix.
+        body = self._body
+        if self._wanted is None or len(body) < self._wanted:
+            body += data
+            if self._wanted is None and len(body) >= MESSAGE_PREFIX_BYTES:
+                length = int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
+                self._wanted = MESSAGE_PREFIX_BYTES + (length if length <= limit else 0)
+            if self._wanted is not None and len(body) > self._wanted:
+                del body[self._wanted :]
+        self._wake()
+
+    def _end_request(self) -> None:
+        self._request_ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        self._arrived.set()
+        self._arrived = trio.Event()
+
+    async def receive(self, size: int) -> bytes:
+        """The request's first ``size`` bytes, or fewer if the request ended before them."""
+        while len(self._body) < size and not self._request_ended and not self.reset:
+            await self._arrived.wait()
+        return bytes(self._body[:size])
+
+    async def send_reply(self, message: bytes) -> None:
+        """Answer OK with ``message`` (serialised): headers, the prefixed message, trailers.
+
+        Raises ``trio.BrokenResourceError`` if the stream or the connection is gone.
+        """
+        self._check_open()
+        self.answered = True
+        connection = self._connection
+        framed = b"\0" + len(message).to_bytes(4, "big") + message
+        try:
+            connection.protocol.send_headers(self.stream_id, _REPLY_HEADERS)
+            await connection.send_data(self.stream_id, framed)
+            connection.protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
+        except h2.exceptions.StreamClosedError as exc:
+            self.reset = True
+            raise trio.BrokenResourceError("the client reset the call's stream") from exc
+        await connection.flush()
+
+    async def send_status(self, status: Status, message: str) -> None:
+        """Answer ``status`` with ``message`` and no reply, as trailers only."""
+        self._check_open()
+        self.answered = True
+        self.send_status_nowait(status, message)
+        await self._connection.flush()
+
+    def send_status_nowait(self, status: Status, message: str) -> None:
+        """Queue a trailers-only answer (sent with the connection's next flush)."""
+        headers = [*_REPLY_HEADERS, (b"grpc-status", b"%d" % status.value)]
+        if message:
+            headers.append((b"grpc-message", percent_encoded(message)))
+        self.answered = True
+        h2_connection = self._connection.protocol
+        try:
+            h2_connection.send_headers(self.stream_id, headers, end_stream=True)
+            if not self._request_ended:
+                # Tell the client to stop sending a request that will not be read.
+                h2_connection.reset_stream(self.stream_id, h2.errors.ErrorCodes.NO_ERROR)
+        except h2.exceptions.StreamClosedError:
+            self.reset = True
+
+    async def flush(self) -> None:
+        """Write what is queued on the call's connection (``send_status_nowait``'s answer)."""
+        await self._connection.flush()
+
+    def _check_open(self) -> None:
+        if self.reset:
+            raise trio.BrokenResourceError("the client reset the call's stream")
+
+
+_REPLY_HEADERS = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+_OK_TRAILERS = [(b"grpc-status", b"0")]
+
+Dispatch = Callable[[ServerCall], Awaitable[None]]
+
+_H2_CONFIG = h2.config.H2Configuration(
+    client_side=False,
+    header_encoding=None,
+    # As grpclib does: h2's header checks would end the whole connection with a protocol error
+    # for one odd metadata value (a lone space), where gRPC answers that call alone; the
+    # handlers check what they read (docs/security.md). Our own headers need no checking.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+
+
+@attrs.define(eq=False)
+class ServerConnection:
+    """One client's HTTP/2 connection; ``run`` serves it until the client or ``serve`` ends it."""
+
+    stream: trio.abc.Stream
+    peer: tuple[str, int] | None
+    dispatch: Dispatch
+    """Runs one call, in a task of the connection's nursery, and answers it."""
+    max_request_bytes: int
+    close_seconds: float
+    """How long closing waits to write the connection's GOAWAY to a client that does not read."""
+    protocol: h2.connection.H2Connection = attrs.field(
+        factory=lambda: h2.connection.H2Connection(_H2_CONFIG)
+    )
+    _calls: dict[int, ServerCall] = attrs.field(factory=dict)
+    _sending: trio.Lock = attrs.field(factory=trio.Lock)
+    _window_opened: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(self) -> None:
+        """Serve until the client closes the connection or breaks the protocol, or until
+        cancelled; then cancel the calls still running and close the connection."""
+        connection = self.protocol
+        connection.initiate_connection()
+        connection.increment_flow_control_window(
+            WINDOW_BYTES - connection.local_settings.initial_window_size
+        )
+        connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
+        try:
+            async with trio.open_nursery() as calls:
+                await self._read(calls)
+                # The client is gone: no answer can reach it.
+                calls.cancel_scope.cancel()
+        finally:
+            for call in self._calls.values():
+                call.reset = True
+            with trio.CancelScope(shield=True):
+                await self._close()
+
+    async def _read(self, calls: trio.Nursery) -> None:
+        try:
+            await self.flush()  # the server's preface
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+        while True:
+            try:
+                data = await self.stream.receive_some(READ_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            try:
+                events = self.protocol.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                # h2 has queued a GOAWAY naming the error; the connection ends here.
+                LOGGER.debug(
+                    "closing a connection from %s: HTTP/2 protocol error: %s",
+                    self.peer,
+                    exc,
+                    extra={"rpc_peer": self.peer},
+                )
+                return
+            for event in events:
+                self._handle(event, calls)
+            try:
+                await self.flush()
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+
+    def _handle(self, event: h2.events.Event, calls: trio.Nursery) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            call = self._calls.get(event.stream_id)
+            if call is not None:
+                call._feed(event.data, self.max_request_bytes)
+            self.protocol.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, h2.events.RequestReceived):
+            self._start(event, calls)
+        elif isinstance(event, h2.events.StreamEnded):
+            call = self._calls.get(event.stream_id)
+            if call is not None:
+                call._end_request()
+        elif isinstance(event, h2.events.StreamReset):
+            call = self._calls.pop(event.stream_id, None)
+            if call is not None:
+                call.reset = True
+                call.scope.cancel()
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+            self._window_opened.set()
+            self._window_opened = trio.Event()
+
+    def _start(self, event: h2.events.RequestReceived, calls: trio.Nursery) -> None:
+        headers = event.headers or []
+        path = b""
+        timeout: float | None = None
+        for key, value in headers:
+            if key == b":path":
+                path = value
+            elif key == b"grpc-timeout":
+                timeout = grpc_timeout(value)
+        call = ServerCall(
+            event.stream_id,
+            path.decode("utf-8", "replace"),
+            _metadata(headers),
+            self.peer,
+            timeout,
+            self,
+        )
+        self._calls[event.stream_id] = call
+        calls.start_soon(self._run_call, call)
+
+    async def _run_call(self, call: ServerCall) -> None:
+        try:
+            await self.dispatch(call)
+        finally:
+            self._calls.pop(call.stream_id, None)
+
+    async def send_data(self, stream_id: int, data: bytes) -> None:
+        """Queue ``data`` on the stream, in pieces as flow control allows, flushing as it goes."""
+        connection = self.protocol
+        view = memoryview(data)
+        while view:
+            window = connection.local_flow_control_window(stream_id)
+            size = min(window, connection.max_outbound_frame_size, len(view))
+            if size <= 0:
+                await self.flush()
+                await self._window_opened.wait()
+                continue
+            connection.send_data(stream_id, view[:size].tobytes())
+            view = view[size:]
+            if view:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Write what ``h2`` has queued to the socket."""
+        async with self._sending:
+            pending = self.protocol.data_to_send()
+            if pending:
+                await self.stream.send_all(pending)
+
+    async def _close(self) -> None:
+        try:
+            self.protocol.close_connection()
+            with trio.move_on_after(self.close_seconds):
+                await self.flush()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.H2Error):
+            pass
+        await trio.aclose_forcefully(self.stream)
