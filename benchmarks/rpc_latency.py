@@ -1,4 +1,5 @@
-"""Unary loopback gRPC latency through the ``spider.rpc`` bridge, beside plain asyncio grpclib.
+"""Unary loopback gRPC latency through ``spider.rpc`` (Trio-native; "bridge" in the table, its
+name from when it crossed to an asyncio thread), beside plain asyncio grpclib.
 
 The call is ``SchedulerService/Heartbeat`` (a small request, an empty reply), made ``--calls``
 times after a warm-up, by 1 and by 8 concurrent callers sharing one channel (one connection).
@@ -179,7 +180,7 @@ class TrioScheduler(SchedulerServiceBase):
 
 
 async def _bridge_pair(callers: int, calls: int) -> Sample:
-    async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [TrioScheduler()], LOOPBACK, 0)
         sample = await _bridge_calls(port, callers, calls)
         nursery.cancel_scope.cancel()
@@ -187,8 +188,7 @@ async def _bridge_pair(callers: int, calls: int) -> Sample:
 
 
 async def _bridge_client(port: int, callers: int, calls: int) -> Sample:
-    async with rpc.open_rpc_bridge():
-        return await _bridge_calls(port, callers, calls)
+    return await _bridge_calls(port, callers, calls)
 
 
 def _run_trio(fn: Callable[..., Awaitable[Sample]], *args: int) -> Sample:

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))  # for tests.* helpers (graphs, the MariaDB server
 from spider.core.ids import ExecutionManagerId, SessionId  # noqa: E402
 from spider.proto import common  # noqa: E402
 from spider.proto import storage as storage_pb  # noqa: E402
-from spider.rpc import Channel, Endpoint, connect_channel, open_rpc_bridge  # noqa: E402
+from spider.rpc import Channel, Endpoint, connect_channel  # noqa: E402
 from spider.storage import StorageConfig, StorageState  # noqa: E402
 from spider.storage.db import DatabaseConfig, SqliteConfig, open_database  # noqa: E402
 from tests.e2e.storage.storage_process import running_storage, write_config  # noqa: E402
@@ -93,7 +93,7 @@ async def _submit(channel: Channel, tasks: int) -> tuple[int, list[int]]:
 
 
 async def _throughput(port: int, instances: int, clients: int) -> float:
-    async with open_rpc_bridge(), connect_channel(Endpoint("127.0.0.1", port)) as channel:
+    async with connect_channel(Endpoint("127.0.0.1", port)) as channel:
         em = await channel.call(
             storage_pb.ExecutionManagerLivenessServiceStub.register_execution_manager,
             storage_pb.RegisterExecutionManagerRequest(ip_address="127.0.0.1"),

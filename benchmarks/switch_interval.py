@@ -82,7 +82,7 @@ class _Scheduler(SchedulerServiceBase):
 
 async def _rpc_figures(callers: int) -> tuple[float, float]:
     """p50 latency (s) and calls/s of heartbeats by ``callers`` concurrent callers."""
-    async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [_Scheduler()], LOOPBACK, 0)
         async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
             request = HeartbeatRequest(execution_manager_id=1)

@@ -130,7 +130,7 @@ async def _trio_heartbeat(request: HeartbeatRequest) -> Void:
 def _serve_spider_rpc(config: rpc.ServerConfig | None = None) -> None:
     async def main() -> None:
         serve = functools.partial(rpc.serve, config=config or rpc.ServerConfig())
-        async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             _announce(await nursery.start(serve, [_TrioScheduler()], LOOPBACK, 0))
 
     trio.run(main)
@@ -366,7 +366,6 @@ async def _timed_calls(
 
 async def _spider_rpc_client(port: int, callers: int, calls: int) -> Sample:
     async with (
-        rpc.open_rpc_bridge(),
         rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel,
     ):
         return await _timed_calls(

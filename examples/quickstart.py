@@ -24,7 +24,6 @@ from spider.client import JobProgress, open_client
 from spider.cluster import open_embedded_cluster
 from spider.core.logging import configure_logging
 from spider.em.config import EmbeddedConfig, ExecutionManagerConfig, TaskExecutorConfig
-from spider.rpc import open_rpc_bridge
 
 CONSOLE = Console()
 
@@ -37,7 +36,7 @@ async def main(data_dir: Path) -> None:
         scheduler_poll_wait_ms=200,
     )
     job = wordcount.job()
-    async with open_rpc_bridge(), open_embedded_cluster(config) as endpoints:
+    async with open_embedded_cluster(config) as endpoints:
         CONSOLE.print(
             f"Embedded cluster up: storage at {endpoints.storage}, scheduler at "
             f"{endpoints.scheduler}, data in {data_dir}"

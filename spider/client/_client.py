@@ -72,8 +72,6 @@ from spider.rpc import (
     UnauthenticatedError,
     UnimplementedError,
     connect_channel,
-    has_rpc_bridge,
-    open_rpc_bridge,
 )
 from spider.tdl import TdlDeserializationError, value_codec
 
@@ -856,15 +854,11 @@ async def open_client(
 ) -> AsyncIterator[SpiderClient]:
     """A client of the storage service at ``storage`` (``Endpoint`` or ``"host:port"``).
 
-    Opens the RPC bridge for the block unless the caller already has one open. Connecting is
-    lazy: an unreachable storage shows on the first call, as ``StorageUnavailableError``.
+    Connecting is lazy: an unreachable storage shows on the first call, as
+    ``StorageUnavailableError``.
     """
     endpoint = Endpoint.parse(storage) if isinstance(storage, str) else storage
     config = config or ClientConfig()
     rpc_config = config.rpc_with_credentials()
-    if has_rpc_bridge():
-        async with connect_channel(endpoint, rpc_config) as channel:
-            yield SpiderClient(channel, config)
-    else:
-        async with open_rpc_bridge(), connect_channel(endpoint, rpc_config) as channel:
-            yield SpiderClient(channel, config)
+    async with connect_channel(endpoint, rpc_config) as channel:
+        yield SpiderClient(channel, config)

@@ -1,7 +1,6 @@
 """``SyncClient``: the blocking facade for scripts and notebooks.
 
-Each call is one ``trio.run`` that opens the RPC bridge and a connection, makes the call and
-closes both. Chosen over a long-lived Trio loop in a background thread because it leaves
+Each call is one ``trio.run`` that opens a connection, makes the call and closes it. Chosen over a long-lived Trio loop in a background thread because it leaves
 nothing running between calls (no thread to leak, nothing to close, safe across ``fork``), and
 Ctrl-C works as in any Trio program: it cancels the call in flight, resetting its stream,
 instead of leaving it running in a thread. The price is a new loopback connection per call, a

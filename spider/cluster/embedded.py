@@ -66,7 +66,7 @@ async def run_embedded_cluster(
 ) -> None:
     """Run storage, the scheduler and the EM until ``stop`` asks the EM to stop.
 
-    Needs an open RPC bridge. ``task_status`` gets the endpoints once all three serve. Raises
+    ``task_status`` gets the endpoints once all three serve. Raises
     what the EM raises (``ExecutionManagerError``) or what stops a service from starting.
     """
     embedded = config.embedded
@@ -178,7 +178,7 @@ async def _serve_metrics(
 async def open_embedded_cluster(config: ExecutionManagerConfig) -> AsyncIterator[EmbeddedEndpoints]:
     """The embedded cluster for the block, for programs that bring their own cluster::
 
-        async with open_rpc_bridge(), open_embedded_cluster(config) as endpoints:
+        async with open_embedded_cluster(config) as endpoints:
             async with open_client(endpoints.storage) as client:
                 ...
 

@@ -22,8 +22,7 @@ SERVICE_SWITCH_INTERVAL: Final = 0.0005
 """Seconds a thread may hold the GIL while another waits for it, in a service process (the
 interpreter's default is 0.005).
 
-A service runs three busy threads: Trio's, the RPC bridge's asyncio loop, and the worker running
-a database transaction. Each returns from blocking calls (a socket, every SQLite statement and
+A service runs two busy threads: Trio's, and the worker running a database transaction. Each returns from blocking calls (a socket, every SQLite statement and
 COMMIT) needing the GIL back, and at the default it waits up to 5 ms behind whichever thread runs
 Python code. ``benchmarks/switch_interval.py`` measures it: a one-row SQLite commit beside a busy
 thread takes 6 ms at the default and 1.5 ms at 0.5 ms (docs/benchmarks.md, "The thread switch

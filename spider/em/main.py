@@ -49,7 +49,7 @@ from spider.em.pool import open_process_pool
 from spider.em.runtime import run_execution_manager
 from spider.em.stop import EmStop
 from spider.observability import serve_http
-from spider.rpc import Endpoint, EndpointConfig, open_rpc_bridge
+from spider.rpc import Endpoint, EndpointConfig
 from spider.rpc.auth import check_security, cluster_metadata
 
 LOGGER: Final = logging.getLogger("spider.em")
@@ -69,7 +69,7 @@ class EmExit(enum.IntEnum):
 
 
 EmbeddedRunner: TypeAlias = Callable[[ExecutionManagerConfig, EmStop], Awaitable[None]]
-"""Runs the EM inside a single-node cluster of its own, in a process whose RPC bridge is open,
+"""Runs the EM inside a single-node cluster of its own,
 until the stop's stop completes; raises ``ExecutionManagerError`` as the EM does."""
 
 _ENV_HELP = "\n".join(f"  {name:<30} {key}" for name, key in ENV_OVERRIDES.items())
@@ -260,12 +260,11 @@ async def _run(
     config: ExecutionManagerConfig, embedded: EmbeddedRunner | None, stop: EmStop
 ) -> EmExit:
     try:
-        async with open_rpc_bridge():
-            if config.storage is not None and config.scheduler is not None:
-                await _run_connected(config, config.storage, config.scheduler, stop)
-            else:
-                assert embedded is not None, "main() refuses a configuration without endpoints"
-                await embedded(config, stop)
+        if config.storage is not None and config.scheduler is not None:
+            await _run_connected(config, config.storage, config.scheduler, stop)
+        else:
+            assert embedded is not None, "main() refuses a configuration without endpoints"
+            await embedded(config, stop)
     except ExecutionManagerError as error:
         LOGGER.critical(
             "Execution manager stopped on an error: %s", error, exc_info=error.__cause__ is not None

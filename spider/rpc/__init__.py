@@ -1,20 +1,17 @@
-"""gRPC for Trio code: the only place in Spider-py where asyncio runs.
+"""gRPC for Trio code, served and called on the Trio thread.
 
-Open the bridge once, then call and serve gRPC as ordinary Trio code::
+Call and serve gRPC as ordinary Trio code::
 
-    async with open_rpc_bridge():
-        async with trio.open_nursery() as nursery:
-            port = await nursery.start(serve, [MySchedulerService()], "127.0.0.1", 0)
-            async with connect_channel(Endpoint("127.0.0.1", port)) as channel:
-                response = await channel.call(SchedulerServiceStub.next_task, request, deadline=5)
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(serve, [MySchedulerService()], "127.0.0.1", 0)
+        async with connect_channel(Endpoint("127.0.0.1", port)) as channel:
+            response = await channel.call(SchedulerServiceStub.next_task, request, deadline=5)
 
 Failures arrive as ``RpcError`` subclasses, one per gRPC status; ``retry_transient`` (or
 ``Channel.call(..., retry=...)``) retries the transient ones, and ``TRANSIENT`` is that rule for
 ``spider.core.retry``. docs/rpc.md has the details.
 """
 
-from spider.rpc._bridge import has_rpc_bridge as has_rpc_bridge
-from spider.rpc._bridge import open_rpc_bridge as open_rpc_bridge
 from spider.rpc._channel import Channel as Channel
 from spider.rpc._channel import connect_channel as connect_channel
 from spider.rpc._config import DEFAULT_DEADLINE as DEFAULT_DEADLINE

@@ -27,7 +27,7 @@ MAX_REQUEST_BYTES = 128 << 20
 outputs, so a report at that cap fits with room to spare."""
 
 SHUTDOWN_GRACE = 5.0
-"""Seconds a stopping server waits for cancelled handlers to finish before closing connections."""
+"""Seconds a stopping server waits to write a connection's GOAWAY to a client that does not read."""
 
 
 def _positive_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -166,7 +166,8 @@ class ServerConfig:
     it shuts down."""
 
     shutdown_grace: float = attrs.field(default=SHUTDOWN_GRACE, validator=_positive_seconds)
-    """Seconds to wait for cancelled handlers to finish when the server stops."""
+    """Seconds a stopping server waits to write a connection's GOAWAY to a client that does
+    not read."""
     max_request_bytes: int = attrs.field(default=MAX_REQUEST_BYTES, validator=_at_least_one)
     """A larger request is answered RESOURCE_EXHAUSTED before its body is read."""
     tls: TlsConfig | None = None

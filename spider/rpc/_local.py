@@ -18,11 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import trio
-from grpclib.exceptions import GRPCError
 
 from spider.core.backoff import Backoff
 from spider.rpc._channel import call_budget
-from spider.rpc._mapping import error_for_status
 from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc._server import _trio_methods, invoke_handler
 from spider.rpc.errors import DeadlineExceededError, UnimplementedError
@@ -77,11 +75,7 @@ class LocalChannel:
         handler, reply_type = served
         budget = call_budget(deadline, self._default_deadline)
         with trio.move_on_after(budget):
-            try:
-                reply = await invoke_handler(name, handler, request, reply_type)
-            except GRPCError as exc:
-                # UNIMPLEMENTED, from a generated base class whose method is not overridden.
-                raise error_for_status(exc.status, exc.message or "", method=name) from exc
+            reply = await invoke_handler(name, handler, request, reply_type)
             # invoke_handler checked that it is a ``reply_type``, the method's response type.
             return cast(_ResponseT, reply)
         raise DeadlineExceededError(f"no answer within the {budget:g} s deadline", method=name)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import h2.exceptions
-from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
-
 from spider.rpc.errors import (
     AbortedError,
     AlreadyExistsError,
@@ -60,33 +55,19 @@ def error_for_status(status: Status, message: str, *, method: str | None = None)
     return _ERROR_BY_STATUS.get(status, UnknownError)(message, method=method)
 
 
-def error_for_call_failure(exc: BaseException, *, method: str) -> RpcError | None:
-    """Translate what grpclib or asyncio raised out of a client call, or ``None`` if foreign.
+_STATUS_BY_HTTP = {
+    b"400": Status.INTERNAL,
+    b"401": Status.UNAUTHENTICATED,
+    b"403": Status.PERMISSION_DENIED,
+    b"404": Status.UNIMPLEMENTED,
+    b"429": Status.UNAVAILABLE,
+    b"502": Status.UNAVAILABLE,
+    b"503": Status.UNAVAILABLE,
+    b"504": Status.UNAVAILABLE,
+}
 
-    ``None`` means the exception is not a call failure (a ``TypeError`` from a wrong request
-    type, say): it is a bug in the caller and should propagate unchanged.
-    """
-    if isinstance(exc, GRPCError):
-        return error_for_status(exc.status, exc.message or "", method=method)
-    if isinstance(exc, StreamTerminatedError):
-        # "Connection lost", "Stream reset by peer": the server went away mid-call.
-        return UnavailableError(f"the connection failed during the call: {exc}", method=method)
-    if isinstance(exc, TimeoutError):
-        # grpclib's own deadline timer (asyncio.TimeoutError is TimeoutError since 3.11).
-        # Checked before OSError, of which TimeoutError is a subclass.
-        return DeadlineExceededError("the call's deadline expired", method=method)
-    if isinstance(exc, OSError):
-        # Connection refused or reset, host unreachable, name not resolvable: gRPC calls all
-        # of these UNAVAILABLE.
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        return UnavailableError(f"cannot reach the server: {reason}", method=method)
-    if isinstance(exc, (ProtocolError, h2.exceptions.H2Error)):
-        return InternalError(f"HTTP/2 protocol violation: {exc}", method=method)
-    if isinstance(exc, asyncio.CancelledError):
-        # Only reachable when asyncio cancelled the call without Trio asking for it, which
-        # happens when the bridge shuts down underneath a call.
-        return CallCancelledError(
-            "the call was cancelled on the asyncio side; is the RPC bridge closing?",
-            method=method,
-        )
-    return None
+
+def status_for_http(http_status: bytes | None) -> Status:
+    """The gRPC status of an answer whose HTTP status is not 200 and that carries no
+    ``grpc-status``: gRPC's own table (a proxy or a server that is not gRPC answered)."""
+    return _STATUS_BY_HTTP.get(http_status or b"", Status.UNKNOWN)

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import prometheus_client
-from grpclib.exceptions import GRPCError
+
+from spider.rpc.errors import RpcError
 
 HANDLING_SECONDS: Final = prometheus_client.Histogram(
     "spider_rpc_server_handling_seconds",
@@ -45,7 +46,7 @@ def measured(route: str, handler: _StreamHandler) -> _StreamHandler:
         started = time.perf_counter()
         try:
             await handler(call)
-        except GRPCError as exc:
+        except RpcError as exc:
             HANDLING_SECONDS.labels(route, exc.status.name).observe(time.perf_counter() - started)
             raise
         except BaseException:

@@ -12,10 +12,10 @@ import logging
 from typing import Any, NoReturn
 
 from google.protobuf.message import DecodeError
-from grpclib.exceptions import GRPCError
 
 from spider.core.bounds import MAX_STATUS_MESSAGE_CHARS, QUOTE_CHARS, truncated
 from spider.rpc._log_limit import PeerLogLimit, left_out_note
+from spider.rpc._mapping import error_for_status
 from spider.rpc._server_connection import MESSAGE_PREFIX_BYTES, ServerCall
 from spider.rpc.errors import Status
 
@@ -34,7 +34,7 @@ async def receive_request(
     max_request_bytes: int,
     refusals: PeerLogLimit,
 ) -> object:
-    """The call's one request message, or the ``GRPCError`` a client mistake answers with.
+    """The call's one request message, or the ``RpcError`` a client mistake answers with.
 
     The length is checked before the body is kept (RESOURCE_EXHAUSTED), and a missing,
     truncated, compressed or undecodable body is INVALID_ARGUMENT, logged as one WARNING line.
@@ -108,4 +108,4 @@ def _refuse(
                 "rpc_lines_left_out": left_out,
             },
         )
-    raise GRPCError(status, message)
+    raise error_for_status(status, message, method=route)

@@ -24,17 +24,17 @@ from typing import Any, NoReturn
 
 import attrs
 import trio
-from grpclib.exceptions import GRPCError
 
 from spider.rpc._config import ServerConfig
 from spider.rpc._log_limit import PeerLogLimit
+from spider.rpc._mapping import error_for_status
 from spider.rpc._method import ServiceBase, UnaryMethod
 from spider.rpc._metrics import measured
 from spider.rpc._receive import bounded_status_message, receive_request
 from spider.rpc._server_connection import ServerCall, ServerConnection
 from spider.rpc._tls import server_context
 from spider.rpc.auth import ClusterAuth
-from spider.rpc.errors import InternalError, ListenError, RpcError, Status
+from spider.rpc.errors import InternalError, ListenError, RpcError, Status, UnimplementedError
 
 LOGGER = logging.getLogger("spider.rpc")
 
@@ -274,12 +274,12 @@ class _Server:
                 call.scope.deadline = trio.current_time() + call.timeout
             try:
                 if handler is None:
-                    raise GRPCError(Status.UNIMPLEMENTED, f"{call.route} is not served here")
+                    raise UnimplementedError(f"{call.route} is not served here")
                 await handler(call)
                 return
-            except GRPCError as error:
+            except RpcError as error:
                 if not call.reset:
-                    await call.send_status(error.status, error.message or "")
+                    await call.send_status(error.status, error.message)
                 return
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return  # the stream or the connection is gone: nobody to answer
@@ -402,7 +402,7 @@ async def _run_trio_handler(
     undelivered: list[UndeliveredCallback],
 ) -> Any:
     """Run one Trio handler in the call's task (whose context is its own copy of ``serve``'s);
-    every ``Exception`` leaves as the ``GRPCError`` to answer with."""
+    every ``Exception`` leaves as the ``RpcError`` to answer with, its message bounded."""
     peer = call.peer
     _current_peer.set(peer)
     _current_metadata.set(call.metadata)
@@ -417,7 +417,7 @@ async def _run_trio_handler(
             exc.message,
             extra={"rpc_method": route, "rpc_status": exc.status.name, "rpc_peer": peer},
         )
-        raise GRPCError(exc.status, bounded_status_message(exc.message)) from exc
+        raise error_for_status(exc.status, bounded_status_message(exc.message)) from exc
 
 
 async def invoke_handler(
@@ -427,15 +427,15 @@ async def invoke_handler(
     reply_type: type[Any],
     peer: tuple[str, int] | None = None,
 ) -> object:
-    """``await trio_method(request)`` as a served call sees it: an ``RpcError`` or a
-    ``GRPCError`` (UNIMPLEMENTED from a generated base class) passes, any other exception and
-    a reply that is not a ``reply_type`` are logged and become ``InternalError``.
+    """``await trio_method(request)`` as a served call sees it: an ``RpcError`` (UNIMPLEMENTED
+    from a generated base class, say) passes, any other exception and a reply that is not a
+    ``reply_type`` are logged and become ``InternalError``.
 
     ``serve`` and ``LocalChannel`` both run handlers through this.
     """
     try:
         response = await trio_method(request)
-    except (RpcError, GRPCError):
+    except RpcError:
         raise
     except Exception as exc:
         LOGGER.exception(

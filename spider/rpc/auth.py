@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-from grpclib.exceptions import GRPCError
 
 from spider.core.config import ConfigError
 from spider.rpc._config import SecurityConfig
 from spider.rpc._log_limit import PeerLogLimit, left_out_note
 from spider.rpc._tls import client_context, server_context
-from spider.rpc.errors import Status
+from spider.rpc.errors import UnauthenticatedError
 
 LOGGER: Final = logging.getLogger("spider.rpc")
 
@@ -121,7 +120,7 @@ class ClusterAuth:
         metadata: Mapping[str, Any] | None,
         peer: object,
         refusals: PeerLogLimit | None = None,
-    ) -> GRPCError:
+    ) -> UnauthenticatedError:
         """The UNAUTHENTICATED answer to a call ``accepts`` refused, logged as one line (within
         ``refusals``' limit, if given)."""
         presented = None if metadata is None else metadata.get(CLUSTER_TOKEN_HEADER)
@@ -141,10 +140,10 @@ class ClusterAuth:
                     "rpc_lines_left_out": left_out,
                 },
             )
-        return GRPCError(
-            Status.UNAUTHENTICATED,
+        return UnauthenticatedError(
             f"{route} needs the cluster credential ({CLUSTER_TOKEN_HEADER} metadata): only "
             f"execution managers and schedulers call it; {reason} was sent",
+            method=route,
         )
 
     def guarded(

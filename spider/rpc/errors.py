@@ -11,9 +11,8 @@ refused or reset, a lost connection or a reset stream become) and ``DEADLINE_EXC
 
 from __future__ import annotations
 
+import enum
 from typing import ClassVar
-
-from grpclib.const import Status
 
 from spider.core.errors import SpiderError
 
@@ -38,6 +37,28 @@ __all__ = [
     "UnimplementedError",
     "UnknownError",
 ]
+
+
+class Status(enum.IntEnum):
+    """gRPC's status codes, as ``grpc-status`` carries them."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class RpcError(SpiderError):
@@ -70,7 +91,7 @@ class CallCancelledError(RpcError):
 
 
 class UnknownError(RpcError):
-    """``UNKNOWN``: the server failed without saying how (grpclib's default for a crash)."""
+    """``UNKNOWN``: the server failed without saying how (what a server that crashed mid-call answers)."""
 
     status = Status.UNKNOWN
 

@@ -1,6 +1,6 @@
 """The scheduler: orders storage's ready work round robin over jobs and hands it to EMs.
 
-Run it as ``python -m spider.scheduler`` or, inside a Trio program whose RPC bridge is open,
+Run it as ``python -m spider.scheduler`` or, inside a Trio program,
 with ``await nursery.start(run_scheduler, config)`` (which returns the bound port).
 docs/scheduler.md describes the configuration, the placement rules and the failure modes.
 """

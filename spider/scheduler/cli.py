@@ -28,7 +28,7 @@ from spider.core.service_cli import (
     switch_interval,
     tune_thread_switching,
 )
-from spider.rpc import Endpoint, ListenError, open_rpc_bridge
+from spider.rpc import Endpoint, ListenError
 from spider.rpc.auth import check_security
 from spider.scheduler.config import SchedulerConfig, load_scheduler_config
 from spider.scheduler.errors import SchedulerError
@@ -107,7 +107,7 @@ def resolve_config(args: argparse.Namespace) -> SchedulerConfig:
 async def _serve(config: SchedulerConfig) -> None:
     # Receive the stop signals from the start, so that none hits the default disposition.
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        async with open_rpc_bridge(), trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             await nursery.start(run_scheduler, config)
             async for signum in signals:
                 LOGGER.info("received %s; stopping", signal.Signals(signum).name)

@@ -36,7 +36,7 @@ async def run_scheduler(
     """Serve ``scheduler.SchedulerService`` (and Spider-py's ``TaskDispatchService``) and place
     storage's ready work until cancelled.
 
-    Needs an open RPC bridge (``spider.rpc.open_rpc_bridge``). ``task_status`` gets the bound
+    ``task_status`` gets the bound
     port (``config.port`` 0 picks a free one) as soon as the service accepts calls; registering
     with storage happens after that and is retried until storage answers, so the scheduler may
     start before storage. Raises ``ListenError`` when the port cannot be bound, and a

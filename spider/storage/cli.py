@@ -28,7 +28,7 @@ from spider.core.service_cli import (
     switch_interval,
     tune_thread_switching,
 )
-from spider.rpc import ListenError, open_rpc_bridge
+from spider.rpc import ListenError
 from spider.rpc.auth import check_security
 from spider.storage.config import StorageConfig
 from spider.storage.db import DatabaseError, SqliteConfig
@@ -108,7 +108,7 @@ async def run_storage(
     # Receive the stop signals from the start: one that arrives during recovery is kept, and
     # stops the service as soon as startup completes instead of killing it half-way.
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
-        async with open_rpc_bridge(), trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
             port: int = await nursery.start(serve_storage, launch, environ)
             task_status.started(port)
             async for signum in signals:

@@ -74,7 +74,7 @@ async def serve_storage(
     local_services: list[ServiceBase] | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve storage until cancelled, in a process whose RPC bridge is open.
+    """Serve storage until cancelled.
 
     ``task_status`` gets the bound port once the service is serving and the recovered jobs'
     ready work is enqueued. The embedded cluster runs storage this way, beside the other parts;

@@ -320,7 +320,7 @@ async def open_grpc_clients(
 ) -> AsyncIterator[EmClients]:
     """Channels to storage and the scheduler for the block, as the runtime's clients.
 
-    Needs an open RPC bridge. Like upstream, the two storage services get separate connection
+    Like upstream, the two storage services get separate connection
     pools, so a burst of reports never queues a heartbeat behind it on one HTTP/2 connection.
     Connections are made lazily: opening succeeds even if the peers are not up yet. ``tls`` and
     ``metadata`` (the cluster credential) apply to every call (docs/security.md).

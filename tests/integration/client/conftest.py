@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from spider.client import SpiderClient, open_client
-from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
+from spider.rpc import Endpoint, connect_channel
 from spider.storage import StorageConfig
 from spider.storage.db import SqliteConfig
 from spider.storage.server import StorageLaunch, serve_storage
@@ -29,7 +29,7 @@ TASKS: dict[str, Callable[..., Any]] = {
 async def storage_port(tmp_path: Path) -> AsyncIterator[int]:
     """The port of a storage service serving on loopback, with the RPC bridge open."""
     launch = StorageLaunch(StorageConfig(host="127.0.0.1", port=0), SqliteConfig(tmp_path / "db"))
-    async with open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         port: int = await nursery.start(serve_storage, launch)
         yield port
         nursery.cancel_scope.cancel()

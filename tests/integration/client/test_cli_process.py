@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from spider.cli import CliExit
-from spider.rpc import Endpoint, connect_channel, open_rpc_bridge
+from spider.rpc import Endpoint, connect_channel
 from tests.fake_em import FakeEm, tdl_runner
 
 from .conftest import TASKS
@@ -124,7 +124,6 @@ async def test_submit_state_and_outputs_as_json(storage_process: int, tmp_path: 
         assert refused["kind"] == "wrong_state"
 
         async with (
-            open_rpc_bridge(),
             connect_channel(Endpoint("127.0.0.1", port)) as channel,
         ):
             em = FakeEm(channel, tdl_runner(TASKS))

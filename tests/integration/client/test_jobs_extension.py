@@ -35,7 +35,6 @@ from spider.rpc import (
     UnavailableError,
     UnimplementedError,
     connect_channel,
-    open_rpc_bridge,
     serve,
 )
 from spider.storage import StorageConfig, open_storage_state
@@ -138,7 +137,6 @@ async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     database = open_database(SqliteConfig(tmp_path / "db"), {})
     try:
         async with (
-            open_rpc_bridge(),
             open_storage_state(config, database) as state,
             trio.open_nursery() as nursery,
         ):

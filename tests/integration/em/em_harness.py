@@ -23,7 +23,7 @@ from spider.em.pool import PoolConfig, open_process_pool
 from spider.em.runtime import RuntimeSettings, run_execution_manager
 from spider.em.stop import EmStop
 from spider.proto import storage as storage_pb
-from spider.rpc import Endpoint, ServiceBase, open_rpc_bridge
+from spider.rpc import Endpoint, ServiceBase
 
 from .fake_services import (
     LOOPBACK,
@@ -108,7 +108,7 @@ every test both ways (patching this)."""
 @asynccontextmanager
 async def fake_cluster() -> AsyncIterator[Cluster]:
     """The RPC bridge and both fake services for the block."""
-    async with open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         scheduler, storage = SchedulerState(), StorageState()
         task_instances = FakeTaskInstanceService(storage)
         scheduler_services: list[ServiceBase] = [FakeSchedulerService(scheduler)]

@@ -26,7 +26,7 @@ class FixedSession(SessionManagementServiceBase):
 
 
 async def main(port: int, session_id: int) -> None:
-    async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         bound = await nursery.start(rpc.serve, [FixedSession(session_id)], "127.0.0.1", port)
         sys.stdout.write(f"{bound}\n")
         sys.stdout.flush()

@@ -70,7 +70,7 @@ def _retry_logged() -> Iterator[trio.Event]:
 async def test_a_client_retrying_survives_a_server_process_restart() -> None:
     sessions: list[int] = []
     with trio.fail_after(TEST_BOUND):
-        async with rpc.open_rpc_bridge(), trio.open_nursery() as servers:
+        async with trio.open_nursery() as servers:
             first, port = await _start_server(servers, 0, session_id=1)
             async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
                 before = await channel.call(SessionManagementServiceStub.get_session, Void())

@@ -78,7 +78,7 @@ async def secured_cluster(directory: Path, pki: Pki) -> AsyncIterator[SecuredClu
         StorageConfig(host=LOOPBACK, port=0, security=security),
         SqliteConfig(directory / "storage.db"),
     )
-    async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         storage_port = await nursery.start(serve_storage, launch)
         scheduler = SchedulerConfig(
             host=LOOPBACK,

@@ -3,7 +3,6 @@ real storage's ``TaskInstanceBatchService`` (SQLite) driven by a batching fake E
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from spider.rpc import (
     RpcError,
     Status,
     connect_channel,
-    open_rpc_bridge,
 )
 from tests.fake_em import graph_outputs
 from tests.unit.storage.jobs import flat
@@ -30,12 +28,6 @@ from .jobs import job_state, submit_and_start
 TEST_BUDGET = 30.0
 DISPATCH = execution_pb.TaskDispatchServiceStub
 BATCHES = execution_pb.TaskInstanceBatchServiceStub
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    async with open_rpc_bridge():
-        yield
 
 
 @pytest.fixture
@@ -64,7 +56,7 @@ def registration(
 
 
 async def test_a_job_runs_on_batched_calls_and_every_assignment_is_acknowledged(
-    bridge: None, storage_process: StorageProcess
+    storage_process: StorageProcess,
 ) -> None:
     graph = flat(6)
     with trio.fail_after(TEST_BUDGET):
@@ -147,7 +139,7 @@ async def test_a_job_runs_on_batched_calls_and_every_assignment_is_acknowledged(
 
 
 async def test_each_item_gets_the_status_its_single_rpc_would_have(
-    bridge: None, storage_process: StorageProcess
+    storage_process: StorageProcess,
 ) -> None:
     with trio.fail_after(TEST_BUDGET):
         async with (

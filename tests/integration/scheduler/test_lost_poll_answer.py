@@ -9,16 +9,14 @@ and the job still succeeds.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import trio
 
 from spider.core.task_graph import TaskGraph
 from spider.proto import storage as storage_pb
 from spider.proto.spider_py import inbound as inbound_pb
-from spider.rpc import Endpoint, ServiceBase, connect_channel, open_rpc_bridge
+from spider.rpc import Endpoint, ServiceBase, connect_channel
 from spider.storage import StorageState
 from spider.storage.service import AcknowledgedInboundQueueService, storage_services
 from tests.fake_em import FakeEm, graph_runner
@@ -49,15 +47,7 @@ class LosingFirstAnswer(AcknowledgedInboundQueueService):
         return answer
 
 
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    async with open_rpc_bridge():
-        yield
-
-
-async def test_a_ready_task_whose_poll_answer_was_lost_still_runs(
-    bridge: None, tmp_path: Path
-) -> None:
+async def test_a_ready_task_whose_poll_answer_was_lost_still_runs(tmp_path: Path) -> None:
     losing: list[LosingFirstAnswer] = []
 
     def services(state: StorageState) -> list[ServiceBase]:

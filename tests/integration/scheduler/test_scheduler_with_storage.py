@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from spider.proto import common
 from spider.proto import scheduler as scheduler_pb
 from spider.proto import storage as storage_pb
 from spider.proto.storage import SessionManagementServiceStub
-from spider.rpc import Channel, Endpoint, NotFoundError, connect_channel, open_rpc_bridge
+from spider.rpc import Channel, Endpoint, NotFoundError, connect_channel
 from tests.fake_em import FakeEm, graph_runner
 from tests.unit.storage.jobs import diamond, flat
 
@@ -21,12 +20,6 @@ from .conftest import StorageProcess, running_scheduler
 from .jobs import job_state, submit_and_start
 
 TEST_BUDGET = 30.0
-
-
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    async with open_rpc_bridge():
-        yield
 
 
 @pytest.fixture
@@ -53,9 +46,7 @@ async def run_until(em: FakeEm, job_ids: list[int]) -> None:
         await em.run_one(wait_ms=200)
 
 
-async def test_jobs_run_to_success_through_the_scheduler(
-    bridge: None, storage_process: StorageProcess
-) -> None:
+async def test_jobs_run_to_success_through_the_scheduler(storage_process: StorageProcess) -> None:
     with trio.fail_after(TEST_BUDGET):
         async with (
             storage_process.run() as storage_port,
@@ -84,7 +75,7 @@ async def test_jobs_run_to_success_through_the_scheduler(
 
 
 async def test_a_job_wider_than_a_poll_page_runs_each_task_once(
-    bridge: None, storage_process: StorageProcess
+    storage_process: StorageProcess,
 ) -> None:
     tasks = 40
     with trio.fail_after(TEST_BUDGET):
@@ -110,7 +101,7 @@ async def test_a_job_wider_than_a_poll_page_runs_each_task_once(
 
 
 async def test_an_unacknowledged_assignment_is_rescheduled_after_shutdown(
-    bridge: None, storage_process: StorageProcess
+    storage_process: StorageProcess,
 ) -> None:
     with trio.fail_after(TEST_BUDGET):
         async with (
@@ -142,9 +133,7 @@ async def test_an_unacknowledged_assignment_is_rescheduled_after_shutdown(
             assert again.assignment.id != first.assignment.id
 
 
-async def test_the_scheduler_survives_a_storage_restart(
-    bridge: None, storage_process: StorageProcess
-) -> None:
+async def test_the_scheduler_survives_a_storage_restart(storage_process: StorageProcess) -> None:
     with trio.fail_after(TEST_BUDGET):
         async with storage_process.run() as storage_port:
             pass  # learn a free port for the storage to keep across its restart

@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from spider.core.ids import ResourceGroupId
-from spider.rpc import ServerConfig, open_rpc_bridge, serve
+from spider.rpc import ServerConfig, serve
 from spider.storage import StorageConfig, StorageState, open_storage_state
 from spider.storage.config import JobCacheGcConfig, StorageRuntimeConfig, TaskInstancePoolConfig
 from spider.storage.db import StorageDatabase
@@ -64,7 +64,6 @@ class StorageLauncher:
     ) -> AsyncIterator[RunningStorage]:
         database = self.open_database()
         async with (
-            open_rpc_bridge(),
             open_storage_state(config, database, clock=clock) as state,
             trio.open_nursery() as nursery,
         ):

@@ -1,4 +1,4 @@
-"""Trio client calling a Trio server over real gRPC on loopback, through the bridge.
+"""Trio client calling a Trio server over real gRPC on loopback.
 
 Real sockets mean real time: these tests use Trio's real clock, and time only appears as bounds
 (``fail_after``, call deadlines) that a broken feature would hit, never as the thing asserted.
@@ -6,12 +6,8 @@ Real sockets mean real time: these tests use Trio's real clock, and time only ap
 
 from __future__ import annotations
 
-import functools
 import math
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, contextmanager
 
 import pytest
 import trio
@@ -24,11 +20,9 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
     ShutdownRequest,
 )
-from spider.rpc._bridge import current_bridge
 
 from .rpc_services import (
     CRASHING_EM,
-    LOOPBACK,
     STATUS_EM_BASE,
     WRONG_REPLY_EM,
     FixedSession,
@@ -40,15 +34,7 @@ from .rpc_services import (
 TEST_BOUND = 10.0
 
 
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    # pytest-trio runs fixtures and the test in one contextvars context, so a test that takes
-    # this fixture as an argument (which makes it wait for the setup) sees the open bridge.
-    async with rpc.open_rpc_bridge():
-        yield
-
-
-async def test_unary_call_returns_the_handlers_reply(bridge: None) -> None:
+async def test_unary_call_returns_the_handlers_reply() -> None:
     scheduler = RecordingScheduler()
     async with running_server([scheduler]) as endpoint, rpc.connect_channel(endpoint) as channel:
         reply = await channel.call(
@@ -65,9 +51,7 @@ async def test_unary_call_returns_the_handlers_reply(bridge: None) -> None:
     [status for status in rpc.Status if status is not rpc.Status.OK],
     ids=lambda status: status.name,
 )
-async def test_handler_errors_reach_the_client_with_status_and_message(
-    bridge: None, status: rpc.Status
-) -> None:
+async def test_handler_errors_reach_the_client_with_status_and_message(status: rpc.Status) -> None:
     async with (
         running_server([RecordingScheduler()]) as endpoint,
         rpc.connect_channel(endpoint) as channel,
@@ -85,7 +69,6 @@ async def test_handler_errors_reach_the_client_with_status_and_message(
 
 
 async def test_unexpected_handler_exception_is_internal_and_the_server_keeps_serving(
-    bridge: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with (
@@ -114,7 +97,7 @@ async def test_unexpected_handler_exception_is_internal_and_the_server_keeps_ser
     assert logged.__dict__["rpc_method"] == "/scheduler.SchedulerService/Heartbeat"
 
 
-async def test_a_reply_of_the_wrong_type_is_internal(bridge: None) -> None:
+async def test_a_reply_of_the_wrong_type_is_internal() -> None:
     async with (
         running_server([RecordingScheduler()]) as endpoint,
         rpc.connect_channel(endpoint) as channel,
@@ -126,7 +109,7 @@ async def test_a_reply_of_the_wrong_type_is_internal(bridge: None) -> None:
             )
 
 
-async def test_a_method_the_service_does_not_override_is_unimplemented(bridge: None) -> None:
+async def test_a_method_the_service_does_not_override_is_unimplemented() -> None:
     async with (
         running_server([RecordingScheduler()]) as endpoint,
         rpc.connect_channel(endpoint) as channel,
@@ -137,7 +120,7 @@ async def test_a_method_the_service_does_not_override_is_unimplemented(bridge: N
             )
 
 
-async def test_a_route_no_service_serves_is_unimplemented(bridge: None) -> None:
+async def test_a_route_no_service_serves_is_unimplemented() -> None:
     # Only the session service is served: the scheduler's route is unknown to this server.
     async with (
         running_server([FixedSession(3)]) as endpoint,
@@ -147,7 +130,7 @@ async def test_a_route_no_service_serves_is_unimplemented(bridge: None) -> None:
             await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
 
 
-async def test_cancelling_the_caller_cancels_the_server_handler(bridge: None) -> None:
+async def test_cancelling_the_caller_cancels_the_server_handler() -> None:
     scheduler = RecordingScheduler()
     async with running_server([scheduler]) as endpoint, rpc.connect_channel(endpoint) as channel:
         with trio.fail_after(TEST_BOUND):
@@ -165,9 +148,7 @@ async def test_cancelling_the_caller_cancels_the_server_handler(bridge: None) ->
             )
 
 
-async def test_deadline_expiry_raises_deadline_exceeded_and_cancels_the_handler(
-    bridge: None,
-) -> None:
+async def test_deadline_expiry_raises_deadline_exceeded_and_cancels_the_handler() -> None:
     scheduler = RecordingScheduler()
     async with running_server([scheduler]) as endpoint, rpc.connect_channel(endpoint) as channel:
         with trio.fail_after(TEST_BOUND):
@@ -179,7 +160,7 @@ async def test_deadline_expiry_raises_deadline_exceeded_and_cancels_the_handler(
     assert caught.value.method == "/scheduler.SchedulerService/NextTask"
 
 
-async def test_the_config_default_deadline_applies_when_the_call_names_none(bridge: None) -> None:
+async def test_the_config_default_deadline_applies_when_the_call_names_none() -> None:
     scheduler = RecordingScheduler()
     config = rpc.RpcConfig(default_deadline=0.2)
     async with (
@@ -190,7 +171,7 @@ async def test_the_config_default_deadline_applies_when_the_call_names_none(brid
             await channel.call(SchedulerServiceStub.next_task, NextTaskRequest())
 
 
-async def test_the_pool_spreads_calls_round_robin_over_its_connections(bridge: None) -> None:
+async def test_the_pool_spreads_calls_round_robin_over_its_connections() -> None:
     scheduler = RecordingScheduler()
     config = rpc.RpcConfig(connection_pool_size=3)
     async with (
@@ -207,7 +188,7 @@ async def test_the_pool_spreads_calls_round_robin_over_its_connections(bridge: N
     assert peers[:3] == peers[3:], "each connection is used in turn"
 
 
-async def test_a_server_that_is_not_up_is_unavailable(bridge: None) -> None:
+async def test_a_server_that_is_not_up_is_unavailable() -> None:
     with socket.socket() as probe:
         # Bind without listening: the port is ours, and connecting to it is refused.
         probe.bind(("127.0.0.1", 0))
@@ -222,7 +203,7 @@ async def test_a_server_that_is_not_up_is_unavailable(bridge: None) -> None:
 
 
 @pytest.mark.parametrize("deadline", [0.0, -1.0, math.inf, math.nan])
-async def test_a_deadline_must_be_positive_and_finite(bridge: None, deadline: float) -> None:
+async def test_a_deadline_must_be_positive_and_finite(deadline: float) -> None:
     async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", 9)) as channel:
         with pytest.raises(ValueError, match="positive, finite"):
             await channel.call(
@@ -232,97 +213,8 @@ async def test_a_deadline_must_be_positive_and_finite(bridge: None, deadline: fl
             )
 
 
-async def test_call_takes_only_generated_methods(bridge: None) -> None:
+async def test_call_takes_only_generated_methods() -> None:
     not_a_method = "/scheduler.SchedulerService/Heartbeat"
     async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", 9)) as channel:
         with pytest.raises(TypeError, match=r"SchedulerServiceStub\.next_task"):
             await channel.call(not_a_method, HeartbeatRequest(execution_manager_id=1))  # type: ignore[arg-type]
-
-
-async def test_without_a_bridge_the_error_says_how_to_open_one() -> None:
-    with pytest.raises(RuntimeError, match="open_rpc_bridge"):
-        async with rpc.connect_channel(rpc.Endpoint("127.0.0.1", 9)):
-            pass  # pragma: no cover
-
-
-@contextmanager
-def wedged_asyncio_thread(for_seconds: float) -> Iterator[None]:
-    """Block the bridge's asyncio thread (a handler stuck in blocking code) for a while; a
-    timer releases it so that a broken bound ends the test instead of hanging it."""
-    release = threading.Event()
-    timer = threading.Timer(for_seconds, release.set)
-    current_bridge().call_soon(release.wait)
-    timer.start()
-    try:
-        yield
-    finally:
-        release.set()
-        timer.cancel()
-
-
-async def test_a_bound_around_a_call_holds_while_the_asyncio_thread_is_wedged(
-    bridge: None,
-) -> None:
-    wedged_for = 3.0
-    async with (
-        running_server([RecordingScheduler()]) as endpoint,
-        rpc.connect_channel(endpoint) as channel,
-    ):
-        with wedged_asyncio_thread(wedged_for):
-            began = trio.current_time()
-            with trio.move_on_after(0.2):
-                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
-            abandoned_after = trio.current_time() - began
-    # Without abandoning, the call waits for the asyncio thread: the whole 3 s.
-    assert abandoned_after < wedged_for / 2
-
-
-async def test_closing_a_channel_gives_up_on_a_wedged_asyncio_thread(
-    bridge: None,
-) -> None:
-    wedged_for = 3.0
-    async with running_server([RecordingScheduler()]) as endpoint:
-        async with rpc.connect_channel(endpoint) as channel:
-            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
-            wedged = wedged_asyncio_thread(wedged_for)
-            wedged.__enter__()
-            began = trio.current_time()
-        closed_after = trio.current_time() - began
-        wedged.__exit__(None, None, None)
-    # Without giving up, leaving the block waits for the asyncio thread: the whole 3 s.
-    assert closed_after < wedged_for / 2
-
-
-async def test_stopping_a_server_gives_up_on_a_wedged_asyncio_thread(bridge: None) -> None:
-    wedged_for = 3.0
-    config = rpc.ServerConfig(shutdown_grace=0.2)
-    with ExitStack() as wedged:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                functools.partial(rpc.serve, config=config), [RecordingScheduler()], LOOPBACK, 0
-            )
-            wedged.enter_context(wedged_asyncio_thread(wedged_for))
-            began = trio.current_time()
-            nursery.cancel_scope.cancel()
-        stopped_after = trio.current_time() - began
-    # Without giving up, serve waits for the asyncio thread: the whole 3 s.
-    assert stopped_after < wedged_for / 2
-
-
-async def test_a_server_stopped_late_still_closes_its_listener_before_the_bridge_closes() -> None:
-    # serve gave up waiting (the asyncio thread was wedged past the grace), and the bridge
-    # closes right after: the stopping still runs to its end, so the port is free again.
-    config = rpc.ServerConfig(shutdown_grace=0.05)
-    with ExitStack() as wedged:
-        async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
-            port = await nursery.start(
-                functools.partial(rpc.serve, config=config),
-                [RecordingScheduler()],
-                LOOPBACK,
-                0,
-            )
-            # Wedged until a timer releases it, after the bridge has begun to close.
-            wedged.enter_context(wedged_asyncio_thread(0.5))
-            nursery.cancel_scope.cancel()
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, port))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import errno
-
-import h2.exceptions
 import pytest
-from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 
 from spider import rpc
 from spider.core.errors import SpiderError
-from spider.rpc._mapping import error_for_call_failure
+from spider.proto.common import Void
+from spider.proto.scheduler import SchedulerServiceStub
+from spider.rpc._channel import _reply
+from spider.rpc._client_connection import Answer
+
+HEARTBEAT = SchedulerServiceStub.heartbeat
 
 EXPECTED_CLASS = {
     rpc.Status.CANCELLED: rpc.CallCancelledError,
@@ -54,78 +54,86 @@ def test_status_maps_to_its_error(status: rpc.Status) -> None:
     assert str(error) == f"/pkg.Svc/Method failed with {status.name}: the server's words"
 
 
-@pytest.mark.parametrize("status", NON_OK, ids=lambda status: status.name)
-def test_grpc_error_from_a_call_maps_by_status(status: rpc.Status) -> None:
-    error = error_for_call_failure(GRPCError(status, "no such job"), method="Stub.method")
-
-    assert type(error) is EXPECTED_CLASS[status]
-    assert error.message == "no such job"
-    assert error.method == "Stub.method"
-
-
 def test_an_ok_status_without_a_reply_is_still_an_error() -> None:
     assert type(rpc.error_for_status(rpc.Status.OK, "")) is rpc.UnknownError
 
 
 def test_a_status_without_message_says_so() -> None:
-    error = error_for_call_failure(GRPCError(rpc.Status.UNIMPLEMENTED), method="Stub.method")
+    error = rpc.error_for_status(rpc.Status.UNIMPLEMENTED, "", method="Stub.method")
 
     assert type(error) is rpc.UnimplementedError
     assert error.message == ""
     assert str(error) == "Stub.method failed with UNIMPLEMENTED: (no message)"
 
 
+def _answer(**fields: object) -> Answer:
+    answer = Answer(http_status=b"200", content_type=b"application/grpc")
+    for name, value in fields.items():
+        setattr(answer, name, value)
+    return answer
+
+
+def _framed(message: bytes) -> bytearray:
+    return bytearray(b"\0" + len(message).to_bytes(4, "big") + message)
+
+
+@pytest.mark.parametrize("status", NON_OK, ids=lambda status: status.name)
+def test_an_answer_s_status_maps_to_its_error(status: rpc.Status) -> None:
+    with pytest.raises(rpc.RpcError) as raised:
+        _reply(HEARTBEAT, _answer(grpc_status=status.value, grpc_message="no such job"))
+
+    assert type(raised.value) is EXPECTED_CLASS[status]
+    assert raised.value.message == "no such job"
+    assert raised.value.method == HEARTBEAT.route
+
+
+def test_an_ok_answer_carries_its_reply() -> None:
+    reply = _reply(HEARTBEAT, _answer(grpc_status=0, body=_framed(Void().SerializeToString())))
+
+    assert reply == Void()
+
+
 @pytest.mark.parametrize(
-    ("failure", "expected", "words"),
+    ("answer", "expected", "words"),
     [
-        (
-            ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"),
-            rpc.UnavailableError,
-            "Connection refused",
-        ),
-        (
-            ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
-            rpc.UnavailableError,
-            "reset by peer",
-        ),
-        (OSError(errno.EHOSTUNREACH, "No route to host"), rpc.UnavailableError, "No route to host"),
-        (StreamTerminatedError("Connection lost"), rpc.UnavailableError, "Connection lost"),
-        (TimeoutError(), rpc.DeadlineExceededError, "deadline"),
-        (ProtocolError("bad frame"), rpc.InternalError, "bad frame"),
-        (h2.exceptions.ProtocolError("bad preface"), rpc.InternalError, "bad preface"),
-        (asyncio.CancelledError(), rpc.CallCancelledError, "bridge"),
+        (_answer(failure="the server closed the connection"), rpc.UnavailableError, "closed"),
+        (_answer(reset_code=7), rpc.UnavailableError, "reset"),
+        (_answer(http_status=b"503"), rpc.UnavailableError, "503"),
+        (_answer(http_status=b"404"), rpc.UnimplementedError, "404"),
+        (_answer(http_status=b"418"), rpc.UnknownError, "418"),
+        (_answer(), rpc.UnknownError, "grpc-status"),
+        (_answer(grpc_status=99), rpc.UnknownError, ""),
+        (_answer(grpc_status=0), rpc.UnknownError, "without one whole reply"),
+        (_answer(grpc_status=0, body=bytearray(b"\1\0\0\0\0")), rpc.UnknownError, "reply"),
+        (_answer(grpc_status=0, body=_framed(b"\xff\xff")), rpc.InternalError, "Void"),
     ],
-    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else "",
+    ids=[
+        "connection-lost",
+        "stream-reset",
+        "http-503",
+        "http-404",
+        "http-other",
+        "no-grpc-status",
+        "unknown-status-code",
+        "ok-without-reply",
+        "ok-compressed-reply",
+        "ok-undecodable-reply",
+    ],
 )
 def test_transport_failures_map_to_errors(
-    failure: BaseException, expected: type[rpc.RpcError], words: str
+    answer: Answer, expected: type[rpc.RpcError], words: str
 ) -> None:
-    error = error_for_call_failure(failure, method="Stub.method")
+    with pytest.raises(rpc.RpcError) as raised:
+        _reply(HEARTBEAT, answer)
 
-    assert type(error) is expected
-    assert words in error.message
-    assert error.method == "Stub.method"
+    assert type(raised.value) is expected
+    assert words in raised.value.message
 
 
 def test_connection_failures_and_deadlines_are_transient() -> None:
-    refused = error_for_call_failure(ConnectionRefusedError(errno.ECONNREFUSED, "x"), method="m")
-    lost = error_for_call_failure(StreamTerminatedError("Connection lost"), method="m")
-    late = error_for_call_failure(TimeoutError(), method="m")
-    broken = error_for_call_failure(ProtocolError("x"), method="m")
-
-    assert refused is not None
-    assert refused.is_transient
-    assert lost is not None
-    assert lost.is_transient
-    assert late is not None
-    assert late.is_transient
-    assert broken is not None
-    assert not broken.is_transient
-
-
-def test_foreign_bugs_are_not_translated() -> None:
-    assert error_for_call_failure(TypeError("wrong request type"), method="m") is None
-    assert error_for_call_failure(KeyError("x"), method="m") is None
+    assert rpc.UnavailableError("lost").is_transient
+    assert rpc.DeadlineExceededError("late").is_transient
+    assert not rpc.InternalError("broken").is_transient
 
 
 def test_listen_error_is_an_os_error_and_a_spider_error() -> None:

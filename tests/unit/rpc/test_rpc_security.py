@@ -7,7 +7,6 @@ time appears only as bounds that a broken feature would hit.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ TOKEN = "0123456789abcdef-cluster-secret"
 BEAT = HeartbeatRequest(execution_manager_id=7)
 
 
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    async with rpc.open_rpc_bridge():
-        yield
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
@@ -44,7 +37,7 @@ async def _heartbeat(endpoint: rpc.Endpoint, config: rpc.RpcConfig) -> Void:
             return await channel.call(SchedulerServiceStub.heartbeat, BEAT, deadline=5)
 
 
-async def test_tls_serves_a_client_that_trusts_the_ca(bridge: None, pki: Pki) -> None:
+async def test_tls_serves_a_client_that_trusts_the_ca(pki: Pki) -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(tls=pki.cluster.server_tls())
     async with running_server([scheduler], config=server) as endpoint:
@@ -55,7 +48,7 @@ async def test_tls_serves_a_client_that_trusts_the_ca(bridge: None, pki: Pki) ->
     assert len(scheduler.heartbeat_peers) == 1
 
 
-async def test_a_client_that_trusts_another_ca_cannot_connect(bridge: None, pki: Pki) -> None:
+async def test_a_client_that_trusts_another_ca_cannot_connect(pki: Pki) -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(tls=pki.cluster.server_tls())
     async with running_server([scheduler], config=server) as endpoint:
@@ -64,7 +57,7 @@ async def test_a_client_that_trusts_another_ca_cannot_connect(bridge: None, pki:
     assert scheduler.heartbeat_peers == []
 
 
-async def test_a_plaintext_client_gets_no_answer_from_a_tls_server(bridge: None, pki: Pki) -> None:
+async def test_a_plaintext_client_gets_no_answer_from_a_tls_server(pki: Pki) -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(tls=pki.cluster.server_tls())
     async with running_server([scheduler], config=server) as endpoint:
@@ -73,7 +66,7 @@ async def test_a_plaintext_client_gets_no_answer_from_a_tls_server(bridge: None,
     assert scheduler.heartbeat_peers == []
 
 
-async def test_mutual_tls_refuses_a_client_without_a_certificate(bridge: None, pki: Pki) -> None:
+async def test_mutual_tls_refuses_a_client_without_a_certificate(pki: Pki) -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(tls=pki.cluster.server_tls(require_client_cert=True))
     async with running_server([scheduler], config=server) as endpoint:
@@ -95,9 +88,7 @@ def _token_config(token: str | None) -> rpc.RpcConfig:
 
 
 @pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x", TOKEN[:-1]])
-async def test_a_guarded_call_without_the_credential_is_unauthenticated(
-    bridge: None, token: str | None
-) -> None:
+async def test_a_guarded_call_without_the_credential_is_unauthenticated(token: str | None) -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(auth=ClusterAuth(TOKEN))
     async with running_server([scheduler], config=server) as endpoint:
@@ -106,7 +97,7 @@ async def test_a_guarded_call_without_the_credential_is_unauthenticated(
     assert scheduler.heartbeat_peers == []  # refused before the handler ran
 
 
-async def test_a_guarded_call_with_the_credential_is_served(bridge: None) -> None:
+async def test_a_guarded_call_with_the_credential_is_served() -> None:
     scheduler = RecordingScheduler()
     server = rpc.ServerConfig(auth=ClusterAuth(TOKEN))
     async with running_server([scheduler], config=server) as endpoint:
@@ -115,7 +106,7 @@ async def test_a_guarded_call_with_the_credential_is_served(bridge: None) -> Non
     assert len(scheduler.heartbeat_peers) == 1
 
 
-async def test_open_services_need_no_credential(bridge: None) -> None:
+async def test_open_services_need_no_credential() -> None:
     auth = ClusterAuth(TOKEN, frozenset({"storage.SessionManagementService"}))
     server = rpc.ServerConfig(auth=auth)
     services: list[rpc.ServiceBase] = [RecordingScheduler(), FixedSession(42)]
@@ -130,7 +121,7 @@ async def test_open_services_need_no_credential(bridge: None) -> None:
     assert session.session_id == 42
 
 
-async def test_tls_and_the_credential_together(bridge: None, pki: Pki) -> None:
+async def test_tls_and_the_credential_together(pki: Pki) -> None:
     server = rpc.ServerConfig(
         tls=pki.cluster.server_tls(require_client_cert=True), auth=ClusterAuth(TOKEN)
     )
@@ -158,7 +149,6 @@ def _security_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ],
 )
 async def test_listening_beyond_loopback_without_auth_warns(
-    bridge: None,
     pki: Pki,
     caplog: pytest.LogCaptureFixture,
     host: str,

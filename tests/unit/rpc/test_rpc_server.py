@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextvars
 import logging
 import socket
-from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -31,13 +30,7 @@ TEST_BOUND = 10.0
 FAST_RETRY = Backoff(initial=0.01, multiplier=2.0, cap=0.1, max_attempts=1000)
 
 
-@pytest.fixture
-async def bridge() -> AsyncIterator[None]:
-    async with rpc.open_rpc_bridge():
-        yield
-
-
-async def test_started_reports_the_port_picked_for_port_zero(bridge: None) -> None:
+async def test_started_reports_the_port_picked_for_port_zero() -> None:
     async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [RecordingScheduler()], LOOPBACK, 0)
         assert isinstance(port, int)
@@ -52,7 +45,7 @@ async def test_started_reports_the_port_picked_for_port_zero(bridge: None) -> No
         nursery.cancel_scope.cancel()
 
 
-async def test_one_server_serves_several_services(bridge: None) -> None:
+async def test_one_server_serves_several_services() -> None:
     async with trio.open_nursery() as nursery:
         services: list[rpc.ServiceBase] = [RecordingScheduler(), FixedSession(4)]
         port = await nursery.start(rpc.serve, services, LOOPBACK, 0)
@@ -67,7 +60,7 @@ async def test_one_server_serves_several_services(bridge: None) -> None:
     assert beat == Void()
 
 
-async def test_stopping_cancels_running_handlers_and_drops_connections(bridge: None) -> None:
+async def test_stopping_cancels_running_handlers_and_drops_connections() -> None:
     scheduler = RecordingScheduler()
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as outer:
@@ -108,7 +101,7 @@ async def test_stopping_cancels_running_handlers_and_drops_connections(bridge: N
     assert len(scheduler.heartbeat_peers) == 1
 
 
-async def test_a_client_retrying_survives_a_server_restart_on_the_same_port(bridge: None) -> None:
+async def test_a_client_retrying_survives_a_server_restart_on_the_same_port() -> None:
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as outer:
             first_scope = trio.CancelScope()
@@ -143,7 +136,7 @@ async def test_a_client_retrying_survives_a_server_restart_on_the_same_port(brid
     assert sessions == [2]
 
 
-async def test_a_busy_port_is_a_listen_error(bridge: None) -> None:
+async def test_a_busy_port_is_a_listen_error() -> None:
     with socket.socket() as taken:
         taken.bind((LOOPBACK, 0))
         taken.listen()
@@ -152,7 +145,7 @@ async def test_a_busy_port_is_a_listen_error(bridge: None) -> None:
             await rpc.serve([RecordingScheduler()], LOOPBACK, port)
 
 
-async def test_an_unresolvable_host_is_a_listen_error(bridge: None) -> None:
+async def test_an_unresolvable_host_is_a_listen_error() -> None:
     with pytest.raises(rpc.ListenError, match=r"no-such-host\.invalid"):
         await rpc.serve([RecordingScheduler()], "no-such-host.invalid", 0)
 
@@ -162,14 +155,12 @@ class _HandWrittenService:
         return Void()
 
 
-async def test_only_generated_services_are_served(bridge: None) -> None:
+async def test_only_generated_services_are_served() -> None:
     with pytest.raises(TypeError, match="generated service base class"):
         await rpc.serve([_HandWrittenService()], LOOPBACK, 0)  # type: ignore[list-item]
 
 
-async def test_serving_and_stopping_are_logged(
-    bridge: None, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_serving_and_stopping_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="spider.rpc")
     async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [RecordingScheduler()], LOOPBACK, 0)
@@ -216,9 +207,7 @@ class HandingOverScheduler(SchedulerServiceBase):
         self.took_back.set()
 
 
-async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks(
-    bridge: None,
-) -> None:
+async def test_a_response_that_never_leaves_runs_the_on_undelivered_callbacks() -> None:
     scheduler = HandingOverScheduler()
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as nursery:
@@ -265,7 +254,7 @@ class _ContextReporter(SchedulerServiceBase):
         return Void()
 
 
-async def test_handlers_run_in_the_context_of_the_serve_that_started_them(bridge: None) -> None:
+async def test_handlers_run_in_the_context_of_the_serve_that_started_them() -> None:
     reporter = _ContextReporter()
     _SERVE_CONTEXT.set("set around serve")
     async with trio.open_nursery() as nursery:

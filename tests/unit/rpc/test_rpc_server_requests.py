@@ -39,7 +39,7 @@ class LongWindedSession(SessionManagementServiceBase):
 async def port() -> AsyncIterator[int]:
     config = rpc.ServerConfig(max_request_bytes=SMALL_LIMIT)
     services: list[rpc.ServiceBase] = [RecordingScheduler(), LongWindedSession()]
-    async with rpc.open_rpc_bridge(), trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery:
         yield await nursery.start(
             functools.partial(rpc.serve, services, LOOPBACK, 0, config=config)
         )

@@ -1,0 +1,304 @@
+"""One HTTP/2 connection of a ``Channel``: gRPC calls made on the Trio thread, parsed by ``h2``.
+
+A ``ClientConnection`` owns an ``h2`` connection state machine and the stream it runs on. ``run``
+(a task in the channel's nursery) reads the server's frames and writes what is queued; each
+call sends its request from the caller's own task and waits for its ``Answer``. No other
+thread is involved (docs/rpc.md, "Serving and calling on the Trio thread").
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import unquote_to_bytes
+
+import attrs
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import trio
+
+from spider.rpc._server_connection import MESSAGE_PREFIX_BYTES, READ_BYTES, WINDOW_BYTES
+from spider.rpc.errors import Status
+
+LOGGER = logging.getLogger("spider.rpc")
+
+USER_AGENT = b"spider-py-rpc"
+
+_H2_CONFIG = h2.config.H2Configuration(
+    client_side=True,
+    header_encoding=None,
+    # As grpclib does: a server's odd header should fail its call, not the connection.
+    validate_inbound_headers=False,
+    normalize_inbound_headers=False,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+)
+
+
+def grpc_timeout_header(seconds: float) -> bytes:
+    """``grpc-timeout``'s encoding of ``seconds``: at most 8 digits, in the finest unit that
+    fits, rounded up so that the server's deadline is never earlier than the client's."""
+    for unit, scale in ((b"n", 1e9), (b"u", 1e6), (b"m", 1e3), (b"S", 1.0), (b"M", 1 / 60)):
+        value = -int(-seconds * scale // 1)
+        if value < 100_000_000:
+            return b"%d%s" % (max(value, 1), unit)
+    return b"99999999H"
+
+
+@attrs.define(eq=False)
+class Answer:
+    """What the server answered to one call, as it arrives."""
+
+    http_status: bytes | None = None
+    content_type: bytes | None = None
+    grpc_status: int | None = None
+    grpc_message: str = ""
+    body: bytearray = attrs.field(factory=bytearray)
+    reset_code: int | None = None
+    """The HTTP/2 error code of a reset before the call ended."""
+    failure: str | None = None
+    """What went wrong with the connection, if it failed before the call ended."""
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+    def _read_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
+        for key, value in headers:
+            if key == b":status":
+                self.http_status = value
+            elif key == b"content-type":
+                self.content_type = value
+            elif key == b"grpc-status":
+                try:
+                    self.grpc_status = int(value)
+                except ValueError:
+                    self.grpc_status = Status.UNKNOWN.value
+            elif key == b"grpc-message":
+                self.grpc_message = unquote_to_bytes(value).decode("utf-8", "replace")
+
+    def _fail(self, reason: str) -> None:
+        if not self.done.is_set():
+            self.failure = reason
+            self.done.set()
+
+
+@attrs.define(eq=False)
+class ClientConnection:
+    """One connection to a server; ``run`` keeps it going, ``call`` makes calls on it."""
+
+    stream: trio.abc.Stream
+    authority: bytes
+    scheme: bytes
+    protocol: h2.connection.H2Connection = attrs.field(
+        factory=lambda: h2.connection.H2Connection(_H2_CONFIG)
+    )
+    accepting: bool = True
+    """False once the connection is lost, the server sent GOAWAY or stream ids ran out: the
+    channel then makes a new connection for new calls."""
+    _answers: dict[int, Answer] = attrs.field(factory=dict)
+    _output: trio.Event = attrs.field(factory=trio.Event)
+    _capacity: trio.Event = attrs.field(factory=trio.Event)
+    """Set (and replaced) when flow-control windows grow or a stream ends."""
+    _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    """``run``'s scope: cancelled once a connection that no longer accepts calls is idle."""
+
+    def __attrs_post_init__(self) -> None:
+        protocol = self.protocol
+        protocol.initiate_connection()
+        protocol.increment_flow_control_window(
+            WINDOW_BYTES - protocol.local_settings.initial_window_size
+        )
+        protocol.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
+        self._output.set()
+
+    async def run(self) -> None:
+        """Read and write until the connection ends or the channel closes; then fail the calls
+        still waiting (``UNAVAILABLE``) and close the stream."""
+        reason = "the connection was closed"
+        try:
+            with self._scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write)
+                    reason = await self._read()
+                    nursery.cancel_scope.cancel()
+        finally:
+            self.accepting = False
+            for answer in self._answers.values():
+                answer._fail(reason)
+            self._wake_capacity()
+            await trio.aclose_forcefully(self.stream)
+
+    async def call(
+        self,
+        path: bytes,
+        message: bytes,
+        deadline_seconds: float,
+        metadata: list[tuple[bytes, bytes]],
+        *,
+        keep_answer: bool = False,
+    ) -> Answer:
+        """Send one unary call and wait for its answer; cancelling resets the stream.
+
+        With ``keep_answer``, an answer that had arrived whole when the cancellation came is
+        returned instead (the caller's next checkpoint raises the cancellation).
+        """
+        protocol = self.protocol
+        while protocol.open_outbound_streams >= protocol.remote_settings.max_concurrent_streams:
+            await self._wait_for_capacity()
+        try:
+            stream_id = protocol.get_next_available_stream_id()
+        except h2.exceptions.NoAvailableStreamIDError:
+            self.accepting = False
+            if not self._answers:
+                self._scope.cancel()
+            answer = Answer()
+            answer._fail("the connection has used up its stream ids")
+            return answer
+        answer = self._answers[stream_id] = Answer()
+        try:
+            protocol.send_headers(
+                stream_id,
+                [
+                    (b":method", b"POST"),
+                    (b":scheme", self.scheme),
+                    (b":path", path),
+                    (b":authority", self.authority),
+                    (b"te", b"trailers"),
+                    (b"content-type", b"application/grpc"),
+                    (b"user-agent", USER_AGENT),
+                    (b"grpc-timeout", grpc_timeout_header(deadline_seconds)),
+                    *metadata,
+                ],
+            )
+            await self._send_message(stream_id, message, answer)
+            await answer.done.wait()
+        except trio.Cancelled:
+            if answer.done.is_set() and keep_answer:
+                return answer
+            if not answer.done.is_set():
+                self._reset(stream_id)
+            raise
+        except BaseException:
+            if not answer.done.is_set():
+                self._reset(stream_id)
+            raise
+        finally:
+            del self._answers[stream_id]
+            if not self.accepting and not self._answers:
+                self._scope.cancel()  # retired and idle: close it
+        return answer
+
+    async def _send_message(self, stream_id: int, message: bytes, answer: Answer) -> None:
+        protocol = self.protocol
+        framed = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
+        while not answer.done.is_set():
+            window = protocol.local_flow_control_window(stream_id)
+            size = min(window, protocol.max_outbound_frame_size, len(framed))
+            if size <= 0 and framed:
+                self._wake_writer()
+                await self._wait_for_capacity()
+                continue
+            last = size == len(framed)
+            protocol.send_data(stream_id, framed[:size].tobytes(), end_stream=last)
+            framed = framed[size:]
+            self._wake_writer()
+            if last:
+                return
+
+    def _reset(self, stream_id: int) -> None:
+        try:
+            self.protocol.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        except h2.exceptions.ProtocolError:
+            return  # already closed
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        self._output.set()
+
+    def _wake_capacity(self) -> None:
+        self._capacity.set()
+        self._capacity = trio.Event()
+
+    async def _wait_for_capacity(self) -> None:
+        if not self.accepting:
+            raise trio.BrokenResourceError("the connection is gone")
+        await self._capacity.wait()
+
+    async def _write(self) -> None:
+        while True:
+            await self._output.wait()
+            self._output = trio.Event()
+            pending = self.protocol.data_to_send()
+            if pending:
+                try:
+                    await self.stream.send_all(pending)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self.accepting = False
+                    # Wake the reader, which then reports the connection as lost.
+                    await trio.aclose_forcefully(self.stream)
+                    return
+
+    async def _read(self) -> str:
+        """Read until the connection ends; returns why it ended."""
+        while True:
+            try:
+                data = await self.stream.receive_some(READ_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                return f"the connection failed: {exc.__cause__ or exc}"
+            if not data:
+                return "the server closed the connection"
+            try:
+                events = self.protocol.receive_data(data)
+            except h2.exceptions.ProtocolError as exc:
+                self._wake_writer()  # h2 queued a GOAWAY
+                return f"HTTP/2 protocol error from the server: {exc}"
+            for event in events:
+                self._handle(event)
+            if not self.accepting and not self._answers:
+                return "the server is going away (GOAWAY)"
+            self._wake_writer()
+
+    def _handle(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            answer = self._answers.get(event.stream_id)
+            if answer is not None:
+                answer.body += event.data
+            self.protocol.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+        elif isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+            answer = self._answers.get(event.stream_id)
+            if answer is not None:
+                answer._read_headers(event.headers or [])
+        elif isinstance(event, h2.events.StreamEnded):
+            answer = self._answers.get(event.stream_id)
+            if answer is not None:
+                answer.done.set()
+            self._wake_capacity()
+        elif isinstance(event, h2.events.StreamReset):
+            answer = self._answers.get(event.stream_id)
+            if answer is not None and not answer.done.is_set():
+                answer.reset_code = event.error_code
+                answer.done.set()
+            self._wake_capacity()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.accepting = False
+            last = event.last_stream_id if event.last_stream_id is not None else 0
+            for stream_id, answer in self._answers.items():
+                if stream_id > last:
+                    # Never processed by the server: safe to send again.
+                    answer._fail("the server refused the call: it is going away (GOAWAY)")
+            self._wake_capacity()
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+            self._wake_capacity()
+
+
+def message_of(answer: Answer) -> bytes | None:
+    """The one message of an OK answer's body, or ``None`` if the body is not one whole
+    uncompressed message."""
+    body = answer.body
+    if len(body) < MESSAGE_PREFIX_BYTES or body[0]:
+        return None
+    length = int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
+    if len(body) != MESSAGE_PREFIX_BYTES + length:
+        return None
+    return bytes(body[MESSAGE_PREFIX_BYTES:])
