@@ -1,20 +1,20 @@
-"""Unary loopback gRPC latency through ``spider.rpc`` (Trio-native; "bridge" in the table, its
-name from when it crossed to an asyncio thread), beside plain asyncio grpclib.
+"""Unary loopback gRPC latency through ``spider.rpc`` (on the Trio thread), beside plain asyncio
+grpclib.
 
 The call is ``SchedulerService/Heartbeat`` (a small request, an empty reply), made ``--calls``
 times after a warm-up, by 1 and by 8 concurrent callers sharing one channel (one connection).
 Two setups:
 
-* **same process**: client and server in one process. Bridge: a Trio server (``spider.rpc.serve``)
+* **same process**: client and server in one process. spider.rpc: a Trio server (``spider.rpc.serve``)
   and a Trio client (``Channel.call``). Baseline: the same grpclib server and stub on plain
   asyncio, in a fresh subprocess (so neither run inherits the other's threads or warm state).
 * **client only**: the server is a plain asyncio grpclib process of its own, so only the client
-  side differs. Bridge: ``Channel.call`` from Trio. Baseline: the stub on plain asyncio, in a
+  side differs. spider.rpc: ``Channel.call`` from Trio. Baseline: the stub on plain asyncio, in a
   subprocess.
 
-Each cell runs ``--repeats`` times, baseline and bridge alternating so that load from elsewhere on
+Each cell runs ``--repeats`` times, baseline and spider.rpc alternating so that load from elsewhere on
 the machine hits both alike, and reports the median of each metric. Prints a markdown table of
-p50/p99 latency (ms), throughput (calls/s), and bridge/baseline ratios.
+p50/p99 latency (ms), throughput (calls/s), and spider.rpc/baseline ratios.
 
 Run: ``python benchmarks/rpc_latency.py [--calls N] [--repeats R]``.
 """
@@ -148,10 +148,10 @@ async def _asyncio_server() -> None:
     await server.wait_closed()
 
 
-# ---- through the bridge (this process) -----------------------------------------------------
+# ---- through spider.rpc (this process) ----------------------------------------------------------
 
 
-async def _bridge_calls(port: int, callers: int, calls: int) -> Sample:
+async def _spider_rpc_calls(port: int, callers: int, calls: int) -> Sample:
     async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
         for _ in range(WARMUP_CALLS):
             await channel.call(
@@ -179,16 +179,16 @@ class TrioScheduler(SchedulerServiceBase):
         return Void()
 
 
-async def _bridge_pair(callers: int, calls: int) -> Sample:
+async def _spider_rpc_pair(callers: int, calls: int) -> Sample:
     async with trio.open_nursery() as nursery:
         port = await nursery.start(rpc.serve, [TrioScheduler()], LOOPBACK, 0)
-        sample = await _bridge_calls(port, callers, calls)
+        sample = await _spider_rpc_calls(port, callers, calls)
         nursery.cancel_scope.cancel()
     return sample
 
 
-async def _bridge_client(port: int, callers: int, calls: int) -> Sample:
-    return await _bridge_calls(port, callers, calls)
+async def _spider_rpc_client(port: int, callers: int, calls: int) -> Sample:
+    return await _spider_rpc_calls(port, callers, calls)
 
 
 def _run_trio(fn: Callable[..., Awaitable[Sample]], *args: int) -> Sample:
@@ -208,35 +208,35 @@ def _subprocess_sample(role: str, *args: str) -> Sample:
     return Sample(**json.loads(output))
 
 
-def _row(setup: str, callers: int, baseline: Sample, bridge: Sample) -> str:
+def _row(setup: str, callers: int, baseline: Sample, spider_rpc: Sample) -> str:
     return (
         f"| {setup} | {callers} | {baseline.p50_ms:.3f} | {baseline.p99_ms:.3f} | "
-        f"{bridge.p50_ms:.3f} | {bridge.p99_ms:.3f} | {bridge.p50_ms / baseline.p50_ms:.2f} | "
-        f"{baseline.calls_per_s:.0f} | {bridge.calls_per_s:.0f} | "
-        f"{bridge.calls_per_s / baseline.calls_per_s:.2f} |"
+        f"{spider_rpc.p50_ms:.3f} | {spider_rpc.p99_ms:.3f} | {spider_rpc.p50_ms / baseline.p50_ms:.2f} | "
+        f"{baseline.calls_per_s:.0f} | {spider_rpc.calls_per_s:.0f} | "
+        f"{spider_rpc.calls_per_s / baseline.calls_per_s:.2f} |"
     )
 
 
 def _alternate(
-    repeats: int, baseline: Callable[[], Sample], bridge: Callable[[], Sample]
+    repeats: int, baseline: Callable[[], Sample], spider_rpc: Callable[[], Sample]
 ) -> tuple[Sample, Sample]:
     baselines: list[Sample] = []
-    bridges: list[Sample] = []
+    spider_rpcs: list[Sample] = []
     for _ in range(repeats):
         baselines.append(baseline())
-        bridges.append(bridge())
-    return Sample.median(baselines), Sample.median(bridges)
+        spider_rpcs.append(spider_rpc())
+    return Sample.median(baselines), Sample.median(spider_rpcs)
 
 
 def _compare(calls: int, repeats: int) -> None:
     rows: list[str] = []
     for callers in CALLERS:
-        baseline, bridge = _alternate(
+        baseline, spider_rpc = _alternate(
             repeats,
             partial(_subprocess_sample, "asyncio-pair", str(callers), str(calls)),
-            partial(_run_trio, _bridge_pair, callers, calls),
+            partial(_run_trio, _spider_rpc_pair, callers, calls),
         )
-        rows.append(_row("same process", callers, baseline, bridge))
+        rows.append(_row("same process", callers, baseline, spider_rpc))
 
     with subprocess.Popen(
         [sys.executable, __file__, "--role", "asyncio-server"],
@@ -249,22 +249,22 @@ def _compare(calls: int, repeats: int) -> None:
         port = int(server.stdout.readline())
         try:
             for callers in CALLERS:
-                baseline, bridge = _alternate(
+                baseline, spider_rpc = _alternate(
                     repeats,
                     partial(
                         _subprocess_sample, "asyncio-client", str(callers), str(calls), str(port)
                     ),
-                    partial(_run_trio, _bridge_client, port, callers, calls),
+                    partial(_run_trio, _spider_rpc_client, port, callers, calls),
                 )
-                rows.append(_row("client only", callers, baseline, bridge))
+                rows.append(_row("client only", callers, baseline, spider_rpc))
         finally:
             server.stdin.close()
 
     sys.stdout.write(
         f"Unary loopback RPC latency: {calls} calls per run, median of {repeats} runs "
-        "(ms; ratio = bridge / asyncio)\n\n"
-        "| setup | callers | asyncio p50 | asyncio p99 | bridge p50 | bridge p99 | p50 ratio "
-        "| asyncio calls/s | bridge calls/s | throughput ratio |\n"
+        "(ms; ratio = spider.rpc / asyncio)\n\n"
+        "| setup | callers | asyncio p50 | asyncio p99 | spider.rpc p50 | spider.rpc p99 | p50 ratio "
+        "| asyncio calls/s | spider.rpc calls/s | throughput ratio |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
     )
 

@@ -1,21 +1,22 @@
-"""Server CPU per unary call: ``spider.rpc`` (grpclib behind the Trio bridge) beside grpcio.
+"""CPU per unary call: ``spider.rpc`` beside grpclib, grpcio and a bare ``h2`` prototype.
 
-The question (docs/rpc.md, "Which transport"): would moving ``spider.rpc`` from grpclib to
-grpcio's C core cut the server's cost per call by a wide margin? Every server below answers
+The question (docs/rpc.md, "Which transport"): which transport costs a server, and a client,
+the least CPU per call when the handlers and callers are Trio code? It first compared grpclib
+behind an asyncio thread with grpcio's C core, then with HTTP/2 parsed by ``h2`` on the Trio
+thread, which ``spider.rpc`` now does. Every server below answers
 ``SchedulerService/Heartbeat`` (a small request, an empty reply) and runs in a process of its
 own; one load generator (grpcio's blocking stub, 1 then 8 threads on one channel) drives each in
 turn, and the server process's CPU time (``/proc``, Linux) is divided by the calls it answered.
 
 Servers, the first being what Spider-py runs today:
 
-* ``spider.rpc``: ``spider.rpc.serve`` on the bridge (grpclib in the asyncio thread, the handler
-  a Trio task).
+* ``spider.rpc``: ``spider.rpc.serve`` (HTTP/2 by ``h2`` on the Trio thread, the handler a Trio
+  task).
 * ``spider.rpc + credential``: the same, with the cluster credential checked on every call
   (docs/security.md) and sent by the load generator as call metadata: what the check costs.
-* ``grpclib alone``: grpclib on plain asyncio, the handler on asyncio (no Trio): what the bridge
-  hop costs on top of grpclib.
-* ``grpcio aio + Trio``: grpcio's asyncio server in a thread, the handler a Trio task reached the
-  way the bridge reaches it (``run_sync_soon`` there, ``call_soon_threadsafe`` back).
+* ``grpclib alone``: grpclib on plain asyncio, the handler on asyncio (no Trio).
+* ``grpcio aio + Trio``: grpcio's asyncio server in a thread, the handler a Trio task reached
+  across threads (``run_sync_soon`` there, ``call_soon_threadsafe`` back).
 * ``grpcio threads + Trio``: grpcio's thread-pool server, the handler run with
   ``trio.from_thread.run``.
 * ``grpcio aio alone``: grpcio's asyncio server, the handler on asyncio (no Trio): the floor a
@@ -23,7 +24,7 @@ Servers, the first being what Spider-py runs today:
 * ``h2 on Trio``: HTTP/2 parsed by the ``h2`` library (what grpclib uses) on the Trio thread
   itself, the handler a Trio task in the connection's nursery: no asyncio, no thread hop. It
   is a prototype that answers only this one method with none of a server's checks (deadlines,
-  metadata, limits), so it is the floor of a Trio-native transport, not a candidate as it is.
+  metadata, limits), so it is the floor of ``spider.rpc``'s transport.
 
 Servers run in turn, ``--repeats`` times, so load from elsewhere on the machine hits them alike;
 the table shows medians and each server's CPU per call as a ratio to ``spider.rpc``'s.
@@ -33,7 +34,7 @@ too: each client below runs in a process of its own, makes its calls from 1 then
 against grpcio's thread-pool server (C core, in another process), and its process's CPU is
 divided by its calls.
 
-* ``spider.rpc``: ``Channel.call`` over the bridge (grpclib in the asyncio thread).
+* ``spider.rpc``: ``Channel.call`` (HTTP/2 by ``h2`` on the Trio thread).
 * ``h2 on Trio``: a prototype client on the ``h2`` library on the Trio thread, one connection,
   no deadline or error handling: the floor of a Trio-native channel.
 
