@@ -16,6 +16,7 @@ response headers, one length-prefixed message and trailers carrying ``grpc-statu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from base64 import b64decode
@@ -40,6 +41,9 @@ READ_BYTES = 65536
 WINDOW_BYTES = 4 * 1024 * 1024
 """The flow-control window this server grants each connection and stream: what grpclib grants
 (4 MiB), so a large request is not slowed by window updates every 64 KiB."""
+
+SEND_STALL_SECONDS = 20.0
+"""How long a write to a client may wait for it to read before its connection is closed."""
 
 MESSAGE_PREFIX_BYTES = 5
 """gRPC's length prefix: a compressed flag and a 4-byte big-endian length."""
@@ -143,27 +147,39 @@ class ServerCall:
     async def send_reply(self, message: bytes) -> None:
         """Answer OK with ``message`` (serialised): headers, the prefixed message, trailers.
 
+        A cancelled call answers nothing; one cancelled while its message waits for the
+        client's flow-control window resets the stream, so the client never takes a partial
+        answer for a whole one. Once the whole answer is queued it is written out, shielded
+        (bounded by ``SEND_STALL_SECONDS``), so that returning means it left the server.
         Raises ``trio.BrokenResourceError`` if the stream or the connection is gone.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
         self.answered = True
         connection = self._connection
+        protocol = connection.protocol
         framed = b"\0" + len(message).to_bytes(4, "big") + message
         try:
-            connection.protocol.send_headers(self.stream_id, _REPLY_HEADERS)
+            protocol.send_headers(self.stream_id, _REPLY_HEADERS)
             await connection.send_data(self.stream_id, framed)
-            connection.protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
+            protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
         except h2.exceptions.StreamClosedError as exc:
             self.reset = True
             raise trio.BrokenResourceError("the client reset the call's stream") from exc
-        await connection.flush()
+        except BaseException:
+            with contextlib.suppress(h2.exceptions.H2Error):
+                protocol.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
+            raise
+        with trio.CancelScope(shield=True):
+            await connection.flush()
 
     async def send_status(self, status: Status, message: str) -> None:
         """Answer ``status`` with ``message`` and no reply, as trailers only."""
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._check_open()
-        self.answered = True
         self.send_status_nowait(status, message)
-        await self._connection.flush()
+        with trio.CancelScope(shield=True):
+            await self._connection.flush()
 
     def send_status_nowait(self, status: Status, message: str) -> None:
         """Queue a trailers-only answer (sent with the connection's next flush)."""
@@ -339,17 +355,39 @@ class ServerConnection:
                 await self.flush()
 
     async def flush(self) -> None:
-        """Write what ``h2`` has queued to the socket."""
+        """Write what ``h2`` has queued to the socket.
+
+        The write itself is shielded: a call cancelled halfway through it (its client reset it,
+        its deadline passed) would leave half a frame on the wire and break every other call of
+        the connection. A client that reads nothing for ``SEND_STALL_SECONDS`` loses the
+        connection instead (``trio.BrokenResourceError``).
+        """
         async with self._sending:
             pending = self.protocol.data_to_send()
-            if pending:
+            if not pending:
+                return
+            with trio.CancelScope(shield=True) as sending:
+                sending.deadline = trio.current_time() + SEND_STALL_SECONDS
                 await self.stream.send_all(pending)
+            if sending.cancelled_caught:
+                LOGGER.warning(
+                    "closing the connection from %s: it read nothing for %g s",
+                    self.peer,
+                    SEND_STALL_SECONDS,
+                    extra={"rpc_peer": self.peer, "send_stall_s": SEND_STALL_SECONDS},
+                )
+                await trio.aclose_forcefully(self.stream)
+                raise trio.BrokenResourceError(
+                    f"the client read nothing for {SEND_STALL_SECONDS:g} s; connection closed"
+                )
 
     async def _close(self) -> None:
+        # Every call task and the reader have ended: nothing else writes now.
         try:
             self.protocol.close_connection()
+            pending = self.protocol.data_to_send()
             with trio.move_on_after(self.close_seconds):
-                await self.flush()
+                await self.stream.send_all(pending)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.H2Error):
             pass
         await trio.aclose_forcefully(self.stream)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import socket
 from urllib.parse import unquote_to_bytes
 
+import h2.config
+import h2.connection
+import h2.settings
+import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,10 +28,11 @@ from spider.proto.storage import (
     RegisterJobRequest,
     RegisterJobResponse,
 )
+from spider.rpc import _server_connection
 from spider.rpc._client_connection import grpc_timeout_header
 from spider.rpc._server_connection import WINDOW_BYTES, grpc_timeout, percent_encoded
 
-from .rpc_services import LOOPBACK, RecordingScheduler, running_server
+from .rpc_services import LOOPBACK, RecordingScheduler, event_on_warning, running_server
 
 TEST_BOUND = 20.0
 LARGE = 3 * WINDOW_BYTES // 2 + 12_345
@@ -224,3 +229,53 @@ def test_a_malformed_grpc_timeout_is_ignored_not_raised(value: bytes) -> None:
     decoded = grpc_timeout(value)
 
     assert decoded is None or decoded >= 0
+
+
+async def test_a_client_that_stops_reading_loses_its_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Writes are shielded (a write cancelled halfway would corrupt the connection), so a
+    # client that grants a large window and then reads nothing must not hold a call, and the
+    # server's shutdown, forever: its connection is closed after SEND_STALL_SECONDS.
+    monkeypatch.setattr(_server_connection, "SEND_STALL_SECONDS", 0.5)
+    reply_bytes = 64 * 1024 * 1024
+    with trio.fail_after(TEST_BOUND):
+        async with (
+            running_server([SizedJobs(), RecordingScheduler()]) as endpoint,
+            rpc.connect_channel(endpoint) as channel,
+        ):
+            stalled = await trio.open_tcp_stream(LOOPBACK, endpoint.port)
+            client = h2.connection.H2Connection(
+                h2.config.H2Configuration(client_side=True, header_encoding=None)
+            )
+            client.initiate_connection()
+            client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+            client.increment_flow_control_window(2**31 - 1 - 65535)
+            request = JobIdRequest(job_id=reply_bytes).SerializeToString()
+            client.send_headers(
+                1,
+                [
+                    (b":method", b"POST"),
+                    (b":scheme", b"http"),
+                    (b":path", JobOrchestrationServiceStub.get_job_outputs.route.encode()),
+                    (b":authority", b"spider"),
+                    (b"content-type", b"application/grpc"),
+                    (b"te", b"trailers"),
+                ],
+            )
+            client.send_data(1, b"\0" + len(request).to_bytes(4, "big") + request, end_stream=True)
+            with event_on_warning("spider.rpc") as gave_up:
+                await stalled.send_all(client.data_to_send())
+                # Read nothing until the server gives up on the connection; then what is
+                # buffered drains and the connection ends.
+                await gave_up.wait()
+            received = 0
+            try:
+                while data := await stalled.receive_some(1024 * 1024):
+                    received += len(data)
+            except trio.BrokenResourceError:
+                pass  # closed with our request unread: a reset, as good as a close
+            await stalled.aclose()
+            # Another client is served as ever.
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+    assert received < reply_bytes
