@@ -12,40 +12,18 @@ import logging
 from urllib.parse import unquote_to_bytes
 
 import attrs
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import h2.settings
 import trio
 
-from spider.rpc._server_connection import MESSAGE_PREFIX_BYTES, READ_BYTES, WINDOW_BYTES
+from spider.rpc._http2 import MESSAGE_PREFIX_BYTES, READ_BYTES, grpc_timeout_header, new_connection
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
 
 USER_AGENT = b"spider-py-rpc"
-
-_H2_CONFIG = h2.config.H2Configuration(
-    client_side=True,
-    header_encoding=None,
-    # As grpclib does: a server's odd header should fail its call, not the connection.
-    validate_inbound_headers=False,
-    normalize_inbound_headers=False,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-)
-
-
-def grpc_timeout_header(seconds: float) -> bytes:
-    """``grpc-timeout``'s encoding of ``seconds``: at most 8 digits, in the finest unit that
-    fits, rounded up so that the server's deadline is never earlier than the client's."""
-    for unit, scale in ((b"n", 1e9), (b"u", 1e6), (b"m", 1e3), (b"S", 1.0), (b"M", 1 / 60)):
-        value = -int(-seconds * scale // 1)
-        if value < 100_000_000:
-            return b"%d%s" % (max(value, 1), unit)
-    return b"99999999H"
 
 
 @attrs.define(eq=False)
@@ -91,7 +69,7 @@ class ClientConnection:
     authority: bytes
     scheme: bytes
     protocol: h2.connection.H2Connection = attrs.field(
-        factory=lambda: h2.connection.H2Connection(_H2_CONFIG)
+        factory=lambda: new_connection(client_side=True)
     )
     accepting: bool = True
     """False once the connection is lost, the server sent GOAWAY or stream ids ran out: the
@@ -104,13 +82,7 @@ class ClientConnection:
     """``run``'s scope: cancelled once a connection that no longer accepts calls is idle."""
 
     def __attrs_post_init__(self) -> None:
-        protocol = self.protocol
-        protocol.initiate_connection()
-        protocol.increment_flow_control_window(
-            WINDOW_BYTES - protocol.local_settings.initial_window_size
-        )
-        protocol.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
-        self._output.set()
+        self._output.set()  # the preface
 
     async def run(self) -> None:
         """Read and write until the connection ends or the channel closes; then fail the calls

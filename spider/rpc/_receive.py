@@ -14,9 +14,10 @@ from typing import Any, NoReturn
 from google.protobuf.message import DecodeError
 
 from spider.core.bounds import MAX_STATUS_MESSAGE_CHARS, QUOTE_CHARS, truncated
+from spider.rpc._http2 import MESSAGE_PREFIX_BYTES
 from spider.rpc._log_limit import PeerLogLimit, left_out_note
 from spider.rpc._mapping import error_for_status
-from spider.rpc._server_connection import MESSAGE_PREFIX_BYTES, ServerCall
+from spider.rpc._server_connection import ServerCall
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")

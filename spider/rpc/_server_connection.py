@@ -18,60 +18,32 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from base64 import b64decode
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
-import h2.config
 import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-import h2.settings
 import trio
 
+from spider.rpc._http2 import (
+    MESSAGE_PREFIX_BYTES,
+    READ_BYTES,
+    grpc_timeout,
+    new_connection,
+    percent_encoded,
+)
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
 
-READ_BYTES = 65536
-"""The most bytes one read from the socket takes."""
-
-WINDOW_BYTES = 4 * 1024 * 1024
-"""The flow-control window this server grants each connection and stream: what grpclib grants
-(4 MiB), so a large request is not slowed by window updates every 64 KiB."""
-
 SEND_STALL_SECONDS = 20.0
 """How long a write to a client may wait for it to read before its connection is closed."""
 
-MESSAGE_PREFIX_BYTES = 5
-"""gRPC's length prefix: a compressed flag and a 4-byte big-endian length."""
-
-_TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
-_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 # What is not call metadata: HTTP/2 pseudo-headers and the headers gRPC reserves.
 _NOT_METADATA = {b"te", b"content-type", b"user-agent"}
-
-
-def grpc_timeout(value: bytes) -> float | None:
-    """Seconds from a ``grpc-timeout`` header (``100m``, ``5S``), or ``None`` if malformed."""
-    match = _TIMEOUT.match(value)
-    if match is None:
-        return None
-    return int(match[1]) * _TIMEOUT_UNITS[match[2]]
-
-
-def percent_encoded(message: str) -> bytes:
-    """``grpc-message``'s encoding: UTF-8, with bytes outside printable ASCII and ``%`` as
-    ``%XX``."""
-    out = bytearray()
-    for byte in message.encode("utf-8"):
-        if 0x20 <= byte <= 0x7E and byte != 0x25:
-            out.append(byte)
-        else:
-            out += b"%%%02X" % byte
-    return bytes(out)
 
 
 def _metadata(headers: list[tuple[bytes, bytes]]) -> dict[str, str | bytes]:
@@ -210,18 +182,6 @@ _OK_TRAILERS = [(b"grpc-status", b"0")]
 
 Dispatch = Callable[[ServerCall], Awaitable[None]]
 
-_H2_CONFIG = h2.config.H2Configuration(
-    client_side=False,
-    header_encoding=None,
-    # As grpclib does: h2's header checks would end the whole connection with a protocol error
-    # for one odd metadata value (a lone space), where gRPC answers that call alone; the
-    # handlers check what they read (docs/security.md). Our own headers need no checking.
-    validate_inbound_headers=False,
-    normalize_inbound_headers=False,
-    validate_outbound_headers=False,
-    normalize_outbound_headers=False,
-)
-
 
 @attrs.define(eq=False)
 class ServerConnection:
@@ -235,7 +195,7 @@ class ServerConnection:
     close_seconds: float
     """How long closing waits to write the connection's GOAWAY to a client that does not read."""
     protocol: h2.connection.H2Connection = attrs.field(
-        factory=lambda: h2.connection.H2Connection(_H2_CONFIG)
+        factory=lambda: new_connection(client_side=False)
     )
     _calls: dict[int, ServerCall] = attrs.field(factory=dict)
     _sending: trio.Lock = attrs.field(factory=trio.Lock)
@@ -244,12 +204,6 @@ class ServerConnection:
     async def run(self) -> None:
         """Serve until the client closes the connection or breaks the protocol, or until
         cancelled; then cancel the calls still running and close the connection."""
-        connection = self.protocol
-        connection.initiate_connection()
-        connection.increment_flow_control_window(
-            WINDOW_BYTES - connection.local_settings.initial_window_size
-        )
-        connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
         try:
             async with trio.open_nursery() as calls:
                 await self._read(calls)

@@ -80,13 +80,28 @@ async def running_server(
     config: rpc.ServerConfig = DEFAULT_SERVER,
     host: str = LOOPBACK,
 ) -> AsyncIterator[rpc.Endpoint]:
-    """Serve ``services`` on loopback for the block (inside an open bridge); yield the endpoint."""
+    """Serve ``services`` on loopback for the block; yield the endpoint."""
     async with trio.open_nursery() as nursery:
         bound = await nursery.start(
             functools.partial(rpc.serve, config=config), services, host, port
         )
         yield rpc.Endpoint(LOOPBACK, bound)
         nursery.cancel_scope.cancel(reason="test is done with the server")
+
+
+async def start_stoppable_server(
+    nursery: trio.Nursery, services: list[rpc.ServiceBase]
+) -> tuple[int, trio.CancelScope]:
+    """Start ``serve`` on loopback in ``nursery``; return its port and a scope whose
+    cancellation stops that server alone."""
+    scope = trio.CancelScope()
+
+    async def serve_until_stopped(task_status: trio.TaskStatus[int]) -> None:
+        with scope:
+            await rpc.serve(services, LOOPBACK, 0, task_status=task_status)
+
+    port: int = await nursery.start(serve_until_stopped)
+    return port, scope
 
 
 class _EventOnRecord(logging.Handler):

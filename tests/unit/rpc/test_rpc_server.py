@@ -24,7 +24,13 @@ from spider.proto.scheduler import (
 )
 from spider.proto.storage import SessionManagementServiceStub
 
-from .rpc_services import LOOPBACK, FixedSession, RecordingScheduler, event_on_warning
+from .rpc_services import (
+    LOOPBACK,
+    FixedSession,
+    RecordingScheduler,
+    event_on_warning,
+    start_stoppable_server,
+)
 
 TEST_BOUND = 10.0
 FAST_RETRY = Backoff(initial=0.01, multiplier=2.0, cap=0.1, max_attempts=1000)
@@ -64,13 +70,7 @@ async def test_stopping_cancels_running_handlers_and_drops_connections() -> None
     scheduler = RecordingScheduler()
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as outer:
-            server_scope = trio.CancelScope()
-
-            async def serve_until_stopped(task_status: trio.TaskStatus[int]) -> None:
-                with server_scope:
-                    await rpc.serve([scheduler], LOOPBACK, 0, task_status=task_status)
-
-            port = await outer.start(serve_until_stopped)
+            port, server_scope = await start_stoppable_server(outer, [scheduler])
             async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
                 # Warm the connection up, so that what follows uses an established connection.
                 await channel.call(
@@ -104,13 +104,7 @@ async def test_stopping_cancels_running_handlers_and_drops_connections() -> None
 async def test_a_client_retrying_survives_a_server_restart_on_the_same_port() -> None:
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as outer:
-            first_scope = trio.CancelScope()
-
-            async def serve_first(task_status: trio.TaskStatus[int]) -> None:
-                with first_scope:
-                    await rpc.serve([FixedSession(1)], LOOPBACK, 0, task_status=task_status)
-
-            port = await outer.start(serve_first)
+            port, first_scope = await start_stoppable_server(outer, [FixedSession(1)])
             endpoint = rpc.Endpoint(LOOPBACK, port)
             async with rpc.connect_channel(endpoint) as channel:
                 before = await channel.call(SessionManagementServiceStub.get_session, Void())

@@ -29,10 +29,15 @@ from spider.proto.storage import (
     RegisterJobResponse,
 )
 from spider.rpc import _server_connection
-from spider.rpc._client_connection import grpc_timeout_header
-from spider.rpc._server_connection import WINDOW_BYTES, grpc_timeout, percent_encoded
+from spider.rpc._http2 import WINDOW_BYTES, grpc_timeout, grpc_timeout_header, percent_encoded
 
-from .rpc_services import LOOPBACK, RecordingScheduler, event_on_warning, running_server
+from .rpc_services import (
+    LOOPBACK,
+    RecordingScheduler,
+    event_on_warning,
+    running_server,
+    start_stoppable_server,
+)
 
 TEST_BOUND = 20.0
 LARGE = 3 * WINDOW_BYTES // 2 + 12_345
@@ -168,13 +173,7 @@ async def test_a_connection_closed_mid_call_fails_the_call_as_unavailable() -> N
     scheduler.expected = 1
     with trio.fail_after(TEST_BOUND):
         async with trio.open_nursery() as nursery:
-            server = trio.CancelScope()
-
-            async def serve_until_stopped(task_status: trio.TaskStatus[int]) -> None:
-                with server:
-                    await rpc.serve([scheduler], LOOPBACK, 0, task_status=task_status)
-
-            port = await nursery.start(serve_until_stopped)
+            port, server = await start_stoppable_server(nursery, [scheduler])
             async with rpc.connect_channel(rpc.Endpoint(LOOPBACK, port)) as channel:
                 failures: list[rpc.RpcError] = []
 

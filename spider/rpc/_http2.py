@@ -1,0 +1,80 @@
+"""What both ends of ``spider.rpc``'s HTTP/2 connections share: ``h2``'s configuration, the
+windows granted, gRPC's message prefix and the codecs of its ``grpc-timeout`` and
+``grpc-message`` headers."""
+
+from __future__ import annotations
+
+import re
+
+import h2.config
+import h2.connection
+import h2.settings
+
+READ_BYTES = 65536
+"""The most bytes one read from the socket takes."""
+
+WINDOW_BYTES = 4 * 1024 * 1024
+"""The flow-control window each end grants per connection and per stream: what grpclib granted
+(4 MiB), so a large request is not slowed by window updates every 64 KiB."""
+
+MESSAGE_PREFIX_BYTES = 5
+"""gRPC's length prefix: a compressed flag and a 4-byte big-endian length."""
+
+_TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+
+
+def new_connection(*, client_side: bool) -> h2.connection.H2Connection:
+    """An ``h2`` connection with its preface queued, granting ``WINDOW_BYTES`` per connection and
+    stream.
+
+    Header checks are off, as grpclib had them: ``h2``'s would end the whole connection with a
+    protocol error for one odd metadata value (a lone space), where gRPC answers that call
+    alone; handlers check what they read (docs/security.md), and our own headers need none.
+    """
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(
+            client_side=client_side,
+            header_encoding=None,
+            validate_inbound_headers=False,
+            normalize_inbound_headers=False,
+            validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        )
+    )
+    connection.initiate_connection()
+    connection.increment_flow_control_window(
+        WINDOW_BYTES - connection.local_settings.initial_window_size
+    )
+    connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
+    return connection
+
+
+def grpc_timeout(value: bytes) -> float | None:
+    """Seconds from a ``grpc-timeout`` header (``100m``, ``5S``), or ``None`` if malformed."""
+    match = _TIMEOUT.match(value)
+    if match is None:
+        return None
+    return int(match[1]) * _TIMEOUT_UNITS[match[2]]
+
+
+def percent_encoded(message: str) -> bytes:
+    """``grpc-message``'s encoding: UTF-8, with bytes outside printable ASCII and ``%`` as
+    ``%XX``."""
+    out = bytearray()
+    for byte in message.encode("utf-8"):
+        if 0x20 <= byte <= 0x7E and byte != 0x25:
+            out.append(byte)
+        else:
+            out += b"%%%02X" % byte
+    return bytes(out)
+
+
+def grpc_timeout_header(seconds: float) -> bytes:
+    """``grpc-timeout``'s encoding of ``seconds``: at most 8 digits, in the finest unit that
+    fits, rounded up so that the server's deadline is never earlier than the client's."""
+    for unit, scale in ((b"n", 1e9), (b"u", 1e6), (b"m", 1e3), (b"S", 1.0), (b"M", 1 / 60)):
+        value = -int(-seconds * scale // 1)
+        if value < 100_000_000:
+            return b"%d%s" % (max(value, 1), unit)
+    return b"99999999H"
