@@ -92,7 +92,12 @@ class ClientConnection:
             with self._scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write)
-                    reason = await self._read()
+                    try:
+                        reason = await self._read()
+                    except Exception as exc:
+                        # One connection's failure must not end the channel's block.
+                        LOGGER.exception("a connection of a channel failed")
+                        reason = f"the connection failed: {exc!r}"
                     nursery.cancel_scope.cancel()
         finally:
             self.accepting = False

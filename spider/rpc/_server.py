@@ -268,30 +268,13 @@ class _Server:
 
     async def _dispatch(self, call: ServerCall) -> None:
         """Run one call and answer it; a task in its connection's nursery."""
-        handler = self.routes.get(call.route)
         with call.scope:
             if call.timeout is not None:
                 call.scope.deadline = trio.current_time() + call.timeout
             try:
-                if handler is None:
-                    raise UnimplementedError(f"{call.route} is not served here")
-                await handler(call)
-                return
-            except RpcError as error:
-                if not call.reset:
-                    await call.send_status(error.status, error.message)
-                return
+                await self._answer(call)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return  # the stream or the connection is gone: nobody to answer
-            except Exception:
-                LOGGER.exception(
-                    "serving %s failed; answering INTERNAL",
-                    call.route,
-                    extra={"rpc_method": call.route, "rpc_peer": call.peer},
-                )
-                if not call.reset and not call.answered:
-                    await call.send_status(Status.INTERNAL, "internal error; see the server's log")
-                return
+                return  # the stream or the connection is gone, even for an error's answer
         if call.scope.cancelled_caught and not call.reset and not call.answered:
             # Only the call's own deadline cancels this scope without a reset.
             call.send_status_nowait(
@@ -299,6 +282,28 @@ class _Server:
             )
             with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                 await call.flush()
+
+    async def _answer(self, call: ServerCall) -> None:
+        """Run the call's handler; answer what it raises. Raises ``trio.BrokenResourceError``
+        (or ``ClosedResourceError``) when the answer cannot be sent."""
+        handler = self.routes.get(call.route)
+        try:
+            if handler is None:
+                raise UnimplementedError(f"{call.route} is not served here")
+            await handler(call)
+        except RpcError as error:
+            if not call.reset:
+                await call.send_status(error.status, error.message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise
+        except Exception:
+            LOGGER.exception(
+                "serving %s failed; answering INTERNAL",
+                call.route,
+                extra={"rpc_method": call.route, "rpc_peer": call.peer},
+            )
+            if not call.reset and not call.answered:
+                await call.send_status(Status.INTERNAL, "internal error; see the server's log")
 
 
 def _run_undelivered(route: str, callbacks: list[UndeliveredCallback]) -> None:

@@ -287,8 +287,17 @@ class ServerConnection:
         calls.start_soon(self._run_call, call)
 
     async def _run_call(self, call: ServerCall) -> None:
+        # Whatever one call does, it must not end its connection's other calls, or ``serve``.
         try:
             await self.dispatch(call)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the connection is gone: its reader ends it
+        except Exception:
+            LOGGER.exception(
+                "a call of %s failed outside its handler",
+                call.route,
+                extra={"rpc_method": call.route, "rpc_peer": self.peer},
+            )
         finally:
             self._calls.pop(call.stream_id, None)
 

@@ -30,6 +30,7 @@ from spider.proto.storage import (
 )
 from spider.rpc import _server_connection
 from spider.rpc._http2 import WINDOW_BYTES, grpc_timeout, grpc_timeout_header, percent_encoded
+from spider.rpc._server import _Server
 
 from .rpc_services import (
     LOOPBACK,
@@ -278,3 +279,42 @@ async def test_a_client_that_stops_reading_loses_its_connection(
             # Another client is served as ever.
             await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
     assert received < reply_bytes
+
+
+class _CallOfAGoneClient:
+    """What ``serve``'s dispatcher sees of a call whose client has gone: every write of an
+    answer fails as the socket does (broken pipe)."""
+
+    def __init__(self, route: str) -> None:
+        self.route = route
+        self.timeout: float | None = None
+        self.scope = trio.CancelScope()
+        self.reset = False
+        self.answered = False
+        self.peer = (LOOPBACK, 1)
+        self.metadata: dict[str, str | bytes] = {}
+        self.writes = 0
+
+    async def send_status(self, status: rpc.Status, message: str) -> None:
+        self.answered = True
+        self.writes += 1
+        raise trio.BrokenResourceError("socket connection broken: [Errno 32] Broken pipe")
+
+
+async def _failing_handler(call: object) -> None:
+    raise ValueError("a bug outside any Trio handler")
+
+
+@pytest.mark.parametrize("route", ["/nobody.Serves/This", "/test.Broken/Handler"])
+async def test_an_error_answer_to_a_client_that_has_gone_ends_that_call_alone(
+    route: str,
+) -> None:
+    # An unknown route (UNIMPLEMENTED) and a failure around a handler (INTERNAL) are answered
+    # from an except clause; a broken pipe there once escaped and stopped the whole server.
+    server = _Server(rpc.ServerConfig(), None)
+    server.routes["/test.Broken/Handler"] = _failing_handler
+    call = _CallOfAGoneClient(route)
+
+    await server._dispatch(call)  # type: ignore[arg-type]
+
+    assert call.writes == 1
