@@ -264,7 +264,14 @@ class _Server:
             self._config.max_request_bytes,
             self._config.shutdown_grace,
         )
-        await connection.run()
+        try:
+            await connection.run()
+        except Exception:
+            # Whatever one client's connection meets (a flaw in h2 a peer found, say), it must
+            # not end serve: the other clients are served on.
+            LOGGER.exception(
+                "the connection from %s failed; closed", peer, extra={"rpc_peer": peer}
+            )
 
     async def _dispatch(self, call: ServerCall) -> None:
         """Run one call and answer it; a task in its connection's nursery."""

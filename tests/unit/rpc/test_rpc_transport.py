@@ -318,3 +318,28 @@ async def test_an_error_answer_to_a_client_that_has_gone_ends_that_call_alone(
     await server._dispatch(call)  # type: ignore[arg-type]
 
     assert call.writes == 1
+
+
+async def test_a_connection_that_fails_unexpectedly_ends_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stands for a flaw in h2 that a peer's bytes reach: the first request on a connection
+    # raises inside the reader. That connection ends; serve and the next connection do not.
+    start = _server_connection.ServerConnection._start
+    failures = [RuntimeError("a flaw the peer's bytes reached")]
+
+    def start_or_fail(self: _server_connection.ServerConnection, *args: object) -> None:
+        if failures:
+            raise failures.pop()
+        start(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_server_connection.ServerConnection, "_start", start_or_fail)
+    with trio.fail_after(TEST_BOUND):
+        async with (
+            running_server([RecordingScheduler()]) as endpoint,
+            rpc.connect_channel(endpoint) as channel,
+        ):
+            with pytest.raises(rpc.UnavailableError):
+                await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+            await channel.call(SchedulerServiceStub.heartbeat, HeartbeatRequest())
+    assert failures == []
