@@ -23,7 +23,6 @@ from spider.rpc._tls import client_context
 from spider.rpc.errors import (
     DeadlineExceededError,
     InternalError,
-    RpcError,
     Status,
     UnavailableError,
     UnknownError,
@@ -249,6 +248,3 @@ def call_budget(deadline: float | None, default: float) -> float:
             f"an RPC deadline must be a positive, finite number of seconds, got {budget!r}"
         )
     return budget
-
-
-__all__ = ["Channel", "RpcError", "call_budget", "connect_channel"]

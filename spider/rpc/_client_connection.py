@@ -18,7 +18,14 @@ import h2.events
 import h2.exceptions
 import trio
 
-from spider.rpc._http2 import MESSAGE_PREFIX_BYTES, READ_BYTES, grpc_timeout_header, new_connection
+from spider.rpc._http2 import (
+    MESSAGE_PREFIX_BYTES,
+    READ_BYTES,
+    framed,
+    grpc_timeout_header,
+    new_connection,
+    send_in_windows,
+)
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
@@ -31,7 +38,6 @@ class Answer:
     """What the server answered to one call, as it arrives."""
 
     http_status: bytes | None = None
-    content_type: bytes | None = None
     grpc_status: int | None = None
     grpc_message: str = ""
     body: bytearray = attrs.field(factory=bytearray)
@@ -45,8 +51,6 @@ class Answer:
         for key, value in headers:
             if key == b":status":
                 self.http_status = value
-            elif key == b"content-type":
-                self.content_type = value
             elif key == b"grpc-status":
                 try:
                     self.grpc_status = int(value)
@@ -148,17 +152,22 @@ class ClientConnection:
                     *metadata,
                 ],
             )
-            await self._send_message(stream_id, message, answer)
+            await send_in_windows(
+                protocol,
+                stream_id,
+                framed(message),
+                end_stream=True,
+                flush=self._flush,
+                window_opened=self._wait_for_capacity,
+                abandoned=answer.done.is_set,
+            )
+            self._wake_writer()
             await answer.done.wait()
-        except trio.Cancelled:
-            if answer.done.is_set() and keep_answer:
+        except BaseException as exc:
+            if not answer.done.is_set():
+                self._reset(stream_id)
+            elif keep_answer and isinstance(exc, trio.Cancelled):
                 return answer
-            if not answer.done.is_set():
-                self._reset(stream_id)
-            raise
-        except BaseException:
-            if not answer.done.is_set():
-                self._reset(stream_id)
             raise
         finally:
             del self._answers[stream_id]
@@ -166,22 +175,9 @@ class ClientConnection:
                 self._scope.cancel()  # retired and idle: close it
         return answer
 
-    async def _send_message(self, stream_id: int, message: bytes, answer: Answer) -> None:
-        protocol = self.protocol
-        framed = memoryview(b"\0" + len(message).to_bytes(4, "big") + message)
-        while not answer.done.is_set():
-            window = protocol.local_flow_control_window(stream_id)
-            size = min(window, protocol.max_outbound_frame_size, len(framed))
-            if size <= 0 and framed:
-                self._wake_writer()
-                await self._wait_for_capacity()
-                continue
-            last = size == len(framed)
-            protocol.send_data(stream_id, framed[:size].tobytes(), end_stream=last)
-            framed = framed[size:]
-            self._wake_writer()
-            if last:
-                return
+    async def _flush(self) -> None:
+        # The writer task writes; a call only wakes it.
+        self._wake_writer()
 
     def _reset(self, stream_id: int) -> None:
         try:

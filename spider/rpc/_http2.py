@@ -5,6 +5,7 @@ windows granted, gRPC's message prefix and the codecs of its ``grpc-timeout`` an
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 
 import h2.config
 import h2.connection
@@ -48,6 +49,46 @@ def new_connection(*, client_side: bool) -> h2.connection.H2Connection:
     )
     connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
     return connection
+
+
+def framed(message: bytes) -> bytes:
+    """``message`` behind gRPC's length prefix (uncompressed)."""
+    return b"\0" + len(message).to_bytes(4, "big") + message
+
+
+async def send_in_windows(
+    protocol: h2.connection.H2Connection,
+    stream_id: int,
+    data: bytes,
+    *,
+    end_stream: bool,
+    flush: Callable[[], Awaitable[None]],
+    window_opened: Callable[[], Awaitable[None]],
+    abandoned: Callable[[], bool] = lambda: False,
+) -> None:
+    """Queue ``data`` on the stream in pieces as the peer's flow-control windows allow.
+
+    ``flush`` runs after each piece but the last (the caller sends what follows it) and before
+    waiting for ``window_opened``; the last piece ends the stream if ``end_stream``. Stops early
+    once ``abandoned()``: the peer has answered and reads no more.
+    """
+    view = memoryview(data)
+    while not abandoned():
+        size = min(
+            protocol.local_flow_control_window(stream_id),
+            protocol.max_outbound_frame_size,
+            len(view),
+        )
+        if size <= 0:
+            await flush()
+            await window_opened()
+            continue
+        last = size == len(view)
+        protocol.send_data(stream_id, view[:size].tobytes(), end_stream=end_stream and last)
+        if last:
+            return
+        view = view[size:]
+        await flush()
 
 
 def grpc_timeout(value: bytes) -> float | None:

@@ -31,9 +31,11 @@ import trio
 from spider.rpc._http2 import (
     MESSAGE_PREFIX_BYTES,
     READ_BYTES,
+    framed,
     grpc_timeout,
     new_connection,
     percent_encoded,
+    send_in_windows,
 )
 from spider.rpc.errors import Status
 
@@ -130,10 +132,16 @@ class ServerCall:
         self.answered = True
         connection = self._connection
         protocol = connection.protocol
-        framed = b"\0" + len(message).to_bytes(4, "big") + message
         try:
             protocol.send_headers(self.stream_id, _REPLY_HEADERS)
-            await connection.send_data(self.stream_id, framed)
+            await send_in_windows(
+                protocol,
+                self.stream_id,
+                framed(message),
+                end_stream=False,
+                flush=connection.flush,
+                window_opened=connection.window_opened,
+            )
             protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
         except h2.exceptions.StreamClosedError as exc:
             self.reset = True
@@ -301,21 +309,9 @@ class ServerConnection:
         finally:
             self._calls.pop(call.stream_id, None)
 
-    async def send_data(self, stream_id: int, data: bytes) -> None:
-        """Queue ``data`` on the stream, in pieces as flow control allows, flushing as it goes."""
-        connection = self.protocol
-        view = memoryview(data)
-        while view:
-            window = connection.local_flow_control_window(stream_id)
-            size = min(window, connection.max_outbound_frame_size, len(view))
-            if size <= 0:
-                await self.flush()
-                await self._window_opened.wait()
-                continue
-            connection.send_data(stream_id, view[:size].tobytes())
-            view = view[size:]
-            if view:
-                await self.flush()
+    async def window_opened(self) -> None:
+        """Wait until the client grants more flow-control window (or changes its settings)."""
+        await self._window_opened.wait()
 
     async def flush(self) -> None:
         """Write what ``h2`` has queued to the socket.

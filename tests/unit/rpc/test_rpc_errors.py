@@ -67,7 +67,7 @@ def test_a_status_without_message_says_so() -> None:
 
 
 def _answer(**fields: object) -> Answer:
-    answer = Answer(http_status=b"200", content_type=b"application/grpc")
+    answer = Answer(http_status=b"200")
     for name, value in fields.items():
         setattr(answer, name, value)
     return answer
