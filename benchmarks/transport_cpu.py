@@ -25,6 +25,9 @@ Servers, the first being what Spider-py runs today:
   itself, the handler a Trio task in the connection's nursery: no asyncio, no thread hop. It
   is a prototype that answers only this one method with none of a server's checks (deadlines,
   metadata, limits), so it is the floor of ``spider.rpc``'s transport.
+* ``frames on Trio``: the same with no ``h2`` at all: HTTP/2 frames cut and built by hand,
+  header blocks by ``hpack``. Also a prototype with none of a server's checks: the floor of a
+  hand-written framing, the lever measured in docs/rpc.md ("A hand-written framing").
 
 Servers run in turn, ``--repeats`` times, so load from elsewhere on the machine hits them alike;
 the table shows medians and each server's CPU per call as a ratio to ``spider.rpc``'s.
@@ -67,6 +70,7 @@ import grpclib.server
 import h2.config
 import h2.connection
 import h2.events
+import hpack
 import trio
 from grpclib.server import Stream
 
@@ -95,6 +99,7 @@ SERVERS = (
     "grpcio threads + Trio",
     "grpcio aio alone",
     "h2 on Trio",
+    "frames on Trio",
 )
 
 
@@ -278,6 +283,105 @@ def _serve_h2_trio() -> None:
     trio.run(main)
 
 
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x4, 0x6, 0x8, 0x9
+_END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
+
+
+def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
+    return (
+        len(payload).to_bytes(3, "big")
+        + bytes((kind, flags))
+        + stream_id.to_bytes(4, "big")
+        + payload
+    )
+
+
+async def _framed_connection(stream: trio.SocketStream) -> None:
+    """The ``frames on Trio`` prototype: HTTP/2 frames cut and built by hand, header blocks by
+    ``hpack``, no ``h2`` state machine. It does what a unary call of a well-behaved peer needs
+    (settings and their acknowledgement, pings, the connection window, headers with
+    continuations, data, padding) and none of the checks a server owes a hostile one: the floor
+    of a hand-written framing, not a server."""
+    decoder, encoder = hpack.Decoder(), hpack.Encoder()
+    sending = trio.Lock()
+    out = bytearray(_frame(_SETTINGS, 0, 0))
+    bodies: dict[int, bytearray] = {}
+    unacknowledged = 0
+    buffer = b""
+    block: list[bytes] = []
+
+    async def flush() -> None:
+        nonlocal out
+        async with sending:
+            if out:
+                pending, out = bytes(out), bytearray()
+                await stream.send_all(pending)
+
+    async def answer(stream_id: int, body: bytes) -> None:
+        reply = await _trio_heartbeat(HeartbeatRequest.FromString(body[5:]))
+        payload = reply.SerializeToString()
+        headers = encoder.encode([(b":status", b"200"), (b"content-type", b"application/grpc")])
+        trailers = encoder.encode([(b"grpc-status", b"0")])
+        out.extend(
+            _frame(_HEADERS, _END_HEADERS, stream_id, headers)
+            + _frame(_DATA, 0, stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
+            + _frame(_HEADERS, _END_HEADERS | _END_STREAM, stream_id, trailers)
+        )
+        await flush()
+
+    async with stream, trio.open_nursery() as nursery:
+        await flush()
+        while data := await stream.receive_some(65536):
+            buffer += data
+            if buffer.startswith(_PREFACE):
+                buffer = buffer[len(_PREFACE) :]
+            at = 0
+            while len(buffer) - at >= 9:
+                length = int.from_bytes(buffer[at : at + 3], "big")
+                end = at + 9 + length
+                if end > len(buffer):
+                    break
+                kind, flags = buffer[at + 3], buffer[at + 4]
+                stream_id = int.from_bytes(buffer[at + 5 : at + 9], "big") & 0x7FFFFFFF
+                payload = buffer[at + 9 : end]
+                at = end
+                if kind in (_DATA, _HEADERS) and flags & _PADDED:
+                    payload = payload[1 : len(payload) - payload[0]]
+                if kind == _DATA:
+                    bodies[stream_id] += payload
+                    unacknowledged += length
+                    if unacknowledged > 32768:
+                        out.extend(_frame(_WINDOW_UPDATE, 0, 0, unacknowledged.to_bytes(4, "big")))
+                        unacknowledged = 0
+                    if flags & _END_STREAM:
+                        nursery.start_soon(answer, stream_id, bytes(bodies.pop(stream_id)))
+                elif kind in (_HEADERS, _CONTINUATION):
+                    if kind == _HEADERS:
+                        bodies[stream_id] = bytearray()
+                        if flags & _PRIORITY:
+                            payload = payload[5:]
+                    block.append(payload)
+                    if flags & _END_HEADERS:
+                        decoder.decode(b"".join(block), raw=True)
+                        block.clear()
+                elif kind == _SETTINGS and not flags & _ACK:
+                    out.extend(_frame(_SETTINGS, _ACK, 0))
+                elif kind == _PING and not flags & _ACK:
+                    out.extend(_frame(_PING, _ACK, 0, payload))
+            buffer = buffer[at:]
+            await flush()
+
+
+def _serve_framed_trio() -> None:
+    async def main() -> None:
+        listeners = await trio.open_tcp_listeners(0, host=LOOPBACK)
+        _announce(listeners[0].socket.getsockname()[1])
+        await trio.serve_listeners(_framed_connection, listeners)
+
+    trio.run(main)
+
+
 # ---- the clients (each runs in a subprocess, against a grpcio server) -------------------------
 
 
@@ -412,6 +516,7 @@ SERVE: dict[str, Callable[[], None]] = {
     "grpcio threads + Trio": _serve_grpcio_threads_trio,
     "grpcio aio alone": _serve_grpcio_aio_alone,
     "h2 on Trio": _serve_h2_trio,
+    "frames on Trio": _serve_framed_trio,
 }
 
 
