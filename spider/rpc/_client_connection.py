@@ -1,9 +1,11 @@
-"""One HTTP/2 connection of a ``Channel``: gRPC calls made on the Trio thread, parsed by ``h2``.
+"""One HTTP/2 connection of a ``Channel``: gRPC calls made and parsed on the Trio thread.
 
-A ``ClientConnection`` owns an ``h2`` connection state machine and the stream it runs on. ``run``
+A ``ClientConnection`` owns a ``FramedConnection`` (HTTP/2 framed by hand,
+``spider.rpc._frames``) and the stream it runs on. ``run``
 (a task in the channel's nursery) reads the server's frames and writes what is queued; each
 call sends its request from the caller's own task and waits for its ``Answer``. No other
-thread is involved (docs/rpc.md, "Serving and calling on the Trio thread").
+thread is involved (docs/rpc.md, "Serving and calling on the Trio thread", "A hand-written
+framing").
 """
 
 from __future__ import annotations
@@ -12,18 +14,27 @@ import logging
 from urllib.parse import unquote_to_bytes
 
 import attrs
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
 import trio
 
+from spider.rpc._frames import (
+    ConnectionTerminated,
+    DataReceived,
+    ErrorCode,
+    Event,
+    FramedConnection,
+    HeadersReceived,
+    Http2ProtocolError,
+    NoStreamIdsLeft,
+    StreamEnded,
+    StreamReset,
+    WindowsChanged,
+)
 from spider.rpc._http2 import (
     MESSAGE_PREFIX_BYTES,
     READ_BYTES,
+    WINDOW_BYTES,
     framed,
     grpc_timeout_header,
-    new_connection,
     send_in_windows,
 )
 from spider.rpc.errors import Status
@@ -72,8 +83,8 @@ class ClientConnection:
     stream: trio.abc.Stream
     authority: bytes
     scheme: bytes
-    protocol: h2.connection.H2Connection = attrs.field(
-        factory=lambda: new_connection(client_side=True)
+    protocol: FramedConnection = attrs.field(
+        factory=lambda: FramedConnection(client_side=True, window_bytes=WINDOW_BYTES)
     )
     accepting: bool = True
     """False once the connection is lost, the server sent GOAWAY or stream ids ran out: the
@@ -125,11 +136,11 @@ class ClientConnection:
         returned instead (the caller's next checkpoint raises the cancellation).
         """
         protocol = self.protocol
-        while protocol.open_outbound_streams >= protocol.remote_settings.max_concurrent_streams:
+        while protocol.open_outbound_streams >= protocol.peer_max_concurrent_streams:
             await self._wait_for_capacity()
         try:
             stream_id = protocol.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError:
+        except NoStreamIdsLeft:
             self.accepting = False
             if not self._answers:
                 self._scope.cancel()
@@ -163,27 +174,23 @@ class ClientConnection:
             )
             self._wake_writer()
             await answer.done.wait()
-        except BaseException as exc:
-            if not answer.done.is_set():
-                self._reset(stream_id)
-            elif keep_answer and isinstance(exc, trio.Cancelled):
+        except trio.Cancelled:
+            if keep_answer and answer.done.is_set():
                 return answer
             raise
         finally:
             del self._answers[stream_id]
+            # A stream still open here was cancelled, failed, or answered before the whole
+            # request was sent (the server refused it early): reset it, so that the server
+            # stops work on it and it stops counting against the server's stream limit.
+            if protocol.reset_stream(stream_id, ErrorCode.CANCEL):
+                self._wake_writer()
             if not self.accepting and not self._answers:
                 self._scope.cancel()  # retired and idle: close it
         return answer
 
     async def _flush(self) -> None:
         # The writer task writes; a call only wakes it.
-        self._wake_writer()
-
-    def _reset(self, stream_id: int) -> None:
-        try:
-            self.protocol.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-        except h2.exceptions.ProtocolError:
-            return  # already closed
         self._wake_writer()
 
     def _wake_writer(self) -> None:
@@ -223,8 +230,8 @@ class ClientConnection:
                 return "the server closed the connection"
             try:
                 events = self.protocol.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                self._wake_writer()  # h2 queued a GOAWAY
+            except Http2ProtocolError as exc:
+                self._wake_writer()  # a GOAWAY naming the error is queued
                 return f"HTTP/2 protocol error from the server: {exc}"
             for event in events:
                 self._handle(event)
@@ -232,36 +239,35 @@ class ClientConnection:
                 return "the server is going away (GOAWAY)"
             self._wake_writer()
 
-    def _handle(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.DataReceived):
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, DataReceived):
             answer = self._answers.get(event.stream_id)
             if answer is not None:
                 answer.body += event.data
             self.protocol.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, (h2.events.ResponseReceived, h2.events.TrailersReceived)):
+        elif isinstance(event, HeadersReceived):  # the response's headers or trailers
             answer = self._answers.get(event.stream_id)
             if answer is not None:
-                answer._read_headers(event.headers or [])
-        elif isinstance(event, h2.events.StreamEnded):
+                answer._read_headers(event.headers)
+        elif isinstance(event, StreamEnded):
             answer = self._answers.get(event.stream_id)
             if answer is not None:
                 answer.done.set()
             self._wake_capacity()
-        elif isinstance(event, h2.events.StreamReset):
+        elif isinstance(event, StreamReset):
             answer = self._answers.get(event.stream_id)
             if answer is not None and not answer.done.is_set():
                 answer.reset_code = event.error_code
                 answer.done.set()
             self._wake_capacity()
-        elif isinstance(event, h2.events.ConnectionTerminated):
+        elif isinstance(event, ConnectionTerminated):
             self.accepting = False
-            last = event.last_stream_id if event.last_stream_id is not None else 0
             for stream_id, answer in self._answers.items():
-                if stream_id > last:
+                if stream_id > event.last_stream_id:
                     # Never processed by the server: safe to send again.
                     answer._fail("the server refused the call: it is going away (GOAWAY)")
             self._wake_capacity()
-        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+        elif isinstance(event, WindowsChanged):
             self._wake_capacity()
 
 

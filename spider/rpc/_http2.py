@@ -1,5 +1,5 @@
-"""What both ends of ``spider.rpc``'s HTTP/2 connections share: ``h2``'s configuration, the
-windows granted, gRPC's message prefix and the codecs of its ``grpc-timeout`` and
+"""What both ends of ``spider.rpc``'s HTTP/2 connections share: the windows granted, the
+flow-controlled send loop, gRPC's message prefix and the codecs of its ``grpc-timeout`` and
 ``grpc-message`` headers."""
 
 from __future__ import annotations
@@ -7,9 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-import h2.config
-import h2.connection
-import h2.settings
+from spider.rpc._frames import FramedConnection
 
 READ_BYTES = 65536
 """The most bytes one read from the socket takes."""
@@ -25,39 +23,13 @@ _TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
 
 
-def new_connection(*, client_side: bool) -> h2.connection.H2Connection:
-    """An ``h2`` connection with its preface queued, granting ``WINDOW_BYTES`` per connection and
-    stream.
-
-    Header checks are off, as grpclib had them: ``h2``'s would end the whole connection with a
-    protocol error for one odd metadata value (a lone space), where gRPC answers that call
-    alone; handlers check what they read (docs/security.md), and our own headers need none.
-    """
-    connection = h2.connection.H2Connection(
-        h2.config.H2Configuration(
-            client_side=client_side,
-            header_encoding=None,
-            validate_inbound_headers=False,
-            normalize_inbound_headers=False,
-            validate_outbound_headers=False,
-            normalize_outbound_headers=False,
-        )
-    )
-    connection.initiate_connection()
-    connection.increment_flow_control_window(
-        WINDOW_BYTES - connection.local_settings.initial_window_size
-    )
-    connection.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: WINDOW_BYTES})
-    return connection
-
-
 def framed(message: bytes) -> bytes:
     """``message`` behind gRPC's length prefix (uncompressed)."""
     return b"\0" + len(message).to_bytes(4, "big") + message
 
 
 async def send_in_windows(
-    protocol: h2.connection.H2Connection,
+    protocol: FramedConnection,
     stream_id: int,
     data: bytes,
     *,

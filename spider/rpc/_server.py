@@ -3,10 +3,10 @@
 A service is an instance of a generated service base class (``SchedulerServiceBase``...,
 written by ``tools/gen_protos.py``) whose methods are overridden with Trio ``async def`` s that
 take the request message and return the reply. Each connection is served on the Trio thread
-(``ServerConnection``, HTTP/2 by ``h2``), and each call runs as a Trio task in its connection's
-nursery, inside ``serve``'s, so a handler may use any Trio primitive. ``serve`` translates
-what a handler raises: an ``RpcError`` becomes its status and message, anything else becomes
-``INTERNAL`` (logged with its traceback) and the server keeps serving.
+(``ServerConnection``, HTTP/2 framed by ``_frames``), and each call runs as a Trio task in its
+connection's nursery, inside ``serve``'s, so a handler may use any Trio primitive. ``serve``
+translates what a handler raises: an ``RpcError`` becomes its status and message, anything
+else becomes ``INTERNAL`` (logged with its traceback) and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -267,8 +267,8 @@ class _Server:
         try:
             await connection.run()
         except Exception:
-            # Whatever one client's connection meets (a flaw in h2 a peer found, say), it must
-            # not end serve: the other clients are served on.
+            # Whatever one client's connection meets (a flaw in the framing a peer found,
+            # say), it must not end serve: the other clients are served on.
             LOGGER.exception(
                 "the connection from %s failed; closed", peer, extra={"rpc_peer": peer}
             )

@@ -1,6 +1,7 @@
-"""One client connection of ``serve``: gRPC over HTTP/2, parsed by ``h2`` on the Trio thread.
+"""One client connection of ``serve``: gRPC over HTTP/2, parsed on the Trio thread.
 
-A ``ServerConnection`` owns an ``h2`` connection state machine and the stream it runs on. Its
+A ``ServerConnection`` owns a ``FramedConnection`` (HTTP/2 framed by hand,
+``spider.rpc._frames``) and the stream it runs on. Its
 reader turns the peer's frames into ``ServerCall`` s, one per request stream, and runs each as a
 task in the connection's nursery through the ``dispatch`` callback; the call task answers
 through its ``ServerCall``. No other thread is involved: serving on the Trio thread costs about
@@ -16,24 +17,32 @@ response headers, one length-prefixed message and trailers carrying ``grpc-statu
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from base64 import b64decode
 from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
 import trio
 
+from spider.rpc._frames import (
+    ConnectionTerminated,
+    DataReceived,
+    ErrorCode,
+    Event,
+    FramedConnection,
+    HeadersReceived,
+    Http2ProtocolError,
+    StreamClosedError,
+    StreamEnded,
+    StreamReset,
+    WindowsChanged,
+)
 from spider.rpc._http2 import (
     MESSAGE_PREFIX_BYTES,
     READ_BYTES,
+    WINDOW_BYTES,
     framed,
     grpc_timeout,
-    new_connection,
     percent_encoded,
     send_in_windows,
 )
@@ -143,12 +152,11 @@ class ServerCall:
                 window_opened=connection.window_opened,
             )
             protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
-        except h2.exceptions.StreamClosedError as exc:
+        except StreamClosedError as exc:
             self.reset = True
             raise trio.BrokenResourceError("the client reset the call's stream") from exc
         except BaseException:
-            with contextlib.suppress(h2.exceptions.H2Error):
-                protocol.reset_stream(self.stream_id, h2.errors.ErrorCodes.CANCEL)
+            protocol.reset_stream(self.stream_id, ErrorCode.CANCEL)
             raise
         with trio.CancelScope(shield=True):
             await connection.flush()
@@ -167,13 +175,13 @@ class ServerCall:
         if message:
             headers.append((b"grpc-message", percent_encoded(message)))
         self.answered = True
-        h2_connection = self._connection.protocol
+        protocol = self._connection.protocol
         try:
-            h2_connection.send_headers(self.stream_id, headers, end_stream=True)
+            protocol.send_headers(self.stream_id, headers, end_stream=True)
             if not self._request_ended:
                 # Tell the client to stop sending a request that will not be read.
-                h2_connection.reset_stream(self.stream_id, h2.errors.ErrorCodes.NO_ERROR)
-        except h2.exceptions.StreamClosedError:
+                protocol.reset_stream(self.stream_id, ErrorCode.NO_ERROR)
+        except StreamClosedError:
             self.reset = True
 
     async def flush(self) -> None:
@@ -202,8 +210,8 @@ class ServerConnection:
     max_request_bytes: int
     close_seconds: float
     """How long closing waits to write the connection's GOAWAY to a client that does not read."""
-    protocol: h2.connection.H2Connection = attrs.field(
-        factory=lambda: new_connection(client_side=False)
+    protocol: FramedConnection = attrs.field(
+        factory=lambda: FramedConnection(client_side=False, window_bytes=WINDOW_BYTES)
     )
     _calls: dict[int, ServerCall] = attrs.field(factory=dict)
     _sending: trio.Lock = attrs.field(factory=trio.Lock)
@@ -237,8 +245,8 @@ class ServerConnection:
                 return
             try:
                 events = self.protocol.receive_data(data)
-            except h2.exceptions.ProtocolError as exc:
-                # h2 has queued a GOAWAY naming the error; the connection ends here.
+            except Http2ProtocolError as exc:
+                # A GOAWAY naming the error is queued; the connection ends here.
                 LOGGER.debug(
                     "closing a connection from %s: HTTP/2 protocol error: %s",
                     self.peer,
@@ -253,29 +261,32 @@ class ServerConnection:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return
 
-    def _handle(self, event: h2.events.Event, calls: trio.Nursery) -> None:
-        if isinstance(event, h2.events.DataReceived):
+    def _handle(self, event: Event, calls: trio.Nursery) -> None:
+        if isinstance(event, DataReceived):
             call = self._calls.get(event.stream_id)
             if call is not None:
                 call._feed(event.data, self.max_request_bytes)
             self.protocol.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
-        elif isinstance(event, h2.events.RequestReceived):
-            self._start(event, calls)
-        elif isinstance(event, h2.events.StreamEnded):
+        elif isinstance(event, HeadersReceived):
+            if event.opened:  # not the client's trailers
+                self._start(event, calls)
+        elif isinstance(event, StreamEnded):
             call = self._calls.get(event.stream_id)
             if call is not None:
                 call._end_request()
-        elif isinstance(event, h2.events.StreamReset):
+        elif isinstance(event, StreamReset):
             call = self._calls.pop(event.stream_id, None)
             if call is not None:
                 call.reset = True
                 call.scope.cancel()
-        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+        elif isinstance(event, WindowsChanged):
             self._window_opened.set()
             self._window_opened = trio.Event()
+        elif isinstance(event, ConnectionTerminated):
+            pass  # the client opens no more calls; those it has still get their answers
 
-    def _start(self, event: h2.events.RequestReceived, calls: trio.Nursery) -> None:
-        headers = event.headers or []
+    def _start(self, event: HeadersReceived, calls: trio.Nursery) -> None:
+        headers = event.headers
         path = b""
         timeout: float | None = None
         for key, value in headers:
@@ -314,7 +325,7 @@ class ServerConnection:
         await self._window_opened.wait()
 
     async def flush(self) -> None:
-        """Write what ``h2`` has queued to the socket.
+        """Write what the protocol has queued to the socket.
 
         The write itself is shielded: a call cancelled halfway through it (its client reset it,
         its deadline passed) would leave half a frame on the wire and break every other call of
@@ -347,6 +358,6 @@ class ServerConnection:
             pending = self.protocol.data_to_send()
             with trio.move_on_after(self.close_seconds):
                 await self.stream.send_all(pending)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.H2Error):
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         await trio.aclose_forcefully(self.stream)
