@@ -82,6 +82,7 @@ from spider.proto.scheduler import (
     SchedulerServiceStub,
     scheduler_grpc,
 )
+from spider.rpc._frames import PREFACE, FrameType, frame
 from spider.rpc.auth import CLUSTER_TOKEN_HEADER, ClusterAuth
 
 LOOPBACK = "127.0.0.1"
@@ -283,18 +284,16 @@ def _serve_h2_trio() -> None:
     trio.run(main)
 
 
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-_DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE, _CONTINUATION = 0x0, 0x1, 0x4, 0x6, 0x8, 0x9
+# The frame types and flags the prototype reads; the frame layout is spider.rpc._frames'.
+_DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE, _CONTINUATION = (
+    FrameType.DATA,
+    FrameType.HEADERS,
+    FrameType.SETTINGS,
+    FrameType.PING,
+    FrameType.WINDOW_UPDATE,
+    FrameType.CONTINUATION,
+)
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
-
-
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return (
-        len(payload).to_bytes(3, "big")
-        + bytes((kind, flags))
-        + stream_id.to_bytes(4, "big")
-        + payload
-    )
 
 
 async def _framed_connection(stream: trio.SocketStream) -> None:
@@ -305,7 +304,7 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
     of a hand-written framing, not a server."""
     decoder, encoder = hpack.Decoder(), hpack.Encoder()
     sending = trio.Lock()
-    out = bytearray(_frame(_SETTINGS, 0, 0))
+    out = bytearray(frame(_SETTINGS, 0, 0))
     bodies: dict[int, bytearray] = {}
     unacknowledged = 0
     buffer = b""
@@ -324,9 +323,9 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
         headers = encoder.encode([(b":status", b"200"), (b"content-type", b"application/grpc")])
         trailers = encoder.encode([(b"grpc-status", b"0")])
         out.extend(
-            _frame(_HEADERS, _END_HEADERS, stream_id, headers)
-            + _frame(_DATA, 0, stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
-            + _frame(_HEADERS, _END_HEADERS | _END_STREAM, stream_id, trailers)
+            frame(_HEADERS, _END_HEADERS, stream_id, headers)
+            + frame(_DATA, 0, stream_id, b"\0" + len(payload).to_bytes(4, "big") + payload)
+            + frame(_HEADERS, _END_HEADERS | _END_STREAM, stream_id, trailers)
         )
         await flush()
 
@@ -334,8 +333,8 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
         await flush()
         while data := await stream.receive_some(65536):
             buffer += data
-            if buffer.startswith(_PREFACE):
-                buffer = buffer[len(_PREFACE) :]
+            if buffer.startswith(PREFACE):
+                buffer = buffer[len(PREFACE) :]
             at = 0
             while len(buffer) - at >= 9:
                 length = int.from_bytes(buffer[at : at + 3], "big")
@@ -352,7 +351,7 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
                     bodies[stream_id] += payload
                     unacknowledged += length
                     if unacknowledged > 32768:
-                        out.extend(_frame(_WINDOW_UPDATE, 0, 0, unacknowledged.to_bytes(4, "big")))
+                        out.extend(frame(_WINDOW_UPDATE, 0, 0, unacknowledged.to_bytes(4, "big")))
                         unacknowledged = 0
                     if flags & _END_STREAM:
                         nursery.start_soon(answer, stream_id, bytes(bodies.pop(stream_id)))
@@ -366,9 +365,9 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
                         decoder.decode(b"".join(block), raw=True)
                         block.clear()
                 elif kind == _SETTINGS and not flags & _ACK:
-                    out.extend(_frame(_SETTINGS, _ACK, 0))
+                    out.extend(frame(_SETTINGS, _ACK, 0))
                 elif kind == _PING and not flags & _ACK:
-                    out.extend(_frame(_PING, _ACK, 0, payload))
+                    out.extend(frame(_PING, _ACK, 0, payload))
             buffer = buffer[at:]
             await flush()
 
