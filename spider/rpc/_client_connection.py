@@ -10,6 +10,7 @@ framing").
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from urllib.parse import unquote_to_bytes
 
@@ -41,6 +42,17 @@ from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
 
+QUEUED_BYTES_LIMIT = 1 << 20
+"""The most bytes the reader lets pile up for the writer (answers to the server's PINGs and
+SETTINGS, window updates) before it waits for them to be written: a server that sends without
+reading cannot grow the client's memory."""
+
+SEND_STALL_SECONDS = 20.0
+"""How long one write may wait for the server to read before the connection is given up."""
+
+CLOSE_SECONDS = 0.5
+"""How long closing waits to write what is still queued (a GOAWAY naming an error)."""
+
 USER_AGENT = b"spider-py-rpc"
 
 
@@ -57,6 +69,21 @@ class Answer:
     failure: str | None = None
     """What went wrong with the connection, if it failed before the call ended."""
     done: trio.Event = attrs.field(factory=trio.Event)
+    overflowed: bool = False
+    """The body went on past the one message its prefix announced (not kept): malformed."""
+
+    def _feed(self, data: bytes) -> None:
+        # Keep the prefix and the message it announces, and nothing after it, so that a
+        # server streaming data without end cannot grow the client's memory past that.
+        if self.overflowed:
+            return
+        body = self.body
+        body += data
+        if len(body) >= MESSAGE_PREFIX_BYTES:
+            wanted = MESSAGE_PREFIX_BYTES + int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
+            if len(body) > wanted:
+                del body[wanted:]
+                self.overflowed = True
 
     def _read_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
         for key, value in headers:
@@ -93,6 +120,12 @@ class ClientConnection:
     _output: trio.Event = attrs.field(factory=trio.Event)
     _capacity: trio.Event = attrs.field(factory=trio.Event)
     """Set (and replaced) when flow-control windows grow or a stream ends."""
+    _written: trio.Event = attrs.field(factory=trio.Event)
+    """Set (and replaced) after each write."""
+    _lost: bool = False
+    """The connection is gone: nothing more can be sent or received on it."""
+    _mid_write: bool = False
+    """A write is under way (if it is cancelled, part of a frame may be on the wire)."""
     _scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     """``run``'s scope: cancelled once a connection that no longer accepts calls is idle."""
 
@@ -115,11 +148,26 @@ class ClientConnection:
                         reason = f"the connection failed: {exc!r}"
                     nursery.cancel_scope.cancel()
         finally:
+            # Not if the writer found the stream broken (and closed it), nor after a write cut
+            # off halfway: what followed would not parse.
+            writable = not self._lost and not self._mid_write
             self.accepting = False
+            self._lost = True
             for answer in self._answers.values():
                 answer._fail(reason)
             self._wake_capacity()
-            await trio.aclose_forcefully(self.stream)
+            await self._close(writable)
+
+    async def _close(self, writable: bool) -> None:
+        # Write what is still queued (the GOAWAY of a protocol error), briefly, then close.
+        pending = self.protocol.data_to_send()
+        if writable and pending:
+            with (
+                trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_SECONDS),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await self.stream.send_all(pending)
+        await trio.aclose_forcefully(self.stream)
 
     async def call(
         self,
@@ -136,8 +184,17 @@ class ClientConnection:
         returned instead (the caller's next checkpoint raises the cancellation).
         """
         protocol = self.protocol
-        while protocol.open_outbound_streams >= protocol.peer_max_concurrent_streams:
-            await self._wait_for_capacity()
+        while (
+            self.accepting
+            and protocol.open_outbound_streams >= protocol.peer_max_concurrent_streams
+        ):
+            await self._capacity.wait()
+        if not self.accepting:
+            # Lost, or retired while this call waited for a free stream: the channel's retry
+            # policy takes an UNAVAILABLE answer to a new connection.
+            answer = Answer()
+            answer._fail("the connection stopped taking calls before this one was sent")
+            return answer
         try:
             stream_id = protocol.get_next_available_stream_id()
         except NoStreamIdsLeft:
@@ -169,11 +226,13 @@ class ClientConnection:
                 framed(message),
                 end_stream=True,
                 flush=self._flush,
-                window_opened=self._wait_for_capacity,
+                window_opened=self._wait_for_window,
                 abandoned=answer.done.is_set,
             )
             self._wake_writer()
             await answer.done.wait()
+        except trio.BrokenResourceError as exc:
+            answer._fail(str(exc))  # lost while the request waited for the server's window
         except trio.Cancelled:
             if keep_answer and answer.done.is_set():
                 return answer
@@ -185,9 +244,13 @@ class ClientConnection:
             # stops work on it and it stops counting against the server's stream limit.
             if protocol.reset_stream(stream_id, ErrorCode.CANCEL):
                 self._wake_writer()
-            if not self.accepting and not self._answers:
-                self._scope.cancel()  # retired and idle: close it
+                self._wake_capacity()  # a stream is free for a call waiting for one
+            self._close_if_retired()
         return answer
+
+    def _close_if_retired(self) -> None:
+        if not self.accepting and not self._answers:
+            self._scope.cancel()  # retired and idle: close it
 
     async def _flush(self) -> None:
         # The writer task writes; a call only wakes it.
@@ -200,24 +263,41 @@ class ClientConnection:
         self._capacity.set()
         self._capacity = trio.Event()
 
-    async def _wait_for_capacity(self) -> None:
-        if not self.accepting:
-            raise trio.BrokenResourceError("the connection is gone")
+    async def _wait_for_window(self) -> None:
+        # After a GOAWAY the streams already open are still answered, so their requests go on
+        # being sent; only a lost connection ends them.
+        if self._lost:
+            raise trio.BrokenResourceError("the connection was lost while sending the request")
         await self._capacity.wait()
 
     async def _write(self) -> None:
-        while True:
-            await self._output.wait()
-            self._output = trio.Event()
-            pending = self.protocol.data_to_send()
-            if pending:
-                try:
+        try:
+            while True:
+                await self._output.wait()
+                self._output = trio.Event()
+                pending = self.protocol.data_to_send()
+                if not pending:
+                    continue
+                with trio.move_on_after(SEND_STALL_SECONDS) as stall:
+                    self._mid_write = True
                     await self.stream.send_all(pending)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    self.accepting = False
-                    # Wake the reader, which then reports the connection as lost.
-                    await trio.aclose_forcefully(self.stream)
-                    return
+                    self._mid_write = False
+                if stall.cancelled_caught:
+                    LOGGER.warning(
+                        "closing a connection: the server read nothing for %g s",
+                        SEND_STALL_SECONDS,
+                        extra={"send_stall_s": SEND_STALL_SECONDS},
+                    )
+                    break
+                self._written.set()
+                self._written = trio.Event()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self.accepting = False
+        self._lost = True
+        self._written.set()
+        # Wake the reader, which then reports the connection as lost.
+        await trio.aclose_forcefully(self.stream)
 
     async def _read(self) -> str:
         """Read until the connection ends; returns why it ended."""
@@ -238,12 +318,14 @@ class ClientConnection:
             if not self.accepting and not self._answers:
                 return "the server is going away (GOAWAY)"
             self._wake_writer()
+            while self.protocol.queued_bytes > QUEUED_BYTES_LIMIT and not self._lost:
+                await self._written.wait()
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, DataReceived):
             answer = self._answers.get(event.stream_id)
             if answer is not None:
-                answer.body += event.data
+                answer._feed(event.data)
             self.protocol.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, HeadersReceived):  # the response's headers or trailers
             answer = self._answers.get(event.stream_id)
@@ -275,7 +357,7 @@ def message_of(answer: Answer) -> bytes | None:
     """The one message of an OK answer's body, or ``None`` if the body is not one whole
     uncompressed message."""
     body = answer.body
-    if len(body) < MESSAGE_PREFIX_BYTES or body[0]:
+    if answer.overflowed or len(body) < MESSAGE_PREFIX_BYTES or body[0]:
         return None
     length = int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
     if len(body) != MESSAGE_PREFIX_BYTES + length:

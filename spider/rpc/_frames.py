@@ -32,6 +32,8 @@ MAX_CONCURRENT_STREAMS: Final = 100
 MAX_HEADER_LIST_BYTES: Final = 65536
 """The largest decoded header list taken (what ``h2`` took); a larger one ends the
 connection."""
+MAX_HEADER_FRAGMENTS: Final = 128
+"""The most frames (HEADERS and its CONTINUATIONs) one header block may come in."""
 
 _HEADER: Final = struct.Struct(">I")
 _SETTING: Final = struct.Struct(">HI")
@@ -179,7 +181,10 @@ class FramedConnection:
     window_bytes: int
     """The flow-control window granted per connection and per stream."""
     _queued: bytearray = attrs.field(factory=bytearray)
-    _unparsed: bytes = b""
+    _unparsed: bytearray = attrs.field(factory=bytearray)
+    """Bytes of a frame (or the preface) not yet whole."""
+    _wanted: int = 0
+    """How many bytes ``_unparsed`` must hold before parsing it again is worth it."""
     _preface_due: bool = True
     """The server waits for the client's preface; both ends wait for the peer's SETTINGS."""
     _settings_due: bool = True
@@ -230,6 +235,11 @@ class FramedConnection:
         pending = bytes(self._queued)
         self._queued.clear()
         return pending
+
+    @property
+    def queued_bytes(self) -> int:
+        """How many bytes are queued for ``data_to_send``."""
+        return len(self._queued)
 
     def get_next_available_stream_id(self) -> int:
         """The id the client's next request stream takes."""
@@ -337,12 +347,22 @@ class FramedConnection:
         Raises ``Http2ProtocolError`` (a GOAWAY queued) if the peer broke the protocol.
         """
         events: list[Event] = []
-        buffer = self._unparsed + data if self._unparsed else bytes(data)
+        if self._unparsed:
+            # A frame arriving in many small reads is joined once it is whole, not re-copied
+            # on every read.
+            self._unparsed += data
+            if len(self._unparsed) < self._wanted:
+                return events
+            buffer = bytes(self._unparsed)
+            self._unparsed.clear()
+        else:
+            buffer = bytes(data)
+        self._wanted = 0
         if self._preface_due:
             if len(buffer) < len(PREFACE):
                 if not PREFACE.startswith(buffer):
                     self._fail(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
-                self._unparsed = buffer
+                self._unparsed += buffer
                 return events
             if not buffer.startswith(PREFACE):
                 self._fail(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 client preface")
@@ -355,12 +375,13 @@ class FramedConnection:
                 self._fail(ErrorCode.FRAME_SIZE_ERROR, f"a {length}-byte frame")
             end = at + 9 + length
             if end > size:
+                self._wanted = end - at
                 break
             kind, flags = buffer[at + 3], buffer[at + 4]
             stream_id = _HEADER.unpack_from(buffer, at + 5)[0] & MAX_STREAM_ID
             self._frame(kind, flags, stream_id, buffer[at + 9 : end], events)
             at = end
-        self._unparsed = buffer[at:]
+        self._unparsed += buffer[at:]
         return events
 
     def _frame(
@@ -486,6 +507,10 @@ class FramedConnection:
         self._block_bytes += len(fragment)
         if self._block_bytes > MAX_HEADER_LIST_BYTES:
             self._fail(ErrorCode.ENHANCE_YOUR_CALM, "a header block over the size allowed")
+        if len(self._block) >= MAX_HEADER_FRAGMENTS:
+            # Empty CONTINUATIONs add no bytes but would each be kept: a flood of them is
+            # bounded by count.
+            self._fail(ErrorCode.ENHANCE_YOUR_CALM, "a header block in too many frames")
         self._block.append(fragment)
 
     def _end_block(self, events: list[Event]) -> None:
@@ -523,26 +548,32 @@ class FramedConnection:
         if len(payload) % 6:
             self._fail(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS not in 6-byte entries")
         self._settings_due = False
+        # Each entry is checked, but only a setting's last value in the frame is applied: a
+        # frame may repeat one setting thousands of times, and a window change walks every
+        # open stream.
+        latest: dict[int, int] = {}
         for code, value in _SETTING.iter_unpack(payload):
-            if code == Setting.INITIAL_WINDOW_SIZE:
-                if value > MAX_WINDOW:
-                    self._fail(ErrorCode.FLOW_CONTROL_ERROR, "an initial window over 2^31-1")
-                delta = value - self._peer_initial_window
-                self._peer_initial_window = value
-                for stream in self._streams.values():
-                    stream.send_window += delta
-                    if stream.send_window > MAX_WINDOW:
-                        self._fail(ErrorCode.FLOW_CONTROL_ERROR, "a stream window over 2^31-1")
-            elif code == Setting.MAX_FRAME_SIZE:
-                if not DEFAULT_FRAME_BYTES <= value <= 2**24 - 1:
-                    self._fail(ErrorCode.PROTOCOL_ERROR, f"a maximum frame size of {value}")
-                self.max_outbound_frame_size = value
-            elif code == Setting.HEADER_TABLE_SIZE:
-                self._encoder.header_table_size = value
-            elif code == Setting.MAX_CONCURRENT_STREAMS:
-                self.peer_max_concurrent_streams = value
-            elif code == Setting.ENABLE_PUSH and value > 1:
+            if code == Setting.INITIAL_WINDOW_SIZE and value > MAX_WINDOW:
+                self._fail(ErrorCode.FLOW_CONTROL_ERROR, "an initial window over 2^31-1")
+            if code == Setting.MAX_FRAME_SIZE and not DEFAULT_FRAME_BYTES <= value <= 2**24 - 1:
+                self._fail(ErrorCode.PROTOCOL_ERROR, f"a maximum frame size of {value}")
+            if code == Setting.ENABLE_PUSH and value > (0 if self.client_side else 1):
+                # A server may not offer push at all (RFC 9113, 6.5.2).
                 self._fail(ErrorCode.PROTOCOL_ERROR, f"ENABLE_PUSH of {value}")
+            latest[code] = value
+        if (window := latest.get(Setting.INITIAL_WINDOW_SIZE)) is not None:
+            delta = window - self._peer_initial_window
+            self._peer_initial_window = window
+            for stream in self._streams.values():
+                stream.send_window += delta
+                if stream.send_window > MAX_WINDOW:
+                    self._fail(ErrorCode.FLOW_CONTROL_ERROR, "a stream window over 2^31-1")
+        if (frame_bytes := latest.get(Setting.MAX_FRAME_SIZE)) is not None:
+            self.max_outbound_frame_size = frame_bytes
+        if (table_bytes := latest.get(Setting.HEADER_TABLE_SIZE)) is not None:
+            self._encoder.header_table_size = table_bytes
+        if (streams := latest.get(Setting.MAX_CONCURRENT_STREAMS)) is not None:
+            self.peer_max_concurrent_streams = streams
         self._queued += frame(FrameType.SETTINGS, _ACK, 0)
         events.append(WindowsChanged())
 

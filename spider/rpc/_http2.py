@@ -53,7 +53,11 @@ async def send_in_windows(
         )
         if size <= 0:
             await flush()
-            await window_opened()
+            # The flush may have waited (for the socket, or another call's write), and a
+            # WINDOW_UPDATE read meanwhile has already fired the event: wait only if the
+            # window is still shut, with no checkpoint between the check and the wait.
+            if protocol.local_flow_control_window(stream_id) <= 0 and not abandoned():
+                await window_opened()
             continue
         last = size == len(view)
         protocol.send_data(stream_id, view[:size].tobytes(), end_stream=end_stream and last)

@@ -25,6 +25,7 @@ import attrs
 import trio
 
 from spider.rpc._frames import (
+    MAX_CONCURRENT_STREAMS,
     ConnectionTerminated,
     DataReceived,
     ErrorCode,
@@ -52,6 +53,13 @@ LOGGER = logging.getLogger("spider.rpc")
 
 SEND_STALL_SECONDS = 20.0
 """How long a write to a client may wait for it to read before its connection is closed."""
+
+MAX_RUNNING_CALLS = 2 * MAX_CONCURRENT_STREAMS
+"""The most call tasks one connection may have running. Streams the client resets stop
+counting against its stream limit at once, while their tasks end a moment later: a client that
+opens and resets streams as fast as it can ("rapid reset") gets REFUSED_STREAM past this, not
+a task per stream. Twice the stream limit, so that a task still finishing after its answer
+never refuses a well-behaved client's next call."""
 
 # What is not call metadata: HTTP/2 pseudo-headers and the headers gRPC reserves.
 _NOT_METADATA = {b"te", b"content-type", b"user-agent"}
@@ -152,6 +160,10 @@ class ServerCall:
                 window_opened=connection.window_opened,
             )
             protocol.send_headers(self.stream_id, _OK_TRAILERS, end_stream=True)
+            if not self._request_ended:
+                # Answered before the request ended: tell the client to stop sending it, and
+                # free the stream (as ``send_status_nowait`` does).
+                protocol.reset_stream(self.stream_id, ErrorCode.NO_ERROR)
         except StreamClosedError as exc:
             self.reset = True
             raise trio.BrokenResourceError("the client reset the call's stream") from exc
@@ -214,6 +226,8 @@ class ServerConnection:
         factory=lambda: FramedConnection(client_side=False, window_bytes=WINDOW_BYTES)
     )
     _calls: dict[int, ServerCall] = attrs.field(factory=dict)
+    _running: int = 0
+    """Call tasks started and not yet ended (their streams may be gone)."""
     _sending: trio.Lock = attrs.field(factory=trio.Lock)
     _window_opened: trio.Event = attrs.field(factory=trio.Event)
 
@@ -286,6 +300,9 @@ class ServerConnection:
             pass  # the client opens no more calls; those it has still get their answers
 
     def _start(self, event: HeadersReceived, calls: trio.Nursery) -> None:
+        if self._running >= MAX_RUNNING_CALLS:
+            self.protocol.reset_stream(event.stream_id, ErrorCode.REFUSED_STREAM)
+            return
         headers = event.headers
         path = b""
         timeout: float | None = None
@@ -303,6 +320,7 @@ class ServerConnection:
             self,
         )
         self._calls[event.stream_id] = call
+        self._running += 1
         calls.start_soon(self._run_call, call)
 
     async def _run_call(self, call: ServerCall) -> None:
@@ -319,6 +337,7 @@ class ServerConnection:
             )
         finally:
             self._calls.pop(call.stream_id, None)
+            self._running -= 1
 
     async def window_opened(self) -> None:
         """Wait until the client grants more flow-control window (or changes its settings)."""

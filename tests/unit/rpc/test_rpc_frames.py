@@ -298,6 +298,11 @@ BROKEN = {
         + b"".join(frame(FrameType.CONTINUATION, 0, 1, bytes(16384)) for _ in range(4)),
         ErrorCode.ENHANCE_YOUR_CALM,
     ),
+    "a header block in 200 empty frames": (
+        frame(FrameType.HEADERS, 0, 1, b"")
+        + b"".join(frame(FrameType.CONTINUATION, 0, 1, b"") for _ in range(200)),
+        ErrorCode.ENHANCE_YOUR_CALM,
+    ),
     "padding as long as the frame": (
         frame(FrameType.HEADERS, 0x4 | 0x8, 1, b"\x05abc"),
         ErrorCode.PROTOCOL_ERROR,
@@ -432,4 +437,21 @@ def test_a_server_push_breaks_the_protocol_for_the_client() -> None:
     client, _server = connected_client()
     with pytest.raises(Http2ProtocolError) as raised:
         client.receive_data(frame(FrameType.PUSH_PROMISE, 0x4, 1, bytes(4)))
+    assert raised.value.code == ErrorCode.PROTOCOL_ERROR
+
+
+def test_a_setting_repeated_in_one_frame_takes_its_last_value() -> None:
+    server, client = connected_server()
+    stream_id = client.get_next_available_stream_id()
+    client.send_headers(stream_id, REQUEST)
+    server.receive_data(client.data_to_send())
+    entries = b"".join(struct.pack(">HI", 4, window) for window in (10, 70_000, 1000))
+    server.receive_data(frame(FrameType.SETTINGS, 0, 0, entries))
+    assert server.local_flow_control_window(stream_id) == 1000
+
+
+def test_a_server_offering_push_breaks_the_protocol_for_the_client() -> None:
+    client, _server = connected_client()
+    with pytest.raises(Http2ProtocolError) as raised:
+        client.receive_data(frame(FrameType.SETTINGS, 0, 0, struct.pack(">HI", 2, 1)))
     assert raised.value.code == ErrorCode.PROTOCOL_ERROR
