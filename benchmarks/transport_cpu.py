@@ -275,11 +275,13 @@ async def _h2_connection(stream: trio.SocketStream) -> None:
             await flush()
 
 
-def _serve_h2_trio() -> None:
+def _serve_on_trio(connection: Callable[[trio.SocketStream], Awaitable[None]]) -> None:
+    """Serve each loopback connection with ``connection``, on Trio, until killed."""
+
     async def main() -> None:
         listeners = await trio.open_tcp_listeners(0, host=LOOPBACK)
         _announce(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(_h2_connection, listeners)
+        await trio.serve_listeners(connection, listeners)
 
     trio.run(main)
 
@@ -370,15 +372,6 @@ async def _framed_connection(stream: trio.SocketStream) -> None:
                     out.extend(frame(_PING, _ACK, 0, payload))
             buffer = buffer[at:]
             await flush()
-
-
-def _serve_framed_trio() -> None:
-    async def main() -> None:
-        listeners = await trio.open_tcp_listeners(0, host=LOOPBACK)
-        _announce(listeners[0].socket.getsockname()[1])
-        await trio.serve_listeners(_framed_connection, listeners)
-
-    trio.run(main)
 
 
 # ---- the clients (each runs in a subprocess, against a grpcio server) -------------------------
@@ -514,8 +507,8 @@ SERVE: dict[str, Callable[[], None]] = {
     "grpcio aio + Trio": _serve_grpcio_aio_trio,
     "grpcio threads + Trio": _serve_grpcio_threads_trio,
     "grpcio aio alone": _serve_grpcio_aio_alone,
-    "h2 on Trio": _serve_h2_trio,
-    "frames on Trio": _serve_framed_trio,
+    "h2 on Trio": functools.partial(_serve_on_trio, _h2_connection),
+    "frames on Trio": functools.partial(_serve_on_trio, _framed_connection),
 }
 
 

@@ -33,9 +33,11 @@ from spider.rpc._frames import (
 from spider.rpc._http2 import (
     MESSAGE_PREFIX_BYTES,
     READ_BYTES,
+    SEND_STALL_SECONDS,
     WINDOW_BYTES,
     framed,
     grpc_timeout_header,
+    keep_one_message,
     send_in_windows,
 )
 from spider.rpc.errors import Status
@@ -46,9 +48,6 @@ QUEUED_BYTES_LIMIT = 1 << 20
 """The most bytes the reader lets pile up for the writer (answers to the server's PINGs and
 SETTINGS, window updates) before it waits for them to be written: a server that sends without
 reading cannot grow the client's memory."""
-
-SEND_STALL_SECONDS = 20.0
-"""How long one write may wait for the server to read before the connection is given up."""
 
 CLOSE_SECONDS = 0.5
 """How long closing waits to write what is still queued (a GOAWAY naming an error)."""
@@ -73,17 +72,9 @@ class Answer:
     """The body went on past the one message its prefix announced (not kept): malformed."""
 
     def _feed(self, data: bytes) -> None:
-        # Keep the prefix and the message it announces, and nothing after it, so that a
-        # server streaming data without end cannot grow the client's memory past that.
-        if self.overflowed:
-            return
-        body = self.body
-        body += data
-        if len(body) >= MESSAGE_PREFIX_BYTES:
-            wanted = MESSAGE_PREFIX_BYTES + int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
-            if len(body) > wanted:
-                del body[wanted:]
-                self.overflowed = True
+        # No size limit of its own: any length a prefix can announce is kept.
+        if keep_one_message(self.body, data, limit=2**32):
+            self.overflowed = True
 
     def _read_headers(self, headers: list[tuple[bytes, bytes]]) -> None:
         for key, value in headers:

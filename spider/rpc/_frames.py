@@ -322,7 +322,7 @@ class FramedConnection:
         """Queue RST_STREAM for an open stream; ``False`` (nothing queued) for a closed one."""
         if self._streams.pop(stream_id, None) is None:
             return False
-        self._queued += frame(FrameType.RST_STREAM, 0, stream_id, _HEADER.pack(error_code))
+        self._queued += _rst_stream(stream_id, error_code)
         return True
 
     def close_connection(self, error_code: ErrorCode = ErrorCode.NO_ERROR) -> None:
@@ -488,9 +488,7 @@ class FramedConnection:
                     self._fail(ErrorCode.PROTOCOL_ERROR, "a client stream with an even id")
                 self._highest_inbound = stream_id
                 if self._closed or len(self._streams) >= MAX_CONCURRENT_STREAMS:
-                    self._queued += frame(
-                        FrameType.RST_STREAM, 0, stream_id, _HEADER.pack(ErrorCode.REFUSED_STREAM)
-                    )
+                    self._queued += _rst_stream(stream_id, ErrorCode.REFUSED_STREAM)
                 else:
                     self._streams[stream_id] = _Stream(self._peer_initial_window, self.window_bytes)
                     opens = True
@@ -610,11 +608,12 @@ class FramedConnection:
             self._fail(ErrorCode.PROTOCOL_ERROR, f"a frame on stream {stream_id}, never opened")
 
     def _fail(self, code: ErrorCode, message: str) -> NoReturn:
-        if not self._closed:
-            self._closed = True
-            last = 0 if self.client_side else self._highest_inbound
-            self._queued += frame(FrameType.GOAWAY, 0, 0, _HEADER.pack(last) + _HEADER.pack(code))
+        self.close_connection(code)
         raise Http2ProtocolError(code, message)
+
+
+def _rst_stream(stream_id: int, error_code: ErrorCode) -> bytes:
+    return frame(FrameType.RST_STREAM, 0, stream_id, _HEADER.pack(error_code))
 
 
 def _window_update(stream_id: int, increment: int) -> bytes:

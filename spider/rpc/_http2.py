@@ -19,8 +19,34 @@ WINDOW_BYTES = 4 * 1024 * 1024
 MESSAGE_PREFIX_BYTES = 5
 """gRPC's length prefix: a compressed flag and a 4-byte big-endian length."""
 
+SEND_STALL_SECONDS = 20.0
+"""How long a write may wait for the peer to read before its connection is given up."""
+
 _TIMEOUT = re.compile(rb"^(\d{1,8})([HMSmun])$")
 _TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+
+
+def keep_one_message(body: bytearray, data: bytes, limit: int) -> bool:
+    """Append ``data`` to ``body``, keeping only gRPC's prefix and the one message it announces
+    (and none of a message over ``limit`` bytes: the reader refuses it from the prefix), so
+    that a peer sending without end cannot grow ``body`` past that. Returns whether bytes past
+    what is kept were dropped."""
+    wanted = _kept_bytes(body, limit)
+    if wanted is not None and len(body) >= wanted:
+        return bool(data)
+    body += data
+    wanted = _kept_bytes(body, limit)
+    if wanted is None or len(body) <= wanted:
+        return False
+    del body[wanted:]
+    return True
+
+
+def _kept_bytes(body: bytearray, limit: int) -> int | None:
+    if len(body) < MESSAGE_PREFIX_BYTES:
+        return None
+    length = int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
+    return MESSAGE_PREFIX_BYTES + (length if length <= limit else 0)
 
 
 def framed(message: bytes) -> bytes:

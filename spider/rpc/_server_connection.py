@@ -39,20 +39,18 @@ from spider.rpc._frames import (
     WindowsChanged,
 )
 from spider.rpc._http2 import (
-    MESSAGE_PREFIX_BYTES,
     READ_BYTES,
+    SEND_STALL_SECONDS,
     WINDOW_BYTES,
     framed,
     grpc_timeout,
+    keep_one_message,
     percent_encoded,
     send_in_windows,
 )
 from spider.rpc.errors import Status
 
 LOGGER = logging.getLogger("spider.rpc")
-
-SEND_STALL_SECONDS = 20.0
-"""How long a write to a client may wait for it to read before its connection is closed."""
 
 MAX_RUNNING_CALLS = 2 * MAX_CONCURRENT_STREAMS
 """The most call tasks one connection may have running. Streams the client resets stop
@@ -97,8 +95,7 @@ class ServerCall:
     """Seconds from the call's arrival that its client waits (``grpc-timeout``), if it said."""
     _connection: ServerConnection
     _body: bytearray = attrs.field(factory=bytearray)
-    _wanted: int | None = None
-    """The bytes of the request kept: the prefix and the message, once the prefix is in."""
+    """The bytes of the request kept: the prefix and the one message it announces."""
     _request_ended: bool = False
     _arrived: trio.Event = attrs.field(factory=trio.Event)
     """Set when the body grows or the request ends; replaced after each wake-up."""
@@ -109,16 +106,7 @@ class ServerCall:
     """The call task's scope: cancelled when the client resets the stream."""
 
     def _feed(self, data: bytes, limit: int) -> None:
-        # Keep the prefix and the message it announces, and nothing of a message over
-        # ``limit``: the call task refuses it once it has read the prefix.
-        body = self._body
-        if self._wanted is None or len(body) < self._wanted:
-            body += data
-            if self._wanted is None and len(body) >= MESSAGE_PREFIX_BYTES:
-                length = int.from_bytes(body[1:MESSAGE_PREFIX_BYTES], "big")
-                self._wanted = MESSAGE_PREFIX_BYTES + (length if length <= limit else 0)
-            if self._wanted is not None and len(body) > self._wanted:
-                del body[self._wanted :]
+        keep_one_message(self._body, data, limit)
         self._wake()
 
     def _end_request(self) -> None:
